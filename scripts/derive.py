@@ -1,0 +1,5 @@
+"""Snakemake entry point of rule derive: see resistance_outcomes.pipeline.derive_step."""
+
+from resistance_outcomes.pipeline import derive_step, run_step
+
+run_step(derive_step, snakemake)  # noqa: F821 (the object Snakemake gives a script)

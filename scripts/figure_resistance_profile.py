@@ -1,0 +1,5 @@
+"""Snakemake entry point of rule figure_resistance_profile: see resistance_outcomes.pipeline.figure_resistance_profile_step."""
+
+from resistance_outcomes.pipeline import figure_resistance_profile_step, run_step
+
+run_step(figure_resistance_profile_step, snakemake)  # noqa: F821 (the object Snakemake gives a script)

@@ -1,0 +1,5 @@
+"""Snakemake entry point of rule ingest: see resistance_outcomes.pipeline.ingest_step."""
+
+from resistance_outcomes.pipeline import ingest_step, run_step
+
+run_step(ingest_step, snakemake)  # noqa: F821 (the object Snakemake gives a script)

@@ -1,0 +1,162 @@
+"""The workflow's steps: one function per Snakemake rule, reading and writing files.
+
+Each script under ``scripts/`` unpacks the ``snakemake`` object and calls :func:`run_step`
+with one of these functions, so every step can also be run and tested without Snakemake.
+Known, user-facing errors (bad input, bad configuration) are written to the step's log and
+to the terminal as a readable message, without a traceback, and the step fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+
+from . import derive, describe, figures
+from .config import ConfigError
+from .ingest import format_validation_report, ingest
+from .io import InputFileError, write_table
+from .validate import ValidationFailed
+
+log = logging.getLogger("resistance_outcomes")
+
+#: Errors that describe a problem with the user's input or configuration.
+USER_ERRORS: tuple[type[Exception], ...] = (ValidationFailed, ConfigError, InputFileError)
+
+
+def _write_text(path: str | Path, text: str) -> None:
+    """Write text atomically: a temporary file in the same folder, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _write_csv(df: pd.DataFrame, path: str | Path) -> None:
+    _write_text(path, df.to_csv(index=False, lineterminator="\n"))
+
+
+def ingest_step(input, output, params, **_) -> None:
+    """Read, map and validate the raw files; write canonical tables and the validation report.
+
+    In strict mode a problem stops here: the readable report goes to the log and the
+    terminal, and no canonical table is written.
+    """
+    try:
+        result = ingest(params.config, base_dir=Path.cwd())
+    except ValidationFailed as failed:
+        log.error(format_validation_report(failed.problems))
+        raise
+    write_table(result.clients, output.clients)
+    write_table(result.sessions, output.sessions)
+    write_table(result.codes, output.codes)
+    _write_csv(result.quarantine, output.quarantine)
+    report = format_validation_report(result)
+    log.info(report)
+    _write_text(output.report, report)
+
+
+def derive_step(input, output, params, **_) -> None:
+    """Build the analysis tables: sessions with framework and centring, clients, person-period."""
+    clients = pd.read_parquet(input.clients)
+    sessions = pd.read_parquet(input.sessions)
+    definitions = params.dropout["definitions"]
+    session_tbl = derive.session_table(sessions, clients)
+    client_tbl = derive.client_table(
+        sessions,
+        clients,
+        definitions,
+        repair_no_ruptures=params.repair_rate_without_ruptures,
+    )
+    person_period = derive.person_period(
+        sessions, clients, definitions[params.dropout["primary"]]
+    )
+    write_table(session_tbl, output.sessions)
+    write_table(client_tbl, output.clients)
+    write_table(person_period, output.person_period)
+    log.info(
+        "%d clients, %d scheduled sessions, %d person-period rows",
+        len(client_tbl),
+        len(session_tbl),
+        len(person_period),
+    )
+
+
+def table1_step(input, output, params, **_) -> None:
+    """Table 1 by framework, as CSV (long, full precision) and Markdown (formatted)."""
+    client_tbl = pd.read_parquet(input.clients)
+    session_tbl = pd.read_parquet(input.sessions)
+    dropout_columns = [f"dropout_{name}" for name in params.dropout["definitions"]]
+    long = describe.table1(client_tbl, session_tbl, dropout_columns, min_cell=params.min_cell)
+    _write_csv(long, output.csv)
+    _write_text(output.md, describe.table1_markdown(describe.format_table1(long)))
+
+
+def session_descriptives_step(input, output, params, **_) -> None:
+    """Rupture rate by session and the resistance profile, by framework."""
+    session_tbl = pd.read_parquet(input.sessions)
+    rates = describe.rate_by_session(session_tbl, construct="ruptures", min_cell=params.min_cell)
+    profile = describe.resistance_profile(session_tbl)
+    _write_csv(rates, output.rupture_rate)
+    _write_csv(profile, output.resistance_profile)
+
+
+def figure_rupture_rate_step(input, output, **_) -> None:
+    """Figure: rupture rate across sessions by framework (PDF and 300-dpi PNG)."""
+    fig = figures.plot_rupture_rate_by_session(pd.read_csv(input[0]))
+    figures.save_figure(fig, output.pdf, output.png)
+
+
+def figure_resistance_profile_step(input, output, **_) -> None:
+    """Figure: resistance behaviours per session by framework (PDF and 300-dpi PNG)."""
+    fig = figures.plot_resistance_profile(pd.read_csv(input[0]))
+    figures.save_figure(fig, output.pdf, output.png)
+
+
+def run_step(step: Callable[..., None], smk) -> None:
+    """Run one workflow step for a Snakemake ``script:`` with logging and clean errors.
+
+    Parameters
+    ----------
+    step : callable
+        One of the ``*_step`` functions of this module.
+    smk : snakemake.script.Snakemake
+        The ``snakemake`` object Snakemake gives a script.
+
+    Examples
+    --------
+    In ``scripts/derive.py``::
+
+        from resistance_outcomes.pipeline import derive_step, run_step
+        run_step(derive_step, snakemake)
+    """
+    log_path = Path(smk.log[0])
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        step(
+            input=smk.input,
+            output=smk.output,
+            params=smk.params,
+            config=SimpleNamespace(**smk.config),
+        )
+    except USER_ERRORS as err:
+        message = str(err)
+        log.error(message)
+        print(f"\n{message}\n(also in {log_path})", file=sys.stderr)
+        sys.exit(1)
+    except Exception:
+        log.error(traceback.format_exc())
+        raise
+    finally:
+        log.removeHandler(handler)
+        handler.close()

@@ -1,0 +1,42 @@
+# Helpers shared by the rules: config check at start-up, input paths, the list of outputs.
+from pathlib import Path
+
+from resistance_outcomes.config import check_config
+
+check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+ENV = "../../environment.yml"
+
+
+def data_path(table):
+    """Path of one configured raw input file (a string or a {path, sheet} mapping)."""
+    entry = config["data"][table]
+    return entry["path"] if isinstance(entry, dict) else entry
+
+
+def raw_inputs(wildcards):
+    """The raw files and the two mapping files the ingest step reads."""
+    files = {
+        "clients": data_path("clients"),
+        "sessions": data_path("sessions"),
+        "codebook": config["codebook"],
+        "frameworks": config["frameworks"],
+    }
+    if "codes" in config["data"]:
+        files["codes"] = data_path("codes")
+    return files
+
+
+def final_outputs():
+    """Everything `rule all` asks for."""
+    return [
+        "results/validation/report.md",
+        "results/tables/table1.csv",
+        "results/tables/table1.md",
+        "results/descriptives/rupture_rate_by_session.csv",
+        "results/descriptives/resistance_profile.csv",
+        "results/figures/rupture_rate_by_session.pdf",
+        "results/figures/rupture_rate_by_session.png",
+        "results/figures/resistance_profile.pdf",
+        "results/figures/resistance_profile.png",
+    ]
