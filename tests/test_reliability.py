@@ -1,0 +1,542 @@
+"""Tests of resistance_outcomes.reliability against published and hand-computed values."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pingouin as pg
+import pytest
+from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
+
+from resistance_outcomes.reliability import (
+    ReliabilityGateError,
+    ReliabilityInputError,
+    ReliabilityWarning,
+    cohen_kappa,
+    fleiss_kappa_table,
+    icc_table,
+    kappa_table,
+    koo_li_label,
+    reliability_gate,
+)
+
+ANNOMI = Path(__file__).resolve().parents[1] / ".." / "shared" / "external" / "annomi"
+
+# Fleiss (1971), Table 1: 30 patients, 6 psychiatrists, 5 diagnoses (1 depression,
+# 2 personality disorder, 3 schizophrenia, 4 neurosis, 5 other); one row per patient,
+# one column per rating. Transcribed from statsmodels' test_inter_rater.py (`diagnoses`),
+# which is R irr's `diagnoses` data. Fleiss (1971) reports kappa = .430; irr::kappam.fleiss
+# gives 0.4302445 (value quoted in statsmodels' test_fleiss_kappa_irr).
+FLEISS_1971 = np.array(
+    [
+        [4, 4, 4, 4, 4, 4], [2, 2, 2, 5, 5, 5], [2, 3, 3, 3, 3, 5], [5, 5, 5, 5, 5, 5],
+        [2, 2, 2, 4, 4, 4], [1, 1, 3, 3, 3, 3], [3, 3, 3, 3, 5, 5], [1, 1, 3, 3, 3, 4],
+        [1, 1, 4, 4, 4, 4], [5, 5, 5, 5, 5, 5], [1, 4, 4, 4, 4, 4], [1, 2, 4, 4, 4, 4],
+        [2, 2, 2, 3, 3, 3], [1, 4, 4, 4, 4, 4], [2, 2, 4, 4, 4, 5], [3, 3, 3, 3, 3, 5],
+        [1, 1, 1, 4, 5, 5], [1, 1, 1, 1, 1, 2], [2, 2, 4, 4, 4, 4], [1, 3, 3, 5, 5, 5],
+        [5, 5, 5, 5, 5, 5], [2, 4, 4, 4, 4, 4], [2, 2, 4, 5, 5, 5], [1, 1, 4, 4, 4, 4],
+        [1, 4, 4, 4, 4, 5], [2, 2, 2, 2, 2, 4], [1, 1, 1, 1, 5, 5], [2, 2, 4, 4, 4, 4],
+        [1, 3, 3, 3, 3, 3], [5, 5, 5, 5, 5, 5],
+    ]
+)  # fmt: skip
+
+# Gwet (2014), Handbook of Inter-Rater Reliability, 4th ed., p. 120; irrCAC's
+# `cac.raw4raters`: 12 units, 4 raters, missing ratings (None). irrCAC vignette:
+# fleiss.kappa.raw -> pa = 0.8181818, pe = 0.2387153, kappa = 0.76117, se = 0.15302.
+GWET_RAW4RATERS = [
+    [1, 1, None, 1], [2, 2, 3, 2], [3, 3, 3, 3], [3, 3, 3, 3], [2, 2, 2, 2], [1, 2, 3, 4],
+    [4, 4, 4, 4], [1, 1, 2, 1], [2, 2, 2, 2], [None, 5, 5, 5], [None, None, 1, 1],
+    [None, None, 3, None],
+]  # fmt: skip
+
+
+def _long(matrix, unit="unit_id", rater="coder", value="category"):
+    """Units x raters matrix (None = not rated) -> tidy long frame."""
+    rows = [
+        {unit: i, rater: f"r{j}", value: v}
+        for i, row in enumerate(matrix)
+        for j, v in enumerate(row)
+        if v is not None
+    ]
+    return pd.DataFrame(rows)
+
+
+def _counts(matrix, categories):
+    return np.array(
+        [[sum(v == c for v in row if v is not None) for c in categories] for row in matrix]
+    )
+
+
+def _gwet_fleiss(counts):
+    """Fleiss' generalised kappa and its linearisation SE, transcribed from irrCAC's
+    fleiss.kappa.raw (unweighted; Gwet 2014). Used only to check the bootstrap SE."""
+    m = np.asarray(counts, float)
+    n, r_i = m.shape[0], m.sum(1)
+    pairs = (m * (m - 1)).sum(1)
+    two = r_i >= 2
+    pa = (pairs[two] / (r_i[two] * (r_i[two] - 1))).mean()
+    pi = (m / r_i[:, None]).mean(0)
+    pe = (pi**2).sum()
+    kappa = (pa - pe) / (1 - pe)
+    den = np.where(r_i * (r_i - 1) == 0, -1, r_i * (r_i - 1))
+    k_i = (n / two.sum()) * (pairs / den - pe * two) / (1 - pe)
+    k_i = k_i - 2 * (1 - kappa) * ((m @ pi) / r_i - pe) / (1 - pe)
+    return kappa, np.sqrt(((k_i - kappa) ** 2).sum() / (n * (n - 1)))
+
+
+# --------------------------------------------------------------------------------------
+# ICC
+# --------------------------------------------------------------------------------------
+
+
+def test_icc_wine_matches_published_values():
+    # pingouin's `icc` dataset (8 wines x 4 judges). ICC(A,1) = .7277 and ICC(A,k) = .9145
+    # (Koo & Li's two-way random, absolute agreement; R psych::ICC ICC2 / ICC2k on the same
+    # data); 95% CIs [0.43, 0.93] and [0.75, 0.98] from pingouin's documentation, which is
+    # validated against psych::ICC.
+    wine = pg.read_dataset("icc")
+    out = icc_table(wine, targets="Wine", raters="Judge", ratings_col="Scores", by=None)
+    row = out.iloc[0]
+    assert row["icc_a1"] == pytest.approx(0.7277, abs=5e-5)
+    assert row["icc_ak"] == pytest.approx(0.9145, abs=5e-5)
+    assert [round(row["icc_a1_ci_low"], 2), round(row["icc_a1_ci_high"], 2)] == [0.43, 0.93]
+    assert [round(row["icc_ak_ci_low"], 2), round(row["icc_ak_ci_high"], 2)] == [0.75, 0.98]
+    assert row["design"] == "crossed"
+    assert (row["n_targets"], row["n_raters"], row["ratings_per_target"]) == (8, 4, 4)
+    assert row["label"] == "moderate"
+    # No wine got the same score from all four judges (see the data).
+    assert row["pct_agreement"] == 0.0
+    assert row["statistic"] == "ICC(A,1)"
+
+
+def test_icc_mean_squares_by_hand_on_wine():
+    # Independent path: McGraw & Wong (1996) Table 4, case 2A, from two-way ANOVA mean
+    # squares computed here with numpy (not pingouin):
+    # ICC(A,1) = (MSR - MSE) / (MSR + (k-1) MSE + k (MSC - MSE) / n); case 1 (one-way):
+    # ICC(1,1) = (MSR - MSW) / (MSR + (k-1) MSW), MSW the within-target mean square.
+    wine = pg.read_dataset("icc").pivot(index="Wine", columns="Judge", values="Scores")
+    x = wine.to_numpy(float)
+    n, k = x.shape
+    grand = x.mean()
+    msr = k * ((x.mean(1) - grand) ** 2).sum() / (n - 1)
+    msc = n * ((x.mean(0) - grand) ** 2).sum() / (k - 1)
+    sse = ((x - x.mean(1, keepdims=True) - x.mean(0) + grand) ** 2).sum()
+    mse = sse / ((n - 1) * (k - 1))
+    msw = ((x - x.mean(1, keepdims=True)) ** 2).sum() / (n * (k - 1))
+    long = pg.read_dataset("icc")
+    out = icc_table(long, targets="Wine", raters="Judge", ratings_col="Scores", by=None)
+    expected_a1 = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
+    assert out.at[0, "icc_a1"] == pytest.approx(expected_a1, rel=1e-12)
+    assert out.at[0, "icc_1_1"] == pytest.approx((msr - msw) / (msr + (k - 1) * msw), rel=1e-12)
+
+
+def _rotating_pairs():
+    # Six sessions, three coders in rotating pairs; "primary" is the first rating.
+    # session: (primary coder, value), (reliability coder, value)
+    design = [
+        (("A", 1), ("B", 2)),
+        (("B", 3), ("C", 3)),
+        (("C", 5), ("A", 4)),
+        (("A", 2), ("B", 3)),
+        (("B", 6), ("C", 6)),
+        (("A", 4), ("C", 6)),
+    ]
+    rows = []
+    for session, pair in enumerate(design, start=1):
+        for role, (coder, value) in zip(("primary", "reliability"), pair, strict=True):
+            rows.append(
+                {"study": "s1", "client": "c1", "session": session, "coder": coder,
+                 "role": role, "construct": "ruptures", "value": value}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_rotating_pairs_use_rater_slots_hand_computed():
+    # Slots by role: first rating = primary. Matrix (first, second):
+    # (1,2) (3,3) (5,4) (2,3) (6,6) (4,6); n = 6 targets, k = 2 slots, grand mean 3.75.
+    # Target means 1.5 3 4.5 2.5 6 5  -> SS_targets = 2 * sum((m - 3.75)^2) = 28.75
+    # Slot means 3.5, 4.0            -> SS_slots  = 6 * (0.0625 + 0.0625) = 0.75
+    # SS_total = 32.25               -> SS_error  = 32.25 - 28.75 - 0.75 = 2.75
+    # MSR = 28.75/5 = 5.75; MSC = 0.75/1 = 0.75; MSE = 2.75/5 = 0.55;
+    # MSW (one-way, within targets) = (0.75 + 2.75)/6 = 0.583333
+    # ICC(A,1) = (5.75 - 0.55) / (5.75 + 0.55 + 2 (0.75 - 0.55)/6) = 5.2/6.366667 = 0.816754
+    # ICC(A,k) = (5.75 - 0.55) / (5.75 + (0.75 - 0.55)/6)          = 5.2/5.783333 = 0.899135
+    # ICC(1,1) = (5.75 - 0.583333) / (5.75 + 0.583333)             = 0.815789
+    out = icc_table(_rotating_pairs(), targets=["study", "client", "session"], slot_by="role")
+    row = out.iloc[0]
+    assert row["construct"] == "ruptures"
+    assert row["design"] == "rater slots"
+    assert (row["n_targets"], row["n_raters"], row["ratings_per_target"]) == (6, 3, 2)
+    assert row["icc_a1"] == pytest.approx(0.816754, abs=1e-6)
+    assert row["icc_ak"] == pytest.approx(0.899135, abs=1e-6)
+    assert row["icc_1_1"] == pytest.approx(0.815789, abs=1e-6)
+    assert row["pct_agreement"] == pytest.approx(100 * 2 / 6)  # sessions 2 and 5
+    assert row["label"] == "good"
+
+
+def test_rotating_pairs_slot_order_moves_icc_a1_not_icc_1_1():
+    # Default slot order is coder id: session 3 (primary C = 5, reliability A = 4) becomes
+    # (4, 5). Slot means 20/6 and 25/6 -> SS_slots = 12 * (5/12)^2 = 2.083333;
+    # SS_error = 32.25 - 28.75 - 2.083333 = 1.416667, MSE = 0.283333, MSC = 2.083333.
+    # ICC(A,1) = (5.75 - 0.283333) / (5.75 + 0.283333 + 2 (2.083333 - 0.283333)/6)
+    #          = 5.466667 / 6.633333 = 0.824121. ICC(1,1) does not depend on slots.
+    out = icc_table(_rotating_pairs(), targets=["study", "client", "session"])
+    assert out.at[0, "icc_a1"] == pytest.approx(0.824121, abs=1e-6)
+    assert out.at[0, "icc_1_1"] == pytest.approx(0.815789, abs=1e-6)
+
+
+def test_icc_table_per_construct_with_single_rated_targets_noted():
+    wine = pg.read_dataset("icc").rename(
+        columns={"Wine": "session", "Judge": "coder", "Scores": "value"}
+    )
+    other = wine.assign(construct="resistance", value=wine["value"] * 2)
+    single = pd.DataFrame(
+        {"session": [90, 91], "coder": ["A", "A"], "value": [3, 4], "construct": "ruptures"}
+    )
+    ratings = pd.concat([wine.assign(construct="ruptures"), other, single], ignore_index=True)
+    out = icc_table(ratings, targets="session")
+    assert list(out["construct"]) == ["resistance", "ruptures"]
+    # An ICC is unchanged by multiplying all ratings by a constant.
+    assert out["icc_a1"].tolist() == pytest.approx([0.7277, 0.7277], abs=5e-5)
+    assert out.set_index("construct").at["ruptures", "note"] == (
+        "2 targets with a single rating not used"
+    )
+    assert not {"session", "coder"} & set(out.columns)
+
+
+def test_icc_zero_variance_is_nan_with_note():
+    ratings = pd.DataFrame(
+        {"target": np.repeat(range(6), 2), "coder": ["A", "B"] * 6, "value": 0,
+         "construct": "discord"}
+    )  # fmt: skip
+    row = icc_table(ratings).iloc[0]
+    assert np.isnan(row["icc_a1"]) and np.isnan(row["icc_ak"])
+    assert row["note"] == "all 12 ratings equal 0: no variance, ICC undefined"
+    assert row["label"] == "not estimable"
+    assert row["pct_agreement"] == 100.0
+
+
+def test_icc_fewer_than_five_targets_is_nan_with_note():
+    ratings = pd.DataFrame(
+        {"target": np.repeat(range(4), 2), "coder": ["A", "B"] * 4,
+         "value": [1, 2, 3, 3, 5, 4, 0, 1], "construct": "ruptures"}
+    )  # fmt: skip
+    row = icc_table(ratings).iloc[0]
+    assert np.isnan(row["icc_a1"])
+    assert row["n_targets"] == 4
+    assert row["note"] == "4 targets rated by two or more coders; at least 5 needed"
+
+
+def test_icc_perfect_agreement_is_one_without_interval():
+    ratings = pd.DataFrame(
+        {"target": np.repeat(range(6), 2), "coder": ["A", "B"] * 6,
+         "value": np.repeat([1, 2, 3, 4, 5, 6], 2), "construct": "ruptures"}
+    )  # fmt: skip
+    row = icc_table(ratings).iloc[0]
+    assert row["icc_a1"] == 1.0 and row["icc_ak"] == 1.0
+    assert np.isnan(row["icc_a1_ci_low"])
+    assert "agree exactly" in row["note"]
+    assert row["label"] == "excellent"
+
+
+def test_icc_errors_name_row_column_and_value():
+    ratings = pd.DataFrame(
+        {"target": [1, 1, 2, 2], "coder": ["A", "B", "A", "B"], "value": [1, "x", 2, 3],
+         "construct": "ruptures"}
+    )  # fmt: skip
+    with pytest.raises(ReliabilityInputError, match=r"row 1, column 'value': value 'x'"):
+        icc_table(ratings)
+    with pytest.raises(ReliabilityInputError, match=r"missing column\(s\) \['rater'\]"):
+        icc_table(ratings, raters="rater")
+    duplicated = pd.DataFrame(
+        {"target": [1, 1, 1], "coder": ["A", "A", "B"], "value": [1, 2, 3],
+         "construct": "ruptures"}
+    )  # fmt: skip
+    with pytest.raises(ReliabilityInputError, match=r"rows \[0, 1\] repeat"):
+        icc_table(duplicated)
+    empty = duplicated.assign(value=[1.0, np.nan, 3.0], coder=["A", "B", "C"])
+    with pytest.raises(ReliabilityInputError, match=r"row 1, column 'value' is empty"):
+        icc_table(empty)
+
+
+def test_icc_rotating_coders_with_unequal_ratings_per_target_is_an_error():
+    ratings = _rotating_pairs()
+    extra = ratings.iloc[[0]].assign(coder="C", role="reliability", value=2)
+    with pytest.raises(ReliabilityInputError, match=r"2 ratings: 5 targets, 3 ratings: 1"):
+        icc_table(pd.concat([ratings, extra]), targets=["study", "client", "session"])
+
+
+# --------------------------------------------------------------------------------------
+# Kappa
+# --------------------------------------------------------------------------------------
+
+
+def test_cohen_kappa_hand_computed_2x2():
+    # Coder a in rows, b in columns: [[20, 5], [10, 15]], n = 50.
+    # p_o = (20 + 15)/50 = .70; rows .5/.5, columns .6/.4; p_e = .5*.6 + .5*.4 = .50;
+    # kappa = (.70 - .50)/(1 - .50) = .40.
+    # SE by Fleiss, Cohen & Everitt (1969), the formula statsmodels' cohens_kappa uses:
+    # A = sum_i p_ii (1 - (p_i. + p_.i)(1 - k))^2 = .4(1 - 1.1*.6)^2 + .3(1 - .9*.6)^2
+    #   = .4*.1156 + .3*.2116 = .10972
+    # B = (1 - k)^2 sum_{i!=j} p_ij (p_.i + p_j.)^2 = .36 (.1*(.6+.5)^2 + .2*(.4+.5)^2)
+    #   = .36 * .283 = .10188
+    # C = (k - p_e (1 - k))^2 = (.4 - .3)^2 = .01
+    # var = (A + B - C) / ((1 - p_e)^2 n) = .2016 / 12.5 = .016128; SE = .126996
+    # (The simpler sqrt(p_o (1 - p_o) / (n (1 - p_e)^2)) = .129615 is not what is used.)
+    a = ["yes"] * 25 + ["no"] * 25
+    b = ["yes"] * 20 + ["no"] * 5 + ["yes"] * 10 + ["no"] * 15
+    res = cohen_kappa(a, b)
+    assert res["kappa"] == pytest.approx(0.40, abs=1e-12)
+    assert res["se"] == pytest.approx(np.sqrt(0.016128), abs=1e-9)
+    assert res["ci_low"] == pytest.approx(0.40 - 1.959964 * np.sqrt(0.016128), abs=1e-6)
+    assert res["ci_high"] == pytest.approx(0.40 + 1.959964 * np.sqrt(0.016128), abs=1e-6)
+    assert res["pct_agreement"] == pytest.approx(70.0)
+    assert res["n"] == 50
+
+
+def test_cohen_kappa_matches_r_irr_kappa2():
+    # R irr::kappa2 on a 3 x 3 table (ramnathv/RExRepos, interRaterICC.md): rows
+    # V: 53 5 2, N: 11 14 5, P: 1 6 3 -> Kappa = 0.429, %-agree (irr::agree) = 70.
+    cells = {("V", "V"): 53, ("V", "N"): 5, ("V", "P"): 2, ("N", "V"): 11, ("N", "N"): 14,
+             ("N", "P"): 5, ("P", "V"): 1, ("P", "N"): 6, ("P", "P"): 3}  # fmt: skip
+    a = [r for (r, _), c in cells.items() for _ in range(c)]
+    b = [s for (_, s), c in cells.items() for _ in range(c)]
+    res = cohen_kappa(a, b)
+    assert round(res["kappa"], 3) == 0.429
+    assert res["pct_agreement"] == pytest.approx(70.0)
+
+
+def test_cohen_kappa_single_category_and_bad_input():
+    res = cohen_kappa(["a"] * 6, ["a"] * 6)
+    assert np.isnan(res["kappa"]) and res["pct_agreement"] == 100.0
+    assert "kappa undefined" in res["note"]
+    with pytest.raises(ReliabilityInputError, match="different numbers of units"):
+        cohen_kappa(["a", "b"], ["a"])
+    with pytest.raises(ReliabilityInputError, match=r"b\[1\] is missing"):
+        cohen_kappa(["a", "b"], ["a", None])
+
+
+def test_fleiss_1971_from_counts_and_from_long_units():
+    counts = _counts(FLEISS_1971, range(1, 6))
+    res = fleiss_kappa_table(counts, n_boot=500, seed=1)
+    assert res["kappa"] == pytest.approx(0.4302445, abs=1e-7)
+    assert res["n"] == 30
+    # Units 1, 4, 10, 21, 30 are the only ones with six identical diagnoses.
+    assert res["pct_agreement"] == pytest.approx(100 * 5 / 30)
+
+    out = kappa_table(_long(FLEISS_1971), n_boot=500, seed=1)
+    row = out.iloc[0]
+    assert row["statistic"] == "Fleiss' kappa"
+    assert (row["n_units"], row["n_raters"]) == (30, 6)
+    assert row["kappa"] == pytest.approx(0.4302445, abs=1e-7)
+
+
+def test_fleiss_wikipedia_example():
+    # Wikipedia "Fleiss' kappa" worked example (10 subjects, 14 raters, 5 categories),
+    # kappa = 0.210; the table as in statsmodels' test_inter_rater.py (table1).
+    table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0],
+             [2, 2, 8, 1, 1], [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2],
+             [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]  # fmt: skip
+    assert round(fleiss_kappa_table(table, n_boot=200)["kappa"], 3) == 0.210
+
+
+def test_fleiss_unequal_raters_gwet_example_hand_computed():
+    # Gwet's cac.raw4raters (see GWET_RAW4RATERS). Unit 12 has one rating and is left out.
+    # Observed agreement over units with >= 2 ratings is unchanged: pa = 0.8181818 (irrCAC).
+    # Chance agreement over the 11 units, pi_k = mean of n_ik / n_i:
+    #   sums: cat1 1+.25+.75+1 = 3; cat2 .75+1+.25+.25+1 = 3.25; cat3 .25+1+1+.25 = 2.5;
+    #         cat4 .25+1 = 1.25; cat5 1
+    #   pe = (9 + 10.5625 + 6.25 + 1.5625 + 1) / 121 = 28.375/121 = 0.2345041
+    #   (with unit 12's cat3 = 1 and /144 this is irrCAC's pe = 34.375/144 = 0.2387153)
+    # kappa = (0.8181818 - 0.2345041) / (1 - 0.2345041) = 0.762483
+    expected = (9 / 11 - 28.375 / 121) / (1 - 28.375 / 121)
+    out = kappa_table(_long(GWET_RAW4RATERS), n_boot=500, seed=3)
+    row = out.iloc[0]
+    assert row["statistic"] == "Fleiss' kappa"
+    assert row["kappa"] == pytest.approx(expected, abs=1e-9)
+    assert row["kappa"] == pytest.approx(0.762483, abs=1e-6)
+    assert row["n_units"] == 11
+    assert row["note"] == "1 units with a single rating not used"
+    # Units 3, 4, 5, 7, 9, 10, 11 and 1 show complete agreement: 8 of 11.
+    assert row["pct_agreement"] == pytest.approx(100 * 8 / 11)
+
+
+def test_gwet_helper_reproduces_irrcac():
+    # The test's own transcription of irrCAC's variance formula reproduces the published
+    # vignette output (kappa 0.76117, se 0.15302) before it is used as a yardstick below.
+    kappa, se = _gwet_fleiss(_counts(GWET_RAW4RATERS, range(1, 6)))
+    assert (round(kappa, 5), round(se, 5)) == (0.76117, 0.15302)
+
+
+def test_fleiss_bootstrap_se_agrees_with_gwet_linearisation_and_is_seeded():
+    counts = _counts(FLEISS_1971, range(1, 6))
+    _, gwet_se = _gwet_fleiss(counts)  # 0.05420 for Fleiss (1971)
+    res = fleiss_kappa_table(counts, n_boot=2000, seed=11)
+    assert res["se"] == pytest.approx(gwet_se, rel=0.10)
+    assert res["ci_low"] < res["kappa"] < res["ci_high"]
+    # Percentile interval roughly kappa -/+ 1.96 SE for a near-symmetric distribution.
+    assert res["ci_high"] - res["ci_low"] == pytest.approx(2 * 1.96 * gwet_se, rel=0.15)
+    again = fleiss_kappa_table(counts, n_boot=2000, seed=11)
+    other = fleiss_kappa_table(counts, n_boot=2000, seed=12)
+    assert (again["ci_low"], again["ci_high"]) == (res["ci_low"], res["ci_high"])
+    assert other["ci_low"] != res["ci_low"]
+
+
+def test_fleiss_counts_bad_cell_is_named():
+    with pytest.raises(ReliabilityInputError, match=r"row 1, column 0: -1 is not a count"):
+        fleiss_kappa_table([[2, 0], [-1, 3]])
+    with pytest.raises(ReliabilityInputError, match="n_boot"):
+        fleiss_kappa_table([[2, 0], [1, 1], [0, 2]], n_boot=0)
+
+
+def test_kappa_table_chooses_cohen_for_one_fixed_pair():
+    # The 2 x 2 hand example as tidy units: Cohen's kappa .40 with the FCE standard error.
+    a = ["yes"] * 25 + ["no"] * 25
+    b = ["yes"] * 20 + ["no"] * 5 + ["yes"] * 10 + ["no"] * 15
+    units = pd.DataFrame(
+        {"unit_id": list(range(50)) * 2, "coder": ["A"] * 50 + ["B"] * 50, "category": a + b}
+    )
+    row = kappa_table(units).iloc[0]
+    assert row["statistic"] == "Cohen's kappa"
+    assert row["kappa"] == pytest.approx(0.40)
+    assert row["se"] == pytest.approx(np.sqrt(0.016128), abs=1e-9)
+    assert (row["n_units"], row["n_raters"]) == (50, 2)
+
+
+def test_kappa_table_uses_fleiss_for_rotating_pairs_by_construct():
+    # Pairs rotate (A-B, B-C, A-C): Fleiss' kappa, not Cohen's. Each unit has two ratings;
+    # 6 of 9 units agree. Hand computation (n_i = 2, so a unit agrees fully or not at all):
+    # pa = 6/9; categories over the 18 ratings: x 9, y 9 -> pe = .5^2 + .5^2 = .5;
+    # kappa = (0.666667 - 0.5)/(1 - 0.5) = 1/3
+    pairs = [("A", "B"), ("B", "C"), ("A", "C")] * 3
+    first = ["x", "x", "y", "y", "x", "y", "x", "y", "y"]
+    second = ["x", "y", "y", "y", "x", "x", "x", "y", "x"]
+    rows = []
+    for i, ((c1, c2), v1, v2) in enumerate(zip(pairs, first, second, strict=True)):
+        rows += [{"unit_id": i, "coder": c1, "category": v1}]
+        rows += [{"unit_id": i, "coder": c2, "category": v2}]
+    units = pd.DataFrame(rows)
+    both = pd.concat([units.assign(construct="talk"), units.assign(construct="tiny")])
+    both = both[(both["construct"] == "talk") | (both["unit_id"] < 3)]
+    out = kappa_table(both, by="construct", n_boot=300, seed=5).set_index("construct")
+    assert out.at["talk", "statistic"] == "Fleiss' kappa"
+    assert out.at["talk", "kappa"] == pytest.approx(1 / 3, abs=1e-12)
+    assert out.at["talk", "pct_agreement"] == pytest.approx(100 * 6 / 9)
+    assert np.isnan(out.at["tiny", "kappa"])
+    assert out.at["tiny", "note"] == "3 units rated by two or more coders; at least 5 needed"
+
+
+def test_kappa_table_duplicate_rating_is_an_error():
+    units = pd.DataFrame({"unit_id": [1, 1], "coder": ["A", "A"], "category": ["x", "y"]})
+    with pytest.raises(ReliabilityInputError, match=r"rows \[0, 1\] repeat"):
+        kappa_table(units)
+
+
+@pytest.mark.skipif(not ANNOMI.exists(), reason="AnnoMI corpus not available")
+def test_annomi_client_talk_matches_statsmodels_fleiss():
+    # AnnoMI (Wu et al., 2022): 212 client utterances coded by ten annotators. With the
+    # same ten raters on every utterance, Fleiss' kappa must equal statsmodels'
+    # fleiss_kappa (an independent implementation) on the aggregated counts.
+    cols = ["transcript_id", "utterance_id", "interlocutor", "annotator_id", "client_talk_type"]
+    data = pd.read_csv(ANNOMI / "AnnoMI-full.csv", usecols=cols)
+    client = data[data["interlocutor"] == "client"]
+    out = kappa_table(
+        client,
+        unit=["transcript_id", "utterance_id"],
+        rater="annotator_id",
+        category="client_talk_type",
+        n_boot=200,
+    )
+    row = out.iloc[0]
+    wide = client.pivot_table(
+        index=["transcript_id", "utterance_id"], columns="annotator_id",
+        values="client_talk_type", aggfunc="first",
+    ).dropna()  # fmt: skip
+    counts, _ = aggregate_raters(wide.to_numpy())
+    assert row["n_units"] == len(wide) == 212
+    assert row["n_raters"] == 10
+    assert row["kappa"] == pytest.approx(fleiss_kappa(counts), abs=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# Labels and gate
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [
+        (-0.2, "poor"),
+        (0.4999, "poor"),
+        (0.50, "moderate"),
+        (0.7499, "moderate"),
+        (0.75, "good"),
+        (0.90, "good"),
+        (0.9001, "excellent"),
+        (1.0, "excellent"),
+        (float("nan"), "not estimable"),
+    ],
+)
+def test_koo_li_label_boundaries(value, label):
+    # Koo & Li (2016): < .50 poor, .50-.75 moderate, .75-.90 good, > .90 excellent.
+    assert koo_li_label(value) == label
+
+
+def _gate_table():
+    icc = pd.DataFrame(
+        {"construct": ["ruptures", "repaired", "discord"], "statistic": "ICC(A,1)",
+         "icc_a1": [0.91, 0.62, np.nan],
+         "note": ["", "", "all 12 ratings equal 0: no variance, ICC undefined"]}
+    )  # fmt: skip
+    kappa = pd.DataFrame(
+        {"construct": ["talk_type"], "statistic": ["Fleiss' kappa"], "kappa": [0.55],
+         "note": [""]}
+    )  # fmt: skip
+    return pd.concat([icc, kappa], ignore_index=True)
+
+
+def test_gate_warn_returns_messages_naming_construct_value_and_minimum():
+    with pytest.warns(ReliabilityWarning, match="repaired"):
+        messages = reliability_gate(_gate_table(), {"icc": 0.75, "kappa": 0.6})
+    assert messages == [
+        "repaired: ICC(A,1) = 0.620 is below the minimum 0.75.",
+        "discord: ICC(A,1) could not be estimated (all 12 ratings equal 0: no variance, ICC "
+        "undefined), so it cannot be shown to reach the minimum 0.75.",
+        "talk_type: Fleiss' kappa = 0.550 is below the minimum 0.6.",
+    ]
+
+
+def test_gate_strict_raises_and_per_construct_overrides():
+    with pytest.raises(ReliabilityGateError, match=r"repaired: ICC\(A,1\) = 0.620 .* 0.75"):
+        reliability_gate(_gate_table(), {"icc": 0.75, "kappa": 0.6}, mode="strict")
+    thresholds = {
+        "icc": 0.75,
+        "kappa": 0.6,
+        "per_construct": {"repaired": 0.6, "discord": None, "talk_type": 0.5},
+    }
+    assert reliability_gate(_gate_table(), thresholds, mode="strict") == []
+    with pytest.raises(ReliabilityGateError, match=r"ruptures: ICC\(A,1\) = 0.910 .* 0.95"):
+        reliability_gate(
+            _gate_table(), {**thresholds, "per_construct": {**thresholds["per_construct"],
+                                                              "ruptures": 0.95}}, mode="strict"
+        )  # fmt: skip
+
+
+def test_gate_rejects_bad_configuration():
+    table = _gate_table()
+    with pytest.raises(ReliabilityInputError, match="mode"):
+        reliability_gate(table, {"icc": 0.75, "kappa": 0.6}, mode="loud")
+    with pytest.raises(ReliabilityInputError, match=r"unknown key\(s\) \['iccc'\]"):
+        reliability_gate(table, {"iccc": 0.75})
+    with pytest.raises(ReliabilityInputError, match=r"icc = 7.5 is not a number between"):
+        reliability_gate(table, {"icc": 7.5, "kappa": 0.6})
+    with pytest.raises(ReliabilityInputError, match=r"no minimum for 'kappa'"):
+        reliability_gate(table, {"icc": 0.75})
+
+
+def test_gate_runs_on_real_tables():
+    wine = pg.read_dataset("icc")
+    table = icc_table(wine, targets="Wine", raters="Judge", ratings_col="Scores", by=None)
+    assert reliability_gate(table, {"icc": 0.70}, mode="strict") == []
+    with pytest.raises(ReliabilityGateError, match=r"all units: ICC\(A,1\) = 0.728"):
+        reliability_gate(table, {"icc": 0.75}, mode="strict")
