@@ -1,0 +1,822 @@
+"""Derived analysis tables built from the canonical ``clients`` and ``sessions`` tables.
+
+- :func:`dropout_indicators`: one 0/1 column per configured dropout definition
+  (Swift & Greenberg, 2012).
+- :func:`within_between`: within-client and between-client parts of session-level
+  predictors (Curran & Bauer, 2011).
+- :func:`session_table`: sessions with client attributes, centred session number and
+  within/between splits (data level ``sessions``).
+- :func:`client_table`: one row per client with attendance, rupture, repair, resistance,
+  homework and alliance summaries and the dropout indicators (data level ``clients``).
+- :func:`person_period`: discrete-time survival data, one row per attended session at risk
+  of dropout (data level ``person-period``).
+
+Column names follow ``docs/data-dictionary.md``.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from resistance_outcomes.config import ConfigError
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "as_float",
+    "attended_mask",
+    "check_tables",
+    "client_table",
+    "dropout_indicators",
+    "person_period",
+    "require_columns",
+    "session_table",
+    "within_between",
+]
+
+CLIENT_KEY = ["study", "client"]
+SESSION_KEY = ["study", "client", "session"]
+END_STATUSES = ("completed", "dropout", "referred", "ongoing")
+
+#: Session-level count constructs summed per client when present in the sessions table.
+COUNT_CONSTRUCTS = (
+    "ruptures",
+    "rupture_withdrawal",
+    "rupture_confrontation",
+    "repaired",
+    "unrepaired",
+    "repair_strategies",
+    "resistance_arguing",
+    "resistance_interrupting",
+    "resistance_denying",
+    "resistance_ignoring",
+    "resistance",
+    "sustain_talk",
+    "change_talk",
+    "discord",
+)
+
+#: Session-level predictors split into within/between parts by :func:`session_table`.
+DEFAULT_SPLIT_PREDICTORS = (
+    "ruptures",
+    "repaired",
+    "unrepaired",
+    "rupture_withdrawal",
+    "rupture_confrontation",
+    "resistance",
+    "alliance",
+)
+
+#: Dropout rules and the parameters each accepts (required ones have no default).
+DROPOUT_RULES = {
+    "end_status": {"dropout": ["dropout"]},
+    "min_attended": {"sessions": None},
+    "missed_last_scheduled": {},
+    "protocol_incomplete": {},
+}
+
+REPAIR_NO_RUPTURE_RULES = ("nan", "zero", "one", "exclude")
+
+_REQUIRED = {
+    "clients": ("study", "client", "therapist", "framework", "planned_sessions", "end_status"),
+    "sessions": ("study", "client", "session", "attended"),
+}
+
+
+class DataError(ValueError):
+    """The canonical tables handed to a derive or describe function are inconsistent."""
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _describe_row(frame: pd.DataFrame, position: int, key: Sequence[str]) -> str:
+    row = frame.iloc[position]
+    return ", ".join(f"{k} '{row[k]}'" for k in key if k in frame.columns)
+
+
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], table: str) -> None:
+    """Raise :class:`DataError` when ``frame`` lacks any of ``columns``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table to check.
+    columns : sequence of str
+        Column names that must be present.
+    table : str
+        Name of the table, used in the message.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> require_columns(pd.DataFrame({"client": ["C1"]}), ["client"], "clients")
+    """
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{table} table: missing column(s) {', '.join(missing)}; available columns are "
+            f"{', '.join(map(str, frame.columns))}. Build the table with the ingest step so it "
+            "follows docs/data-dictionary.md."
+        )
+
+
+def attended_mask(sessions: pd.DataFrame) -> np.ndarray:
+    """Return ``sessions["attended"]`` as a bool array; refuse missing or non-boolean values.
+
+    Parameters
+    ----------
+    sessions : pandas.DataFrame
+        Canonical sessions table.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"study": ["s"], "client": ["C1"], "session": [1], "attended": [True]})
+    >>> attended_mask(s)
+    array([ True])
+    """
+    values = sessions["attended"]
+    missing = np.flatnonzero(values.isna().to_numpy())
+    if missing.size:
+        where = _describe_row(sessions, int(missing[0]), SESSION_KEY)
+        raise DataError(
+            f"sessions table: {missing.size} row(s) with an empty 'attended' value, first at "
+            f"{where}. Record whether every scheduled session was attended (true/false)."
+        )
+    try:
+        return values.astype("boolean").to_numpy(dtype=bool)
+    except (TypeError, ValueError):
+        first = int(np.flatnonzero(~values.isin([True, False, 0, 1]).to_numpy())[0])
+        where = _describe_row(sessions, first, SESSION_KEY)
+        raise DataError(
+            f"sessions table: column 'attended' has value '{values.iloc[first]}' at {where}; "
+            "expected true or false. Validate the sessions file with the ingest step first."
+        ) from None
+
+
+def as_float(frame: pd.DataFrame, column: str, table: str) -> pd.Series:
+    """Return a numeric or boolean column as float64 with NaN for missing values.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Table holding the column.
+    column : str
+        Column to convert (numeric, nullable integer or boolean).
+    table : str
+        Name of the table, used in the error message.
+
+    Returns
+    -------
+    pandas.Series of float64
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"homework_done": pd.array([True, None, False], dtype="boolean")})
+    >>> as_float(df, "homework_done", "sessions").tolist()
+    [1.0, nan, 0.0]
+    """
+    series = frame[column]
+    try:
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+    except (TypeError, ValueError):
+        numeric = pd.to_numeric(series, errors="coerce")
+        bad = series[numeric.isna() & series.notna()]
+        raise DataError(
+            f"{table} table: column '{column}' has the non-numeric value '{bad.iloc[0]}' "
+            f"(first of {len(bad)}). Validate the table with the ingest step first."
+        ) from None
+    return pd.Series(values, index=series.index, name=column)
+
+
+def check_tables(clients: pd.DataFrame, sessions: pd.DataFrame) -> None:
+    """Check that ``clients`` and ``sessions`` fit together before anything is derived.
+
+    Checks required columns, unique client and session keys, known ``end_status`` values,
+    complete ``attended`` values and that every session belongs to a listed client.
+
+    Parameters
+    ----------
+    clients, sessions : pandas.DataFrame
+        Canonical tables (see ``docs/data-dictionary.md``).
+
+    Raises
+    ------
+    DataError
+        Naming the table, the key of the first offending row, the column and the value.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> clients = pd.DataFrame({"study": ["s"], "client": ["C1"], "therapist": ["T1"],
+    ...                         "framework": ["cognitive"], "planned_sessions": [2],
+    ...                         "end_status": ["completed"]})
+    >>> sessions = pd.DataFrame({"study": "s", "client": "C1", "session": [1, 2],
+    ...                          "attended": [True, True]})
+    >>> check_tables(clients, sessions)
+    """
+    require_columns(clients, _REQUIRED["clients"], "clients")
+    require_columns(sessions, _REQUIRED["sessions"], "sessions")
+    for table, frame, key in (
+        ("clients", clients, CLIENT_KEY),
+        ("sessions", sessions, SESSION_KEY),
+    ):
+        blank = np.flatnonzero(frame[key].isna().any(axis=1).to_numpy())
+        if blank.size:
+            raise DataError(
+                f"{table} table: empty key value ({', '.join(key)}) at row position "
+                f"{int(blank[0])}. Every row needs {', '.join(key)}."
+            )
+        duplicated = np.flatnonzero(frame.duplicated(key).to_numpy())
+        if duplicated.size:
+            where = _describe_row(frame, int(duplicated[0]), key)
+            raise DataError(
+                f"{table} table: {duplicated.size} duplicated key(s), first {where}. "
+                "Each key must appear once; remove or renumber the duplicates."
+            )
+    status = clients["end_status"]
+    unknown = np.flatnonzero((status.isna() | ~status.astype(str).isin(END_STATUSES)).to_numpy())
+    if unknown.size:
+        where = _describe_row(clients, int(unknown[0]), CLIENT_KEY)
+        raise DataError(
+            f"clients table: column 'end_status' has value '{status.iloc[unknown[0]]}' at "
+            f"{where}; expected one of {', '.join(END_STATUSES)}. Map it under "
+            "end_status_values in config/config.yaml."
+        )
+    known = pd.MultiIndex.from_frame(clients[CLIENT_KEY].astype(str))
+    orphan = np.flatnonzero(~pd.MultiIndex.from_frame(sessions[CLIENT_KEY].astype(str)).isin(known))
+    if orphan.size:
+        where = _describe_row(sessions, int(orphan[0]), SESSION_KEY)
+        raise DataError(
+            f"sessions table: {orphan.size} row(s) belong to clients missing from the clients "
+            f"table, first {where}. Add the client to the clients file or remove its sessions."
+        )
+    attended_mask(sessions)
+
+
+# --------------------------------------------------------------------------- dropout
+
+
+def _validated_definitions(definitions: Mapping) -> dict[str, tuple[str, dict]]:
+    """Check dropout definitions and fill in default parameters."""
+    if not isinstance(definitions, Mapping):
+        raise ConfigError(
+            "dropout definitions must be a mapping of name -> {rule: ..., ...}; got "
+            f"{type(definitions).__name__}."
+        )
+    checked = {}
+    for name, spec in definitions.items():
+        where = f"dropout definition '{name}'"
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+            raise ConfigError(
+                f"{where}: names must start with a letter and use only letters, digits and "
+                "underscores (they become column names dropout_<name>)."
+            )
+        if not isinstance(spec, Mapping) or "rule" not in spec:
+            raise ConfigError(
+                f"{where}: give a mapping with a 'rule' key, e.g. {{rule: end_status}}."
+            )
+        rule = spec["rule"]
+        if rule not in DROPOUT_RULES:
+            raise ConfigError(
+                f"{where}: unknown rule '{rule}'; known rules are {', '.join(DROPOUT_RULES)}."
+            )
+        allowed = DROPOUT_RULES[rule]
+        extra = sorted(set(spec) - set(allowed) - {"rule"})
+        if extra:
+            accepted = ", ".join(allowed) or "no parameters"
+            raise ConfigError(
+                f"{where}: unknown parameter(s) {', '.join(extra)} for rule '{rule}' "
+                f"(it accepts {accepted})."
+            )
+        params = {key: spec.get(key, default) for key, default in allowed.items()}
+        _check_rule_parameters(rule, params, where)
+        checked[name] = (rule, params)
+    return checked
+
+
+def _check_rule_parameters(rule: str, params: dict, where: str) -> None:
+    if rule == "min_attended":
+        n = params["sessions"]
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise ConfigError(
+                f"{where}: rule min_attended needs 'sessions', a whole number >= 1; got {n!r}."
+            )
+    if rule == "end_status":
+        statuses = params["dropout"]
+        classifiable = [s for s in END_STATUSES if s != "ongoing"]
+        if (
+            isinstance(statuses, str)
+            or not isinstance(statuses, Sequence)
+            or not statuses
+            or any(s not in classifiable for s in statuses)
+        ):
+            raise ConfigError(
+                f"{where}: 'dropout' must be a non-empty list drawn from "
+                f"{', '.join(classifiable)} (ongoing clients are never classified); "
+                f"got {statuses!r}."
+            )
+
+
+def _client_summary(clients: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
+    """Per-client schedule facts used by the dropout rules, in ``clients`` row order."""
+    frame = sessions[SESSION_KEY].assign(attended=attended_mask(sessions))
+    frame = frame.sort_values(SESSION_KEY)
+    grouped = frame.groupby(CLIENT_KEY, sort=False)
+    summary = pd.DataFrame(
+        {
+            "sessions_scheduled": grouped.size(),
+            "sessions_attended": grouped["attended"].sum(),
+            "last_scheduled_attended": grouped["attended"].last(),
+        }
+    ).reset_index()
+    out = clients[[*CLIENT_KEY, "end_status", "planned_sessions"]].merge(
+        summary, on=CLIENT_KEY, how="left", validate="one_to_one"
+    )
+    out["end_status"] = out["end_status"].astype(str)
+    out["sessions_scheduled"] = out["sessions_scheduled"].fillna(0).astype(int)
+    out["sessions_attended"] = out["sessions_attended"].fillna(0).astype(int)
+    out["planned_sessions"] = as_float(out, "planned_sessions", "clients")
+    return out
+
+
+def _classify(summary: pd.DataFrame, rule: str, params: dict) -> pd.Series:
+    """Apply one dropout rule; returns float 1/0 with NaN where it cannot classify."""
+    ongoing = summary["end_status"].eq("ongoing").to_numpy()
+    attended = summary["sessions_attended"].to_numpy()
+    if rule == "end_status":
+        result = summary["end_status"].isin(params["dropout"]).to_numpy(dtype=float)
+        result[ongoing] = np.nan
+    elif rule == "min_attended":
+        result = (attended < params["sessions"]).astype(float)
+        result[ongoing & (result == 1)] = np.nan
+    elif rule == "missed_last_scheduled":
+        last = summary["last_scheduled_attended"]
+        result = np.where(last.isna(), np.nan, last.eq(False).to_numpy(dtype=float))
+        result[ongoing] = np.nan
+    else:  # protocol_incomplete
+        planned = summary["planned_sessions"].to_numpy()
+        result = np.where(np.isnan(planned), np.nan, (attended < planned).astype(float))
+        result[ongoing & (result == 1)] = np.nan
+    return pd.Series(result, index=summary.index)
+
+
+def dropout_indicators(
+    clients: pd.DataFrame, sessions: pd.DataFrame, definitions: Mapping
+) -> pd.DataFrame:
+    """Classify every client as dropout (1), not dropout (0) or unclassifiable (NA).
+
+    Dropout rates depend on the definition (Swift & Greenberg, 2012), so several can be
+    computed side by side. Rules:
+
+    ``end_status`` (parameter ``dropout``, default ``[dropout]``)
+        Therapist judgement: 1 when ``end_status`` is listed, else 0 (``referred`` counts as
+        not dropout unless listed); ``ongoing`` -> NA.
+    ``min_attended`` (parameter ``sessions``, required)
+        1 when the client attended fewer than ``sessions`` sessions, else 0. Ongoing clients
+        below the threshold so far -> NA (they may still reach it); ongoing clients at or
+        above it -> 0. Planned length is ignored, as in the literature's definition.
+    ``missed_last_scheduled``
+        1 when the client's last scheduled session was not attended, else 0; ongoing clients
+        and clients without any scheduled session -> NA.
+    ``protocol_incomplete``
+        1 when the client attended fewer than ``planned_sessions``, else 0; ongoing clients
+        below that number so far -> NA; missing ``planned_sessions`` -> NA.
+
+    Parameters
+    ----------
+    clients, sessions : pandas.DataFrame
+        Canonical tables (see ``docs/data-dictionary.md``).
+    definitions : mapping
+        ``{name: {"rule": rule, **parameters}}``, as under ``dropout.definitions`` in the
+        configuration.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``study``, ``client`` and one nullable ``Int64`` column ``dropout_<name>`` per
+        definition, in the row order of ``clients``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown rule, unknown or invalid parameter; the message names the definition.
+    DataError
+        Inconsistent input tables.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> clients = pd.DataFrame({"study": "s", "client": ["C1", "C2"], "therapist": "T1",
+    ...                         "framework": "cognitive", "planned_sessions": 3,
+    ...                         "end_status": ["completed", "dropout"]})
+    >>> sessions = pd.DataFrame({"study": "s", "client": ["C1"] * 3 + ["C2"] * 2,
+    ...                          "session": [1, 2, 3, 1, 2],
+    ...                          "attended": [True, True, True, True, False]})
+    >>> dropout_indicators(clients, sessions, {"judged": {"rule": "end_status"},
+    ...                                         "missed": {"rule": "missed_last_scheduled"}})
+      study client  dropout_judged  dropout_missed
+    0     s     C1               0               0
+    1     s     C2               1               1
+    """
+    checked = _validated_definitions(definitions)
+    check_tables(clients, sessions)
+    summary = _client_summary(clients, sessions)
+    out = clients[CLIENT_KEY].reset_index(drop=True)
+    for name, (rule, params) in checked.items():
+        out[f"dropout_{name}"] = _classify(summary, rule, params).astype("Int64")
+    return out
+
+
+# --------------------------------------------------------------------------- centring
+
+
+def within_between(
+    df: pd.DataFrame, columns: Sequence[str], cluster: str | Sequence[str] = "client"
+) -> pd.DataFrame:
+    """Split predictors into within-cluster and between-cluster parts.
+
+    Following Curran & Bauer (2011), for each column ``x``:
+
+    - ``x_between`` = the cluster's mean of ``x`` over its rows with a value, minus the grand
+      mean of those cluster means (each cluster weighted equally). It is repeated on every
+      row of the cluster, including rows without a value.
+    - ``x_within`` = ``x`` minus the cluster's mean (NaN where ``x`` is missing).
+
+    So ``x = x_within + x_between + grand mean`` on every row with a value. In the sessions
+    table construct columns are empty for sessions not attended, so the client means are
+    means over attended sessions. Boolean columns are treated as 0/1. Existing
+    ``x_within``/``x_between`` columns are overwritten.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long table, one row per observation.
+    columns : sequence of str
+        Numeric or boolean columns to split.
+    cluster : str or sequence of str, default "client"
+        Column(s) identifying the cluster. Use ``["study", "client"]`` when client ids
+        repeat across studies.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``df`` with ``<x>_within`` and ``<x>_between`` added for each column.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"client": ["A", "A", "B", "B"], "ruptures": [0, 2, 3, 5]})
+    >>> within_between(df, ["ruptures"])
+      client  ruptures  ruptures_within  ruptures_between
+    0      A         0             -1.0              -1.5
+    1      A         2              1.0              -1.5
+    2      B         3             -1.0               1.5
+    3      B         5              1.0               1.5
+    """
+    keys = [cluster] if isinstance(cluster, str) else list(cluster)
+    require_columns(df, [*keys, *columns], "input")
+    if df[keys].isna().any(axis=None):
+        raise DataError(f"input table: empty cluster id in column(s) {', '.join(keys)}.")
+    out = df.copy()
+    groups = [out[k] for k in keys]
+    for column in columns:
+        values = as_float(out, column, "input")
+        cluster_mean = values.groupby(groups, observed=True).transform("mean")
+        grand_mean = values.groupby(groups, observed=True).mean().mean()
+        out[f"{column}_within"] = values - cluster_mean
+        out[f"{column}_between"] = cluster_mean - grand_mean
+    return out
+
+
+def _with_unrepaired(sessions: pd.DataFrame) -> pd.DataFrame:
+    """Add ``unrepaired = ruptures - repaired`` when both columns exist."""
+    if {"ruptures", "repaired"} <= set(sessions.columns) and "unrepaired" not in sessions:
+        sessions = sessions.assign(
+            unrepaired=as_float(sessions, "ruptures", "sessions")
+            - as_float(sessions, "repaired", "sessions")
+        )
+    return sessions
+
+
+def _join_clients(sessions: pd.DataFrame, clients: pd.DataFrame) -> pd.DataFrame:
+    """Sessions (sorted by key) with every client column, client columns first."""
+    client_cols = list(clients.columns)
+    session_cols = [c for c in sessions.columns if c not in client_cols]
+    joined = sessions[[*CLIENT_KEY, *session_cols]].merge(
+        clients, on=CLIENT_KEY, how="left", validate="many_to_one"
+    )
+    joined = joined[[*client_cols, *session_cols]]
+    return joined.sort_values(SESSION_KEY, kind="stable").reset_index(drop=True)
+
+
+def session_table(
+    sessions: pd.DataFrame,
+    clients: pd.DataFrame,
+    predictors: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Build the session-level analysis table.
+
+    Every scheduled session with the client's columns (therapist, site, framework,
+    treatment_label, covariates...), plus:
+
+    - ``unrepaired`` = ``ruptures - repaired`` (when both are present);
+    - ``session_c`` = ``session`` minus the mean session number of the attended sessions in
+      the table, so that it averages 0 over the sessions a rupture model is fitted on and
+      the intercept refers to the average attended session;
+    - ``<x>_within`` and ``<x>_between`` for each predictor (see :func:`within_between`),
+      with clients identified by study and client.
+
+    Parameters
+    ----------
+    sessions, clients : pandas.DataFrame
+        Canonical tables.
+    predictors : sequence of str, optional
+        Columns to split. Default: those of :data:`DEFAULT_SPLIT_PREDICTORS` present.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per scheduled session, sorted by study, client, session.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> clients = pd.DataFrame({"study": "s", "client": ["C1"], "therapist": "T1",
+    ...                         "framework": "behavioral", "planned_sessions": 3,
+    ...                         "end_status": "completed"})
+    >>> sessions = pd.DataFrame({"study": "s", "client": "C1", "session": [1, 2, 3],
+    ...                          "attended": [True, False, True]})
+    >>> session_table(sessions, clients)[["session", "attended", "session_c"]]
+       session  attended  session_c
+    0        1      True       -1.0
+    1        2     False        0.0
+    2        3      True        1.0
+    """
+    check_tables(clients, sessions)
+    table = _join_clients(_with_unrepaired(sessions), clients)
+    attended = attended_mask(table)
+    session = as_float(table, "session", "sessions")
+    centred = session - session[attended].mean()
+    table.insert(table.columns.get_loc("session") + 1, "session_c", centred)
+    if predictors is None:
+        predictors = [c for c in DEFAULT_SPLIT_PREDICTORS if c in table.columns]
+    return within_between(table, predictors, cluster=CLIENT_KEY)
+
+
+# --------------------------------------------------------------------------- clients
+
+
+def _rate_stem(construct: str) -> str:
+    """Name stem of a construct's rates: ``ruptures`` -> ``rupture_rate``, else unchanged."""
+    return "rupture" if construct == "ruptures" else construct
+
+
+def _construct_totals(frame: pd.DataFrame, construct: str) -> pd.DataFrame:
+    """Per-client total, coded sessions and their minutes for one count construct."""
+    values = as_float(frame, construct, "sessions")
+    coded = values.notna()
+    minutes = as_float(frame, "minutes", "sessions") if "minutes" in frame else np.nan
+    parts = pd.DataFrame(
+        {
+            "total": values.fillna(0.0),
+            "coded": coded.astype(float),
+            "minutes": pd.Series(minutes, index=frame.index).where(coded, 0.0),
+        }
+    )
+    return parts.groupby([frame[k] for k in CLIENT_KEY]).sum()
+
+
+def _session_aggregates(sessions: pd.DataFrame) -> pd.DataFrame:
+    """Client-level aggregates of the attended sessions, indexed by study and client."""
+    attended = attended_mask(sessions)
+    keys = [sessions[k] for k in CLIENT_KEY]
+    columns = {
+        "sessions_scheduled": pd.Series(1.0, index=sessions.index).groupby(keys).sum(),
+        "sessions_attended": pd.Series(attended.astype(float), index=sessions.index)
+        .groupby(keys)
+        .sum(),
+    }
+    done = sessions[attended]
+    done_keys = [done[k] for k in CLIENT_KEY]
+    if "minutes" in done:
+        columns["minutes_total"] = as_float(done, "minutes", "sessions").groupby(done_keys).sum()
+    for construct in (c for c in COUNT_CONSTRUCTS if c in done):
+        parts = _construct_totals(done, construct)
+        columns[f"{construct}_total"] = parts["total"]
+        if construct == "repaired":
+            continue
+        stem = _rate_stem(construct)
+        coded, minutes = parts["coded"], parts["minutes"]
+        columns[f"{stem}_rate"] = parts["total"] / coded.where(coded > 0)
+        if "minutes" in done:
+            columns[f"{stem}_rate_hour"] = 60.0 * parts["total"] / minutes.where(minutes > 0)
+    if "homework_done" in done:
+        homework = as_float(done, "homework_done", "sessions")
+        columns["homework_rate"] = homework.groupby(done_keys).mean()
+    if "alliance" in done:
+        columns["alliance_mean"] = as_float(done, "alliance", "sessions").groupby(done_keys).mean()
+    return pd.DataFrame(columns)
+
+
+def _apply_repair_rule(table: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """Add ``repair_rate``; clients who attended but had no ruptures follow ``rule``."""
+    ruptures = table["ruptures_total"]
+    table["repair_rate"] = table["repaired_total"] / ruptures.where(ruptures > 0)
+    no_ruptures = ruptures.eq(0) & table["rupture_rate"].notna()
+    if rule in ("zero", "one"):
+        table.loc[no_ruptures, "repair_rate"] = 0.0 if rule == "zero" else 1.0
+    elif rule == "exclude" and no_ruptures.any():
+        warnings.warn(
+            f"client_table: {int(no_ruptures.sum())} client(s) without ruptures were excluded "
+            "(repair_no_ruptures='exclude').",
+            UserWarning,
+            stacklevel=3,
+        )
+        table = table[~no_ruptures].reset_index(drop=True)
+    return table
+
+
+def _add_between(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Add grand-mean-centred copies ``<x>_between`` of client-level rates (clients equal)."""
+    for column in (c for c in columns if c in table):
+        table[f"{column}_between"] = table[column] - table[column].mean()
+    return table
+
+
+def client_table(
+    sessions: pd.DataFrame,
+    clients: pd.DataFrame,
+    definitions: Mapping | None = None,
+    repair_no_ruptures: str = "nan",
+    primary: str | None = None,
+) -> pd.DataFrame:
+    """Build the client-level analysis table, one row per client.
+
+    Columns, after every column of ``clients``:
+
+    - ``sessions_scheduled``, ``sessions_attended``, ``attendance_rate`` (attended /
+      scheduled), ``minutes_total`` (minutes of attended sessions);
+    - for each count construct present (see :data:`COUNT_CONSTRUCTS`): ``<c>_total`` (sum
+      over attended sessions, 0 when there are none), ``<stem>_rate`` (total per attended
+      session with a value) and ``<stem>_rate_hour`` (total per 60 minutes of those
+      sessions), where the stem of ``ruptures`` is ``rupture`` (``rupture_rate``) and other
+      stems are the column name; ``repaired`` has a total only;
+    - ``repair_rate`` = ``repaired_total / ruptures_total``. Clients who attended sessions
+      but had no ruptures get, by ``repair_no_ruptures``: ``"nan"`` (default; models using
+      ``repair_rate`` then leave them out), ``"zero"``, ``"one"``, or ``"exclude"`` (their
+      rows are removed, with a warning giving the count). Clients who attended nothing get NaN;
+    - ``homework_rate`` (share of attended sessions with homework set where it was done),
+      ``alliance_mean`` (mean over attended sessions with a rating);
+    - ``rupture_rate_between``, ``unrepaired_rate_between``, ``repair_rate_between``: the
+      rate minus its mean over clients, for client-level models;
+    - ``dropout_<name>`` per definition (see :func:`dropout_indicators`) and, when
+      ``primary`` is given, ``dropout`` as a copy of ``dropout_<primary>``.
+
+    Parameters
+    ----------
+    sessions, clients : pandas.DataFrame
+        Canonical tables.
+    definitions : mapping, optional
+        Dropout definitions, as for :func:`dropout_indicators`.
+    repair_no_ruptures : {"nan", "zero", "one", "exclude"}, default "nan"
+        Repair rate of clients without ruptures.
+    primary : str, optional
+        Name of the definition copied to the ``dropout`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> clients = pd.DataFrame({"study": "s", "client": ["C1"], "therapist": "T1",
+    ...                         "framework": "cognitive", "planned_sessions": 2,
+    ...                         "end_status": "completed"})
+    >>> sessions = pd.DataFrame({"study": "s", "client": "C1", "session": [1, 2],
+    ...                          "attended": True, "minutes": [50.0, 40.0],
+    ...                          "ruptures": [2, 1], "repaired": [1, 1]})
+    >>> table = client_table(sessions, clients)
+    >>> table[["ruptures_total", "rupture_rate", "rupture_rate_hour", "repair_rate"]].round(3)
+       ruptures_total  rupture_rate  rupture_rate_hour  repair_rate
+    0             3.0           1.5                2.0        0.667
+    """
+    definitions = definitions or {}
+    if repair_no_ruptures not in REPAIR_NO_RUPTURE_RULES:
+        raise ConfigError(
+            f"repair_no_ruptures: unknown value {repair_no_ruptures!r}; use one of "
+            f"{', '.join(REPAIR_NO_RUPTURE_RULES)}."
+        )
+    if primary is not None and primary not in definitions:
+        raise ConfigError(
+            f"dropout primary '{primary}' is not among the dropout definitions "
+            f"({', '.join(definitions) or 'none given'})."
+        )
+    indicators = dropout_indicators(clients, sessions, definitions)
+    aggregates = _session_aggregates(_with_unrepaired(sessions)).reset_index()
+    table = clients.reset_index(drop=True).merge(
+        aggregates, on=CLIENT_KEY, how="left", validate="one_to_one"
+    )
+    table[["sessions_scheduled", "sessions_attended"]] = (
+        table[["sessions_scheduled", "sessions_attended"]].fillna(0).astype(int)
+    )
+    for total in [c for c in table.columns if c.endswith("_total") and c not in clients]:
+        table[total] = table[total].fillna(0.0)
+    scheduled = table["sessions_scheduled"]
+    table.insert(
+        table.columns.get_loc("sessions_attended") + 1,
+        "attendance_rate",
+        table["sessions_attended"] / scheduled.where(scheduled > 0),
+    )
+    if {"ruptures_total", "repaired_total"} <= set(table.columns):
+        table = _apply_repair_rule(table, repair_no_ruptures)
+    table = _add_between(table, ["rupture_rate", "unrepaired_rate", "repair_rate"])
+    table = table.merge(indicators, on=CLIENT_KEY, how="left", validate="one_to_one")
+    if primary is not None:
+        table["dropout"] = table[f"dropout_{primary}"]
+    return table
+
+
+# --------------------------------------------------------------------------- survival
+
+
+def person_period(
+    sessions: pd.DataFrame,
+    clients: pd.DataFrame,
+    definition: Mapping,
+    name: str = "dropout",
+) -> pd.DataFrame:
+    """Build discrete-time survival (person-period) data for the hazard of dropping out.
+
+    One row per attended session at which the client is at risk of leaving early:
+
+    - a client classified as dropout by ``definition`` contributes every attended session up
+      to the last one attended, with ``event = 1`` on that last row;
+    - every other client (completed, referred, not dropout under the definition, and
+      unclassifiable ones such as ongoing clients, who are censored) contributes attended
+      sessions before the planned final session (``session < planned_sessions``; all
+      attended sessions when ``planned_sessions`` is missing), with ``event = 0``: at or
+      after the planned end a client can no longer leave early;
+    - clients who attended no session contribute no rows.
+
+    Columns: every client column, ``session``, ``time`` (= session number), ``log_time``,
+    ``ruptures``, ``repaired``, ``unrepaired`` (those present) with their ``_within`` and
+    ``_between`` parts computed over the client's person-period rows, and ``event``.
+
+    Parameters
+    ----------
+    sessions, clients : pandas.DataFrame
+        Canonical tables.
+    definition : mapping
+        One dropout definition, e.g. ``{"rule": "end_status", "dropout": ["dropout"]}``.
+    name : str, default "dropout"
+        Name of the definition, used in error messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Sorted by study, client, session.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> clients = pd.DataFrame({"study": "s", "client": ["C1"], "therapist": "T1",
+    ...                         "framework": "cognitive", "planned_sessions": 4,
+    ...                         "end_status": "dropout"})
+    >>> sessions = pd.DataFrame({"study": "s", "client": "C1", "session": [1, 2, 3],
+    ...                          "attended": [True, True, False], "ruptures": [0, 2, None],
+    ...                          "repaired": [0, 1, None]})
+    >>> person_period(sessions, clients, {"rule": "end_status"})[["time", "unrepaired", "event"]]
+       time  unrepaired  event
+    0     1         0.0      0
+    1     2         1.0      1
+    """
+    indicator = dropout_indicators(clients, sessions, {name: definition})
+    dropped = indicator.set_index(CLIENT_KEY)[f"dropout_{name}"].fillna(0).eq(1)
+    table = _join_clients(_with_unrepaired(sessions), clients)
+    table = table[attended_mask(table)].reset_index(drop=True)
+    index = pd.MultiIndex.from_frame(table[CLIENT_KEY])
+    is_dropout = dropped.reindex(index).to_numpy(dtype=bool)
+    last = table.groupby(CLIENT_KEY)["session"].transform("max").to_numpy()
+    session = as_float(table, "session", "sessions").to_numpy().astype(int)
+    planned = as_float(table, "planned_sessions", "clients").to_numpy()
+    at_risk = is_dropout | np.isnan(planned) | (session < planned)
+    table["time"] = session
+    table["log_time"] = np.log(session.astype(float))
+    table["event"] = (is_dropout & (session == last)).astype(int)
+    table = table[at_risk].reset_index(drop=True)
+    counts = [c for c in ("ruptures", "repaired", "unrepaired") if c in table]
+    keep = [*clients.columns, "session", "time", "log_time", *counts, "event"]
+    return within_between(table[keep], counts, cluster=CLIENT_KEY)

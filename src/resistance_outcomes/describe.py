@@ -1,0 +1,750 @@
+"""Descriptive statistics by therapeutic framework.
+
+- :func:`table1`: sample description by framework (long, tidy), with small-cell
+  suppression (:func:`suppress_small_counts`); :func:`format_table1` and
+  :func:`table1_markdown` turn it into a publication table.
+- :func:`rate_by_session`: a construct's mean per attended session at each session number.
+- :func:`resistance_profile`: Miller's resistance behaviours per attended session and per
+  60 minutes, by framework.
+- :func:`rate_interval`: the rate estimate and confidence interval used by both.
+
+Inputs are the tables made by :func:`resistance_outcomes.derive.client_table` and
+:func:`resistance_outcomes.derive.session_table`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from resistance_outcomes.derive import (
+    CLIENT_KEY,
+    DataError,
+    as_float,
+    attended_mask,
+    require_columns,
+)
+
+FRAMEWORKS = ("psychoanalytic", "behavioral", "cognitive")
+TOTAL = "Total"
+RESISTANCE_TYPES = (
+    "resistance_arguing",
+    "resistance_interrupting",
+    "resistance_denying",
+    "resistance_ignoring",
+)
+LONG_COLUMNS = ["variable", "statistic", "framework", "value", "n"]
+_MISSING = "\u2014"
+#: Marker of counts hidden for any reason other than being small themselves.
+WITHHELD = "s"
+
+
+def framework_order(frameworks: pd.Series) -> list[str]:
+    """Order in which frameworks are reported.
+
+    Categories in their categorical order when the column is categorical (only those
+    present), otherwise psychoanalytic, behavioral, cognitive, then any other group
+    alphabetically.
+
+    Parameters
+    ----------
+    frameworks : pandas.Series
+        The ``framework`` column.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> framework_order(pd.Series(["other", "cognitive", "psychoanalytic"]))
+    ['psychoanalytic', 'cognitive', 'other']
+    """
+    present = set(frameworks.dropna().astype(str))
+    if isinstance(frameworks.dtype, pd.CategoricalDtype):
+        return [str(c) for c in frameworks.cat.categories if str(c) in present]
+    known = [f for f in FRAMEWORKS if f in present]
+    return known + sorted(present - set(known))
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def rate_interval(
+    counts: Sequence[float], exposure: Sequence[float], level: float = 0.95
+) -> tuple[float, float, float]:
+    """Rate of events per unit of exposure with a cluster-robust confidence interval.
+
+    Each element is one cluster (a client, or one session when every client contributes at
+    most one). The rate is ``R = sum(counts) / sum(exposure)``, the maximum-likelihood rate
+    of an intercept-only Poisson model with ``offset(log(exposure))``. Its standard error is
+    the cluster-robust (sandwich) one with the ``G / (G - 1)`` small-sample factor,
+    ``SE(R) = sqrt(G / (G - 1) * sum((y - R m)^2)) / sum(m)``, which does not assume
+    Poisson variance and allows any correlation within a cluster. The interval is a Wald
+    interval on the log scale, ``R * exp(+/- t * SE(R) / R)``, with a t quantile on
+    ``G - 1`` degrees of freedom; it stays positive. With equal exposures of 1 the SE is the
+    usual ``s / sqrt(G)``. The interval is NaN when there are fewer than 2 clusters or no
+    events.
+
+    Parameters
+    ----------
+    counts : sequence of float
+        Event count per cluster.
+    exposure : sequence of float
+        Exposure per cluster (sessions, minutes...), each >= 0.
+    level : float, default 0.95
+        Confidence level.
+
+    Returns
+    -------
+    tuple of float
+        ``(rate, ci_low, ci_high)``.
+
+    Examples
+    --------
+    >>> rate, low, high = rate_interval([0, 1, 2, 1, 1], [1, 1, 1, 1, 1])
+    >>> round(rate, 3), round(low, 3), round(high, 3)
+    (1.0, 0.416, 2.406)
+    """
+    y = np.asarray(counts, dtype=float)
+    m = np.asarray(exposure, dtype=float)
+    clusters, total_exposure = y.size, m.sum()
+    if clusters == 0 or total_exposure <= 0:
+        return np.nan, np.nan, np.nan
+    rate = float(y.sum() / total_exposure)
+    if clusters < 2 or rate == 0:
+        return rate, np.nan, np.nan
+    residual = y - rate * m
+    se = np.sqrt(clusters / (clusters - 1) * np.sum(residual**2)) / total_exposure
+    half_width = stats.t.ppf(0.5 + level / 2, clusters - 1) * se / rate
+    return float(rate), float(rate * np.exp(-half_width)), float(rate * np.exp(half_width))
+
+
+def _hide_small(table: pd.DataFrame, count: str, min_cell: int) -> pd.DataFrame:
+    """Blank every number of rows whose ``count`` is between 1 and ``min_cell - 1``."""
+    small = table[count].between(1, min_cell - 1)
+    numbers = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+    numbers = [c for c in numbers if c != "session"]
+    for column in numbers:
+        table[column] = table[column].astype("Int64" if column.startswith("n_") else float)
+    table.loc[small, numbers] = np.nan
+    table["suppressed"] = small.to_numpy()
+    return table
+
+
+# --------------------------------------------------------------------------- Table 1
+
+
+def _row(variable, statistic, framework, value, n):
+    return {
+        "variable": variable,
+        "statistic": statistic,
+        "framework": framework,
+        "value": float(value),
+        "n": int(n),
+    }
+
+
+def _count_rows(variable, count, framework, denominator=None):
+    rows = [_row(variable, "count", framework, count, count)]
+    if denominator is not None:
+        percent = 100 * count / denominator if denominator else np.nan
+        rows.append(_row(variable, "percent", framework, percent, denominator))
+    return rows
+
+
+def _mean_sd_rows(variable, values, framework):
+    values = pd.Series(values, dtype=float).dropna()
+    sd = values.std(ddof=1) if len(values) > 1 else np.nan
+    return [
+        _row(variable, "mean", framework, values.mean() if len(values) else np.nan, len(values)),
+        _row(variable, "sd", framework, sd, len(values)),
+    ]
+
+
+def _dropout_label(column: str) -> str:
+    return "Dropout" if column == "dropout" else f"Dropout ({column.removeprefix('dropout_')})"
+
+
+def _group_rows(clients, sessions, dropout_columns, framework) -> list[dict]:
+    """Table 1 rows for one framework (or the total)."""
+    attended = attended_mask(sessions)
+    done = sessions[attended]
+    rows = _count_rows("Clients", len(clients), framework)
+    therapists = clients[["study", "therapist"]].drop_duplicates()
+    rows += _count_rows("Therapists", len(therapists), framework)
+    rows += _count_rows("Sessions scheduled", len(sessions), framework)
+    rows += _count_rows("Sessions attended", int(attended.sum()), framework, len(sessions))
+    for column in dropout_columns:
+        status = clients[column].dropna()
+        rows += _count_rows(
+            _dropout_label(column), int((status == 1).sum()), framework, len(status)
+        )
+    rows += _mean_sd_rows("Ruptures per attended session", clients["rupture_rate"], framework)
+    ruptures = as_float(done, "ruptures", "sessions").dropna()
+    rows += _count_rows(
+        "Sessions with any rupture", int((ruptures > 0).sum()), framework, len(ruptures)
+    )
+    coded = clients[clients["rupture_rate"].notna()]
+    with_ruptures = coded[coded["ruptures_total"] > 0]
+    rows += _count_rows("Clients with any rupture", len(with_ruptures), framework, len(coded))
+    repair = with_ruptures["repaired_total"] / with_ruptures["ruptures_total"]
+    rows += _mean_sd_rows("Repair rate (clients with ruptures)", repair, framework)
+    for column in RESISTANCE_TYPES:
+        if f"{column}_rate" in clients:
+            label = f"Resistance per attended session: {column.removeprefix('resistance_')}"
+            rows += _mean_sd_rows(label, clients[f"{column}_rate"], framework)
+    if "resistance_rate" in clients:
+        rows += _mean_sd_rows(
+            "Resistance per attended session: all types", clients["resistance_rate"], framework
+        )
+    if "homework_done" in done:
+        homework = as_float(done, "homework_done", "sessions").dropna()
+        rows += _count_rows(
+            "Homework completed (sessions with homework set)",
+            int(homework.sum()),
+            framework,
+            len(homework),
+        )
+    if "alliance_mean" in clients:
+        rows += _mean_sd_rows("Alliance (client mean)", clients["alliance_mean"], framework)
+    return rows
+
+
+def table1(
+    client_tbl: pd.DataFrame,
+    session_tbl: pd.DataFrame,
+    dropout_columns: Sequence[str] = (),
+    min_cell: int = 5,
+) -> pd.DataFrame:
+    """Describe the sample by framework (Table 1), with small cells suppressed.
+
+    Rows (``variable``), each for every framework and the total:
+
+    - Clients, Therapists (distinct study x therapist), Sessions scheduled: counts;
+    - Sessions attended: count and percent of scheduled sessions;
+    - one row per dropout column: count of dropouts and percent of the clients the
+      definition classifies (``n`` of the percent row is that denominator);
+    - Ruptures per attended session: mean and SD of the client rates;
+    - Sessions with any rupture: count and percent of attended sessions with rupture codes;
+    - Clients with any rupture: count and percent of clients with coded sessions;
+    - Repair rate (clients with ruptures): mean and SD of repaired / ruptures over the
+      clients with at least one rupture (``n`` says how many);
+    - Resistance per attended session, by type and all types: mean and SD of client rates;
+    - Homework completed: count and percent of attended sessions with homework set;
+    - Alliance (client mean): mean and SD of client means.
+
+    Optional rows appear when their columns exist. SDs use ``n - 1``. Small cells are then
+    suppressed by :func:`suppress_small_counts`.
+
+    Parameters
+    ----------
+    client_tbl : pandas.DataFrame
+        Output of :func:`resistance_outcomes.derive.client_table`.
+    session_tbl : pandas.DataFrame
+        Output of :func:`resistance_outcomes.derive.session_table`.
+    dropout_columns : sequence of str
+        Dropout columns of ``client_tbl`` to report, e.g. ``["dropout_end_status"]``.
+    min_cell : int, default 5
+        Counts from 1 to ``min_cell - 1`` are suppressed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long table with columns ``variable``, ``statistic`` (count, percent, mean, sd),
+        ``framework`` (frameworks in :func:`framework_order`, then "Total"), ``value``,
+        ``n`` (units the value is based on: the count itself, the percent's denominator, or
+        the number of clients averaged) and ``suppressed``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.derive import client_table, session_table
+    >>> clients = pd.DataFrame({"study": "s", "client": [f"C{i}" for i in range(6)],
+    ...                         "therapist": ["T1", "T2"] * 3, "framework": "cognitive",
+    ...                         "planned_sessions": 1, "end_status": ["completed"] * 6})
+    >>> sessions = clients[["study", "client"]].assign(
+    ...     session=1, attended=True, minutes=50.0, ruptures=[0, 1, 2, 1, 0, 3],
+    ...     repaired=[0, 1, 1, 1, 0, 0])
+    >>> client_tbl = client_table(sessions, clients, {"judged": {"rule": "end_status"}})
+    >>> long = table1(client_tbl, session_table(sessions, clients), ["dropout_judged"])
+    >>> print(table1_markdown(format_table1(long)))  # doctest: +ELLIPSIS
+    | Characteristic | Cognitive | Total |
+    | :--- | ---: | ---: |
+    | Clients, n | 6 | 6 |
+    | Therapists, n | <5 | <5 |
+    | Sessions scheduled, n | 6 | 6 |
+    | Sessions attended, n (%) | 6 (100.0%) | 6 (100.0%) |
+    | Dropout (judged), n (%) | 0 (0.0%) | 0 (0.0%) |
+    | Ruptures per attended session, M (SD) | 1.17 (1.17) | 1.17 (1.17) |
+    | Sessions with any rupture, n (%) | <5 | <5 |
+    | Clients with any rupture, n (%) | <5 | <5 |
+    | Repair rate (clients with ruptures), M (SD) | n<5 | n<5 |
+    <BLANKLINE>
+    *Note.* Counts from 1 to 4 are shown as <5 ...
+    """
+    require_columns(
+        client_tbl,
+        [
+            "study",
+            "therapist",
+            "framework",
+            "rupture_rate",
+            "ruptures_total",
+            "repaired_total",
+            *dropout_columns,
+        ],
+        "client",
+    )
+    require_columns(
+        session_tbl, ["study", "client", "framework", "attended", "ruptures"], "session"
+    )
+    rows = []
+    for framework in framework_order(client_tbl["framework"]):
+        rows += _group_rows(
+            client_tbl[client_tbl["framework"] == framework],
+            session_tbl[session_tbl["framework"] == framework],
+            dropout_columns,
+            framework,
+        )
+    rows += _group_rows(client_tbl, session_tbl, dropout_columns, TOTAL)
+    long = pd.DataFrame(rows, columns=LONG_COLUMNS)
+    long["n"] = long["n"].astype("Int64")
+    return suppress_small_counts(long, min_cell=min_cell)
+
+
+def _protect_totals(
+    long: pd.DataFrame, values: pd.Series, reason: pd.Series, min_cell: int, total: str
+) -> None:
+    """Secondary suppression of count rows (in place on ``reason``), judged on ``values``."""
+    rows = long[long["statistic"].eq("count") & values.notna()]
+    for _, row in rows.groupby("variable", sort=False):
+        totals = row.index[row["framework"] == total]
+        cells = values[row.index[row["framework"] != total]]
+        if totals.empty or (reason[totals] != "").any():
+            continue
+        while True:
+            hidden = reason[cells.index] != ""
+            if not hidden.any() or cells[hidden].sum() >= min_cell:
+                break
+            candidates = cells[~hidden & (cells > 0)]
+            target = totals if candidates.empty else [candidates.idxmin()]
+            reason[target] = "secondary"
+            if candidates.empty:
+                break
+
+
+def _complements(long: pd.DataFrame) -> pd.Series:
+    """For count rows with a percent row: denominator minus count (else NaN)."""
+    percent = long[long["statistic"] == "percent"].set_index(["variable", "framework"])["n"]
+    keys = pd.MultiIndex.from_frame(long[["variable", "framework"]])
+    denominator = percent.astype(float).reindex(keys).to_numpy()
+    complement = pd.Series(denominator - long["value"].to_numpy(), index=long.index)
+    return complement.where(long["statistic"].eq("count"))
+
+
+def suppress_small_counts(
+    long: pd.DataFrame, min_cell: int = 5, total_label: str = TOTAL
+) -> pd.DataFrame:
+    """Suppress small cells in a long descriptive table so no small group can be identified.
+
+    Rules, applied in this order (``reason`` in brackets):
+
+    1. Primary (``small``): a ``count`` from 1 to ``min_cell - 1`` (0 is shown), and any
+       ``mean``/``sd`` (or other statistic) based on 1 to ``min_cell - 1`` units.
+    2. Complement (``complement``): a count whose complement (the percent's denominator
+       minus the count, e.g. clients who did not drop out) is from 1 to ``min_cell - 1``.
+    3. Secondary (``secondary``): within a variable, when the hidden framework counts add up
+       to less than ``min_cell`` and the total is shown, a hidden count could be recovered
+       by subtraction; the smallest shown non-zero framework count is hidden as well,
+       repeatedly, until the hidden counts add up to at least ``min_cell``; when no non-zero
+       count is left, the total is hidden instead. The same is done on the complements.
+    4. The ``percent`` of every hidden count is hidden (same reason).
+
+    Means and SDs are protected by rule 1 only. Hidden rows keep their labels and get
+    ``value`` and ``n`` blanked, ``suppressed = True`` and their ``reason``. The threshold
+    is stored in ``attrs["min_cell"]`` for :func:`format_table1`.
+
+    Parameters
+    ----------
+    long : pandas.DataFrame
+        Columns ``variable``, ``statistic``, ``framework``, ``value``, ``n`` (for percent
+        rows, ``n`` is the denominator).
+    min_cell : int, default 5
+        Smallest count shown (besides 0).
+    total_label : str, default "Total"
+        ``framework`` value of the total column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``suppressed`` (bool) and ``reason`` ("" when shown) added.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> long = pd.DataFrame({"variable": "Dropout", "statistic": "count",
+    ...                      "framework": ["a", "b", "c", "Total"],
+    ...                      "value": [0.0, 3.0, 20.0, 23.0], "n": [0, 3, 20, 23]})
+    >>> out = suppress_small_counts(long)
+    >>> out["value"].tolist()
+    [0.0, nan, nan, 23.0]
+    >>> out["reason"].tolist()
+    ['', 'small', 'secondary', '']
+    """
+    require_columns(long, LONG_COLUMNS, "descriptive")
+    out = long.reset_index(drop=True).copy()
+    out["value"] = out["value"].astype(float)
+    out["n"] = out["n"].astype("Int64")
+    statistic = out["statistic"]
+    is_count = statistic.eq("count")
+    complement = _complements(out)
+    reason = pd.Series("", index=out.index, dtype=object)
+    reason[is_count & complement.between(1, min_cell - 1)] = "complement"
+    reason[is_count & out["value"].between(1, min_cell - 1)] = "small"
+    summary = ~statistic.isin(["count", "percent"])
+    reason[summary & out["n"].between(1, min_cell - 1).fillna(False)] = "small"
+    for values in (out["value"].where(is_count), complement):
+        _protect_totals(out, values, reason, min_cell, total_label)
+    counts = out[is_count].set_index(["variable", "framework"])
+    partner = reason[is_count].set_axis(counts.index)
+    keys = pd.MultiIndex.from_frame(out[["variable", "framework"]])
+    is_percent = statistic.eq("percent").to_numpy()
+    reason[is_percent] = partner.reindex(keys[is_percent]).fillna("").to_numpy()
+    hide = reason != ""
+    out.loc[hide, "value"] = np.nan
+    out.loc[hide, "n"] = pd.NA
+    out["suppressed"] = hide.to_numpy()
+    out["reason"] = reason.to_numpy()
+    out.attrs["min_cell"] = min_cell
+    return out
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _format_cell(stats_: dict, min_cell: int, decimals: int) -> str:
+    """Format one (variable, framework) cell from ``{statistic: (value, reason)}``."""
+    if "mean" in stats_:
+        (mean, reason), (sd, _) = stats_["mean"], stats_.get("sd", (np.nan, ""))
+        if reason:
+            return f"n<{min_cell}"
+        if np.isnan(mean):
+            return _MISSING
+        return f"{mean:,.{decimals}f}" + ("" if np.isnan(sd) else f" ({sd:,.{decimals}f})")
+    count, reason = stats_["count"]
+    if reason:
+        return f"<{min_cell}" if reason == "small" else WITHHELD
+    if "percent" not in stats_:
+        return f"{count:,.0f}"
+    percent = stats_["percent"][0]
+    return _MISSING if np.isnan(percent) else f"{count:,.0f} ({percent:.1f}%)"
+
+
+def suppression_note(min_cell: int) -> str:
+    """Table note explaining the suppression markers of :func:`format_table1`.
+
+    Examples
+    --------
+    >>> suppression_note(5)[:40]
+    'Counts from 1 to 4 are shown as <5 and m'
+    """
+    return (
+        f"Counts from 1 to {min_cell - 1} are shown as <{min_cell} and means based on fewer "
+        f"than {min_cell} clients as n<{min_cell}; {WITHHELD} marks a count withheld so that "
+        "a small count cannot be recovered by subtraction. Percentages of hidden counts are "
+        "not shown."
+    )
+
+
+def _row_label(variable: str, statistics: set) -> str:
+    if "mean" in statistics:
+        return f"{variable}, M (SD)"
+    return f"{variable}, n (%)" if "percent" in statistics else f"{variable}, n"
+
+
+def format_table1(
+    long: pd.DataFrame, min_cell: int | None = None, decimals: int = 2
+) -> pd.DataFrame:
+    """Format the long Table 1 as a wide table of strings, one column per framework.
+
+    Counts read ``"18"`` or ``"18 (20.0%)"``, means ``"0.45 (0.31)"``. Small counts read
+    ``"<5"``, means on few clients ``"n<5"``, counts withheld to protect another cell
+    ``"s"`` (see :func:`suppress_small_counts`), and values that cannot be computed (no
+    clients with ruptures, a percentage of nothing, say) an em dash. When anything is
+    hidden, the explanation from :func:`suppression_note` is stored in ``attrs["note"]``
+    for :func:`table1_markdown`.
+
+    Parameters
+    ----------
+    long : pandas.DataFrame
+        Output of :func:`table1`.
+    min_cell : int, optional
+        Threshold used for suppression; read from ``long.attrs`` when not given (pass it
+        when the table was read back from a file).
+    decimals : int, default 2
+        Decimals of means and SDs (percentages have 1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``Characteristic`` and one per framework (capitalised), then ``Total``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> long = pd.DataFrame({"variable": ["Dropout", "Dropout", "Alliance", "Alliance"],
+    ...                      "statistic": ["count", "percent", "mean", "sd"],
+    ...                      "framework": "Total", "value": [18, 20.0, 5.123, 0.8],
+    ...                      "n": [18, 90, 90, 90], "suppressed": False, "reason": ""})
+    >>> format_table1(long, min_cell=5)
+         Characteristic        Total
+    0    Dropout, n (%)   18 (20.0%)
+    1  Alliance, M (SD)  5.12 (0.80)
+    """
+    min_cell = min_cell if min_cell is not None else long.attrs.get("min_cell")
+    if min_cell is None:
+        raise ValueError(
+            "format_table1: the suppression threshold is unknown; pass min_cell= (the value "
+            "given to table1)."
+        )
+    require_columns(long, [*LONG_COLUMNS, "suppressed", "reason"], "Table 1")
+    frameworks = list(dict.fromkeys(long["framework"].astype(str)))
+    cells: dict[str, dict[str, dict]] = {}
+    for row in long.itertuples(index=False):
+        by_framework = cells.setdefault(row.variable, {})
+        reason = row.reason if isinstance(row.reason, str) else ""
+        by_framework.setdefault(str(row.framework), {})[row.statistic] = (float(row.value), reason)
+    records = []
+    for variable, by_framework in cells.items():
+        statistics = set().union(*by_framework.values())
+        record = {"Characteristic": _row_label(variable, statistics)}
+        for framework in frameworks:
+            header = framework if framework == TOTAL else framework.capitalize()
+            stats_ = by_framework.get(framework)
+            record[header] = _format_cell(stats_, min_cell, decimals) if stats_ else _MISSING
+        records.append(record)
+    wide = pd.DataFrame(records)
+    if long["suppressed"].astype(bool).any():
+        wide.attrs["note"] = suppression_note(min_cell)
+    return wide
+
+
+def table1_markdown(wide: pd.DataFrame, note: str | None = None) -> str:
+    """Render a formatted Table 1 as a Markdown pipe table.
+
+    Parameters
+    ----------
+    wide : pandas.DataFrame
+        Output of :func:`format_table1`.
+    note : str, optional
+        Text added below the table after "*Note.*"; default ``wide.attrs["note"]`` (the
+        suppression note set by :func:`format_table1`), if any.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> wide = pd.DataFrame({"Characteristic": ["Clients, n"], "Total": ["45"]})
+    >>> print(table1_markdown(wide))
+    | Characteristic | Total |
+    | :--- | ---: |
+    | Clients, n | 45 |
+    """
+
+    def line(cells) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    note = note if note is not None else wide.attrs.get("note")
+    align = [":---"] + ["---:"] * (wide.shape[1] - 1)
+    lines = [line(wide.columns), line(align), *(line(r) for r in wide.itertuples(index=False))]
+    if note:
+        lines += ["", f"*Note.* {note}"]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- rates
+
+
+def _attended_sessions(session_tbl: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    require_columns(
+        session_tbl, [*CLIENT_KEY, "framework", "session", "attended", *columns], "session"
+    )
+    return session_tbl[attended_mask(session_tbl)]
+
+
+def _ordered_frameworks(table: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    table["framework"] = pd.Categorical(table["framework"], categories=order, ordered=True)
+    return table
+
+
+def rate_by_session(
+    session_tbl: pd.DataFrame,
+    construct: str = "ruptures",
+    min_cell: int = 5,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Mean of a construct per attended session at each session number, by framework.
+
+    At a given session number every client contributes at most one session, so the
+    sessions are independent across clients (therapist clustering is ignored in this
+    description). The interval is :func:`rate_interval` with exposure 1 per session: the
+    t-based standard error ``s / sqrt(n)``, applied on the log scale so it stays positive.
+    Cells with 1 to ``min_cell - 1`` sessions are suppressed (all numbers blank).
+
+    Parameters
+    ----------
+    session_tbl : pandas.DataFrame
+        Output of :func:`resistance_outcomes.derive.session_table`.
+    construct : str, default "ruptures"
+        Session-level count or rating column.
+    min_cell : int, default 5
+        Smallest number of sessions shown.
+    level : float, default 0.95
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``framework``, ``session``, ``n_sessions``, ``mean``, ``ci_low``, ``ci_high``,
+        ``suppressed``; sorted by framework then session.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> tbl = pd.DataFrame({"study": "s", "client": list("ABCDE"), "framework": "cognitive",
+    ...                     "session": 1, "attended": True, "ruptures": [0, 1, 2, 1, 1]})
+    >>> rate_by_session(tbl).round(3)
+       framework  session  n_sessions  mean  ci_low  ci_high  suppressed
+    0  cognitive        1           5   1.0   0.416    2.406       False
+    """
+    done = _attended_sessions(session_tbl, [construct])
+    values = pd.DataFrame(
+        {
+            "framework": done["framework"].astype(str),
+            "session": done["session"].to_numpy(),
+            "y": as_float(done, construct, "session"),
+        }
+    ).dropna(subset=["y"])
+    rows = []
+    for (framework, session), group in values.groupby(["framework", "session"]):
+        rate, low, high = rate_interval(group["y"], np.ones(len(group)), level)
+        rows.append((framework, session, len(group), rate, low, high))
+    table = pd.DataFrame(
+        rows, columns=["framework", "session", "n_sessions", "mean", "ci_low", "ci_high"]
+    )
+    table = _ordered_frameworks(table, framework_order(done["framework"]))
+    table = table.sort_values(["framework", "session"]).reset_index(drop=True)
+    return _hide_small(table, "n_sessions", min_cell)
+
+
+def resistance_profile(
+    session_tbl: pd.DataFrame,
+    behaviours: Sequence[str] | None = None,
+    min_cell: int = 5,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Resistance behaviours per attended session and per 60 minutes, by framework.
+
+    For each framework and behaviour the rate is total count / total exposure over the
+    attended sessions coded for it (exposure: sessions, or minutes / 60), with a
+    client-clustered interval from :func:`rate_interval` (each client one cluster), so that
+    repeated sessions of a client are not treated as independent. Rows based on 1 to
+    ``min_cell - 1`` clients are suppressed (all numbers blank).
+
+    Parameters
+    ----------
+    session_tbl : pandas.DataFrame
+        Output of :func:`resistance_outcomes.derive.session_table`; needs ``minutes``.
+    behaviours : sequence of str, optional
+        Count columns; default the four Miller behaviours present
+        (``resistance_arguing``, ``_interrupting``, ``_denying``, ``_ignoring``).
+    min_cell : int, default 5
+        Smallest number of clients shown.
+    level : float, default 0.95
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``framework``, ``behaviour`` (column name without ``resistance_``), ``n_clients``,
+        ``n_sessions``, ``per_session``, ``per_session_ci_low``, ``per_session_ci_high``,
+        ``per_hour``, ``per_hour_ci_low``, ``per_hour_ci_high``, ``suppressed``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> tbl = pd.DataFrame({"study": "s", "client": list("ABCDE"), "framework": "cognitive",
+    ...                     "session": 1, "attended": True, "minutes": 60.0,
+    ...                     "resistance_arguing": [0, 1, 2, 1, 1]})
+    >>> resistance_profile(tbl)[["behaviour", "n_clients", "per_session", "per_hour"]]
+      behaviour  n_clients  per_session  per_hour
+    0   arguing          5          1.0       1.0
+    """
+    if behaviours is None:
+        behaviours = [c for c in RESISTANCE_TYPES if c in session_tbl]
+        if not behaviours:
+            raise DataError(
+                "session table: none of the resistance columns "
+                f"{', '.join(RESISTANCE_TYPES)} is present; code Miller's behaviours or pass "
+                "behaviours=."
+            )
+    done = _attended_sessions(session_tbl, [*behaviours, "minutes"])
+    minutes = as_float(done, "minutes", "session")
+    keys = [done[k] for k in CLIENT_KEY]
+    order = framework_order(done["framework"])
+    rows = []
+    for behaviour in behaviours:
+        values = as_float(done, behaviour, "session")
+        coded = values.notna()
+        per_client = (
+            pd.DataFrame(
+                {
+                    "framework": done["framework"].astype(str),
+                    "y": values.fillna(0.0),
+                    "sessions": coded.astype(float),
+                    "hours": minutes.where(coded, 0.0) / 60.0,
+                }
+            )
+            .groupby(keys)
+            .agg({"framework": "first", "y": "sum", "sessions": "sum", "hours": "sum"})
+        )
+        per_client = per_client[per_client["sessions"] > 0]
+        for framework in order:
+            group = per_client[per_client["framework"] == framework]
+            per_session = rate_interval(group["y"], group["sessions"], level)
+            per_hour = rate_interval(group["y"], group["hours"], level)
+            rows.append(
+                (
+                    framework,
+                    behaviour.removeprefix("resistance_"),
+                    len(group),
+                    int(group["sessions"].sum()),
+                    *per_session,
+                    *per_hour,
+                )
+            )
+    table = pd.DataFrame(
+        rows,
+        columns=[
+            "framework",
+            "behaviour",
+            "n_clients",
+            "n_sessions",
+            "per_session",
+            "per_session_ci_low",
+            "per_session_ci_high",
+            "per_hour",
+            "per_hour_ci_low",
+            "per_hour_ci_high",
+        ],
+    )
+    table = _ordered_frameworks(table, order)
+    return _hide_small(table, "n_clients", min_cell)

@@ -1,0 +1,402 @@
+"""Tests for resistance_outcomes.derive: every expected value below is worked out by hand."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from resistance_outcomes.derive import (
+    ConfigError,
+    DataError,
+    client_table,
+    dropout_indicators,
+    person_period,
+    session_table,
+    within_between,
+)
+
+NA = pd.NA
+
+# client: (therapist, framework, planned_sessions, end_status, attendance by session)
+HAND_CASE = {
+    "C1": ("T1", "psychoanalytic", 4, "completed", "1111"),
+    "C2": ("T1", "psychoanalytic", 6, "dropout", "110"),
+    "C3": ("T2", "behavioral", 8, "referred", "111"),
+    "C4": ("T2", "behavioral", 10, "ongoing", "11"),
+    "C5": ("T3", "cognitive", 4, "ongoing", "11111"),
+    "C6": ("T3", "cognitive", 3, "completed", "111"),
+    "C7": ("T3", "cognitive", 5, "completed", "10110"),
+    "C8": ("T4", "cognitive", 12, "dropout", "1111110"),
+    "C9": ("T4", "behavioral", 8, "dropout", ""),
+}
+
+DEFINITIONS = {
+    "end_status": {"rule": "end_status", "dropout": ["dropout"]},
+    "with_referred": {"rule": "end_status", "dropout": ["dropout", "referred"]},
+    "fewer_than_4": {"rule": "min_attended", "sessions": 4},
+    "missed_last": {"rule": "missed_last_scheduled"},
+    "protocol": {"rule": "protocol_incomplete"},
+}
+
+# Expected by hand from HAND_CASE, columns in DEFINITIONS order.
+# C4 ongoing with 2 < 4 attended: NA everywhere. C5 ongoing but already 5 >= 4 and >= planned 4:
+# 0 for fewer_than_4 and protocol, NA for the others. C6 completed a 3-session plan: dropout
+# under fewer_than_4 only. C7 completed but missed sessions 2 and 5 (3 of 5 attended).
+# C9 never attended: no last scheduled session to judge (NA).
+EXPECTED_DROPOUT = {
+    "C1": (0, 0, 0, 0, 0),
+    "C2": (1, 1, 1, 1, 1),
+    "C3": (0, 1, 1, 0, 1),
+    "C4": (NA, NA, NA, NA, NA),
+    "C5": (NA, NA, 0, NA, 0),
+    "C6": (0, 0, 1, 0, 0),
+    "C7": (0, 0, 1, 1, 1),
+    "C8": (1, 1, 0, 1, 1),
+    "C9": (1, 1, 1, NA, 1),
+}
+
+
+def make_hand_case(case=HAND_CASE):
+    """Canonical clients and sessions; attended sessions get ruptures = session % 3 and
+    repaired = 1 when ruptures == 2 (so unrepaired = 1, 1, 0 for sessions 1, 2, 3, ...)."""
+    clients = pd.DataFrame(
+        [
+            {
+                "study": "s1",
+                "client": c,
+                "therapist": t,
+                "framework": f,
+                "planned_sessions": p,
+                "end_status": e,
+                "baseline_severity": 10.0 + i,
+            }
+            for i, (c, (t, f, p, e, _)) in enumerate(case.items())
+        ]
+    )
+    clients["framework"] = pd.Categorical(
+        clients["framework"], categories=["psychoanalytic", "behavioral", "cognitive"]
+    )
+    rows = []
+    for client, (*_, pattern) in case.items():
+        for session, flag in enumerate(pattern, start=1):
+            attended = flag == "1"
+            ruptures = session % 3 if attended else NA
+            rows.append(
+                {
+                    "study": "s1",
+                    "client": client,
+                    "session": session,
+                    "attended": attended,
+                    "minutes": 50.0 if attended else np.nan,
+                    "ruptures": ruptures,
+                    "repaired": (int(ruptures == 2) if attended else NA),
+                }
+            )
+    sessions = pd.DataFrame(rows)
+    sessions["ruptures"] = sessions["ruptures"].astype("Int64")
+    sessions["repaired"] = sessions["repaired"].astype("Int64")
+    return clients, sessions
+
+
+# --------------------------------------------------------------------------- dropout
+
+
+def test_dropout_indicators_match_hand_classification():
+    clients, sessions = make_hand_case()
+    result = dropout_indicators(clients, sessions, DEFINITIONS)
+    expected = pd.DataFrame(
+        [(c, *v) for c, v in EXPECTED_DROPOUT.items()],
+        columns=["client", *(f"dropout_{name}" for name in DEFINITIONS)],
+    )
+    assert list(result.columns) == ["study", "client", *expected.columns[1:]]
+    assert result["client"].tolist() == expected["client"].tolist()
+    for column in expected.columns[1:]:
+        assert result[column].dtype == "Int64"
+        pd.testing.assert_series_equal(
+            result[column], expected[column].astype("Int64"), check_names=False
+        )
+
+
+def test_dropout_indicators_default_end_status_list():
+    clients, sessions = make_hand_case()
+    result = dropout_indicators(clients, sessions, {"judged": {"rule": "end_status"}})
+    assert result["dropout_judged"].tolist() == [0, 1, 0, NA, NA, 0, 0, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("definition", "fragment"),
+    [
+        ({"rule": "three_strikes"}, "unknown rule 'three_strikes'"),
+        ({"rule": "min_attended"}, "whole number >= 1; got None"),
+        ({"rule": "min_attended", "sessions": 0}, "got 0"),
+        ({"rule": "min_attended", "sessions": "four"}, "got 'four'"),
+        ({"rule": "min_attended", "sessions": True}, "got True"),
+        ({"rule": "min_attended", "session": 4}, "unknown parameter(s) session"),
+        ({"rule": "end_status", "dropout": ["quit"]}, "got ['quit']"),
+        ({"rule": "end_status", "dropout": ["ongoing"]}, "ongoing clients are never"),
+        ({"rule": "end_status", "dropout": "dropout"}, "non-empty list"),
+        ({"sessions": 4}, "'rule' key"),
+    ],
+)
+def test_bad_definition_raises_config_error_naming_it(definition, fragment):
+    clients, sessions = make_hand_case()
+    with pytest.raises(ConfigError) as error:
+        dropout_indicators(clients, sessions, {"my_rule": definition})
+    assert "dropout definition 'my_rule'" in str(error.value)
+    assert fragment in str(error.value)
+
+
+def test_definition_name_must_make_a_column_name():
+    clients, sessions = make_hand_case()
+    with pytest.raises(ConfigError, match="letters, digits and underscores"):
+        dropout_indicators(clients, sessions, {"fewer than 4": {"rule": "end_status"}})
+
+
+# --------------------------------------------------------------------------- input errors
+
+
+def test_unknown_end_status_is_named():
+    clients, sessions = make_hand_case()
+    clients.loc[2, "end_status"] = "finished"
+    with pytest.raises(DataError) as error:
+        dropout_indicators(clients, sessions, DEFINITIONS)
+    message = str(error.value)
+    assert "clients table" in message and "'end_status'" in message
+    assert "'finished'" in message and "client 'C3'" in message
+
+
+def test_session_of_unknown_client_is_named():
+    clients, sessions = make_hand_case()
+    sessions.loc[len(sessions)] = {
+        "study": "s1",
+        "client": "C99",
+        "session": 1,
+        "attended": True,
+        "minutes": 50.0,
+    }
+    with pytest.raises(DataError, match="client 'C99', session '1'.*Add the client"):
+        session_table(sessions, clients)
+
+
+def test_duplicate_session_key_and_missing_attended_are_named():
+    clients, sessions = make_hand_case()
+    duplicated = pd.concat([sessions, sessions.iloc[[3]]], ignore_index=True)
+    with pytest.raises(DataError, match="duplicated key.*client 'C1', session '4'"):
+        client_table(duplicated, clients)
+    sessions["attended"] = sessions["attended"].astype("boolean")
+    sessions.loc[5, "attended"] = NA
+    with pytest.raises(DataError, match="empty 'attended'.*client 'C2', session '2'"):
+        client_table(sessions, clients)
+
+
+def test_non_boolean_attended_is_named():
+    clients, sessions = make_hand_case()
+    sessions["attended"] = sessions["attended"].map({True: "yes", False: "no"})
+    with pytest.raises(DataError, match="'attended' has value 'yes' at study 's1', client 'C1'"):
+        dropout_indicators(clients, sessions, DEFINITIONS)
+
+
+def test_missing_column_lists_what_is_there():
+    clients, sessions = make_hand_case()
+    with pytest.raises(DataError, match="sessions table: missing column\\(s\\) attended"):
+        client_table(sessions.drop(columns="attended"), clients)
+
+
+# --------------------------------------------------------------------------- within/between
+
+
+def test_within_between_hand_case():
+    df = pd.DataFrame(
+        {
+            "client": ["A", "A", "A", "A", "B", "B", "C"],
+            "x": [1.0, 3.0, np.nan, 5.0, 2.0, 2.0, np.nan],
+            "done": pd.array([True, False, NA, True, NA, False, NA], dtype="boolean"),
+        }
+    )
+    out = within_between(df, ["x", "done"])
+    # x: client means A = (1 + 3 + 5) / 3 = 3, B = 2, C none; grand mean (3 + 2) / 2 = 2.5
+    np.testing.assert_allclose(out["x_within"], [-2, 0, np.nan, 2, 0, 0, np.nan])
+    np.testing.assert_allclose(out["x_between"], [0.5, 0.5, 0.5, 0.5, -0.5, -0.5, np.nan])
+    # done as 0/1: A = 2/3, B = 0; grand mean 1/3
+    np.testing.assert_allclose(
+        out["done_within"], [1 / 3, -2 / 3, np.nan, 1 / 3, np.nan, 0, np.nan]
+    )
+    np.testing.assert_allclose(out["done_between"], [1 / 3] * 4 + [-1 / 3] * 2 + [np.nan])
+    assert "x_within" not in df  # input untouched
+
+
+def test_within_between_uses_both_keys_when_ids_repeat_across_studies():
+    df = pd.DataFrame({"study": ["a", "a", "b", "b"], "client": "C1", "x": [0.0, 2.0, 4.0, 8.0]})
+    out = within_between(df, ["x"], cluster=["study", "client"])
+    # study a: mean 1; study b: mean 6; grand mean 3.5
+    np.testing.assert_allclose(out["x_between"], [-2.5, -2.5, 2.5, 2.5])
+    np.testing.assert_allclose(out["x_within"], [-1, 1, -2, 2])
+
+
+# --------------------------------------------------------------------------- session table
+
+
+def test_session_table_joins_clients_and_centres_session():
+    clients, sessions = make_hand_case()
+    table = session_table(sessions, clients)
+    assert len(table) == len(sessions)
+    assert {"therapist", "framework", "baseline_severity", "unrepaired"} <= set(table.columns)
+    # attended session numbers sum to 10+3+6+3+15+6+8+21 = 72 over 28 sessions: mean 18/7
+    np.testing.assert_allclose(table["session_c"], table["session"] - 18 / 7)
+    c8 = table[table["client"] == "C8"]
+    assert c8["therapist"].unique().tolist() == ["T4"]
+    # C8 attended 1..6: ruptures 1,2,0,1,2,0 (mean 1), session 7 missed
+    np.testing.assert_allclose(c8["ruptures_within"], [0, 1, -1, 0, 1, -1, np.nan])
+    np.testing.assert_allclose(c8["unrepaired"], [1, 1, 0, 1, 1, 0, np.nan])
+
+
+# --------------------------------------------------------------------------- client table
+
+
+def make_rates_case():
+    clients = pd.DataFrame(
+        {
+            "study": "s1",
+            "client": ["C1", "C2", "C3", "C4"],
+            "therapist": ["T1", "T1", "T2", "T2"],
+            "framework": ["cognitive", "cognitive", "behavioral", "behavioral"],
+            "treatment_label": ["CBT", "CBT", "ERP", "ERP"],
+            "planned_sessions": [3, 2, 1, 2],
+            "end_status": ["completed", "completed", "dropout", "completed"],
+            "baseline_severity": [12.0, 15.0, 20.0, 9.0],
+        }
+    )
+    n = np.nan
+    sessions = pd.DataFrame(
+        {
+            "study": "s1",
+            "client": ["C1", "C1", "C1", "C2", "C2", "C3", "C4", "C4"],
+            "session": [1, 2, 3, 1, 2, 1, 1, 2],
+            "attended": [True, True, False, True, True, False, True, True],
+            "minutes": [50.0, 40.0, n, 30.0, 30.0, n, 60.0, 30.0],
+            "ruptures": [2, 1, n, 0, 0, n, n, 4],
+            "repaired": [1, 1, n, 0, 0, n, n, 1],
+            "rupture_withdrawal": [1, 1, n, 0, 0, n, n, 3],
+            "rupture_confrontation": [1, 0, n, 0, 0, n, n, 1],
+            "resistance_arguing": [0, 2, n, 0, 1, n, 0, 0],
+            "resistance": [1, 3, n, 0, 1, n, 0, 0],
+            "homework_done": pd.array([True, NA, NA, False, True, NA, NA, NA], dtype="boolean"),
+            "alliance": [5.0, 6.0, n, 4.0, n, n, 6.5, 5.5],
+        }
+    )
+    return clients, sessions
+
+
+def test_client_table_rates_by_hand():
+    clients, sessions = make_rates_case()
+    table = client_table(sessions, clients, DEFINITIONS, primary="end_status")
+    by = table.set_index("client")
+    # C1: attended 2 of 3, 90 minutes, ruptures 2 + 1 = 3, repaired 2
+    c1 = by.loc["C1"]
+    assert (c1["sessions_scheduled"], c1["sessions_attended"]) == (3, 2)
+    assert c1["attendance_rate"] == pytest.approx(2 / 3)
+    assert c1["minutes_total"] == 90.0
+    assert c1["ruptures_total"] == 3
+    assert c1["rupture_rate"] == pytest.approx(3 / 2)
+    assert c1["rupture_rate_hour"] == pytest.approx(3 / 90 * 60)
+    assert c1["repaired_total"] == 2
+    assert c1["repair_rate"] == pytest.approx(2 / 3)
+    assert c1["unrepaired_rate"] == pytest.approx(1 / 2)
+    assert (c1["rupture_withdrawal_total"], c1["rupture_confrontation_total"]) == (2, 1)
+    assert c1["resistance_arguing_rate"] == pytest.approx(2 / 2)
+    assert c1["resistance_arguing_rate_hour"] == pytest.approx(2 / 90 * 60)
+    assert c1["resistance_total"] == 4
+    assert c1["homework_rate"] == 1.0  # homework set once, done
+    assert c1["alliance_mean"] == pytest.approx(5.5)
+    assert c1["baseline_severity"] == 12.0 and c1["treatment_label"] == "CBT"
+    # C2: no ruptures -> repair rate NaN by default; homework 1 of 2
+    assert by.loc["C2", "rupture_rate"] == 0.0
+    assert np.isnan(by.loc["C2", "repair_rate"])
+    assert by.loc["C2", "homework_rate"] == 0.5
+    # C3: attended nothing: totals 0, rates NaN
+    assert by.loc["C3", "ruptures_total"] == 0 and by.loc["C3", "minutes_total"] == 0
+    assert np.isnan(by.loc["C3", "rupture_rate"]) and np.isnan(by.loc["C3", "repair_rate"])
+    assert by.loc["C3", "attendance_rate"] == 0.0
+    # C4: session 1 attended but not coded: rates use the coded session only (4 in 30 min)
+    assert by.loc["C4", "rupture_rate"] == 4.0
+    assert by.loc["C4", "rupture_rate_hour"] == pytest.approx(8.0)
+    assert by.loc["C4", "resistance_arguing_rate_hour"] == 0.0  # 0 in 90 coded minutes
+    assert by.loc["C4", "repair_rate"] == pytest.approx(1 / 4)
+    # between: rupture rates 1.5, 0, NaN, 4 -> mean 5.5 / 3
+    assert c1["rupture_rate_between"] == pytest.approx(1.5 - 5.5 / 3)
+    # repair rates 2/3 and 1/4 -> mean 11/24
+    assert c1["repair_rate_between"] == pytest.approx(2 / 3 - 11 / 24)
+    # dropout columns; primary copied
+    assert by["dropout_end_status"].tolist() == [0, 0, 1, 0]
+    assert by["dropout_fewer_than_4"].tolist() == [1, 1, 1, 1]
+    assert by["dropout"].tolist() == by["dropout_end_status"].tolist()
+
+
+@pytest.mark.parametrize(("rule", "value"), [("nan", np.nan), ("zero", 0.0), ("one", 1.0)])
+def test_repair_rate_rule_for_clients_without_ruptures(rule, value):
+    clients, sessions = make_rates_case()
+    by = client_table(sessions, clients, repair_no_ruptures=rule).set_index("client")
+    np.testing.assert_equal(by.loc["C2", "repair_rate"], value)
+    assert np.isnan(by.loc["C3", "repair_rate"])  # attended nothing: never imputed
+    assert by.loc["C1", "repair_rate"] == pytest.approx(2 / 3)
+
+
+def test_repair_rate_exclude_drops_rows_with_a_warning():
+    clients, sessions = make_rates_case()
+    with pytest.warns(UserWarning, match="1 client\\(s\\) without ruptures were excluded"):
+        table = client_table(sessions, clients, repair_no_ruptures="exclude")
+    assert table["client"].tolist() == ["C1", "C3", "C4"]
+
+
+def test_client_table_config_errors():
+    clients, sessions = make_rates_case()
+    with pytest.raises(ConfigError, match="repair_no_ruptures: unknown value 'drop'"):
+        client_table(sessions, clients, repair_no_ruptures="drop")
+    with pytest.raises(ConfigError, match="primary 'judged' is not among"):
+        client_table(sessions, clients, DEFINITIONS, primary="judged")
+
+
+# --------------------------------------------------------------------------- person-period
+
+
+def test_person_period_rows_and_events_by_hand():
+    clients, sessions = make_hand_case()
+    pp = person_period(sessions, clients, DEFINITIONS["end_status"])
+    rows = pp.groupby("client")["time"].apply(list).to_dict()
+    # completers/referred/ongoing: attended sessions before the planned last one;
+    # dropouts: every attended session; C9 attended nothing
+    assert rows == {
+        "C1": [1, 2, 3],
+        "C2": [1, 2],
+        "C3": [1, 2, 3],
+        "C4": [1, 2],
+        "C5": [1, 2, 3],
+        "C6": [1, 2],
+        "C7": [1, 3, 4],
+        "C8": [1, 2, 3, 4, 5, 6],
+    }
+    events = pp.loc[pp["event"] == 1, ["client", "time"]].values.tolist()
+    assert events == [["C2", 2], ["C8", 6]]
+    assert {"therapist", "framework", "log_time"} <= set(pp.columns)
+    np.testing.assert_allclose(pp["log_time"], np.log(pp["time"]))
+    # ruptures = session % 3; client means over person-period rows:
+    # C1 1, C2 1.5, C3 1, C4 1.5, C5 1, C6 1.5, C7 (1 + 0 + 1) / 3, C8 1
+    grand = (1 + 1.5 + 1 + 1.5 + 1 + 1.5 + 2 / 3 + 1) / 8
+    c7 = pp[pp["client"] == "C7"]
+    np.testing.assert_allclose(c7["ruptures_between"], 2 / 3 - grand)
+    np.testing.assert_allclose(c7["ruptures_within"], [1 / 3, -2 / 3, 1 / 3])
+    np.testing.assert_allclose(c7["unrepaired"], [1, 0, 1])
+
+
+def test_person_period_follows_the_definition():
+    clients, sessions = make_hand_case()
+    pp = person_period(sessions, clients, DEFINITIONS["missed_last"], name="missed_last")
+    events = pp.loc[pp["event"] == 1, ["client", "time"]].values.tolist()
+    # missed_last: C2, C7, C8 are dropouts (C7 after its last attended session, 4)
+    assert events == [["C2", 2], ["C7", 4], ["C8", 6]]
+    assert pp.loc[pp["client"] == "C5", "event"].tolist() == [0, 0, 0]  # ongoing: censored
+
+
+def test_person_period_bad_definition_names_it():
+    clients, sessions = make_hand_case()
+    with pytest.raises(ConfigError, match="dropout definition 'quick'"):
+        person_period(sessions, clients, {"rule": "min_attended"}, name="quick")

@@ -1,0 +1,477 @@
+"""Tests for resistance_outcomes.describe.
+
+Table 1 is checked against an independent pandas computation on the raw canonical frames;
+suppression and formatting against hand-made tables; intervals against hand computations
+and statsmodels' cluster-robust Poisson GLM.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from scipy import stats
+
+from resistance_outcomes.derive import DataError, client_table, session_table
+from resistance_outcomes.describe import (
+    format_table1,
+    rate_by_session,
+    rate_interval,
+    resistance_profile,
+    suppress_small_counts,
+    table1,
+    table1_markdown,
+)
+
+FRAMEWORKS = ["psychoanalytic", "behavioral", "cognitive"]
+TYPES = ["arguing", "interrupting", "denying", "ignoring"]
+
+
+def simulate_canonical(seed=11, clients_per_framework=30):
+    """Small canonical clients/sessions frames drawn at random (for descriptive checks)."""
+    rng = np.random.default_rng(seed)
+    n = clients_per_framework * len(FRAMEWORKS)
+    framework = np.repeat(FRAMEWORKS, clients_per_framework)
+    clients = pd.DataFrame(
+        {
+            "study": "sim",
+            "client": [f"C{i:03d}" for i in range(n)],
+            "therapist": [f"T{f[:2]}{i % 5}" for i, f in enumerate(framework)],
+            "framework": pd.Categorical(framework, categories=FRAMEWORKS),
+            "treatment_label": "x",
+            "planned_sessions": rng.integers(6, 13, n),
+            "end_status": rng.choice(
+                ["completed", "dropout", "referred", "ongoing"], n, p=[0.7, 0.2, 0.05, 0.05]
+            ),
+        }
+    )
+    rows = []
+    for client, planned, status in clients[["client", "planned_sessions", "end_status"]].values:
+        length = planned if status == "completed" else rng.integers(1, planned)
+        for session in range(1, length + 1):
+            attended = bool(rng.random() < 0.85)
+            ruptures = rng.poisson(0.7)
+            row = {"study": "sim", "client": client, "session": session, "attended": attended}
+            if attended:
+                row |= {
+                    "minutes": float(rng.integers(40, 61)),
+                    "ruptures": ruptures,
+                    "repaired": rng.binomial(ruptures, 0.6),
+                    "homework_done": (pd.NA if rng.random() < 0.4 else bool(rng.random() < 0.6)),
+                    "alliance": float(np.clip(rng.normal(5, 1), 1, 7)),
+                    **{f"resistance_{t}": rng.poisson(0.4) for t in TYPES},
+                }
+            rows.append(row)
+    sessions = pd.DataFrame(rows)
+    counts = ["ruptures", "repaired", *(f"resistance_{t}" for t in TYPES)]
+    sessions[counts] = sessions[counts].astype("Int64")
+    sessions["resistance"] = sessions[[f"resistance_{t}" for t in TYPES]].sum(axis=1, skipna=False)
+    sessions["homework_done"] = sessions["homework_done"].astype("boolean")
+    return clients, sessions
+
+
+DEFINITIONS = {
+    "end_status": {"rule": "end_status"},
+    "fewer_than_4": {"rule": "min_attended", "sessions": 4},
+}
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    clients, sessions = simulate_canonical()
+    client_tbl = client_table(sessions, clients, DEFINITIONS)
+    session_tbl = session_table(sessions, clients)
+    return clients, sessions, client_tbl, session_tbl
+
+
+def cell(long, variable, statistic, framework):
+    hit = long[
+        (long.variable == variable) & (long.statistic == statistic) & (long.framework == framework)
+    ]
+    assert len(hit) == 1, (variable, statistic, framework)
+    return hit.iloc[0]
+
+
+# --------------------------------------------------------------------------- Table 1
+
+
+def expected_by_framework(clients, sessions):
+    """Table 1 quantities recomputed from the raw frames with plain groupby."""
+    fw = clients.set_index("client")["framework"].astype(str)
+    s = sessions.assign(framework=sessions["client"].map(fw))
+    att = s[s["attended"]].copy()
+    att["ruptures"] = att["ruptures"].astype(float)
+    per_client = att.groupby("client").agg(
+        rate=("ruptures", "mean"),
+        ruptures=("ruptures", "sum"),
+        repaired=("repaired", "sum"),
+        alliance=("alliance", "mean"),
+        arguing=("resistance_arguing", "mean"),
+    )
+    per_client["framework"] = per_client.index.map(fw)
+    repair = per_client[per_client["ruptures"] > 0]
+    repair = (repair["repaired"] / repair["ruptures"]).groupby(repair["framework"])
+    homework = att.dropna(subset=["homework_done"])
+    closed = clients[clients["end_status"] != "ongoing"]
+    return {
+        ("Clients", "count"): clients.groupby("framework", observed=True).size(),
+        ("Therapists", "count"): clients.groupby("framework", observed=True)["therapist"].nunique(),
+        ("Sessions scheduled", "count"): s.groupby("framework").size(),
+        ("Sessions attended", "count"): att.groupby("framework").size(),
+        ("Sessions attended", "percent"): 100 * s.groupby("framework")["attended"].mean(),
+        ("Dropout (end_status)", "count"): closed["end_status"]
+        .eq("dropout")
+        .groupby(closed["framework"], observed=True)
+        .sum(),
+        ("Dropout (end_status)", "percent"): 100
+        * closed["end_status"].eq("dropout").groupby(closed["framework"], observed=True).mean(),
+        ("Ruptures per attended session", "mean"): per_client.groupby("framework")["rate"].mean(),
+        ("Ruptures per attended session", "sd"): per_client.groupby("framework")["rate"].std(),
+        ("Sessions with any rupture", "percent"): 100
+        * att["ruptures"].gt(0).groupby(att["framework"]).mean(),
+        ("Clients with any rupture", "count"): per_client["ruptures"]
+        .gt(0)
+        .groupby(per_client["framework"])
+        .sum(),
+        ("Repair rate (clients with ruptures)", "mean"): repair.mean(),
+        ("Repair rate (clients with ruptures)", "sd"): repair.std(),
+        ("Resistance per attended session: arguing", "mean"): per_client.groupby("framework")[
+            "arguing"
+        ].mean(),
+        ("Homework completed (sessions with homework set)", "percent"): 100
+        * homework["homework_done"].astype(bool).groupby(homework["framework"]).mean(),
+        ("Alliance (client mean)", "mean"): per_client.groupby("framework")["alliance"].mean(),
+        ("Alliance (client mean)", "sd"): per_client.groupby("framework")["alliance"].std(),
+    }
+
+
+def test_table1_matches_independent_groupby(simulated):
+    clients, sessions, client_tbl, session_tbl = simulated
+    long = table1(
+        client_tbl, session_tbl, ["dropout_end_status", "dropout_fewer_than_4"], min_cell=1
+    )
+    assert not long["suppressed"].any()
+    assert list(dict.fromkeys(long["framework"])) == [*FRAMEWORKS, "Total"]
+    for (variable, statistic), values in expected_by_framework(clients, sessions).items():
+        for framework in FRAMEWORKS:
+            got = cell(long, variable, statistic, framework)["value"]
+            assert got == pytest.approx(values[framework], rel=1e-12), (variable, framework)
+    # Totals: clients and therapists over the whole sample
+    assert cell(long, "Clients", "count", "Total")["value"] == len(clients)
+    assert cell(long, "Therapists", "count", "Total")["value"] == clients["therapist"].nunique()
+    all_rates = client_tbl["rupture_rate"].dropna()
+    assert cell(long, "Ruptures per attended session", "mean", "Total")["value"] == (
+        pytest.approx(all_rates.sum() / len(all_rates))
+    )
+    # n of the repair-rate row = clients with any rupture
+    for framework in FRAMEWORKS:
+        assert (
+            cell(long, "Repair rate (clients with ruptures)", "mean", framework)["n"]
+            == (cell(long, "Clients with any rupture", "count", framework)["value"])
+        )
+
+
+def test_table1_with_default_threshold_keeps_large_cells(simulated):
+    _, _, client_tbl, session_tbl = simulated
+    long = table1(client_tbl, session_tbl, ["dropout_end_status"])
+    assert cell(long, "Clients", "count", "cognitive")["value"] == 30
+    shown = long[~long["suppressed"] & (long["statistic"] == "count")]
+    assert not shown["value"].between(1, 4).any()
+
+
+def test_table1_missing_dropout_column_is_named(simulated):
+    _, _, client_tbl, session_tbl = simulated
+    with pytest.raises(DataError, match="missing column\\(s\\) dropout_judged"):
+        table1(client_tbl, session_tbl, ["dropout_judged"])
+
+
+# --------------------------------------------------------------------------- suppression
+
+
+def long_counts(values, variable="Dropout", percents=True):
+    """A count row (and percent row) per framework a, b, c and Total."""
+    frameworks = ["a", "b", "c", "Total"]
+    rows = [(variable, "count", f, float(v), v) for f, v in zip(frameworks, values, strict=True)]
+    if percents:
+        rows += [(variable, "percent", f, 10.0, 50) for f in frameworks]
+    return pd.DataFrame(rows, columns=["variable", "statistic", "framework", "value", "n"])
+
+
+def hidden(out, statistic="count"):
+    return out.loc[(out.statistic == statistic) & out.suppressed, "framework"].tolist()
+
+
+def test_zero_is_shown_small_counts_and_their_percents_hidden():
+    out = suppress_small_counts(long_counts([0, 4, 5, 9]))
+    # b = 4 is primary; alone it could be recovered as 9 - 0 - 5, so c (smallest shown > 0)
+    # is hidden too; a = 0 stays
+    assert hidden(out) == ["b", "c"]
+    assert hidden(out, "percent") == ["b", "c"]
+    assert out.loc[out.suppressed, "value"].isna().all()
+    assert out.loc[out.suppressed, "n"].isna().all()
+    assert out.loc[(out.framework == "a") & (out.statistic == "count"), "value"].item() == 0
+
+
+def test_threshold_boundary_and_no_complement_when_nothing_small():
+    out = suppress_small_counts(long_counts([5, 6, 0, 11]))
+    assert not out["suppressed"].any()
+    out = suppress_small_counts(long_counts([1, 6, 7, 14]), min_cell=2)
+    assert hidden(out) == ["a", "b"]  # 1 is below 2; complement: smallest shown, 6
+
+
+def test_complement_until_hidden_cells_reach_min_cell():
+    # a = 2 and b = 2 add up to 4 < 5: c (30) must go as well
+    out = suppress_small_counts(long_counts([2, 2, 30, 34]))
+    assert hidden(out) == ["a", "b", "c"]
+    assert hidden(out, "percent") == ["a", "b", "c"]
+    # a = 3 and b = 4 add up to 7 >= 5: no complement
+    assert hidden(suppress_small_counts(long_counts([3, 4, 30, 37]))) == ["a", "b"]
+
+
+def test_small_complement_is_withheld():
+    # 29 of 30 clients with a rupture reveals the 1 client without one
+    long = long_counts([29, 29, 30, 88]).assign(n=[29, 29, 30, 88, 30, 30, 30, 90])
+    out = suppress_small_counts(long)
+    assert hidden(out) == ["a", "b", "Total"]
+    assert out.loc[out.statistic == "count", "reason"].tolist() == [
+        "complement",
+        "complement",
+        "",
+        "complement",
+    ]
+    assert hidden(out, "percent") == ["a", "b", "Total"]
+    # complements 1, 10, 10 (total 21): a alone could be recovered as 21 - 10 - 10
+    long = long_counts([29, 20, 20, 69]).assign(n=[29, 20, 20, 69, 30, 30, 30, 90])
+    out = suppress_small_counts(long)
+    assert out.loc[out.statistic == "count", "reason"].tolist() == [
+        "complement",
+        "secondary",
+        "",
+        "",
+    ]
+
+
+def test_total_hidden_when_no_other_cell_can_protect():
+    out = suppress_small_counts(long_counts([3, 0, 0, 7], variable="Therapists"))
+    assert hidden(out) == ["a", "Total"]
+    out = suppress_small_counts(long_counts([3, 0, 0, 3]))
+    assert hidden(out) == ["a", "Total"]  # total itself is small
+
+
+def test_means_on_few_units_hidden():
+    long = pd.DataFrame(
+        [
+            ("Alliance", "mean", "a", 5.0, 4),
+            ("Alliance", "sd", "a", 1.0, 4),
+            ("Alliance", "mean", "b", 5.5, 5),
+            ("Alliance", "sd", "b", 0.9, 5),
+            ("Repair", "mean", "a", np.nan, 0),
+            ("Repair", "sd", "a", np.nan, 0),
+        ],
+        columns=["variable", "statistic", "framework", "value", "n"],
+    )
+    out = suppress_small_counts(long)
+    assert out["suppressed"].tolist() == [True, True, False, False, False, False]
+    assert out.attrs["min_cell"] == 5
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def test_format_table1_strings():
+    long = pd.concat(
+        [
+            long_counts([18, 0, 3, 21]).assign(
+                value=[18, 0, 3, 21, 20.0, 0.0, 2.5, 9.25], n=[18, 0, 3, 21, 90, 40, 120, 250]
+            ),
+            pd.DataFrame(
+                [
+                    ("Alliance", "mean", "a", 12.3, 10),
+                    ("Alliance", "sd", "a", 4.5, 10),
+                    ("Alliance", "mean", "b", 1.0, 3),
+                    ("Alliance", "sd", "b", 0.0, 3),
+                    ("Alliance", "mean", "c", np.nan, 0),
+                    ("Alliance", "sd", "c", np.nan, 0),
+                    ("Alliance", "mean", "Total", 1234.5, 13),
+                    ("Alliance", "sd", "Total", np.nan, 13),
+                ],
+                columns=["variable", "statistic", "framework", "value", "n"],
+            ),
+            # no homework set in framework a: a percentage of nothing
+            long_counts([0, 40, 50, 90], variable="Homework").assign(
+                value=[0, 40, 50, 90, np.nan, 50.0, 50.0, 50.0],
+                n=[0, 40, 50, 90, 0, 80, 100, 180],
+            ),
+        ]
+    )
+    wide = format_table1(suppress_small_counts(long))
+    assert wide.columns.tolist() == ["Characteristic", "A", "B", "C", "Total"]
+    # c = 3 is small; a = 18 is withheld ("s") so that c cannot be found as 21 - 18 - 0
+    assert wide.iloc[0].tolist() == ["Dropout, n (%)", "s", "0 (0.0%)", "<5", "21 (9.2%)"]
+    assert wide.iloc[1].tolist() == [
+        "Alliance, M (SD)",
+        "12.30 (4.50)",
+        "n<5",
+        "\u2014",
+        "1,234.50",
+    ]
+    assert wide.iloc[2].tolist() == [
+        "Homework, n (%)",
+        "\u2014",
+        "40 (50.0%)",
+        "50 (50.0%)",
+        "90 (50.0%)",
+    ]
+    assert "shown as <5" in wide.attrs["note"]
+    assert table1_markdown(wide).endswith(wide.attrs["note"])
+
+
+def test_format_table1_needs_threshold_when_read_from_file(tmp_path):
+    long = suppress_small_counts(long_counts([10, 20, 30, 60]), min_cell=10)
+    path = tmp_path / "table1.csv"
+    long.to_csv(path, index=False)
+    again = pd.read_csv(path)
+    with pytest.raises(ValueError, match="pass min_cell="):
+        format_table1(again)
+    assert format_table1(again, min_cell=10).iloc[0, 1] == "10 (10.0%)"
+    assert "note" not in format_table1(again, min_cell=10).attrs
+
+
+def test_table1_markdown_layout():
+    wide = pd.DataFrame({"Characteristic": ["Clients, n", "A | B, n"], "Total": ["45", "<5"]})
+    text = table1_markdown(wide, note="Counts from 1 to 4 are shown as <5.")
+    assert text.splitlines() == [
+        "| Characteristic | Total |",
+        "| :--- | ---: |",
+        "| Clients, n | 45 |",
+        "| A \\| B, n | <5 |",
+        "",
+        "*Note.* Counts from 1 to 4 are shown as <5.",
+    ]
+
+
+# --------------------------------------------------------------------------- rates
+
+
+def test_rate_interval_by_hand():
+    # values 0, 1, 2, 1, 1: mean 1, s = sqrt(2 / 4), SE = s / sqrt(5) = 0.316228;
+    # t(0.975, 4) = 2.776445 (tables); log-scale half-width = 2.776445 * 0.316228 / 1
+    rate, low, high = rate_interval([0, 1, 2, 1, 1], np.ones(5))
+    half = 2.776445105 * np.sqrt(0.5) / np.sqrt(5)
+    assert rate == 1.0
+    assert (low, high) == pytest.approx((np.exp(-half), np.exp(half)), rel=1e-9)
+    assert np.isnan(rate_interval([0, 0, 0], [1, 1, 1])[1])  # no events: no interval
+    assert np.isnan(rate_interval([3], [1])[2])  # one cluster: no interval
+
+
+def test_rate_interval_matches_cluster_robust_poisson_glm():
+    rng = np.random.default_rng(3)
+    y = rng.poisson(4, 15).astype(float)
+    m = rng.uniform(1, 6, 15)
+    fit = sm.GLM(y, np.ones((15, 1)), family=sm.families.Poisson(), offset=np.log(m)).fit(
+        cov_type="cluster", cov_kwds={"groups": np.arange(15)}
+    )
+    t = stats.t.ppf(0.975, 14)
+    rate, low, high = rate_interval(y, m)
+    assert rate == pytest.approx(np.exp(fit.params[0]), rel=1e-10)
+    assert low == pytest.approx(np.exp(fit.params[0] - t * fit.bse[0]), rel=1e-8)
+    assert high == pytest.approx(np.exp(fit.params[0] + t * fit.bse[0]), rel=1e-8)
+
+
+def session_rows(framework, session, values, first_client=0):
+    return pd.DataFrame(
+        {
+            "study": "s",
+            "client": [f"{framework}{first_client + i}" for i in range(len(values))],
+            "framework": framework,
+            "session": session,
+            "attended": True,
+            "ruptures": values,
+        }
+    )
+
+
+def test_rate_by_session_hand_case():
+    table = pd.concat(
+        [
+            session_rows("cognitive", 1, [0, 1, 2, 1, 1]),
+            session_rows("cognitive", 2, [0, 0, 0, 0, 0]),
+            session_rows("behavioral", 1, [3, 1, 2]),
+            session_rows("behavioral", 2, [np.nan, 1]).assign(attended=[False, True]),
+        ],
+        ignore_index=True,
+    )
+    out = rate_by_session(table)
+    assert out[["framework", "session"]].astype(str).values.tolist() == [
+        ["behavioral", "1"],
+        ["behavioral", "2"],
+        ["cognitive", "1"],
+        ["cognitive", "2"],
+    ]
+    cognitive = out[out["framework"] == "cognitive"].set_index("session")
+    half = 2.776445105 * np.sqrt(0.5) / np.sqrt(5)
+    assert cognitive.loc[1, ["mean", "ci_low", "ci_high"]].tolist() == pytest.approx(
+        [1.0, np.exp(-half), np.exp(half)]
+    )
+    assert cognitive.loc[2, "mean"] == 0 and np.isnan(cognitive.loc[2, "ci_high"])
+    assert cognitive["n_sessions"].tolist() == [5, 5]
+    behavioral = out[out["framework"] == "behavioral"]
+    assert behavioral["suppressed"].all()  # 3 and 1 sessions (the missed one not counted)
+    assert behavioral[["n_sessions", "mean", "ci_low"]].isna().all(axis=None)
+    assert not rate_by_session(table, min_cell=1)["suppressed"].any()
+
+
+def test_resistance_profile_matches_clustered_poisson_glm():
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(12):
+        for session in range(1, rng.integers(3, 9)):
+            rows.append(
+                {
+                    "study": "s",
+                    "client": f"C{i}",
+                    "framework": "cognitive",
+                    "session": session,
+                    "attended": True,
+                    "minutes": float(rng.integers(30, 70)),
+                    "resistance_arguing": rng.poisson(0.3 + 0.2 * (i % 3)),
+                    "resistance_ignoring": rng.poisson(0.5),
+                }
+            )
+    table = pd.DataFrame(rows)
+    table.loc[len(table)] = {
+        "study": "s",
+        "client": "C0",
+        "framework": "cognitive",
+        "session": 9,
+        "attended": False,
+        "minutes": np.nan,
+        "resistance_arguing": np.nan,
+        "resistance_ignoring": np.nan,
+    }
+    out = resistance_profile(table).set_index("behaviour")
+    assert out.index.tolist() == ["arguing", "ignoring"]
+    done = table[table["attended"]]
+    t = stats.t.ppf(0.975, 11)
+    for behaviour in ["arguing", "ignoring"]:
+        y = done[f"resistance_{behaviour}"].astype(float)
+        for per, exposure in [
+            ("per_session", np.ones(len(done))),
+            ("per_hour", done["minutes"] / 60),
+        ]:
+            fit = sm.GLM(
+                y, np.ones((len(done), 1)), family=sm.families.Poisson(), offset=np.log(exposure)
+            ).fit(cov_type="cluster", cov_kwds={"groups": done["client"]})
+            b, se = fit.params.iloc[0], fit.bse.iloc[0]
+            got = out.loc[behaviour, [per, f"{per}_ci_low", f"{per}_ci_high"]].tolist()
+            assert got == pytest.approx(
+                [np.exp(b), np.exp(b - t * se), np.exp(b + t * se)], rel=1e-8
+            )
+        assert out.loc[behaviour, "n_clients"] == 12
+        assert out.loc[behaviour, "n_sessions"] == len(done)
+    few = resistance_profile(table[table["client"].isin(["C1", "C2", "C3"])])
+    assert few["suppressed"].all() and few["per_session"].isna().all()
+
+
+def test_resistance_profile_needs_behaviour_columns():
+    with pytest.raises(DataError, match="none of the resistance columns"):
+        resistance_profile(session_rows("cognitive", 1, [1, 2]).assign(minutes=50.0))
