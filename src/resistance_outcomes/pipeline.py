@@ -26,7 +26,12 @@ from .validate import ValidationFailed
 log = logging.getLogger("resistance_outcomes")
 
 #: Errors that describe a problem with the user's input or configuration.
-USER_ERRORS: tuple[type[Exception], ...] = (ValidationFailed, ConfigError, InputFileError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ValidationFailed,
+    ConfigError,
+    InputFileError,
+    derive.DataError,
+)
 
 
 def _write_text(path: str | Path, text: str) -> None:
@@ -73,6 +78,7 @@ def derive_step(input, output, params, **_) -> None:
         clients,
         definitions,
         repair_no_ruptures=params.repair_rate_without_ruptures,
+        primary=params.dropout["primary"],
     )
     person_period = derive.person_period(
         sessions, clients, definitions[params.dropout["primary"]]
