@@ -1,0 +1,1032 @@
+"""Validation of the canonical tables: types, ranges, keys, cross-table references, and
+columns that look like personal identifiers.
+
+Every finding is a :class:`Problem` that names the file, the spreadsheet row (header = 1,
+first data row = 2), the column and the value, says what is wrong and what to do. Checks
+collect every problem rather than stopping at the first; :class:`ValidationFailed` carries
+them all and prints them grouped by kind.
+
+The column types, ranges and keys come from the JSON-Schema-style files in
+``workflow/schemas/`` (one per table), read with :func:`load_schemas`:
+
+- ``type``: ``string``, ``integer``, ``number`` or ``boolean``; a list that includes
+  ``"null"`` allows empty cells.
+- ``enum``: allowed values of a string column (matched ignoring case and surrounding
+  spaces; stored as a pandas category in the order listed).
+- ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``, ``minLength``.
+- ``readOnly: true``: the column is derived by the pipeline and never read from input.
+- ``required``: columns that must be present; ``primary_key``: columns whose combined
+  values must be unique.
+
+Booleans are read from yes/no, true/false, y/n and 1/0, ignoring case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import jsonschema
+import numpy as np
+import pandas as pd
+
+from resistance_outcomes.io import ConfigError, read_yaml
+
+if TYPE_CHECKING:
+    from resistance_outcomes.codebook import Codebook
+
+__all__ = [
+    "Problem",
+    "ValidationFailed",
+    "check_analysis_coders",
+    "check_references",
+    "find_identifier_columns",
+    "load_schemas",
+    "validate_table",
+]
+
+TABLES = ("clients", "sessions", "codes")
+TRUE_WORDS = frozenset({"yes", "y", "true", "1", "1.0"})
+FALSE_WORDS = frozenset({"no", "n", "false", "0", "0.0"})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input.
+
+    Attributes
+    ----------
+    file : str
+        The input file (or configuration file) the problem is in.
+    row : int or None
+        Spreadsheet row number (header = 1, first data row = 2); None for a problem with a
+        whole column or file.
+    column : str or None
+        The column as named in the canonical tables (or the file, before renaming).
+    value : str or None
+        The offending value as written, or None.
+    message : str
+        What is wrong.
+    hint : str
+        What to do about it.
+
+    Examples
+    --------
+    >>> from resistance_outcomes.validate import Problem
+    >>> print(Problem("sessions.csv", 7, "minutes", "45 min", "not a number",
+    ...               "Write the number only."))
+    sessions.csv, row 7, column 'minutes', value '45 min': not a number. Write the number only.
+    """
+
+    file: str
+    row: int | None
+    column: str | None
+    value: str | None
+    message: str
+    hint: str
+
+    def __str__(self) -> str:
+        where = [self.file]
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column is not None:
+            where.append(f"column {self.column!r}")
+        if self.value is not None:
+            where.append(f"value {self.value!r}")
+        return f"{', '.join(where)}: {self.message}. {self.hint}"
+
+
+class ValidationFailed(Exception):
+    """The input has problems; ``problems`` lists every one of them.
+
+    ``str()`` groups the problems by file, column and kind, shows at most
+    ``max_examples`` rows of each group and the number of the others.
+
+    Examples
+    --------
+    >>> from resistance_outcomes.validate import Problem, ValidationFailed
+    >>> error = ValidationFailed([Problem("c.csv", 2, "client", None, "empty value",
+    ...                                   "Fill it in.")])
+    >>> print(error)  # doctest: +NORMALIZE_WHITESPACE
+    Validation found 1 problem.
+    <BLANKLINE>
+    c.csv, column 'client' (1 problem):
+      row 2: empty value
+      What to do: Fill it in.
+    """
+
+    def __init__(self, problems: list[Problem], max_examples: int = 5):
+        self.problems = list(problems)
+        self.max_examples = max_examples
+        super().__init__(self.problems)
+
+    def __str__(self) -> str:
+        count = len(self.problems)
+        lines = [f"Validation found {count} problem{'s' if count != 1 else ''}."]
+        for (file, column, hint), group in group_problems(self.problems).items():
+            where = file if column is None else f"{file}, column {column!r}"
+            lines += ["", f"{where} ({_plural(len(group), 'problem')}):"]
+            lines += [f"  {_example(problem)}" for problem in group[: self.max_examples]]
+            if len(group) > self.max_examples:
+                lines.append(f"  ... and {len(group) - self.max_examples} more")
+            lines.append(f"  What to do: {hint}")
+        return "\n".join(lines)
+
+
+def group_problems(problems: list[Problem]) -> dict[tuple, list[Problem]]:
+    """Group problems of one kind: same file, column and advice, in order of appearance.
+
+    Examples
+    --------
+    >>> from resistance_outcomes.validate import Problem, group_problems
+    >>> p = Problem("s.csv", 3, "minutes", "x", "not a number", "Write a number.")
+    >>> list(group_problems([p, p]))
+    [('s.csv', 'minutes', 'Write a number.')]
+    """
+    groups: dict[tuple, list[Problem]] = defaultdict(list)
+    for problem in problems:
+        groups[(problem.file, problem.column, problem.hint)].append(problem)
+    return dict(groups)
+
+
+def _example(problem: Problem) -> str:
+    parts = []
+    if problem.row is not None:
+        parts.append(f"row {problem.row}")
+    if problem.value is not None:
+        parts.append(repr(problem.value))
+    return f"{', '.join(parts)}: {problem.message}" if parts else problem.message
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def load_schemas(schema_dir: str | Path) -> dict[str, dict]:
+    """Read ``clients``, ``sessions`` and ``codes`` schemas from ``<table>.schema.yaml``.
+
+    Each file must be a valid JSON Schema (draft 2020-12) describing one row as an object.
+
+    Parameters
+    ----------
+    schema_dir : str or path-like
+        Directory holding the schema files (``workflow/schemas`` in the workflow).
+
+    Returns
+    -------
+    dict
+        Table name -> schema.
+
+    Examples
+    --------
+    >>> from resistance_outcomes.validate import load_schemas
+    >>> schemas = load_schemas("workflow/schemas")  # doctest: +SKIP
+    >>> schemas["clients"]["primary_key"]          # doctest: +SKIP
+    ['study', 'client']
+    """
+    schemas = {}
+    for table in TABLES:
+        path = Path(schema_dir) / f"{table}.schema.yaml"
+        schema = read_yaml(path, f"{table} schema")
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as error:
+            raise ConfigError(f"{path}: not a valid JSON Schema ({error.message}).") from error
+        if not isinstance(schema.get("properties"), dict):
+            raise ConfigError(f"{path}: the schema needs a `properties:` mapping of columns.")
+        schemas[table] = schema
+    return schemas
+
+
+def _types(spec: dict) -> set[str]:
+    kind = spec.get("type", "string")
+    return set(kind) if isinstance(kind, list) else {kind}
+
+
+# ------------------------------------------------------------------- single tables
+
+
+def validate_table(
+    raw: pd.DataFrame, table: str, file: str, schema: dict
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """Check one table against its schema and convert its columns to their types.
+
+    Parameters
+    ----------
+    raw : pandas.DataFrame
+        The table with canonical column names and text values, indexed by spreadsheet
+        row number, as :func:`resistance_outcomes.io.read_table` returns it.
+    table : str
+        ``"clients"``, ``"sessions"`` or ``"codes"`` (used in advice).
+    file : str
+        The file name to report problems against.
+    schema : dict
+        The table's schema (see :func:`load_schemas`).
+
+    Returns
+    -------
+    typed : pandas.DataFrame
+        Schema columns first, in schema order, converted: ``string`` -> str, ``enum`` ->
+        category, ``integer`` -> Int64, ``number`` -> float64, ``boolean`` -> boolean.
+        Cells that fail a check are missing. Columns not in the schema are kept as text.
+        Same index as ``raw``.
+    problems : list of Problem
+        Missing required columns, empty required cells, unconvertible or out-of-range
+        values and repeated keys; whole-column problems first, then by row.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.validate import validate_table
+    >>> schema = {"properties": {"session": {"type": "integer", "minimum": 1}},
+    ...           "required": ["session"]}
+    >>> raw = pd.DataFrame({"session": ["1", "0", "two"]}, index=pd.Index([2, 3, 4]))
+    >>> typed, problems = validate_table(raw, "sessions", "s.csv", schema)
+    >>> typed["session"].tolist()
+    [1, <NA>, <NA>]
+    >>> [(p.row, p.value, p.message) for p in problems]
+    [(3, '0', 'below the minimum 1'), (4, 'two', 'not a whole number')]
+    """
+    properties = schema["properties"]
+    problems = []
+    for column in schema.get("required", []):
+        if column not in raw.columns:
+            problems.append(
+                Problem(
+                    file,
+                    None,
+                    column,
+                    None,
+                    f"required column {column!r} is missing",
+                    f"Add the column to the file, or map your column to it under "
+                    f"`columns: {table}:` in config/config.yaml.",
+                )
+            )
+    typed = {}
+    for column, spec in properties.items():
+        if column not in raw.columns:
+            continue
+        if spec.get("readOnly"):
+            problems.append(
+                Problem(
+                    file,
+                    None,
+                    column,
+                    None,
+                    f"{column!r} is derived by the pipeline",
+                    "Remove the column (or its mapping): it is never read from input.",
+                )
+            )
+            continue
+        typed[column], found = _coerce_column(raw[column], spec, file, column)
+        problems += found
+    others = [column for column in raw.columns if column not in properties]
+    result = pd.DataFrame(typed, index=raw.index).join(raw[others])
+    problems += _duplicate_key_problems(result, schema.get("primary_key", []), file)
+    return result, sorted(problems, key=lambda p: (p.row is not None, p.row or 0))
+
+
+def _coerce_column(
+    values: pd.Series, spec: dict, file: str, column: str
+) -> tuple[pd.Series, list[Problem]]:
+    text = values.astype("str").str.strip()
+    text = text.where(text != "")
+    types = _types(spec) - {"null"}
+    kind = types.pop() if len(types) == 1 else "string"
+    converter = _CONVERTERS["enum" if "enum" in spec else kind]
+    converted, bad, message, hint = converter(text, spec)
+    problems = [Problem(file, row, column, values[row], message, hint) for row in text.index[bad]]
+    in_range, range_problems = _range_problems(converted.where(~bad), values, spec, file, column)
+    problems += range_problems
+    if "null" not in _types(spec):
+        for row in text.index[text.isna()]:
+            problems.append(
+                Problem(
+                    file,
+                    row,
+                    column,
+                    None,
+                    "empty cell in a column that must be filled",
+                    f"Fill in {column!r} for every row, or remove the row.",
+                )
+            )
+    return converted.where(~bad & in_range), problems
+
+
+def _to_integer(text: pd.Series, spec: dict):
+    number = pd.to_numeric(text, errors="coerce")
+    bad = text.notna() & ~(np.isfinite(number) & (number % 1 == 0))
+    return (
+        number.where(~bad).astype("Int64"),
+        bad,
+        "not a whole number",
+        "Write a whole number (for example 3), without units or text.",
+    )
+
+
+def _to_number(text: pd.Series, spec: dict):
+    number = pd.to_numeric(text, errors="coerce")
+    bad = text.notna() & ~np.isfinite(number)
+    return (
+        number.where(~bad).astype("float64"),
+        bad,
+        "not a number",
+        "Write a number with a decimal point (for example 4.5), without units or text.",
+    )
+
+
+def _to_boolean(text: pd.Series, spec: dict):
+    lower = text.str.lower()
+    converted = pd.Series(pd.NA, index=text.index, dtype="boolean")
+    converted[lower.isin(TRUE_WORDS)] = True
+    converted[lower.isin(FALSE_WORDS)] = False
+    bad = text.notna() & converted.isna()
+    return converted, bad, "not a yes/no value", "Write yes or no (or true/false, 1/0)."
+
+
+def _to_category(text: pd.Series, spec: dict):
+    allowed = [str(value) for value in spec["enum"]]
+    by_key = {_label_key(value): value for value in allowed}
+    matched = text.map(lambda value: by_key.get(_label_key(value)), na_action="ignore")
+    bad = text.notna() & matched.isna()
+    return (
+        pd.Series(pd.Categorical(matched, categories=allowed), index=text.index),
+        bad,
+        f"not one of: {', '.join(allowed)}",
+        f"Use one of: {', '.join(allowed)}.",
+    )
+
+
+def _to_string(text: pd.Series, spec: dict):
+    return text.astype(str), pd.Series(False, index=text.index), "", ""
+
+
+_CONVERTERS = {
+    "integer": _to_integer,
+    "number": _to_number,
+    "boolean": _to_boolean,
+    "enum": _to_category,
+    "string": _to_string,
+}
+
+
+def _label_key(value: str) -> str:
+    return " ".join(str(value).casefold().split())
+
+
+def _range_problems(
+    converted: pd.Series, raw: pd.Series, spec: dict, file: str, column: str
+) -> tuple[pd.Series, list[Problem]]:
+    checks = [
+        ("minimum", np.less, "below the minimum"),
+        ("exclusiveMinimum", np.less_equal, "must be greater than"),
+        ("maximum", np.greater, "above the maximum"),
+        ("exclusiveMaximum", np.greater_equal, "must be less than"),
+    ]
+    ok = pd.Series(True, index=converted.index)
+    problems = []
+    if converted.dtype.kind not in "iuf":
+        return ok, problems
+    numbers = converted.astype("float64")
+    for keyword, fails, words in checks:
+        if keyword not in spec:
+            continue
+        failing = numbers.notna() & fails(numbers, spec[keyword])
+        for row in numbers.index[failing]:
+            problems.append(
+                Problem(
+                    file,
+                    row,
+                    column,
+                    raw[row],
+                    f"{words} {spec[keyword]}",
+                    f"{column!r} must be {_range_text(spec)}.",
+                )
+            )
+        ok &= ~failing
+    return ok, problems
+
+
+def _range_text(spec: dict) -> str:
+    parts = []
+    if "minimum" in spec:
+        parts.append(f">= {spec['minimum']}")
+    if "exclusiveMinimum" in spec:
+        parts.append(f"> {spec['exclusiveMinimum']}")
+    if "maximum" in spec:
+        parts.append(f"<= {spec['maximum']}")
+    if "exclusiveMaximum" in spec:
+        parts.append(f"< {spec['exclusiveMaximum']}")
+    return " and ".join(parts)
+
+
+def _duplicate_key_problems(typed: pd.DataFrame, key: list[str], file: str) -> list[Problem]:
+    if not key or not set(key) <= set(typed.columns):
+        return []
+    complete = typed[key].dropna()
+    repeated = complete[complete.duplicated(keep=False)]
+    problems = []
+    for values, group in repeated.groupby(key, sort=False, observed=True):
+        rows = group.index.tolist()
+        shown = ", ".join(f"{name}={value}" for name, value in zip(key, values, strict=True))
+        for row in rows:
+            problems.append(
+                Problem(
+                    file,
+                    row,
+                    key[-1],
+                    str(typed.at[row, key[-1]]),
+                    f"the key ({shown}) appears on rows {', '.join(map(str, rows))}",
+                    f"Each ({', '.join(key)}) must appear once: remove or renumber the repeats.",
+                )
+            )
+    return problems
+
+
+# --------------------------------------------------------------- across the tables
+
+
+def check_references(
+    clients: pd.DataFrame,
+    sessions: pd.DataFrame,
+    codes: pd.DataFrame | None = None,
+    codebook: Codebook | None = None,
+    files: dict[str, str] | None = None,
+) -> list[Problem]:
+    """Check the typed tables against each other.
+
+    Finds sessions of clients not in the clients table; session numbers that are not
+    1, 2, ... k without gaps; attended sessions without minutes and minutes on sessions
+    not attended; more repaired ruptures than ruptures; and, with a code table, codes of
+    sessions that are missing or were not attended, codes not in the codebook, values
+    outside a code's range, ratings on units without the markers they rate, and
+    constructs supplied both as a sessions column and through the codes. Repeated keys
+    and negative counts are found by :func:`validate_table`.
+
+    Parameters
+    ----------
+    clients, sessions : pandas.DataFrame
+        Typed tables from :func:`validate_table`, indexed by spreadsheet row.
+    codes : pandas.DataFrame, optional
+        Typed code table, with codes written as in the codebook.
+    codebook : Codebook, optional
+        Needed with ``codes``.
+    files : dict, optional
+        Table name -> file name for the messages. Default: the table names.
+
+    Returns
+    -------
+    list of Problem
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.validate import check_references
+    >>> clients = pd.DataFrame({"study": ["s"], "client": ["1"]}, index=[2])
+    >>> sessions = pd.DataFrame({"study": ["s", "s"], "client": ["1", "1"],
+    ...                          "session": [1, 3], "attended": [False, False]}, index=[2, 3])
+    >>> [p.message for p in check_references(clients, sessions)]
+    ['session 2 is missing before this one']
+    """
+    files = {table: table for table in TABLES} | (files or {})
+    problems = _unknown_client_problems(clients, sessions, files)
+    problems += _session_gap_problems(sessions, files["sessions"])
+    problems += _minutes_problems(sessions, files["sessions"])
+    problems += _repaired_problems(sessions, files["sessions"])
+    if codes is not None:
+        if codebook is None:
+            raise ValueError("check_references needs the codebook to check a code table.")
+        problems += _code_session_problems(codes, sessions, files)
+        problems += _code_problems(codes, codebook, files["codes"])
+        problems += _rating_without_marker_problems(codes, codebook, files["codes"])
+        problems += _double_supply_problems(sessions, codes, codebook, files)
+    return problems
+
+
+def _keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """Rows' key tuples; rows with a missing key part get None."""
+    if not set(columns) <= set(frame.columns):
+        return pd.Series(None, index=frame.index, dtype=object)
+    parts = frame[columns].astype(object)
+    complete = parts.notna().all(axis=1)
+    return pd.Series(
+        [
+            tuple(row) if ok else None
+            for row, ok in zip(parts.itertuples(index=False), complete, strict=True)
+        ],
+        index=frame.index,
+        dtype=object,
+    )
+
+
+def _unknown_client_problems(clients, sessions, files) -> list[Problem]:
+    known = set(_keys(clients, ["study", "client"]).dropna())
+    keys = _keys(sessions, ["study", "client"])
+    return [
+        Problem(
+            files["sessions"],
+            row,
+            "client",
+            key[1],
+            f"client is not in {files['clients']}",
+            f"Add the client to {files['clients']} or correct the client id.",
+        )
+        for row, key in keys.dropna().items()
+        if key not in known
+    ]
+
+
+def _session_gap_problems(sessions: pd.DataFrame, file: str) -> list[Problem]:
+    if not {"study", "client", "session"} <= set(sessions.columns):
+        return []
+    problems = []
+    frame = sessions[["study", "client", "session"]].dropna()
+    for _, group in frame.groupby(["study", "client"], sort=False, observed=True):
+        numbers = group["session"].astype(int)
+        present = set(numbers)
+        for missing in sorted(set(range(1, max(present) + 1)) - present):
+            after = numbers[numbers > missing].idxmin()
+            problems.append(
+                Problem(
+                    file,
+                    after,
+                    "session",
+                    str(numbers[after]),
+                    f"session {missing} is missing before this one",
+                    "Number each client's sessions 1, 2, 3, ... without gaps; list missed "
+                    "sessions too, with attended = no.",
+                )
+            )
+    return problems
+
+
+def _minutes_problems(sessions: pd.DataFrame, file: str) -> list[Problem]:
+    if not {"attended", "minutes"} <= set(sessions.columns):
+        return []
+    attended = sessions["attended"].eq(True).fillna(False).astype(bool)
+    missed = sessions["attended"].eq(False).fillna(False).astype(bool)
+    problems = []
+    for row in sessions.index[attended & sessions["minutes"].isna()]:
+        problems.append(
+            Problem(
+                file,
+                row,
+                "minutes",
+                None,
+                "attended session without minutes",
+                "Give the length in minutes of every attended session.",
+            )
+        )
+    for row in sessions.index[missed & sessions["minutes"].notna()]:
+        problems.append(
+            Problem(
+                file,
+                row,
+                "minutes",
+                str(sessions.at[row, "minutes"]),
+                "minutes given for a session not attended",
+                "Leave minutes empty when the session was not attended, or correct attended.",
+            )
+        )
+    return problems
+
+
+def _repaired_problems(sessions: pd.DataFrame, file: str) -> list[Problem]:
+    if not {"repaired", "ruptures"} <= set(sessions.columns):
+        return []
+    too_many = (sessions["repaired"] > sessions["ruptures"]).fillna(False).astype(bool)
+    return [
+        Problem(
+            file,
+            row,
+            "repaired",
+            str(sessions.at[row, "repaired"]),
+            f"more repaired ruptures than ruptures ({sessions.at[row, 'ruptures']})",
+            "A session cannot repair more ruptures than it had: correct one of them.",
+        )
+        for row in sessions.index[too_many]
+    ]
+
+
+def _code_session_problems(codes, sessions, files) -> list[Problem]:
+    key = ["study", "client", "session"]
+    flags = (
+        sessions["attended"]
+        if "attended" in sessions.columns
+        else pd.Series(True, index=sessions.index)
+    )
+    attended = {
+        row_key: flag
+        for row_key, flag in zip(_keys(sessions, key), flags, strict=True)
+        if row_key is not None
+    }
+    problems = []
+    for row, row_key in _keys(codes, key).dropna().items():
+        value = str(row_key[2])
+        if row_key not in attended:
+            problems.append(
+                Problem(
+                    files["codes"],
+                    row,
+                    "session",
+                    value,
+                    f"client {row_key[1]}, session {row_key[2]} is not in {files['sessions']}",
+                    f"Code only sessions listed in {files['sessions']}; check client and session.",
+                )
+            )
+        elif attended[row_key] is pd.NA or not attended[row_key]:
+            problems.append(
+                Problem(
+                    files["codes"],
+                    row,
+                    "session",
+                    value,
+                    f"client {row_key[1]}, session {row_key[2]} was not attended",
+                    "Codes can only belong to attended sessions: check attended or the session.",
+                )
+            )
+    return problems
+
+
+def _code_problems(codes: pd.DataFrame, codebook: Codebook, file: str) -> list[Problem]:
+    if "code" not in codes.columns:
+        return []
+    written = codes["code"].dropna()
+    entries = written.map(codebook.codes.get)
+    problems = [
+        Problem(
+            file,
+            row,
+            "code",
+            code,
+            f"code {code!r} is not in the codebook",
+            "Correct the code, or add it under its instrument in config/codebook.yaml.",
+        )
+        for row, code in written[entries.isna()].items()
+    ]
+    if "value" not in codes.columns:
+        return problems
+    values = codes.loc[entries.index, "value"]
+    known = entries.notna() & values.notna()
+    for row in known.index[known]:
+        entry, value = entries[row], values[row]
+        if not entry.accepts(value):
+            problems.append(
+                Problem(
+                    file,
+                    row,
+                    "value",
+                    _number_text(value),
+                    f"{entry.code} takes {entry.range_text()}",
+                    "Correct the value: markers and strategies are 1 when present (0 when coded "
+                    "absent); ratings lie in the range the codebook gives.",
+                )
+            )
+    return sorted(problems, key=lambda problem: problem.row)
+
+
+def _rating_without_marker_problems(codes, codebook, file) -> list[Problem]:
+    unit_key = ["study", "client", "session", "unit", "coder"]
+    if not set(unit_key) | {"code"} <= set(codes.columns):
+        return []
+    problems = []
+    present = codes[codes["value"] > 0] if "value" in codes.columns else codes
+    for rating, within in codebook.rating_scopes().items():
+        rated = codes[codes["code"].isin(codebook.codes_of(rating))]
+        if rated.empty:
+            continue
+        marked = set(_keys(present[present["code"].isin(codebook.codes_of(within))], unit_key))
+        for row, row_key in _keys(rated, unit_key).dropna().items():
+            if row_key not in marked:
+                problems.append(
+                    Problem(
+                        file,
+                        row,
+                        "code",
+                        rated.at[row, "code"],
+                        f"rating on unit {row_key[3]} without a {within} marker by coder "
+                        f"{row_key[4]}",
+                        f"Rate only units the same coder marked ({within}); check the unit "
+                        "number or add the marker.",
+                    )
+                )
+    return problems
+
+
+def _double_supply_problems(sessions, codes, codebook, files) -> list[Problem]:
+    if "code" not in codes.columns:
+        return []
+    made = codebook.session_columns(codes["code"].dropna().unique())
+    return [
+        Problem(
+            files["sessions"],
+            None,
+            column,
+            None,
+            f"{column!r} is both a column of {files['sessions']} and made from "
+            f"the codes in {files['codes']}",
+            "Keep one source: remove the column (or its mapping) or those codes.",
+        )
+        for column in made
+        if column in sessions.columns
+    ]
+
+
+def check_analysis_coders(
+    codes: pd.DataFrame, file: str = "codes", rule: str | list[str] = "primary"
+) -> list[Problem]:
+    """Check that every coded session has one analysis coder.
+
+    Parameters
+    ----------
+    codes : pandas.DataFrame
+        Typed code table with the boolean column ``analysis_coder`` added by
+        :func:`resistance_outcomes.codebook.select_analysis_codes`, indexed by
+        spreadsheet row.
+    file : str
+        The file name for the messages.
+    rule : "primary" or list of str
+        The ``coding.analysis_coder`` rule the column was made with.
+
+    Returns
+    -------
+    list of Problem
+        One per session with two or more primary coders; one per coder listed with both
+        roles in a session; and, under a list of coder ids, one per session coded only by
+        coders not in the list. (Under ``primary`` with a ``role`` column, a session with
+        only reliability rows is one where the primary coder found nothing to code: its
+        construct counts are 0.)
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.validate import check_analysis_coders
+    >>> codes = pd.DataFrame({"study": "s", "client": "1", "session": 1,
+    ...                       "coder": ["A", "B"], "analysis_coder": [True, True]},
+    ...                      index=[2, 3])
+    >>> [p.message for p in check_analysis_coders(codes)]
+    ['session 1 of client 1 has 2 primary coders (A, B)']
+    """
+    session_key = ["study", "client", "session"]
+    frame = codes.dropna(subset=[*session_key, "coder"])
+    flagged = frame[frame["analysis_coder"]]
+    first_rows = frame.reset_index().groupby(session_key, sort=False, observed=True).first()
+    counts = flagged.groupby(session_key, observed=True)["coder"].nunique()
+    counts = counts.reindex(first_rows.index, fill_value=0)
+    suspect = (counts > 1) | ((counts == 0) & (rule != "primary"))
+    problems = []
+    for key, count in counts[suspect].items():
+        _, client, session = key
+        row, coder = int(first_rows.loc[key].iloc[0]), first_rows.loc[key, "coder"]
+        if rule != "primary" and count == 0:
+            listed = ", ".join(frame.loc[_rows_of(frame, key), "coder"].unique())
+            problems.append(
+                Problem(
+                    file,
+                    row,
+                    "coder",
+                    coder,
+                    f"session {session} of client {client} is coded only by coders not listed "
+                    f"({listed})",
+                    "Add the session's coder to coding: analysis_coder in config/config.yaml.",
+                )
+            )
+        elif count > 1:
+            chosen = ", ".join(flagged.loc[_rows_of(flagged, key), "coder"].unique())
+            problems.append(
+                Problem(
+                    file,
+                    row,
+                    "coder",
+                    coder,
+                    f"session {session} of client {client} has {count} primary coders ({chosen})",
+                    "Mark exactly one coder of each session as primary; the others are "
+                    "reliability coders.",
+                )
+            )
+    if "role" in frame.columns:
+        problems += _mixed_role_problems(frame, file)
+    return sorted(problems, key=lambda problem: problem.row)
+
+
+def _rows_of(frame: pd.DataFrame, key: tuple) -> pd.Series:
+    study, client, session = key
+    return (frame["study"] == study) & (frame["client"] == client) & (frame["session"] == session)
+
+
+def _mixed_role_problems(frame: pd.DataFrame, file: str) -> list[Problem]:
+    key = ["study", "client", "session", "coder"]
+    roles = frame.groupby(key, sort=False, observed=True)["role"].nunique()
+    mixed = frame.reset_index().groupby(key, sort=False, observed=True).first()[roles > 1]
+    return [
+        Problem(
+            file,
+            int(first.iloc[0]),
+            "role",
+            str(first["role"]),
+            f"coder {coder} is both primary and reliability coder in this session",
+            "Give each coder one role per session.",
+        )
+        for (*_, coder), first in mixed.iterrows()
+    ]
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+# ------------------------------------------------------------------- identifiers
+
+_IDENTIFIER_NAMES = {
+    "name": "a name",
+    "names": "names",
+    "firstname": "a name",
+    "lastname": "a name",
+    "surname": "a name",
+    "forename": "a name",
+    "fullname": "a name",
+    "email": "an e-mail address",
+    "mail": "an e-mail address",
+    "phone": "a phone number",
+    "telephone": "a phone number",
+    "mobile": "a phone number",
+    "tel": "a phone number",
+    "dob": "a date of birth",
+    "birthdate": "a date of birth",
+    "birthday": "a date of birth",
+    "address": "an address",
+    "street": "an address",
+    "postcode": "a postcode",
+    "zip": "a postcode",
+    "zipcode": "a postcode",
+    "ssn": "a social security number",
+    "nhs": "an NHS number",
+    "mrn": "a medical record number",
+}
+_IDENTIFIER_PHRASES = {
+    ("date", "of", "birth"): "a date of birth",
+    ("birth", "date"): "a date of birth",
+    ("e", "mail"): "an e-mail address",
+    ("post", "code"): "a postcode",
+    ("zip", "code"): "a postcode",
+    ("social", "security"): "a social security number",
+    ("medical", "record"): "a medical record number",
+}
+_FREE_TEXT_NAMES = {
+    "transcript",
+    "transcripts",
+    "note",
+    "notes",
+    "text",
+    "comment",
+    "comments",
+    "remark",
+    "remarks",
+}
+_REFERENCE_WORDS = {
+    "id",
+    "no",
+    "nr",
+    "num",
+    "number",
+    "code",
+    "type",
+    "count",
+    "length",
+    "len",
+    "n",
+}
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)*\.[A-Za-z]{2,}")
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
+_DMY_DATE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4}|\d{2})$")
+_PHONE = re.compile(r"^\+?[\d\s().-]+$")
+FREE_TEXT_WORDS = 10
+
+
+def find_identifier_columns(df: pd.DataFrame, file: str) -> list[Problem]:
+    """Find columns that look like direct identifiers, by name or by content.
+
+    By name: words such as name, first/last name, email, phone, dob / date of birth /
+    birthdate, address, postcode / zip, ssn, nhs, mrn; and free-text names (transcript,
+    notes, text, comment) unless the name says it is a reference to one (``transcript_id``,
+    ``note_type``). By content: any e-mail address, phone number (10-15 digits written with
+    ``+`` or separators) or full calendar date (day, month and year: dates of birth and
+    visit dates are identifiers under the HIPAA Safe Harbor rule), or any cell with
+    ``FREE_TEXT_WORDS`` (10) or more words.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A table as read (text values), indexed by spreadsheet row.
+    file : str
+        The file name for the messages.
+
+    Returns
+    -------
+    list of Problem
+        One per suspicious column; the value is never shown.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.validate import find_identifier_columns
+    >>> df = pd.DataFrame({"client_id": ["001"], "contact": ["ann@example.org"]}, index=[2])
+    >>> [(p.column, p.row, p.message) for p in find_identifier_columns(df, "c.csv")]
+    [('contact', 2, 'holds an e-mail address')]
+    """
+    problems = []
+    for column in df.columns:
+        reason = _identifier_by_name(str(column))
+        row = None
+        if reason is None:
+            row, reason = _identifier_by_content(df[column])
+        if reason is not None:
+            problems.append(
+                Problem(
+                    file,
+                    row,
+                    column,
+                    None,
+                    reason,
+                    "Remove the column from the file given to the pipeline, or set "
+                    "`validation: identifiers: drop` in config/config.yaml to leave it out.",
+                )
+            )
+    return problems
+
+
+def _name_words(name: str) -> list[str]:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return [word for word in re.split(r"[^a-z0-9]+", spaced.lower()) if word]
+
+
+def _identifier_by_name(name: str) -> str | None:
+    words = _name_words(name)
+    for word in words:
+        if word in _IDENTIFIER_NAMES:
+            return f"the column name suggests {_IDENTIFIER_NAMES[word]}"
+    for phrase, what in _IDENTIFIER_PHRASES.items():
+        if any(tuple(words[i : i + len(phrase)]) == phrase for i in range(len(words))):
+            return f"the column name suggests {what}"
+    if set(words) & _FREE_TEXT_NAMES and not set(words) & _REFERENCE_WORDS:
+        return "the column name suggests free text"
+    return None
+
+
+def _identifier_by_content(values: pd.Series) -> tuple[int | None, str | None]:
+    tests = [
+        (_is_email, "holds an e-mail address"),
+        (_is_full_date, "holds full dates (day, month, year)"),
+        (_is_phone, "holds a phone number"),
+        (_is_free_text, f"holds free text ({FREE_TEXT_WORDS} or more words in a cell)"),
+    ]
+    text = values.dropna().astype(str).str.strip().drop_duplicates()  # first row of each
+    for test, reason in tests:
+        for row, value in text.items():
+            if test(value):
+                return row, reason
+    return None, None
+
+
+def _is_email(value: str) -> bool:
+    return _EMAIL.search(value) is not None
+
+
+def _is_full_date(value: str) -> bool:
+    iso = _ISO_DATE.match(value)
+    if iso:
+        return _valid_date(int(iso[1]), int(iso[2]), int(iso[3]))
+    dmy = _DMY_DATE.match(value)
+    if dmy:
+        first, second, year = int(dmy[1]), int(dmy[2]), int(dmy[3])
+        return _valid_date(year, second, first) or _valid_date(year, first, second)
+    return False
+
+
+def _valid_date(year: int, month: int, day: int) -> bool:
+    try:
+        dt.date(year if year > 99 else 2000 + year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_phone(value: str) -> bool:
+    if not _PHONE.match(value) or _is_full_date(value):
+        return False
+    if re.fullmatch(r"-?\d+(\.\d+)?", value):  # a plain number, such as a rating mean
+        return False
+    digits = sum(character.isdigit() for character in value)
+    written_as_phone = value.startswith("+") or any(sep in value for sep in " ()-.")
+    return 10 <= digits <= 15 and written_as_phone
+
+
+def _is_free_text(value: str) -> bool:
+    return len(value.split()) >= FREE_TEXT_WORDS

@@ -1,0 +1,586 @@
+"""Tests for resistance_outcomes.ingest: raw lab files -> validated canonical tables.
+
+The small study below is written in the example's raw layout; expected construct counts
+are worked out by hand next to it.
+"""
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+import yaml
+
+from resistance_outcomes.ingest import format_validation_report, ingest
+from resistance_outcomes.validate import ValidationFailed
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "resources" / "example"
+NA = pd.NA
+
+CLIENTS = """client_id,therapist_id,treatment,planned_sessions,end_status,baseline_severity
+001,T1,CBT,3,Completed,12
+002,T1,psychodynamic ,3,drop-out,15
+003,T2,ERP,2,completed,9
+"""
+SESSIONS = """\
+client_id,session_no,attended,minutes,homework,wai,psq_tension,psq_intensity,psq_resolution
+001,1,yes,50,,5.5,yes,2,4
+001,2,yes,45,yes,5.0,no,,
+001,3,no,,,,,,
+002,1,yes,50,no,4.0,no,,
+002,2,yes,50,,4.5,yes,3,2
+003,1,yes,50,,6,no,,
+003,2,yes,50,yes,6.1,no,,
+"""
+CODES = """client_id,session_no,segment,coder,coder_role,code,value
+001,1,1,R1,primary,W_MIN,1
+001,1,1,R1,primary,RES,4
+001,1,2,R1,primary,m_arg,1
+001,1,1,R2,reliability,W_MIN,1
+001,1,1,R2,reliability,RES,3
+002,2,1,R1,primary,C_REJ,1
+002,2,1,R1,primary,RES,2
+002,2,3,R1,primary,R_VAL,1
+"""
+# By hand, primary coder R1 only (R2 is the reliability coder):
+#   001-1: unit 1 withdrawal + RES 4 (repaired at threshold 4); unit 2 arguing.
+#   002-2: unit 1 confrontation + RES 2 (not repaired); unit 3 one strategy.
+#   Other attended sessions: 0, rating mean empty. 001-3 not attended: empty.
+# fmt: off
+EXPECTED_CONSTRUCTS = {
+    #                        001-1 001-2 001-3 002-1 002-2 003-1 003-2
+    "rupture_withdrawal":    [1,    0,    NA,   0,    0,    0,    0],
+    "rupture_confrontation": [0,    0,    NA,   0,    1,    0,    0],
+    "ruptures":              [1,    0,    NA,   0,    1,    0,    0],
+    "repaired":              [1,    0,    NA,   0,    0,    0,    0],
+    "repair_strategies":     [0,    0,    NA,   0,    1,    0,    0],
+    "resistance_arguing":    [1,    0,    NA,   0,    0,    0,    0],
+    "resistance":            [1,    0,    NA,   0,    0,    0,    0],
+}
+EXPECTED_RESOLUTION_MEAN = [4.0, np.nan, np.nan, np.nan, 2.0, np.nan, np.nan]
+# fmt: on
+
+CONFIG = {
+    "study": "lab",
+    "data": {"clients": "clients.csv", "sessions": "sessions.csv", "codes": "codes.csv"},
+    "columns": {
+        "clients": {
+            "client": "client_id",
+            "therapist": "therapist_id",
+            "treatment_label": "treatment",
+            "planned_sessions": "planned_sessions",
+            "end_status": "end_status",
+            "baseline_severity": "baseline_severity",
+        },
+        "sessions": {
+            "client": "client_id",
+            "session": "session_no",
+            "attended": "attended",
+            "minutes": "minutes",
+            "homework_done": "homework",
+            "alliance": "wai",
+            "psq_tension": "psq_tension",
+            "psq_intensity": "psq_intensity",
+            "psq_resolution": "psq_resolution",
+        },
+        "codes": {
+            "client": "client_id",
+            "session": "session_no",
+            "unit": "segment",
+            "coder": "coder",
+            "role": "coder_role",
+            "code": "code",
+            "value": "value",
+        },
+    },
+    "end_status_values": {
+        "completed": ["completed"],
+        "dropout": ["dropout", "drop-out"],
+        "referred": ["referred"],
+        "ongoing": ["ongoing"],
+    },
+    "covariates": ["baseline_severity"],
+    "codebook": str(REPO / "config" / "codebook.yaml"),
+    "frameworks": str(REPO / "config" / "frameworks.yaml"),
+    "validation": {"mode": "strict", "identifiers": "refuse"},
+    "coding": {"analysis_coder": "primary", "repair_threshold": 4},
+}
+
+
+def write_study(folder: Path, clients=CLIENTS, sessions=SESSIONS, codes=CODES) -> Path:
+    for name, text in (("clients.csv", clients), ("sessions.csv", sessions), ("codes.csv", codes)):
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def config(**changes) -> dict:
+    result = copy.deepcopy(CONFIG)
+    for key, value in changes.items():
+        result[key] = value
+    return result
+
+
+def lenient() -> dict:
+    return config(validation={"mode": "lenient", "identifiers": "refuse"})
+
+
+def located(problems):
+    return [(p.file, p.row, p.column, p.value) for p in problems]
+
+
+def failure(folder: Path, settings: dict) -> ValidationFailed:
+    with pytest.raises(ValidationFailed) as caught:
+        ingest(settings, folder)
+    return caught.value
+
+
+# ----------------------------------------------------------------- valid input
+
+
+def test_valid_study_becomes_canonical_tables(tmp_path):
+    result = ingest(CONFIG, write_study(tmp_path))
+    assert result.problems == [] and result.quarantine.empty
+    clients = result.clients
+    assert clients["client"].tolist() == ["001", "002", "003"]
+    assert clients["study"].tolist() == ["lab"] * 3
+    assert clients["framework"].tolist() == ["cognitive", "psychoanalytic", "behavioral"]
+    assert clients["end_status"].tolist() == ["completed", "dropout", "completed"]
+    assert clients["planned_sessions"].dtype == "Int64"
+    assert list(clients.columns) == [
+        "study",
+        "client",
+        "therapist",
+        "treatment_label",
+        "framework",
+        "planned_sessions",
+        "end_status",
+        "baseline_severity",
+    ]
+
+
+def test_construct_columns_match_the_hand_count(tmp_path):
+    sessions = ingest(CONFIG, write_study(tmp_path)).sessions
+    for column, expected in EXPECTED_CONSTRUCTS.items():
+        assert sessions[column].tolist() == expected, column
+    np.testing.assert_array_equal(sessions["resolution_mean"], EXPECTED_RESOLUTION_MEAN)
+    assert sessions["attended"].tolist() == [True, True, False, True, True, True, True]
+    assert sessions["homework_done"].isna().tolist() == [
+        True,
+        False,
+        True,
+        False,
+        True,
+        True,
+        False,
+    ]
+    assert sessions["psq_intensity"].tolist() == [2, NA, NA, NA, 3, NA, NA]
+
+
+def test_codes_keep_every_coder_and_mark_the_analysis_coder(tmp_path):
+    codes = ingest(CONFIG, write_study(tmp_path)).codes
+    assert len(codes) == 8
+    assert codes["analysis_coder"].tolist() == [True, True, True, False, False, True, True, True]
+    assert codes.loc[2, "code"] == "M_ARG"  # written as in the codebook
+    assert codes["unit"].dtype == "Int64"
+
+
+def test_analysis_coder_from_a_priority_list(tmp_path):
+    settings = config(coding={"analysis_coder": ["R2", "R1"], "repair_threshold": 4})
+    result = ingest(settings, write_study(tmp_path))
+    # R2 rated the 001-1 rupture 3: not repaired at threshold 4; R2 coded no arguing.
+    assert result.sessions.loc[0, ["ruptures", "repaired", "resistance_arguing"]].tolist() == [
+        1,
+        0,
+        0,
+    ]
+    assert result.sessions.loc[0, "resolution_mean"] == 3.0
+
+
+def test_input_files_are_unchanged(tmp_path):
+    (tmp_path / "good").mkdir()
+    (tmp_path / "bad").mkdir()
+    good = write_study(tmp_path / "good")
+    bad = write_study(tmp_path / "bad", BAD_CLIENTS, BAD_SESSIONS, BAD_CODES)
+
+    def digests():
+        return {
+            path: hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(tmp_path.rglob("*.csv"))
+        }
+
+    before = digests()
+    assert len(before) == 6
+    ingest(CONFIG, good)
+    failure(bad, CONFIG)
+    assert len(ingest(lenient(), bad).quarantine) > 0
+    assert digests() == before
+
+
+def test_excel_and_parquet_inputs_give_the_same_tables(tmp_path):
+    csv_result = ingest(CONFIG, write_study(tmp_path))
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Clients"
+    for line in CLIENTS.strip().splitlines():
+        sheet.append(line.split(","))
+    workbook.save(tmp_path / "clients.xlsx")
+    pd.read_csv(tmp_path / "sessions.csv", dtype=str).to_parquet(tmp_path / "sessions.parquet")
+    settings = config(
+        data={
+            "clients": {"path": "clients.xlsx", "sheet": "Clients"},
+            "sessions": "sessions.parquet",
+            "codes": "codes.csv",
+        }
+    )
+    other = ingest(settings, tmp_path)
+    pd.testing.assert_frame_equal(other.clients, csv_result.clients)
+    pd.testing.assert_frame_equal(other.sessions, csv_result.sessions)
+    assert other.files["clients"] == "clients.xlsx, sheet Clients"
+
+
+def test_without_codes_the_sessions_keep_supplied_counts(tmp_path):
+    sessions = (
+        "client_id,session_no,attended,minutes,ruptures,repaired\n"
+        "001,1,yes,50,2,1\n001,2,no,,,\n001,3,yes,40,0,0\n"
+        "002,1,yes,50,1,1\n002,2,yes,50,0,0\n003,1,yes,50,0,0\n003,2,yes,50,0,0\n"
+    )
+    write_study(tmp_path, sessions=sessions)
+    columns = copy.deepcopy(CONFIG["columns"])
+    columns["sessions"] = {
+        "client": "client_id",
+        "session": "session_no",
+        "attended": "attended",
+        "minutes": "minutes",
+        "ruptures": "ruptures",
+        "repaired": "repaired",
+    }
+    data = {"clients": "clients.csv", "sessions": "sessions.csv"}
+    result = ingest(config(data=data, columns=columns), tmp_path)
+    assert result.sessions["ruptures"].tolist() == [2, NA, 0, 1, 0, 0, 0]
+    assert result.codes.empty
+    assert {"coder", "code", "analysis_coder"} <= set(result.codes.columns)
+
+
+def test_study_column_from_the_file(tmp_path):
+    write_study(
+        tmp_path,
+        clients=CLIENTS.replace("client_id,", "trial,client_id,", 1).replace("\n0", "\nA,0"),
+    )
+    columns = copy.deepcopy(CONFIG["columns"])
+    columns["clients"]["study"] = "trial"
+    settings = config(
+        columns=columns, study=None, data={"clients": "clients.csv", "sessions": "sessions.csv"}
+    )
+    problems = failure(tmp_path, settings).problems
+    # The sessions file has no study column and config gives none.
+    assert located(problems) == [("sessions.csv", None, "study", None)]
+    assert "Set `study:`" in problems[0].hint
+
+
+def test_other_covariates_are_read_as_numbers_or_text(tmp_path):
+    clients = CLIENTS.replace("baseline_severity\n", "baseline_severity,age,site_type\n")
+    clients = clients.replace(",12\n", ",12,34,urban\n").replace(",15\n", ",15,51,rural\n")
+    clients = clients.replace(",9\n", ",9,,urban\n")
+    write_study(tmp_path, clients=clients)
+    columns = copy.deepcopy(CONFIG["columns"])
+    columns["clients"] |= {"age": "age", "site_type": "site_type"}
+    result = ingest(
+        config(columns=columns, covariates=["baseline_severity", "age", "site_type"]), tmp_path
+    )
+    assert result.clients["age"].dtype == "float64"
+    assert result.clients["age"].isna().tolist() == [False, False, True]
+    assert result.clients["site_type"].tolist() == ["urban", "rural", "urban"]
+
+
+def test_columns_not_mapped_are_not_read_and_are_reported(tmp_path):
+    sessions = SESSIONS.replace("psq_resolution\n", "psq_resolution,room\n", 1)
+    sessions = (
+        "\n".join(
+            line + ",A" if i else line for i, line in enumerate(sessions.strip().splitlines())
+        )
+        + "\n"
+    )
+    result = ingest(CONFIG, write_study(tmp_path, sessions=sessions))
+    assert "room" not in result.sessions.columns
+    assert result.unused_columns == {"sessions.csv": ["room"]}
+    assert "| sessions.csv | room |" in format_validation_report(result)
+
+
+# ------------------------------------------------------------ strict and lenient
+
+# (file to change, text, replacement, expected (file, row, column, value), message part)
+# Rows: clients 2-4 = 001-003; sessions 2-8 = 001-1..3, 002-1..2, 003-1..2; codes 2-9 as
+# listed in CODES.
+# fmt: off
+BAD_FILES = [
+    ("clients", "001,T1,CBT,3", "001,T1,CBT,three",
+     ("clients.csv", 2, "planned_sessions", "three"), "not a whole number"),
+    ("clients", "003,T2,ERP,2", "003,T2,ERP,0",
+     ("clients.csv", 4, "planned_sessions", "0"), "below the minimum 1"),
+    ("clients", "002,T1", ",T1",
+     ("clients.csv", 3, "client_id (client)", None), "must be filled"),
+    ("sessions", "001,1,yes,50,,5.5", "001,1,yes,50,,high",
+     ("sessions.csv", 2, "wai (alliance)", "high"), "not a number"),
+    ("sessions", "001,2,yes,45", "001,2,maybe,45",
+     ("sessions.csv", 3, "attended", "maybe"), "not a yes/no value"),
+    ("sessions", "002,2,yes,50,,4.5,yes,3", "002,2,yes,50,,4.5,yes,7",
+     ("sessions.csv", 6, "psq_intensity", "7"), "above the maximum 5"),
+    ("sessions", "003,2,yes", "003,1,yes",
+     ("sessions.csv", 8, "session_no (session)", "1"), "appears on rows 7, 8"),
+    ("sessions", "003,2,yes", "004,1,yes",
+     ("sessions.csv", 8, "client_id (client)", "004"), "client is not in clients.csv"),
+    ("sessions", "003,2,yes", "003,3,yes",
+     ("sessions.csv", 8, "session_no (session)", "3"), "session 2 is missing before this one"),
+    ("sessions", "001,2,yes,45", "001,2,yes,",
+     ("sessions.csv", 3, "minutes", None), "attended session without minutes"),
+    ("codes", "001,1,2,R1", "001,3,2,R1",
+     ("codes.csv", 4, "session_no (session)", "3"), "client 001, session 3 was not attended"),
+    ("codes", "001,1,2,R1", "001,9,2,R1",
+     ("codes.csv", 4, "session_no (session)", "9"), "session 9 is not in sessions.csv"),
+    ("codes", "RES,4", "RES,6",
+     ("codes.csv", 3, "value", "6"), "RES takes a value from 1 to 5"),
+    ("codes", "m_arg", "M_XXX",
+     ("codes.csv", 4, "code", "M_XXX"), "not in the codebook"),
+    ("codes", "001,1,2,R1,primary", "001,1,2,R1,boss",
+     ("codes.csv", 4, "coder_role (role)", "boss"), "not one of: primary, reliability"),
+    ("codes", "002,2,3,R1", "002,2,0,R1",
+     ("codes.csv", 9, "segment (unit)", "0"), "below the minimum 1"),
+    ("codes", "001,1,1,R2,reliability,W_MIN", "001,1,1,R1,primary,W_MIN",
+     ("codes.csv", 5, "code", "W_MIN"), "appears on rows 2, 5"),
+    ("codes", "002,2,1,R1,primary,C_REJ", "002,2,2,R1,primary,C_REJ",
+     ("codes.csv", 8, "code", "RES"), "rating on unit 1 without a ruptures marker"),
+    ("codes", "001,1,1,R2,reliability,W_MIN", "001,1,1,R2,primary,W_MIN",
+     ("codes.csv", 2, "coder", "R1"), "has 2 primary coders (R1, R2)"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("table", "text", "replacement", "where", "message"), BAD_FILES)
+def test_each_kind_of_bad_file_is_reported(tmp_path, table, text, replacement, where, message):
+    files = {"clients": CLIENTS, "sessions": SESSIONS, "codes": CODES}
+    assert text in files[table]
+    files[table] = files[table].replace(text, replacement, 1)
+    error = failure(write_study(tmp_path, **files), CONFIG)
+    found = {(p.file, p.row, p.column, p.value): p for p in error.problems}
+    assert where in found, located(error.problems)
+    assert message in found[where].message
+    assert str(found[where].row) in str(error) and where[0] in str(error)
+
+
+BAD_CLIENTS = CLIENTS.replace("psychodynamic ", "IPT")  # clients row 3 (002)
+BAD_SESSIONS = SESSIONS.replace("001,2,yes,45", "001,2,yes,45 min")  # sessions row 3 (001)
+BAD_CODES = CODES.replace("002,2,3,R1,primary,R_VAL", "002,2,3,R1,primary,R_XYZ")  # row 9
+
+
+def test_strict_mode_reports_every_problem(tmp_path):
+    write_study(tmp_path, BAD_CLIENTS, BAD_SESSIONS, BAD_CODES)
+    error = failure(tmp_path, CONFIG)
+    assert located(error.problems) == [
+        ("clients.csv", 3, "treatment (treatment_label)", "IPT"),
+        ("sessions.csv", 3, "minutes", "45 min"),
+        ("codes.csv", 9, "code", "R_XYZ"),
+    ]
+    text = str(error)
+    for piece in (
+        "clients.csv",
+        "row 3",
+        "'IPT'",
+        "sessions.csv",
+        "'45 min'",
+        "not a number",
+        "codes.csv",
+        "row 9",
+        "'R_XYZ'",
+        "is not in the codebook",
+    ):
+        assert piece in text
+
+
+def test_lenient_mode_sets_aside_bad_rows_with_their_clients(tmp_path):
+    write_study(tmp_path, BAD_CLIENTS, SESSIONS, CODES)
+    result = ingest(lenient(), tmp_path)
+    assert result.clients["client"].tolist() == ["001", "003"]
+    assert "002" not in set(result.sessions["client"]) | set(result.codes["client"])
+    quarantine = result.quarantine
+    # Client 002: its clients row (the problem), 2 sessions and 3 codes set aside with it.
+    assert quarantine[["file", "row"]].values.tolist() == [
+        ["clients.csv", 3],
+        ["codes.csv", 7],
+        ["codes.csv", 8],
+        ["codes.csv", 9],
+        ["sessions.csv", 5],
+        ["sessions.csv", 6],
+    ]
+    assert quarantine.loc[0, "problem"].startswith("treatment label 'IPT' is not in")
+    dependant = quarantine.loc[4]
+    assert (dependant["column"], dependant["value"]) == ("client", "002")
+    assert dependant["problem"].startswith("set aside with client 002: treatment label 'IPT'")
+    assert dependant["problem"].endswith("(clients.csv row 3)")
+    report = format_validation_report(result)
+    assert "| clients | clients.csv | 3 | 2 | 1 |" in report
+    assert "| sessions | sessions.csv | 7 | 5 | 2 |" in report
+    assert "6 rows set aside" in report
+
+
+def test_lenient_mode_sets_aside_rows_without_a_client_on_their_own(tmp_path):
+    sessions = SESSIONS + ",4,yes,50,,,,,\n"
+    result = ingest(lenient(), write_study(tmp_path, sessions=sessions))
+    assert located(result.problems) == [("sessions.csv", 9, "client_id (client)", None)]
+    assert result.quarantine["row"].tolist() == [9]
+    assert len(result.sessions) == 7
+
+
+def test_lenient_mode_still_stops_on_problems_with_whole_columns(tmp_path):
+    columns = copy.deepcopy(CONFIG["columns"])
+    columns["sessions"]["minutes"] = "mins"
+    error = failure(write_study(tmp_path), config(columns=columns, validation={"mode": "lenient"}))
+    assert located(error.problems) == [("sessions.csv", None, "mins", None)]
+    message = error.problems[0].message
+    assert "column 'mins' (mapped to minutes) is not in the file" in message
+    assert "client_id, session_no, attended, minutes" in message
+    assert "columns: sessions:" in error.problems[0].hint
+
+
+def test_unknown_canonical_name_in_the_mapping(tmp_path):
+    columns = copy.deepcopy(CONFIG["columns"])
+    columns["sessions"]["atended"] = columns["sessions"].pop("attended")
+    error = failure(write_study(tmp_path), config(columns=columns))
+    assert [p.message for p in error.problems] == [
+        "'atended' is not a column of the sessions table (see docs/data-dictionary.md) nor a "
+        "listed covariate"
+    ]
+    assert "atended: attended" in error.problems[0].hint
+
+
+def test_unlisted_end_status(tmp_path):
+    error = failure(write_study(tmp_path, clients=CLIENTS.replace("drop-out", "quit")), CONFIG)
+    assert located(error.problems) == [("clients.csv", 3, "end_status", "quit")]
+    assert "end_status_values" in error.problems[0].hint
+
+
+def test_unreadable_files_are_all_reported(tmp_path):
+    write_study(tmp_path, sessions="", codes="a,a\n1,2\n")
+    error = failure(tmp_path, CONFIG)
+    assert [(p.file, p.message) for p in error.problems] == [
+        ("sessions.csv", "the file is empty."),
+        (
+            "codes.csv",
+            "the column name 'a' appears twice in the header (columns 1 and 2). "
+            "Rename one of them.",
+        ),
+    ]
+
+
+def test_construct_both_supplied_and_coded_is_refused(tmp_path):
+    sessions = SESSIONS.replace("psq_resolution\n", "psq_resolution,ruptures\n", 1)
+    sessions = (
+        "\n".join(
+            line + ",0" if i else line for i, line in enumerate(sessions.strip().splitlines())
+        )
+        + "\n"
+    )
+    columns = copy.deepcopy(CONFIG["columns"])
+    columns["sessions"]["ruptures"] = "ruptures"
+    error = failure(
+        write_study(tmp_path, sessions=sessions),
+        config(columns=columns, validation={"mode": "lenient"}),
+    )
+    assert located(error.problems) == [("sessions.csv", None, "ruptures", None)]
+
+
+# --------------------------------------------------------------- identifiers
+
+CLIENTS_WITH_EMAIL = (
+    "\n".join(
+        line + (",contact" if i == 0 else f",person{i}@example.org")
+        for i, line in enumerate(CLIENTS.strip().splitlines())
+    )
+    + "\n"
+)
+
+
+def test_identifier_columns_are_refused(tmp_path):
+    error = failure(
+        write_study(tmp_path, clients=CLIENTS_WITH_EMAIL),
+        config(validation={"mode": "lenient", "identifiers": "refuse"}),
+    )
+    assert located(error.problems) == [("clients.csv", 2, "contact", None)]
+    assert "identifiers: drop" in error.problems[0].hint
+    assert "example.org" not in str(error)
+
+
+def test_identifier_columns_can_be_dropped_and_reported(tmp_path):
+    settings = config(validation={"mode": "strict", "identifiers": "drop"})
+    result = ingest(settings, write_study(tmp_path, clients=CLIENTS_WITH_EMAIL))
+    assert [(p.file, p.column) for p in result.dropped_identifier_columns] == [
+        ("clients.csv", "contact")
+    ]
+    assert "contact" not in result.clients.columns
+    report = format_validation_report(result)
+    assert "| clients.csv | contact | holds an e-mail address |" in report
+    assert "example.org" not in report
+    assert result.unused_columns == {}
+
+
+def test_mapped_identifier_column_is_not_read(tmp_path):
+    clients = CLIENTS.replace("client_id,", "client_name,", 1)
+    columns = copy.deepcopy(CONFIG["columns"])
+    columns["clients"]["client"] = "client_name"
+    settings = config(columns=columns, validation={"mode": "strict", "identifiers": "drop"})
+    error = failure(write_study(tmp_path, clients=clients), settings)
+    assert ("clients.csv", None, "client_name", None) in located(error.problems)
+    assert any("is not read: the column name suggests a name" in p.message for p in error.problems)
+
+
+# -------------------------------------------------------------------- report
+
+
+def test_report_of_a_failed_run(tmp_path):
+    write_study(tmp_path, BAD_CLIENTS, BAD_SESSIONS, BAD_CODES)
+    report = format_validation_report(failure(tmp_path, CONFIG).problems)
+    assert report.startswith("# Validation report\n")
+    assert "Validation failed: 3 problems. Nothing was analysed." in report
+    assert "### sessions.csv, column `minutes` (1 problem)" in report
+    assert "| 3 | `45 min` | not a number |" in report
+    assert "What to do: Write a number with a decimal point" in report
+
+
+def test_report_of_a_clean_run(tmp_path):
+    report = format_validation_report(ingest(CONFIG, write_study(tmp_path)))
+    assert "| codes | codes.csv | 8 | 8 | 0 |" in report
+    assert "No problems found." in report
+    assert "## Problems" not in report and "## Quarantine" not in report
+
+
+# ------------------------------------------------------------ example study
+
+
+@pytest.mark.skipif(not (EXAMPLE / "truth.json").is_file(), reason="example study absent")
+def test_example_study_ingests_without_problems_and_matches_its_truth_file():
+    settings = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    result = ingest(settings, REPO)
+    assert result.problems == [] and result.quarantine.empty
+    assert len(result.clients) == 360
+    # truth.json: per-session means of the primary coder's counts over attended sessions,
+    # computed by the simulator from its own tables.
+    truth = json.loads((EXAMPLE / "truth.json").read_text())["coding"]["expected_agreement"]
+    attended = result.sessions[result.sessions["attended"]]
+    for construct in (
+        "ruptures",
+        "resistance_arguing",
+        "resistance_denying",
+        "resistance_ignoring",
+        "resistance_interrupting",
+    ):
+        expected = truth[f"{construct}_per_session"]["mean_primary"]
+        assert attended[construct].mean() == pytest.approx(expected, abs=1e-6), construct
+    # Mean resolution rating over the primary coder's rupture units (every rupture is
+    # rated), recovered from the session means weighted by ruptures.
+    rated = attended[attended["ruptures"] > 0]
+    weighted = (rated["resolution_mean"] * rated["ruptures"]).sum() / rated["ruptures"].sum()
+    assert weighted == pytest.approx(truth["resolution_rating"]["mean_primary"], abs=1e-5)
