@@ -1,4 +1,4 @@
-"""Snakemake entry point of rule derive: see resistance_outcomes.pipeline.derive_step."""
+"""Snakemake entry point: runs resistance_outcomes.pipeline.derive_step."""
 
 from resistance_outcomes.pipeline import derive_step, run_step
 

@@ -1,4 +1,4 @@
-"""Snakemake entry point of rule figure_resistance_profile: see resistance_outcomes.pipeline.figure_resistance_profile_step."""
+"""Snakemake entry point: runs resistance_outcomes.pipeline.figure_resistance_profile_step."""
 
 from resistance_outcomes.pipeline import figure_resistance_profile_step, run_step
 

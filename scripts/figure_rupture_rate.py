@@ -1,4 +1,4 @@
-"""Snakemake entry point of rule figure_rupture_rate: see resistance_outcomes.pipeline.figure_rupture_rate_step."""
+"""Snakemake entry point: runs resistance_outcomes.pipeline.figure_rupture_rate_step."""
 
 from resistance_outcomes.pipeline import figure_rupture_rate_step, run_step
 

@@ -1,4 +1,4 @@
-"""Snakemake entry point of rule ingest: see resistance_outcomes.pipeline.ingest_step."""
+"""Snakemake entry point: runs resistance_outcomes.pipeline.ingest_step."""
 
 from resistance_outcomes.pipeline import ingest_step, run_step
 

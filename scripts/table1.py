@@ -1,5 +1,5 @@
-"""Snakemake entry point of rule table1: see resistance_outcomes.pipeline.table1_step."""
+"""Snakemake entry point: runs resistance_outcomes.pipeline.table1_step."""
 
-from resistance_outcomes.pipeline import table1_step, run_step
+from resistance_outcomes.pipeline import run_step, table1_step
 
 run_step(table1_step, snakemake)  # noqa: F821 (the object Snakemake gives a script)

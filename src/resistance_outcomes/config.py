@@ -85,7 +85,8 @@ def config_problems(config: dict, schema: dict | str | Path) -> list[str]:
                 f"definitions ({known})."
             )
         for name, spec in dropout["definitions"].items():
-            if isinstance(spec, dict) and spec.get("rule") == "min_attended" and "sessions" not in spec:
+            needs_count = isinstance(spec, dict) and spec.get("rule") == "min_attended"
+            if needs_count and "sessions" not in spec:
                 problems.append(
                     f"config key dropout.definitions.{name}: rule min_attended needs "
                     "'sessions: N' (dropout = fewer than N attended sessions)."

@@ -80,9 +80,7 @@ def derive_step(input, output, params, **_) -> None:
         repair_no_ruptures=params.repair_rate_without_ruptures,
         primary=params.dropout["primary"],
     )
-    person_period = derive.person_period(
-        sessions, clients, definitions[params.dropout["primary"]]
-    )
+    person_period = derive.person_period(sessions, clients, definitions[params.dropout["primary"]])
     write_table(session_tbl, output.sessions)
     write_table(client_tbl, output.clients)
     write_table(person_period, output.person_period)
