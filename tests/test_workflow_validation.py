@@ -1,0 +1,123 @@
+"""Bad input through the whole workflow: strict mode stops cleanly, lenient mode quarantines.
+
+Each case edits one cell or column of the embedded example in a scratch copy of the project
+and runs Snakemake there. Strict mode must stop before any analysis with a message naming
+file, row, column and value, print no Python traceback, and leave no canonical table or
+analysis result behind.
+"""
+
+import csv
+
+import pandas as pd
+import pytest
+import yaml
+from test_workflow import copy_project, snakemake
+
+pytestmark = pytest.mark.slow
+
+
+def edit_cell(path, row: int, column: str, value: str) -> None:
+    """Set one cell of a CSV file; ``row`` is the spreadsheet row (header = 1)."""
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    rows[row - 1][rows[0].index(column)] = value
+    with path.open("w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+
+
+def add_column(path, name: str, values) -> None:
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table[name] = list(values)[: len(table)]
+    table.to_csv(path, index=False, lineterminator="\n")
+
+
+def example(work, name):
+    return work / "resources" / "example" / name
+
+
+CASES = {
+    # case: (file, row, column, bad value, words the message must contain)
+    "negative minutes": ("sessions.csv", 2, "minutes", "-45", ["minutes", "-45"]),
+    "unknown client": ("sessions.csv", 2, "client_id", "C9999", ["client_id", "C9999"]),
+    "unmapped treatment label": ("clients.csv", 3, "treatment", "EMDR", ["treatment", "EMDR"]),
+    "unknown code": ("codes.csv", 2, "code", "W_XYZ", ["code", "W_XYZ"]),
+    "resolution rating out of range": ("codes.csv", None, "value", "9", ["value", "9"]),
+    "end status not recognised": ("clients.csv", 2, "end_status", "vanished", ["vanished"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_strict_mode_stops_with_a_readable_message(tmp_path, case):
+    work = copy_project(tmp_path)
+    file, row, column, value, words = CASES[case]
+    path = example(work, file)
+    if row is None:  # the first resolution-rating row
+        codes = pd.read_csv(path, dtype=str)
+        row = int(codes.index[codes["code"] == "RES"][0]) + 2
+    edit_cell(path, row, column, value)
+
+    run = snakemake(work)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert file in output
+    if case != "unmapped treatment label":  # that one lists labels with their rows
+        assert f"row {row}" in output
+    for word in words:
+        assert word in output
+    assert "Traceback" not in output
+    assert not (work / "results" / "data").exists() or not any(
+        (work / "results" / "data").iterdir()
+    )
+    assert not (work / "results" / "tables").exists()
+
+
+def test_identifier_columns_are_refused_and_never_reach_results(tmp_path):
+    work = copy_project(tmp_path)
+    clients = example(work, "clients.csv")
+    n = len(pd.read_csv(clients))
+    add_column(clients, "email", [f"client{i}@example.org" for i in range(n)])
+    run = snakemake(work)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "email" in output and "Traceback" not in output
+    assert "client0@example.org" not in output
+
+
+def test_identifier_columns_dropped_when_configured(tmp_path):
+    work = copy_project(tmp_path)
+    clients = example(work, "clients.csv")
+    n = len(pd.read_csv(clients))
+    add_column(clients, "client_name", [f"Person {i}" for i in range(n)])
+    config_path = work / "config" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["validation"]["identifiers"] = "drop"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    run = snakemake(work, "results/derived/client_table.parquet")
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = (work / "results" / "validation" / "report.md").read_text()
+    assert "client_name" in report
+    for path in (work / "results").rglob("*"):
+        if path.is_file() and path.suffix in {".csv", ".parquet", ".md"}:
+            assert b"Person 1" not in path.read_bytes(), path
+
+
+def test_lenient_mode_quarantines_bad_rows_and_says_how_many(tmp_path):
+    work = copy_project(tmp_path)
+    edit_cell(example(work, "sessions.csv"), 2, "minutes", "-45")
+    config_path = work / "config" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["validation"]["mode"] = "lenient"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    run = snakemake(work)
+    assert run.returncode == 0, run.stderr[-3000:]
+    quarantine = pd.read_csv(work / "results" / "validation" / "quarantine.csv", dtype=str)
+    assert len(quarantine) > 0
+    bad_client = pd.read_csv(example(work, "sessions.csv"), dtype=str)["client_id"][0]
+    clients = pd.read_parquet(work / "results" / "data" / "clients.parquet")
+    assert bad_client not in set(clients["client"])
+    assert len(clients) == 359
+    report = (work / "results" / "validation" / "report.md").read_text()
+    assert "quarantine" in report.lower()
+    assert str(len(quarantine)) in report
