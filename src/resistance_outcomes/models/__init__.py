@@ -10,6 +10,7 @@ import pandas as pd
 
 from .design import MixedDesign, build_design
 from .formula import ModelSpecError, parse_formula
+from .gee import gee
 from .inference import icc, linear_contrasts, lrt, nakagawa_r2
 from .linalg import single_threaded_blas
 from .result import MixedResult
@@ -105,17 +106,3 @@ def fit_mixed(
     from .glmm import fit_glmm
 
     return fit_glmm(design, family, nagq=nagq, control=control)
-
-
-def __getattr__(name: str):
-    """``gee`` (population-averaged fits) lives in the submodule of the same name.
-
-    It is imported on first use, and the function, not the submodule, is then bound as
-    ``resistance_outcomes.models.gee``.
-    """
-    if name == "gee":
-        from .gee import gee as population_averaged
-
-        globals()["gee"] = population_averaged
-        return population_averaged
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
