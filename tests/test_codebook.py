@@ -13,7 +13,9 @@ from resistance_outcomes.codebook import (
     Code,
     aggregate_codes,
     load_codebook,
+    logged_units,
     select_analysis_codes,
+    session_values_by_coder,
     split_coders,
     unit_level_codes,
 )
@@ -323,3 +325,62 @@ def test_bad_codebooks_are_refused(tmp_path, codes, constructs, message):
     )
     with pytest.raises(ConfigError, match=message):
         load_codebook(path)
+
+
+# ------------------------------------------------------------------ coding log
+
+# Session 1: A coded units 1-7 (codes on 1-6), B coded units 1-7 (codes on 1 and 7);
+# session 2: A coded units 1-5 and found nothing; session 4: A coded units 1-3.
+HAND_LOG = pd.DataFrame(
+    {
+        "study": "s",
+        "client": "C1",
+        "session": pd.array([1, 1, 2, 4], dtype="Int64"),
+        "coder": ["A", "B", "A", "A"],
+        "role": ["primary", "reliability", "primary", "primary"],
+        "units": pd.array([7, 7, 5, 3], dtype="Int64"),
+    }
+)
+
+
+def test_logged_units_expand_the_log():
+    units = logged_units(HAND_LOG)
+    assert len(units) == 7 + 7 + 5 + 3
+    assert units.loc[units["coder"] == "B", "unit"].tolist() == [1, 2, 3, 4, 5, 6, 7]
+    assert units.loc[units["session"] == 2, "role"].unique().tolist() == ["primary"]
+
+
+def test_unit_level_codes_with_a_log_have_every_logged_unit():
+    units = unit_level_codes(code_table(), CODEBOOK, coding_log=HAND_LOG)
+    assert len(units) == 22  # every logged unit, coded or not
+    b = units[(units["session"] == 1) & (units["coder"] == "B")].set_index("unit")
+    # B's units 2-6 carry no code: 0 for every count, no rating, role from the log.
+    assert b.loc[2:6, ["ruptures", "resistance", "repaired"]].to_numpy().sum() == 0
+    assert b.loc[2:6, "resolution_mean"].isna().all()
+    assert (b["role"] == "reliability").all()
+    assert b.loc[7, "resistance_ignoring"] == 1
+    silent = units[units["session"] == 2]
+    assert len(silent) == 5 and silent["ruptures"].eq(0).all()
+
+
+def test_session_values_by_coder_sum_per_session_with_zeros():
+    units = unit_level_codes(code_table(), CODEBOOK, coding_log=HAND_LOG)
+    values = session_values_by_coder(units, CODEBOOK, ["ruptures", "resolution_mean"])
+    values = values.set_index(["session", "coder"])
+    # Session 1: A 3 ruptures rated 4, 2, 5 (mean 11/3); B 1 rupture rated 3.
+    # Session 2: A coded nothing: 0 ruptures, no mean. Session 4: A 1 rupture rated 3.
+    assert values["ruptures"].tolist() == [3, 1, 0, 1]
+    np.testing.assert_allclose(values["resolution_mean"], [11 / 3, 3.0, np.nan, 3.0])
+    assert values["role"].tolist() == ["primary", "reliability", "primary", "primary"]
+
+
+def test_aggregation_with_a_log_leaves_sessions_not_coded_empty():
+    # Session 2 is attended and logged (nothing found): 0. Without session 2 in the log it
+    # was not coded: empty, like session 3 (not attended).
+    log = HAND_LOG[HAND_LOG["session"] != 2]
+    codes = select_analysis_codes(code_table())
+    with_log = aggregate_codes(codes, session_table(), CODEBOOK, coding_log=HAND_LOG)
+    assert with_log["ruptures"].tolist() == [3, 0, NA, 1]
+    without = aggregate_codes(codes, session_table(), CODEBOOK, coding_log=log)
+    assert without["ruptures"].tolist() == [3, NA, NA, 1]
+    assert without["resistance"].tolist() == [3, NA, NA, 0]

@@ -15,6 +15,7 @@ from resistance_outcomes.figures import (
     FRAMEWORK_COLORS,
     STYLE,
     framework_colors,
+    plot_agreement,
     plot_resistance_profile,
     plot_rupture_rate_by_session,
     save_figure,
@@ -194,3 +195,75 @@ def test_style_file_ships_with_the_package():
         assert plt.rcParams["axes.spines.top"] is False
         assert plt.rcParams["font.size"] == 8
         assert plt.rcParams["font.family"] == ["sans-serif"]
+
+
+# ------------------------------------------------------------------ agreement
+
+
+def agreement_table(rows):
+    return pd.DataFrame(rows, columns=["construct", "statistic", "estimate", "ci_low", "ci_high"])
+
+
+def band_names(ax):
+    return [t for t in ax.texts if t.get_text() in {"Poor", "Moderate", "Good", "Excellent"}]
+
+
+def test_agreement_plot_one_row_per_construct_and_a_marker_per_statistic():
+    table = agreement_table(
+        [
+            ("ruptures", "ICC(A,1)", 0.93, 0.91, 0.95),
+            ("ruptures", "ICC(A,k)", 0.96, 0.95, 0.97),
+            ("resistance_interrupting", "ICC(A,1)", 0.86, 0.84, 0.88),
+            ("resistance_interrupting", "ICC(A,k)", 0.93, 0.91, 0.94),
+            ("rupture_type", "Fleiss' kappa", 0.91, 0.89, 0.93),
+        ]
+    )
+    fig = drawn(plot_agreement(table))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "Ruptures",
+        "Interrupting",
+        "Rupture type",
+    ]
+    containers = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert [c.get_label() for c in containers] == ["ICC(A,1)", "ICC(A,k)", "Fleiss' kappa"]
+    first = containers[0].lines[0]
+    assert to_hex(first.get_color()) == "#333333"  # one neutral ink, no framework colours
+    assert list(first.get_xdata()) == [0.93, 0.86]
+    # ICC(A,1) and ICC(A,k) of a construct side by side, in table order from the top
+    y_a1, y_ak = containers[0].lines[0].get_ydata(), containers[1].lines[0].get_ydata()
+    assert list(y_a1 < y_ak) == [True, True] and y_a1[0] < y_a1[1]
+    assert ax.yaxis_inverted()
+    # The axis starts at the Koo & Li boundary below the lowest limit (.84 -> .75);
+    # ticks read as APA prints bounded statistics.
+    assert ax.get_xlim() == (0.75, 1.0)
+    assert [t.get_text() for t in ax.get_xticklabels()][:2] == [".75", ".80"]
+    names = band_names(ax)
+    assert [t.get_text() for t in names] == ["Good", "Excellent"]
+    assert_readable_layout(fig)
+
+
+def test_agreement_plot_wide_range_missing_values_and_bad_input():
+    table = agreement_table(
+        [
+            ("ruptures", "ICC(A,1)", 0.62, 0.45, 0.75),
+            ("discord", "ICC(A,1)", np.nan, np.nan, np.nan),
+            ("client_talk_type", "Fleiss' kappa", -0.12, -0.30, 0.05),
+            ("rupture_type", "Cohen's kappa", 0.93, 0.90, 0.96),
+        ]
+    )
+    fig = drawn(plot_agreement(table))
+    ax = fig.axes[0]
+    assert ax.get_xlim() == (-0.5, 1.0)
+    assert [t.get_text() for t in ax.texts if t.get_text() == "not estimable"] == ["not estimable"]
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in band_names(ax)]
+    assert len(boxes) == 4
+    for a, b in itertools.combinations(boxes, 2):
+        assert not overlaps(a, b)  # narrow bands' names go on further lines
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert legend.x0 >= 0 and legend.x1 <= fig.bbox.width
+    for box in boxes:
+        assert not overlaps(box, legend)
+    with pytest.raises(ValueError, match="statistic 'ICC\\(C,1\\)' cannot be drawn"):
+        plot_agreement(table.assign(statistic="ICC(C,1)"))

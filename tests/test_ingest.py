@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from resistance_outcomes.config import ConfigError
 from resistance_outcomes.ingest import format_validation_report, ingest
 from resistance_outcomes.validate import ValidationFailed
 
@@ -584,3 +585,211 @@ def test_example_study_ingests_without_problems_and_matches_its_truth_file():
     rated = attended[attended["ruptures"] > 0]
     weighted = (rated["resolution_mean"] * rated["ruptures"]).sum() / rated["ruptures"].sum()
     assert weighted == pytest.approx(truth["resolution_rating"]["mean_primary"], abs=1e-5)
+
+
+# ------------------------------------------------------------------ coding log
+
+CODING_LOG = """client_id,session_no,coder,coder_role,segments
+001,1,R1,primary,10
+001,1,R2,reliability,10
+001,2,R1,primary,9
+002,1,R2,primary,10
+002,2,R1,primary,10
+003,1,R1,primary,10
+"""
+LOG_COLUMNS = {
+    "client": "client_id",
+    "session": "session_no",
+    "coder": "coder",
+    "role": "coder_role",
+    "units": "segments",
+}
+
+
+def with_log(folder: Path, log: str = CODING_LOG, **changes) -> dict:
+    (folder / "coding_log.csv").write_text(log, encoding="utf-8")
+    settings = config(**changes)
+    settings["data"]["coding_log"] = "coding_log.csv"
+    settings["columns"]["coding_log"] = LOG_COLUMNS
+    return settings
+
+
+def test_coding_log_is_read_and_sessions_not_logged_are_not_coded(tmp_path):
+    result = ingest(with_log(write_study(tmp_path)), tmp_path)
+    assert result.problems == []
+    log = result.coding_log
+    assert list(log.columns) == ["study", "client", "session", "coder", "role", "units"]
+    assert log["units"].tolist() == [10, 10, 9, 10, 10, 10]
+    assert log["session"].dtype == "Int64"
+    # The hand count above, except 003-2: attended but not in the log, so not coded
+    # (empty, not 0).
+    for column, expected in EXPECTED_CONSTRUCTS.items():
+        assert result.sessions[column].tolist() == [*expected[:-1], NA], column
+    assert "| coding_log | coding_log.csv | 6 | 6 | 0 |" in format_validation_report(result)
+
+
+def test_coding_log_problems_name_file_row_column_and_value(tmp_path):
+    log = (
+        CODING_LOG.replace(
+            "001,1,R2,reliability,10\n", ""
+        ).replace(  # R2's codes of 001-1 not logged
+            "002,2,R1,primary,10", "002,2,R1,reliability,2"
+        )  # unit 3 coded; role
+        + "001,3,R1,primary,9\n"  # session 3 was not attended
+    )
+    error = failure(tmp_path, with_log(write_study(tmp_path), log))
+    assert located(error.problems) == [
+        ("codes.csv", 5, "coder", "R2"),
+        ("codes.csv", 6, "coder", "R2"),
+        ("coding_log.csv", 5, "segments (units)", "2"),
+        ("coding_log.csv", 5, "coder_role (role)", "reliability"),
+        ("coding_log.csv", 7, "session_no (session)", "3"),
+    ]
+    messages = [p.message for p in error.problems]
+    assert messages[0] == "coder R2 is not in coding_log.csv for client 001, session 1"
+    assert messages[2] == (
+        "coder R1 has codes up to unit 3 of this session in codes.csv, more than the 2 units logged"
+    )
+    assert messages[3] == "coder R1 is primary coder of this session in codes.csv"
+    assert messages[4] == "client 001, session 3 was not attended"
+
+
+# ------------------------------------------------------------ wide, codes only
+
+# An utterance-level corpus laid out as AnnoMI: one row per utterance and annotator,
+# utterance ids from 0, no session column, talk type on client rows only.
+CORPUS = """transcript_id,utterance_id,annotator_id,interlocutor,client_talk_type,utterance_text
+7,0,1,therapist,n/a,Hi.
+7,1,1,client,sustain,No.
+7,2,1,therapist,n/a,Why?
+7,3,1,client,change,Maybe.
+7,0,2,therapist,n/a,Hi.
+7,1,2,client,neutral,No.
+7,2,2,therapist,,Why?
+7,3,2,client,change,Maybe.
+8,10,1,client, Sustain,Never.
+8,20,1,therapist,none,Ok.
+"""
+CORPUS_CONFIG = {
+    "study": "mi",
+    "data": {"codes": "corpus.csv"},
+    "columns": {
+        "codes": {
+            "client": "transcript_id",
+            "unit": "utterance_id",
+            "coder": "annotator_id",
+            "code_columns": ["client_talk_type"],
+            "no_code": ["n/a", "none"],
+            "unit_numbering": "order",
+        }
+    },
+    "codebook": str(REPO / "config" / "codebook.yaml"),
+    "frameworks": str(REPO / "config" / "frameworks.yaml"),
+    "validation": {"mode": "strict", "identifiers": "drop"},
+}
+
+
+def corpus_study(folder: Path, text: str = CORPUS, **changes) -> dict:
+    (folder / "corpus.csv").write_text(text, encoding="utf-8")
+    settings = copy.deepcopy(CORPUS_CONFIG)
+    settings["columns"]["codes"].update(changes)
+    return settings
+
+
+def test_wide_corpus_without_sessions_is_read_through_config(tmp_path):
+    result = ingest(corpus_study(tmp_path), tmp_path)
+    assert result.codes_only and result.problems == []
+    # Units: transcript 7 utterances 0-3 -> 1-4; transcript 8 utterances 10, 20 -> 1, 2.
+    codes = result.codes
+    assert codes[["client", "session", "unit", "coder", "code"]].values.tolist() == [
+        ["7", 1, 2, "1", "sustain"],
+        ["7", 1, 4, "1", "change"],
+        ["7", 1, 2, "2", "neutral"],
+        ["7", 1, 4, "2", "change"],
+        ["8", 1, 1, "1", "sustain"],
+    ]
+    assert (codes["value"] == 1).all()
+    assert result.coding_log[["client", "coder", "units"]].values.tolist() == [
+        ["7", "1", 4],
+        ["7", "2", 4],
+        ["8", "1", 2],
+    ]
+    # One session per transcript; annotator 1 (listed first) is analysed.
+    sessions = result.sessions
+    assert sessions[["client", "session", "attended"]].values.tolist() == [
+        ["7", 1, True],
+        ["8", 1, True],
+    ]
+    assert sessions["sustain_talk"].tolist() == [1, 1]
+    assert sessions["change_talk"].tolist() == [1, 0]
+    assert result.clients.values.tolist() == [["mi", "7"], ["mi", "8"]]
+    assert [p.column for p in result.dropped_identifier_columns] == ["utterance_text"]
+    report = format_validation_report(result)
+    assert "corpus.csv has no session column: each client's coding is taken as session 1" in (
+        report
+    )
+    assert "coding log made from its rows" in report
+    assert "| corpus.csv | interlocutor |" in report  # read nowhere, reported
+
+
+def test_wide_code_cells_not_in_the_codebook_are_named(tmp_path):
+    text = CORPUS.replace("7,3,2,client,change", "7,3,2,client,maybe")
+    error = failure(tmp_path, corpus_study(tmp_path, text))
+    assert located(error.problems) == [("corpus.csv", 9, "client_talk_type", "maybe")]
+    assert "not a marker or strategy code of the codebook" in error.problems[0].message
+    assert "no_code" in error.problems[0].hint
+
+
+def test_wide_layout_rows_repeated_for_a_unit_and_coder(tmp_path):
+    text = CORPUS + "7,3,2,client,change,Maybe.\n"
+    error = failure(tmp_path, corpus_study(tmp_path, text))
+    assert [(p.row, p.column) for p in error.problems] == [
+        (9, "annotator_id (coder)"),
+        (12, "annotator_id (coder)"),
+    ]
+
+
+def test_long_layout_rows_with_a_no_code_value_are_left_out_and_counted(tmp_path):
+    codes = CODES + "003,1,1,R1,primary,none,1\n"
+    columns = copy.deepcopy(CONFIG["columns"])
+    columns["codes"]["no_code"] = ["none"]
+    result = ingest(config(columns=columns), write_study(tmp_path, codes=codes))
+    assert len(result.codes) == 8
+    assert "codes.csv: 1 row whose code is a no-code value" in format_validation_report(result)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"code_columns": "client_talk_type"}, "code_columns must be a list"),
+        ({"unit_numbering": "sorted"}, "unit_numbering must be one of as_is, order"),
+        ({"code": "client_talk_type"}, "replaces the code and value columns"),
+    ],
+)
+def test_bad_code_layout_keys_are_config_errors(tmp_path, changes, message):
+    with pytest.raises(ConfigError, match=message):
+        ingest(corpus_study(tmp_path, **changes), tmp_path)
+
+
+def test_clients_without_sessions_is_a_config_error(tmp_path):
+    settings = config()
+    del settings["data"]["sessions"]
+    with pytest.raises(ConfigError, match="data.sessions: the sessions file is required"):
+        ingest(settings, write_study(tmp_path))
+
+
+def test_codes_without_roles_take_them_from_the_coding_log(tmp_path):
+    # Without a role column the analysis coder would be the first coder listed; here R2
+    # (reliability) is listed first in session 001-1, and the log says R1 is primary.
+    codes = CODES.replace(",coder_role", "").replace(",primary", "").replace(",reliability", "")
+    lines = codes.splitlines()
+    codes = "\n".join([lines[0], lines[4], lines[5], *lines[1:4], *lines[6:]]) + "\n"
+    columns = copy.deepcopy(CONFIG["columns"])
+    del columns["codes"]["role"]
+    result = ingest(with_log(write_study(tmp_path, codes=codes), columns=columns), tmp_path)
+    assert result.codes["role"].tolist()[:2] == ["reliability", "reliability"]
+    for column, expected in EXPECTED_CONSTRUCTS.items():
+        assert result.sessions[column].tolist() == [*expected[:-1], NA], column
+    assert "roles (primary, reliability) are taken from the coding log" in (
+        format_validation_report(result)
+    )

@@ -1,23 +1,30 @@
 """Tests of resistance_outcomes.reliability against published and hand-computed values."""
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pingouin as pg
 import pytest
+import yaml
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
+from resistance_outcomes.codebook import load_codebook
+from resistance_outcomes.ingest import ingest
 from resistance_outcomes.reliability import (
     ReliabilityGateError,
     ReliabilityInputError,
     ReliabilityWarning,
     cohen_kappa,
     fleiss_kappa_table,
+    format_reliability_table,
     icc_table,
     kappa_table,
     koo_li_label,
+    reliability_analysis,
     reliability_gate,
+    reliability_markdown,
 )
 
 ANNOMI = Path(__file__).resolve().parents[1] / ".." / "shared" / "external" / "annomi"
@@ -540,3 +547,371 @@ def test_gate_runs_on_real_tables():
     assert reliability_gate(table, {"icc": 0.70}, mode="strict") == []
     with pytest.raises(ReliabilityGateError, match=r"all units: ICC\(A,1\) = 0.728"):
         reliability_gate(table, {"icc": 0.75}, mode="strict")
+
+
+# --------------------------------------------------------------------------------------
+# The analysis of a coded study, with a coding log
+# --------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "resources" / "example"
+CODEBOOK = load_codebook(REPO / "config" / "codebook.yaml")
+SESSION = ["study", "client", "session"]
+
+# Hand-made study: coder A (primary) and B (reliability) code sessions 1-5; session 6 is
+# coded by A only. Session 2 has one code (A: arguing) and no rupture; B coded it and
+# found nothing. In session 4 A found nothing.
+HAND_LOG = pd.DataFrame(
+    {"study": "s", "client": "c1",
+     "session": [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6],
+     "coder": ["A", "B"] * 5 + ["A"],
+     "role": ["primary", "reliability"] * 5 + ["primary"],
+     "units": [4, 4, 3, 3, 3, 3, 3, 3, 3, 3, 3]}
+)  # fmt: skip
+HAND_CODES = pd.DataFrame(
+    [
+        (1, 1, "A", "W_MIN", 1),
+        (1, 1, "A", "RES", 4),
+        (1, 1, "B", "W_DEN", 1),
+        (1, 1, "B", "RES", 3),
+        (1, 2, "B", "C_REJ", 1),
+        (1, 2, "B", "RES", 2),
+        (2, 2, "A", "M_ARG", 1),
+        (3, 1, "A", "C_THE", 1),
+        (3, 1, "A", "RES", 5),
+        (3, 3, "A", "W_MIN", 1),
+        (3, 3, "A", "RES", 4),
+        (3, 1, "B", "C_REJ", 1),
+        (3, 1, "B", "RES", 5),
+        (3, 3, "B", "W_ABS", 1),
+        (3, 3, "B", "RES", 4),
+        (4, 2, "B", "W_SCH", 1),
+        (4, 2, "B", "RES", 1),
+        (5, 3, "A", "C_DEF", 1),
+        (5, 3, "A", "RES", 2),
+        (5, 3, "B", "C_DEF", 1),
+        (5, 3, "B", "RES", 3),
+        (6, 1, "A", "W_MIN", 1),
+        (6, 1, "A", "RES", 3),
+    ],
+    columns=["session", "unit", "coder", "code", "value"],
+).assign(study="s", client="c1")
+HAND_CODES["role"] = HAND_CODES["coder"].map({"A": "primary", "B": "reliability"})
+
+
+def _hand_result(log=HAND_LOG):
+    return reliability_analysis(HAND_CODES, log, CODEBOOK, n_boot=200, seed=3)
+
+
+def _row(table, construct, statistic):
+    chosen = table[(table["construct"] == construct) & (table["statistic"] == statistic)]
+    assert len(chosen) == 1, (construct, statistic)
+    return chosen.iloc[0]
+
+
+def test_coding_log_gives_zeros_for_coders_without_codes_hand_computed():
+    # Ruptures per session (A, B): s1 (1, 2), s2 (0, 0) [no rupture code at all],
+    # s3 (2, 2), s4 (0, 1) [A coded nothing], s5 (1, 1); s6 has one coder: not used.
+    # n = 5, k = 2, grand mean 1.0; row means 1.5 0 2 .5 1 -> SS_rows = 2 * 2.5 = 5.0;
+    # column means .8, 1.2 -> SS_cols = 5 * (.04 + .04) = .4; SS_total = 6 ->
+    # SS_error = .6. MSR = 1.25, MSC = .4, MSE = .15.
+    # ICC(A,1) = (1.25 - .15) / (1.25 + .15 + 2 (.4 - .15) / 5) = 1.1 / 1.5 = .733333
+    # ICC(A,k) = (1.25 - .15) / (1.25 + (.4 - .15) / 5)          = 1.1 / 1.3 = .846154
+    result = _hand_result()
+    table = result.table
+    a1 = _row(table, "ruptures", "ICC(A,1)")
+    assert a1["estimate"] == pytest.approx(1.1 / 1.5, abs=1e-12)
+    assert _row(table, "ruptures", "ICC(A,k)")["estimate"] == pytest.approx(1.1 / 1.3, abs=1e-12)
+    assert (a1["level"], a1["n_targets"], a1["n_raters"]) == ("session", 5, 2)
+    assert a1["pct_agreement"] == pytest.approx(60.0)  # s2, s3 and s5 agree
+    assert a1["label"] == "moderate"
+    assert result.sample == {
+        "source": "coding log", "note": "", "coded_sessions": 6, "double_coded_sessions": 5,
+        "coders": 2, "double_coded_units": 16, "n_boot": 200,
+    }  # fmt: skip
+
+
+def test_coding_log_units_without_codes_are_none_hand_computed():
+    # Rupture type per unit (A, B); n = no code:
+    # s1: (w, w) (n, c) (n, n) (n, n)   s2: (n, n) x 3   s3: (c, c) (n, n) (w, w)
+    # s4: (n, n) (n, w) (n, n)           s5: (n, n) (n, n) (c, c)
+    # 16 units, 14 agree: p_o = .875. A: w 2, c 2, n 12; B: w 3, c 3, n 10.
+    # p_e = (2*3 + 2*3 + 12*10) / 16^2 = 132/256; kappa = (224 - 132) / (256 - 132)
+    #     = 92/124 = 23/31 = .741935 (Cohen's: the same two coders coded every unit).
+    row = _row(_hand_result().table, "rupture_type", "Cohen's kappa")
+    assert row["estimate"] == pytest.approx(23 / 31, abs=1e-12)
+    assert (row["level"], row["n_targets"], row["n_raters"]) == ("unit", 16, 2)
+    assert row["pct_agreement"] == pytest.approx(100 * 14 / 16)
+    # The resolution rating is compared per unit where both coders rated: 4 units.
+    res = _row(_hand_result().table, "resolution_mean", "ICC(A,1)")
+    assert np.isnan(res["estimate"]) and res["n_targets"] == 4
+    assert res["note"] == (
+        "4 units rated by two or more coders; at least 5 needed; "
+        "2 units with a single rating not used"
+    )
+
+
+def test_without_coding_log_the_silent_coders_are_lost():
+    # Inferred from the codes: s2 has codes of A only and s4 of B only, so both drop out
+    # and three double-coded sessions remain (fewer than the five an ICC needs); units
+    # after a coder's last code are lost too.
+    result = _hand_result(log=None)
+    row = _row(result.table, "ruptures", "ICC(A,1)")
+    assert row["n_targets"] == 3 and np.isnan(row["estimate"])
+    assert result.sample["source"] == "codes"
+    assert "coders who coded nothing" in result.sample["note"]
+
+
+def test_codes_of_a_coder_missing_from_the_log_are_an_error():
+    log = HAND_LOG[~((HAND_LOG["session"] == 3) & (HAND_LOG["coder"] == "B"))]
+    other = {"study": "s", "client": "c1", "session": 3, "coder": "C", "role": "reliability"}
+    log = pd.concat([log, pd.DataFrame([{**other, "units": 3}])])
+    with pytest.raises(
+        ReliabilityInputError, match=r"row 11 .*coder=.B.\): the coding log has no row"
+    ):
+        reliability_analysis(HAND_CODES, log, CODEBOOK)
+    with pytest.raises(ReliabilityInputError, match="'no_such_construct' is not in the code"):
+        reliability_analysis(
+            HAND_CODES, HAND_LOG, CODEBOOK,
+            categorical={"x": {"categories": {"a": "no_such_construct"}}},
+        )  # fmt: skip
+
+
+def test_reliability_table_in_markdown():
+    result = _hand_result()
+    text = reliability_markdown(result.table, number=3, sample=result.sample)
+    assert text.startswith("**Table 3**")
+    assert "| *Counts per session* |" in text and "| *Categorical codes per unit* |" in text
+    # ruptures: ICC(A,1) .733333 prints .73; 60.0% agreement; 5 sessions; 2 coders
+    assert "| Ruptures | ICC(A,1) | .73 |" in text
+    assert "| 5 | 2 | 60.0 | moderate |" in text
+    assert "| Rupture type | Cohen's kappa | .74 |" in text
+    assert "5 of 6 coded sessions coded by two or more coders (from the coding log)" in text
+    assert "Resolution rating: 4 units rated by two or more coders" in text
+    apa = format_reliability_table(result.table)
+    assert apa.columns[4] == "n" and apa.rows.shape[1] == 8
+
+
+def test_gate_on_the_analysis_table_checks_icc_a1_and_kappa_only():
+    table = _hand_result().table
+    # ruptures ICC(A,1) .733 and rupture type kappa .742 pass .70; ICC(A,k) rows are not
+    # gated; constructs that cannot be estimated (too few units) are named.
+    thresholds = {"icc": 0.70, "kappa": 0.70, "per_construct": {
+        c: None for c in table["construct"] if c not in ("ruptures", "rupture_type")}}  # fmt: skip
+    assert reliability_gate(table, thresholds, mode="strict") == []
+    with pytest.raises(ReliabilityGateError, match=r"rupture_type: Cohen's kappa = 0.742 .* 0.8"):
+        reliability_gate(table, {**thresholds, "kappa": 0.8}, mode="strict")
+    with pytest.warns(ReliabilityWarning):
+        messages = reliability_gate(table, {**thresholds, "icc": 0.8}, mode="warn")
+    assert messages == ["ruptures: ICC(A,1) = 0.733 is below the minimum 0.8."]
+
+
+# --------------------------------------------------------------------------------------
+# The embedded example against the coder agreement it was simulated with
+# --------------------------------------------------------------------------------------
+
+Z = 3.0  # tolerance in jackknife standard errors (clients as clusters)
+EXAMPLE_LOG_COLUMNS = {
+    "client": "client_id",
+    "session": "session_no",
+    "coder": "coder",
+    "role": "coder_role",
+    "units": "segments",
+}
+PRESENCE = {"rupture_presence": {"categories": {"rupture": "ruptures"}}}
+
+
+def _example_config():
+    settings = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    settings["data"]["coding_log"] = "resources/example/coding_log.csv"
+    settings["columns"]["coding_log"] = EXAMPLE_LOG_COLUMNS
+    return settings
+
+
+@pytest.fixture(scope="module")
+def example():
+    """The example ingested with its coding log, analysed; and its raw files."""
+    if not (EXAMPLE / "coding_log.csv").is_file():
+        pytest.skip("example study absent")
+    data = ingest(_example_config(), REPO)
+    result = reliability_analysis(data.codes, data.coding_log, CODEBOOK, seed=7, n_boot=1000)
+    presence = reliability_analysis(
+        data.codes, data.coding_log, CODEBOOK, categorical=PRESENCE, seed=7, n_boot=200
+    )
+    raw = {
+        name: pd.read_csv(EXAMPLE / f"{name}.csv", dtype={"client_id": str})
+        for name in ("codes", "coding_log")
+    }
+    truth = json.loads((EXAMPLE / "truth.json").read_text())["coding"]["expected_agreement"]
+    return result, presence, raw, truth
+
+
+def _double_coded_log(log):
+    return log[log.groupby(["client_id", "session_no"])["coder"].transform("nunique") >= 2]
+
+
+def _session_pairs(raw, codes_mask):
+    """Primary and reliability count per double-coded session, from the raw files only:
+    segments with one of the codes, 0 for a logged coder without such a code."""
+    codes = raw["codes"][codes_mask(raw["codes"])]
+    keys = ["client_id", "session_no", "coder_role"]
+    counts = codes.drop_duplicates([*keys, "segment"]).groupby(keys).size().rename("n")
+    log = _double_coded_log(raw["coding_log"]).set_index(keys)
+    return log.join(counts)["n"].fillna(0).unstack("coder_role")
+
+
+def _anova_icc_a1(x):
+    """ICC(A,1) from two-way ANOVA mean squares (McGraw & Wong 1996, case 2A), numpy only."""
+    n, k = x.shape
+    grand = x.mean()
+    msr = k * ((x.mean(1) - grand) ** 2).sum() / (n - 1)
+    msc = n * ((x.mean(0) - grand) ** 2).sum() / (k - 1)
+    sse = ((x - x.mean(1, keepdims=True) - x.mean(0) + grand) ** 2).sum()
+    mse = sse / ((n - 1) * (k - 1))
+    return (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
+
+
+def _icc_from_sums(s):
+    """Large-sample ICC(A,1) = 2 cov / (var1 + var2 + (mean1 - mean2)^2), the formula of
+    truth.json, from sums n, x, y, xx, yy, xy."""
+    n, sx, sy, sxx, syy, sxy = s
+    mx, my = sx / n, sy / n
+    cov = sxy / n - mx * my
+    return 2 * cov / (sxx / n - mx**2 + syy / n - my**2 + (mx - my) ** 2)
+
+
+def _kappa_from_sums(s):
+    """Cohen's kappa of a 2 x 2 table from the cell counts n11, n10, n01, n00."""
+    n11, n10, n01, n00 = s
+    n = n11 + n10 + n01 + n00
+    px, py = (n11 + n10) / n, (n11 + n01) / n
+    chance = px * py + (1 - px) * (1 - py)
+    return ((n11 + n00) / n - chance) / (1 - chance)
+
+
+def _jackknife_se(statistic, sums):
+    """Delete-one-client jackknife SE of a statistic of summed per-client parts."""
+    total, g = sums.sum(axis=0), len(sums)
+    replicates = np.array([statistic(total - part) for part in sums])
+    return np.sqrt((g - 1) / g * ((replicates - replicates.mean()) ** 2).sum())
+
+
+def _pair_sums(pairs):
+    x, y = pairs["primary"].to_numpy(float), pairs["reliability"].to_numpy(float)
+    parts = pd.DataFrame({"n": 1.0, "x": x, "y": y, "xx": x * x, "yy": y * y, "xy": x * y})
+    return parts.groupby(pairs.index.get_level_values("client_id")).sum().to_numpy()
+
+
+SESSION_CONSTRUCTS = [
+    ("ruptures", "ruptures_per_session", lambda c: c["code"].str.match(r"[WC]_")),
+    ("resistance_arguing", "resistance_arguing_per_session", lambda c: c["code"] == "M_ARG"),
+    ("resistance_interrupting", "resistance_interrupting_per_session",
+     lambda c: c["code"] == "M_INT"),
+    ("resistance_denying", "resistance_denying_per_session", lambda c: c["code"] == "M_DEN"),
+    ("resistance_ignoring", "resistance_ignoring_per_session", lambda c: c["code"] == "M_IGN"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("construct", "truth_key", "mask"), SESSION_CONSTRUCTS)
+def test_example_session_counts_recover_the_simulated_agreement(example, construct, truth_key,
+                                                                mask):  # fmt: skip
+    result, _, raw, truth = example
+    row = _row(result.table, construct, "ICC(A,1)")
+    pairs = _session_pairs(raw, mask)
+    # 1. Same number as a two-way ANOVA on the primary/reliability matrix built here from
+    #    the raw files (every double-coded session of the log, zeros included).
+    assert row["n_targets"] == len(pairs) == 668
+    assert row["estimate"] == pytest.approx(_anova_icc_a1(pairs.to_numpy(float)), abs=1e-10)
+    # 2. Near the agreement the simulator was given (truth.json, coding.expected_agreement),
+    #    within Z jackknife SEs over clients (the F-based CI assumes normal ratings and is
+    #    too narrow for these skewed counts).
+    sums = _pair_sums(pairs)
+    se = _jackknife_se(_icc_from_sums, sums)
+    expected = truth[truth_key]["icc_a1"]
+    assert abs(row["estimate"] - expected) < Z * se, (row["estimate"], expected, se)
+
+
+def test_example_resolution_rating_recovers_the_simulated_agreement(example):
+    result, _, raw, truth = example
+    row = _row(result.table, "resolution_mean", "ICC(A,1)")
+    res = raw["codes"][raw["codes"]["code"] == "RES"]
+    pairs = res.pivot_table(
+        index=["client_id", "session_no", "segment"], columns="coder_role", values="value"
+    ).dropna()
+    assert row["level"] == "unit" and row["n_targets"] == len(pairs)
+    assert row["estimate"] == pytest.approx(_anova_icc_a1(pairs.to_numpy(float)), abs=1e-10)
+    se = _jackknife_se(_icc_from_sums, _pair_sums(pairs))
+    expected = truth["resolution_rating"]["icc_a1"]  # .937
+    assert abs(row["estimate"] - expected) < Z * se, (row["estimate"], expected, se)
+
+
+def _segment_categories(raw):
+    """Rupture category of every logged segment of the double-coded sessions, by role."""
+    log = _double_coded_log(raw["coding_log"])
+    grid = log.loc[log.index.repeat(log["segments"]), ["client_id", "session_no", "coder_role"]]
+    grid["segment"] = grid.groupby(["client_id", "session_no", "coder_role"]).cumcount() + 1
+    codes = raw["codes"]
+    kind = np.select(
+        [codes["code"].str.startswith("W_"), codes["code"].str.startswith("C_")],
+        ["withdrawal", "confrontation"],
+        "",
+    )
+    marked = codes.assign(kind=kind)[kind != ""]
+    marked = marked.groupby(["client_id", "session_no", "coder_role", "segment"])["kind"]
+    grid = grid.merge(marked.agg(lambda k: "+".join(sorted(set(k)))).reset_index(), how="left")
+    grid["kind"] = grid["kind"].fillna("none")
+    return grid.pivot(index=["client_id", "session_no", "segment"], columns="coder_role",
+                      values="kind")  # fmt: skip
+
+
+def test_example_segment_codes_recover_the_simulated_agreement(example):
+    result, presence, raw, truth = example
+    wide = _segment_categories(raw)
+    # Default categorical code: none / withdrawal / confrontation per segment; statsmodels'
+    # fleiss_kappa on the count table built here from the raw files.
+    row = _row(result.table, "rupture_type", "Fleiss' kappa")
+    counts, _ = aggregate_raters(wide.to_numpy())
+    assert row["n_targets"] == len(wide) == 6430  # every logged segment
+    assert row["estimate"] == pytest.approx(fleiss_kappa(counts), abs=1e-12)
+    # Presence of any rupture marker per segment: truth.json gives Cohen's kappa .885.
+    rupture = wide != "none"
+    row = _row(presence.table, "rupture_presence", "Fleiss' kappa")
+    counts, _ = aggregate_raters(rupture.to_numpy())
+    assert row["estimate"] == pytest.approx(fleiss_kappa(counts), abs=1e-12)
+    p, r = rupture["primary"], rupture["reliability"]
+    cells = pd.DataFrame({"11": p & r, "10": p & ~r, "01": ~p & r, "00": ~p & ~r}).astype(float)
+    sums = cells.groupby(level="client_id").sum().to_numpy()
+    se = _jackknife_se(_kappa_from_sums, sums)
+    expected = truth["rupture_segment_presence"]["cohen_kappa"]
+    assert abs(_kappa_from_sums(sums.sum(axis=0)) - expected) < Z * se
+    assert abs(row["estimate"] - expected) < Z * se, (row["estimate"], expected, se)
+
+
+def test_example_gate_warns_by_default_and_stops_in_strict_mode(example):
+    result = example[0]
+    # The example's lowest ICC(A,1) is interrupting (about .86; truth .85): a minimum of
+    # .90 names it in both modes; .75 (Koo & Li's "good") passes everything.
+    assert reliability_gate(result.table, {"icc": 0.75, "kappa": 0.75}, mode="strict") == []
+    with pytest.warns(ReliabilityWarning, match="resistance_interrupting: ICC"):
+        messages = reliability_gate(result.table, {"icc": 0.90, "kappa": 0.75})
+    assert any(m.startswith("resistance_interrupting: ICC(A,1) = 0.86") for m in messages)
+    with pytest.raises(ReliabilityGateError, match=r"resistance_interrupting: ICC\(A,1\)"):
+        reliability_gate(result.table, {"icc": 0.90, "kappa": 0.75}, mode="strict")
+    assert not set(result.table.columns) & {"client", "session", "coder", "unit"}
+
+
+def test_a_unit_with_both_rupture_types_is_its_own_category():
+    # Five one-segment sessions; A codes a withdrawal marker in each; B does too, and in
+    # session 1 also a confrontation marker: categories A w w w w w, B w+c w w w w.
+    # p_o = 4/5; p_e = 1 * 4/5 = 4/5 (A uses one category) -> kappa = 0.
+    log = pd.DataFrame(
+        {"study": "s", "client": "c", "session": np.repeat(range(1, 6), 2),
+         "coder": ["A", "B"] * 5, "units": 1}
+    )  # fmt: skip
+    codes = pd.DataFrame(
+        {"study": "s", "client": "c", "session": [*range(1, 6), *range(1, 6), 1], "unit": 1,
+         "coder": ["A"] * 5 + ["B"] * 6, "code": ["W_MIN"] * 10 + ["C_REJ"]}
+    )  # fmt: skip
+    row = _row(reliability_analysis(codes, log, CODEBOOK).table, "rupture_type", "Cohen's kappa")
+    assert row["pct_agreement"] == pytest.approx(80.0)
+    assert row["estimate"] == pytest.approx(0.0, abs=1e-12)

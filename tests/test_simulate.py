@@ -211,6 +211,13 @@ def test_raw_tables_have_the_lab_columns(study):
         "code",
         "value",
     ]
+    assert list(study.coding_log.columns) == [
+        "client_id",
+        "session_no",
+        "coder",
+        "coder_role",
+        "segments",
+    ]
 
 
 def test_design_sizes_labels_and_therapists(study):
@@ -315,6 +322,30 @@ def test_coders_and_double_coded_share(study):
     share = len(listed) / n_attended
     se = math.sqrt(0.2 * 0.8 / n_attended)  # binomial SE
     assert abs(share - 0.2) < Z * se
+
+
+def test_coding_log_lists_every_coded_session_and_coder(study):
+    log = study.coding_log
+    assert not log.duplicated(["client_id", "session_no", "coder"]).any()
+    attended = study.sessions[study.sessions["attended"] == "yes"]
+    primary = log[log["coder_role"] == "primary"].merge(attended, on=["client_id", "session_no"])
+    assert len(primary) == len(attended) == (log["coder_role"] == "primary").sum()
+    # segments are the 5-minute segments of the session (the rule in truth.json)
+    assert (primary["segments"] == primary["minutes"] // 5).all()
+    listed = pd.DataFrame(study.truth["coding"]["double_coded_sessions"])
+    reliability = log[log["coder_role"] == "reliability"]
+    assert sorted(zip(reliability["client_id"], reliability["session_no"], strict=True)) == sorted(
+        zip(listed["client_id"], listed["session_no"], strict=True)
+    )
+    assert reliability["coder"].tolist() == listed["reliability_coder"].tolist()
+    # every code row belongs to a logged session and coder, within the logged segments
+    joined = study.codes.merge(log, on=["client_id", "session_no", "coder", "coder_role"])
+    assert len(joined) == len(study.codes)
+    assert (joined["segment"] <= joined["segments"]).all()
+    # the log keeps double-coded sessions where a coder coded nothing
+    coded = study.codes[["client_id", "session_no", "coder"]].drop_duplicates()
+    silent = log.merge(coded, how="left", indicator=True)
+    assert (silent["_merge"] == "left_only").any()
 
 
 def test_truth_states_every_parameter_and_the_realised_summary(study):

@@ -14,6 +14,7 @@ from resistance_outcomes.validate import (
     Problem,
     ValidationFailed,
     check_analysis_coders,
+    check_coding_log,
     check_references,
     find_identifier_columns,
     load_schemas,
@@ -472,3 +473,51 @@ def test_annomi_utterances_are_found_by_name_and_by_content():
     assert [(p.column, p.message) for p in problems] == [
         ("u", "holds free text (10 or more words in a cell)")
     ]
+
+
+# ------------------------------------------------------------------ coding log
+
+
+def test_coding_log_schema_and_checks_against_the_codes():
+    log, problems = validate_table(
+        raw(
+            {
+                "study": ["s", "s", "s"],
+                "client": ["1", "1", "1"],
+                "session": ["1", "1", "2"],
+                "coder": ["A", "B", "A"],
+                "role": ["primary", "primary", "primary"],
+                "units": ["3", "2", "0"],
+            }
+        ),
+        "coding_log",
+        "log.csv",
+        SCHEMAS["coding_log"],
+    )
+    assert located(problems) == [("log.csv", 4, "units", "0")]  # at least one unit
+    codes, _ = validate_table(
+        raw(
+            {
+                "study": ["s"] * 4,
+                "client": ["1"] * 4,
+                "session": ["1", "1", "1", "2"],
+                "unit": ["3", "4", "1", "1"],
+                "coder": ["A", "B", "B", "C"],
+                "role": ["primary", "reliability", "reliability", "primary"],
+                "code": ["W_MIN"] * 4,
+            }
+        ),
+        "codes",
+        "k.csv",
+        SCHEMAS["codes"],
+    )
+    files = {"codes": "k.csv", "coding_log": "log.csv"}
+    problems = check_coding_log(log, codes, files)
+    # B coded unit 4 of session 1 but logged 2 units; B is reliability coder in the codes
+    # and primary in the log; C is not logged for session 2.
+    assert located(problems) == [
+        ("k.csv", 5, "coder", "C"),
+        ("log.csv", 3, "units", "2"),
+        ("log.csv", 3, "role", "primary"),
+    ]
+    assert problems[0].message == "coder C is not in log.csv for client 1, session 2"

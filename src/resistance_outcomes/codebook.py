@@ -6,10 +6,11 @@ label) and, per construct, how a session's value is aggregated from the units co
 that session. The aggregation here is driven entirely by that file: adding an instrument
 or a construct is editing the YAML.
 
-Two tables come out of a code table (one row per unit x code x coder):
+Three tables come out of a code table (one row per unit x code x coder):
 
 - :func:`unit_level_codes`: one row per unit x coder with one column per construct, the
-  input of the reliability analysis;
+  input of the reliability analysis; with a coding log, every logged unit has a row;
+- :func:`session_values_by_coder`: the same summed (or averaged) per session and coder;
 - :func:`aggregate_codes`: the sessions table with one column per construct, made from
   the analysis coder's codes (see :func:`select_analysis_codes`).
 """
@@ -31,13 +32,16 @@ __all__ = [
     "Construct",
     "aggregate_codes",
     "load_codebook",
+    "logged_units",
     "select_analysis_codes",
+    "session_values_by_coder",
     "split_coders",
     "unit_level_codes",
 ]
 
 KINDS = ("marker", "strategy", "rating")
 SESSION_KEY = ["study", "client", "session"]
+CODER_KEY = [*SESSION_KEY, "coder"]
 UNIT_KEY = [*SESSION_KEY, "unit", "coder"]
 #: aggregate rule -> (code kinds it reads, construct fields it needs)
 RULES = {
@@ -384,13 +388,16 @@ def unit_level_codes(
     codebook: Codebook,
     repair_threshold: float = 4,
     constructs: list[str] | None = None,
+    coding_log: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per coded unit and coder, one column per construct.
 
-    This is what the reliability analysis compares between coders. A coder is taken to
-    have coded the units for which they have at least one row; a unit with no row from a
-    coder does not appear for that coder (long code tables do not record "coded, nothing
-    found" unless a marker is written with value 0).
+    This is what the reliability analysis compares between coders. Without a coding log,
+    a coder is taken to have coded the units for which they have at least one row; a
+    unit with no row from a coder does not appear for that coder (long code tables do
+    not record "coded, nothing found" unless a marker is written with value 0). With a
+    coding log, every logged unit (1 .. ``units`` of each logged session and coder) has a
+    row; a logged unit without codes has 0 for every count and no rating.
 
     Parameters
     ----------
@@ -404,6 +411,9 @@ def unit_level_codes(
     constructs : list of str, optional
         Constructs to compute, in codebook order. Default: those of the instruments
         present in ``codes`` (:meth:`Codebook.active_constructs`).
+    coding_log : pandas.DataFrame, optional
+        Coding log with ``study``, ``client``, ``session``, ``coder``, ``units`` and
+        optionally ``role`` (which then fills ``role`` for units without codes).
 
     Returns
     -------
@@ -433,11 +443,16 @@ def unit_level_codes(
     codes = codes.reset_index(drop=True)
     values = codes["value"] if "value" in codes.columns else pd.Series(1.0, index=codes.index)
     values = values.astype("float64")
-    index = pd.MultiIndex.from_frame(codes[UNIT_KEY].dropna().drop_duplicates()).sort_values()
+    keys = codes[UNIT_KEY].dropna()
+    if coding_log is not None:
+        keys = pd.concat([keys, logged_units(coding_log)[UNIT_KEY]], ignore_index=True)
+    index = pd.MultiIndex.from_frame(keys.drop_duplicates()).sort_values()
     carried = [column for column in ("role", "analysis_coder") if column in codes.columns]
     units = pd.DataFrame(index=index)
     if carried:
         units = codes.groupby(UNIT_KEY, observed=True)[carried].first().reindex(index)
+    if coding_log is not None and "role" in coding_log.columns:
+        units["role"] = _logged_roles(coding_log, index, units.get("role"))
     of_code = codes["code"].map(lambda code: codebook.codes[code].construct)
     if constructs is None:
         constructs = codebook.active_constructs(codes["code"].unique())
@@ -478,11 +493,103 @@ def _unit_values(
     return (within & (units.get(construct.rating, np.nan) >= threshold)).astype(int)
 
 
+def logged_units(coding_log: pd.DataFrame) -> pd.DataFrame:
+    """Every unit a coding log says was coded: one row per session, coder and unit.
+
+    Parameters
+    ----------
+    coding_log : pandas.DataFrame
+        One row per coded session and coder with ``study``, ``client``, ``session``,
+        ``coder`` and ``units`` (the coder coded units 1 .. ``units``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``study``, ``client``, ``session``, ``unit``, ``coder`` (and ``role`` when the log
+        has it), in log order.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.codebook import logged_units
+    >>> log = pd.DataFrame({"study": "s", "client": "1", "session": 1,
+    ...                     "coder": ["A", "B"], "units": [2, 1]})
+    >>> logged_units(log)
+      study client  session  unit coder
+    0     s      1        1     1     A
+    1     s      1        1     2     A
+    2     s      1        1     1     B
+    """
+    log = coding_log.dropna(subset=[*CODER_KEY, "units"]).reset_index(drop=True)
+    counts = log["units"].to_numpy(dtype="int64")
+    expanded = log.loc[np.repeat(log.index.to_numpy(), counts)].reset_index(drop=True)
+    expanded["unit"] = (
+        expanded.groupby(np.repeat(np.arange(len(log)), counts), sort=False).cumcount() + 1
+    )
+    columns = [*SESSION_KEY, "unit", "coder", *(["role"] if "role" in log.columns else [])]
+    return expanded[columns].astype({"session": "int64", "unit": "int64"})
+
+
+def _logged_roles(coding_log: pd.DataFrame, index: pd.MultiIndex, roles: pd.Series | None):
+    """Each unit's role: from the codes where given, else from the coding log."""
+    log = coding_log.dropna(subset=CODER_KEY).drop_duplicates(CODER_KEY)
+    by_coder = pd.Series(
+        log["role"].astype(object).to_numpy(),
+        index=pd.MultiIndex.from_frame(log[CODER_KEY].astype(object)),
+    )
+    keys = pd.MultiIndex.from_arrays([index.get_level_values(k).astype(object) for k in CODER_KEY])
+    from_log = pd.Series(by_coder.reindex(keys).to_numpy(), index=index, dtype=object)
+    return from_log if roles is None else roles.astype(object).fillna(from_log)
+
+
+def session_values_by_coder(
+    units: pd.DataFrame, codebook: Codebook, constructs: list[str]
+) -> pd.DataFrame:
+    """Each coder's construct values per session, from :func:`unit_level_codes`.
+
+    The same aggregation as :func:`aggregate_codes`, kept apart by coder: counts summed
+    over the session's units, ``mean_rating`` constructs averaged over the session's
+    ``within`` units (empty without such a unit). A coder with units but no codes in a
+    session (a logged unit without codes) gets 0 counts.
+
+    Parameters
+    ----------
+    units : pandas.DataFrame
+        Output of :func:`unit_level_codes`.
+    codebook : Codebook
+    constructs : list of str
+        Construct columns of ``units`` to aggregate.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per session and coder: ``study``, ``client``, ``session``, ``coder``
+        (and ``role`` when ``units`` has it), then one column per construct.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.codebook import load_codebook, session_values_by_coder
+    >>> codebook = load_codebook("config/codebook.yaml")  # doctest: +SKIP
+    >>> units = pd.DataFrame({"study": "s", "client": "1", "session": 1, "unit": [1, 2, 1],
+    ...                       "coder": ["A", "A", "B"], "ruptures": [1, 1, 0]})
+    >>> session_values_by_coder(units, codebook, ["ruptures"])  # doctest: +SKIP
+      study client  session coder  ruptures
+    0     s      1        1     A         2
+    1     s      1        1     B         0
+    """
+    values = _session_values(units, constructs, codebook, CODER_KEY)
+    if "role" in units.columns:
+        values.insert(0, "role", units.groupby(CODER_KEY, observed=True)["role"].first())
+    return values.reset_index()
+
+
 def aggregate_codes(
     codes: pd.DataFrame,
     sessions: pd.DataFrame,
     codebook: Codebook,
     repair_threshold: float = 4,
+    coding_log: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Add the construct columns made from the analysis coder's codes to the sessions.
 
@@ -498,6 +605,8 @@ def aggregate_codes(
     repair_threshold : float
         ``coding.repair_threshold``: resolution rating at or above which a rupture unit
         counts as repaired.
+    coding_log : pandas.DataFrame, optional
+        Coding log (``study``, ``client``, ``session``, ...): the sessions that were coded.
 
     Returns
     -------
@@ -506,8 +615,9 @@ def aggregate_codes(
         instruments present in ``codes``, any coder (``aggregate: none`` constructs
         excepted). Units and codes are summed over the session's units; ``mean_rating``
         constructs are the mean rating over the session's ``within`` units. Attended
-        sessions without codes get 0 (ratings stay empty); sessions not attended stay
-        empty. Counts are Int64, rating means float64.
+        sessions without codes get 0 (ratings stay empty); with a coding log, only the
+        logged ones do, and attended sessions not in the log (not coded) stay empty, like
+        sessions not attended. Counts are Int64, rating means float64.
 
     Raises
     ------
@@ -540,32 +650,35 @@ def aggregate_codes(
         )
     units = unit_level_codes(codes, codebook, repair_threshold, codebook.active_constructs(present))
     columns = codebook.session_columns(present)
-    per_session = _session_values(units, columns, codebook)
-    return _attach(sessions, per_session, columns, codebook)
+    per_session = _session_values(units, columns, codebook, SESSION_KEY)
+    return _attach(sessions, per_session, columns, codebook, coding_log)
 
 
-def _session_values(units: pd.DataFrame, columns: list[str], codebook: Codebook):
-    grouped = units.groupby(SESSION_KEY, observed=True)
+def _session_values(units: pd.DataFrame, columns: list[str], codebook: Codebook, keys):
+    grouped = units.groupby(keys, observed=True)
     result = pd.DataFrame(index=grouped.size().index)
     for name in columns:
         construct = codebook.constructs[name]
         if construct.aggregate == "mean_rating":
             scoped = units[name].where(units.get(construct.within, 0) > 0)
-            result[name] = scoped.groupby([units[k] for k in SESSION_KEY], observed=True).mean()
+            result[name] = scoped.groupby([units[k] for k in keys], observed=True).mean()
         else:
             result[name] = grouped[name].sum()
     return result
 
 
-def _attach(sessions, per_session, columns, codebook) -> pd.DataFrame:
+def _attach(sessions, per_session, columns, codebook, coding_log=None) -> pd.DataFrame:
     matched = sessions[SESSION_KEY].merge(per_session.reset_index(), how="left", on=SESSION_KEY)
-    attended = sessions["attended"].eq(True).fillna(False).to_numpy(dtype=bool)
+    coded = sessions["attended"].eq(True).fillna(False).to_numpy(dtype=bool)
+    if coding_log is not None:
+        logged = pd.MultiIndex.from_frame(coding_log[SESSION_KEY].astype(object))
+        coded &= pd.MultiIndex.from_frame(sessions[SESSION_KEY].astype(object)).isin(logged)
     result = sessions.copy()
     for name in columns:
         values = matched[name].to_numpy(dtype="float64", na_value=np.nan)
         if codebook.constructs[name].aggregate == "mean_rating":
-            result[name] = np.where(attended, values, np.nan)
+            result[name] = np.where(coded, values, np.nan)
         else:
-            filled = np.where(attended, np.nan_to_num(values, nan=0.0), np.nan)
+            filled = np.where(coded, np.nan_to_num(values, nan=0.0), np.nan)
             result[name] = pd.array(filled, dtype="Float64").astype("Int64")
     return result

@@ -6,6 +6,8 @@
   95% confidence bands (input: :func:`resistance_outcomes.describe.rate_by_session`).
 - :func:`plot_resistance_profile`: resistance behaviours per session (or per 60 minutes)
   by type (input: :func:`resistance_outcomes.describe.resistance_profile`).
+- :func:`plot_agreement`: inter-rater agreement per construct with 95% CIs against the
+  Koo & Li (2016) bands (input: :func:`resistance_outcomes.reliability.reliability_analysis`).
 - :func:`save_figure`: PDF and 300-dpi PNG, written atomically.
 
 Figures are drawn with the style file ``resistance_outcomes.mplstyle`` shipped with the
@@ -23,10 +25,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from resistance_outcomes.derive import require_columns
 from resistance_outcomes.describe import framework_order
+from resistance_outcomes.reliability import construct_label
+from resistance_outcomes.tables import format_bounded
 
 STYLE = Path(__file__).with_name("resistance_outcomes.mplstyle")
 SINGLE_COLUMN = 3.5
@@ -219,6 +223,160 @@ def plot_resistance_profile(
         ax.set_ylim(bottom=0)
         _legend_above(fig, ax)
     return fig
+
+
+#: Neutral ink for figures not split by framework.
+NEUTRAL = "#333333"
+#: Koo & Li (2016) bands: (lower, upper, name); shaded from light to lighter.
+KOO_LI_BANDS = ((-1.0, 0.5, "Poor"), (0.5, 0.75, "Moderate"), (0.75, 0.9, "Good"),
+                (0.9, 1.0, "Excellent"))  # fmt: skip
+_BAND_SHADES = ("#FFFFFF", "#F5F5F5", "#EBEBEB", "#E1E1E1")
+#: statistic -> (marker, filled, vertical offset within the construct's row)
+_AGREEMENT_MARKERS = {
+    "ICC(A,1)": ("o", True, -0.16),
+    "ICC(A,k)": ("o", False, 0.16),
+    "Cohen's kappa": ("s", True, 0.0),
+    "Fleiss' kappa": ("D", True, 0.0),
+}
+
+
+def plot_agreement(
+    table: pd.DataFrame, width: float = SINGLE_COLUMN, height: float | None = None
+) -> Figure:
+    """Inter-rater agreement per construct: point and 95% CI for each statistic, over the
+    Koo & Li (2016) interpretation bands.
+
+    One row per construct, top to bottom in the order of the table; ICC(A,1) (filled
+    circle) and ICC(A,k) (open circle) of a construct side by side, kappas as a square
+    (Cohen's) or diamond (Fleiss'). A construct without an estimate is marked "not
+    estimable". The x axis starts at the band boundary below the lowest value shown.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``ReliabilityResult.table`` (``construct``, ``statistic``, ``estimate``,
+        ``ci_low``, ``ci_high``), also as read back from CSV.
+    width : float
+        Width in inches.
+    height : float, optional
+        Height in inches; default grows with the number of constructs.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"construct": ["ruptures", "ruptures", "rupture_type"],
+    ...     "statistic": ["ICC(A,1)", "ICC(A,k)", "Fleiss' kappa"],
+    ...     "estimate": [0.91, 0.95, 0.83], "ci_low": [0.88, 0.93, 0.79],
+    ...     "ci_high": [0.93, 0.96, 0.87]})
+    >>> fig = plot_agreement(table)
+    >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    ['Ruptures', 'Rupture type']
+    """
+    require_columns(table, ["construct", "statistic", "estimate", "ci_low", "ci_high"], "table")
+    unknown = sorted(set(table["statistic"].astype(str)) - set(_AGREEMENT_MARKERS))
+    if unknown:
+        raise ValueError(
+            f"table: statistic {unknown[0]!r} cannot be drawn; use one of "
+            f"{', '.join(_AGREEMENT_MARKERS)}."
+        )
+    constructs = list(dict.fromkeys(table["construct"].astype(str)))
+    rows = {construct: i for i, construct in enumerate(constructs)}
+    values = table[["estimate", "ci_low", "ci_high"]].apply(pd.to_numeric, errors="coerce")
+    lower = _agreement_axis_start(values.to_numpy(dtype=float))
+    height = height if height is not None else 0.9 + 0.24 * max(len(constructs), 2)
+    with plt.style.context(STYLE):
+        fig = Figure(figsize=(width, height), layout="constrained")
+        ax = fig.add_subplot()
+        _shade_koo_li_bands(ax, lower, width)
+        for statistic, (marker, filled, offset) in _AGREEMENT_MARKERS.items():
+            chosen = (table["statistic"].astype(str) == statistic).to_numpy()
+            if not chosen.any():
+                continue
+            part = values[chosen]
+            y = table.loc[chosen, "construct"].astype(str).map(rows).to_numpy(float) + offset
+            ok = part["estimate"].notna().to_numpy()
+            estimate = part["estimate"].to_numpy(float)
+            error = np.vstack(
+                [
+                    estimate - part["ci_low"].to_numpy(float),
+                    part["ci_high"].to_numpy(float) - estimate,
+                ]
+            )
+            ax.errorbar(
+                estimate[ok],
+                y[ok],
+                xerr=np.nan_to_num(error[:, ok]),
+                fmt=marker,
+                color=NEUTRAL,
+                markerfacecolor=NEUTRAL if filled else "white",
+                elinewidth=0.9,
+                label=statistic,
+            )
+        for construct in table.loc[table["estimate"].isna(), "construct"].astype(str).unique():
+            if values.loc[table["construct"].astype(str) == construct, "estimate"].isna().all():
+                ax.text(lower + 0.01, rows[construct], "not estimable", va="center",
+                        fontsize=7, color="#666666", style="italic")  # fmt: skip
+        ax.set_yticks(range(len(constructs)), [construct_label(c) for c in constructs])
+        ax.set_ylim(len(constructs) - 0.5, -0.5)
+        ax.set_xlim(lower, 1.0)
+        ax.xaxis.set_major_formatter(FuncFormatter(_without_leading_zero))
+        ax.set_xlabel("Agreement (ICC or kappa), 95% CI")
+        ax.tick_params(axis="y", length=0)
+        handles, labels = ax.get_legend_handles_labels()
+        ncols = len(labels) if len(labels) <= 3 else 2
+        fig.legend(handles, labels, loc="outside upper center", ncols=ncols)
+    return fig
+
+
+def _without_leading_zero(value: float, _position=None) -> str:
+    """Tick label of a statistic bounded by 1, as APA prints it: .75, −.50, 1.00."""
+    return format_bounded(value)
+
+
+def _agreement_axis_start(values: np.ndarray) -> float:
+    """The Koo & Li cut-off (or -1, -0.5, 0) just below the lowest finite value."""
+    finite = values[np.isfinite(values)]
+    lowest = finite.min() if finite.size else 0.5
+    cuts = (-1.0, -0.5, 0.0, 0.5, 0.75, 0.9)
+    return max(cut for cut in cuts if cut <= lowest - 0.02) if lowest > -0.98 else -1.0
+
+
+def _shade_koo_li_bands(ax, lower: float, width: float) -> None:
+    """Shade the bands and name each above the axes, on a second (third) line where a name
+    would run into its neighbour's."""
+    points_per_unit = 0.6 * width * 72 / (1.0 - lower)  # the data area is ~60% of the width
+    placed: list[tuple[float, float, int]] = []  # (left, right, line) of names, in points
+    for (low, high, name), shade in zip(KOO_LI_BANDS, _BAND_SHADES, strict=True):
+        if high <= lower:
+            continue
+        low = max(low, lower)
+        ax.axvspan(low, high, color=shade, linewidth=0, zorder=0)
+        centre = (low + high) / 2
+        half = 0.55 * 7 * len(name) / 2 + 2  # 7 pt text, about 0.55 em per character
+        left, right = (
+            (centre - lower) * points_per_unit - half,
+            (centre - lower) * points_per_unit + half,
+        )
+        line = min(
+            n for n in range(len(KOO_LI_BANDS))
+            if all(b <= left or a >= right for a, b, m in placed if m == n)
+        )  # fmt: skip
+        placed.append((left, right, line))
+        ax.annotate(
+            name,
+            xy=(centre, 1.0),
+            xycoords=ax.get_xaxis_transform(),
+            xytext=(0, 2 + 9 * line),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="#555555",
+        )
 
 
 def _save_atomic(fig: Figure, path: Path, fmt: str, dpi: int) -> None:

@@ -7,6 +7,34 @@ against the others, marks the analysis coder, and makes the sessions' construct 
 from the codes through the codebook. :func:`format_validation_report` writes what was
 found as Markdown.
 
+Code tables come in two layouts, both read through ``columns: codes:`` alone:
+
+- *long* (the default): one row per unit x code x coder, the code in the column mapped to
+  ``code``;
+- *wide*: one row per unit x coder (an utterance-level corpus such as AnnoMI), with one
+  or more code columns named under ``code_columns:``; each filled cell becomes a code row
+  (value 1). Every row is a coded unit, so the coding log is made from the rows when no
+  coding log file is given.
+
+The keys of ``columns: codes:`` besides the canonical column names:
+
+``code_columns``
+    List of columns whose cells are codes (wide layout; instead of ``code`` and
+    ``value``). Each cell holds a code of the codebook or a no-code token.
+``no_code``
+    Cell values that mean "no code here" (matched ignoring case and surrounding spaces),
+    e.g. ``["n/a", "none"]``; empty cells always do. In the long layout, rows with such a
+    code are not code rows (the report counts them).
+``unit_numbering``
+    ``as_is`` (default): the unit column holds the unit numbers 1, 2, .... ``order``: it
+    holds any numeric order (an utterance id from 0, a time in seconds) and units are
+    numbered 1, 2, ... in that order within each session.
+
+The ``session`` column of the codes and of the coding log may be left unmapped: every
+client's (transcript's) coding is then session 1. A run may have codes (and a coding log)
+without clients and sessions files (*codes-only*, for reliability): the sessions are then
+the coded sessions, all attended, and the clients those coded.
+
 In ``strict`` mode any problem raises :class:`~resistance_outcomes.validate.ValidationFailed`
 with every problem found. In ``lenient`` mode rows with problems are set aside in a
 quarantine table with their reasons and the rest goes on. The unit set aside is the client:
@@ -24,6 +52,8 @@ from pathlib import Path
 import pandas as pd
 
 from resistance_outcomes.codebook import (
+    CODER_KEY,
+    SESSION_KEY,
     Codebook,
     aggregate_codes,
     load_codebook,
@@ -42,6 +72,8 @@ from resistance_outcomes.validate import (
     Problem,
     ValidationFailed,
     check_analysis_coders,
+    check_code_values,
+    check_coding_log,
     check_references,
     find_identifier_columns,
     group_problems,
@@ -56,7 +88,10 @@ SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
 QUARANTINE_COLUMNS = ["file", "row", "column", "value", "problem"]
 END_STATUSES = ("completed", "dropout", "referred", "ongoing")
 CLIENT_KEY = ["study", "client"]
-CODER_KEY = ["study", "client", "session", "coder"]
+#: Keys of ``columns: codes:`` that describe the code table's layout, not a column.
+LAYOUT_KEYS = ("code_columns", "no_code", "unit_numbering")
+UNIT_NUMBERINGS = ("as_is", "order")
+ROLES = ("primary", "reliability")
 
 
 @dataclass
@@ -72,6 +107,13 @@ class IngestResult:
         Canonical code table, every coder, with the boolean ``analysis_coder`` marking the
         rows that made the construct columns (empty with the same columns when no code
         file is configured).
+    coding_log : pandas.DataFrame
+        Canonical coding log: from its file, or made from the rows of a wide code table;
+        empty with the same columns otherwise.
+    codes_only : bool
+        The run has codes but no clients and sessions files; ``sessions`` are then the
+        coded sessions (attended) and ``clients`` the coded clients (``study``,
+        ``client``).
     problems : list of Problem
         Row problems whose rows were set aside (lenient mode; empty in strict mode).
     quarantine : pandas.DataFrame
@@ -84,11 +126,16 @@ class IngestResult:
         File -> data rows read.
     files : dict
         Table -> file, as configured.
+    notes : list of str
+        How the input was read where config chose for it (session 1 when the codes have
+        no session column, rows without a code, the coding log made from the rows, ...).
     """
 
     clients: pd.DataFrame
     sessions: pd.DataFrame
     codes: pd.DataFrame
+    coding_log: pd.DataFrame = field(default_factory=pd.DataFrame)
+    codes_only: bool = False
     problems: list[Problem] = field(default_factory=list)
     quarantine: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=QUARANTINE_COLUMNS)
@@ -97,6 +144,7 @@ class IngestResult:
     unused_columns: dict[str, list[str]] = field(default_factory=dict)
     rows_read: dict[str, int] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -108,6 +156,7 @@ class _Table:
     frame: pd.DataFrame
     rows: int = 0
     columns: dict[str, str] = field(default_factory=dict)  # canonical -> column in file
+    code_columns: dict[str, str] = field(default_factory=dict)  # internal name -> column
     unused: list[str] = field(default_factory=list)
     identifiers: dict[str, str] = field(default_factory=dict)  # column -> why it was left out
 
@@ -119,9 +168,12 @@ def ingest(config: dict, base_dir: str | Path = ".", schema_dir: str | Path | No
     ----------
     config : dict
         The run configuration. Keys used: ``study``; ``data`` (``clients``, ``sessions``
-        and optional ``codes``: a path, or ``{path: ..., sheet: ...}`` for Excel);
-        ``columns`` (per table, ``canonical name: column in your file``; only these
-        columns are read); ``end_status_values`` (canonical status -> raw values,
+        and optional ``codes`` and ``coding_log``: a path, or ``{path: ..., sheet: ...}``
+        for Excel; ``clients`` and ``sessions`` may both be left out when ``codes`` is
+        given, for a codes-only run); ``columns`` (per table, ``canonical name: column in
+        your file``; only these columns are read; ``columns: codes:`` also takes the
+        layout keys ``code_columns``, ``no_code`` and ``unit_numbering``, see the module
+        docstring); ``end_status_values`` (canonical status -> raw values,
         matched ignoring case and spaces; default: the canonical names); ``covariates``
         (client columns, each mapped under ``columns: clients``; numeric when every value
         is a number, text otherwise); ``codebook`` and ``frameworks`` (paths);
@@ -154,6 +206,7 @@ def ingest(config: dict, base_dir: str | Path = ".", schema_dir: str | Path | No
     """
     base_dir = Path(base_dir)
     settings = _Settings.from_config(config)
+    layout = _CodeLayout.from_config(config)
     codebook = load_codebook(base_dir / config["codebook"])
     fmap = load_framework_map(base_dir / config["frameworks"])
     schemas = load_schemas(schema_dir or SCHEMA_DIR)
@@ -161,14 +214,17 @@ def ingest(config: dict, base_dir: str | Path = ".", schema_dir: str | Path | No
     files = {name: table.file for name, table in tables.items()}
     refused, dropped = _screen_identifiers(tables, settings.identifiers)
     problems: list[Problem] = []
+    notes: list[str] = []
     for table in tables.values():
-        _select_columns(table, config, schemas[table.name], settings, problems)
+        _select_columns(table, config, schemas[table.name], settings, layout, problems, notes)
+    if "codes" in tables:
+        _prepare_code_text(tables, layout, notes)
     typed = _validate_tables(tables, schemas, settings, fmap, problems)
     if "codes" in typed:
-        typed["codes"] = _prepare_codes(typed["codes"], codebook, files["codes"], problems)
-    problems += check_references(
-        typed["clients"], typed["sessions"], typed.get("codes"), codebook, files
-    )
+        _read_code_layout(typed, tables["codes"], files, codebook, layout, problems, notes)
+    problems += _cross_checks(typed, codebook, files)
+    if "codes" in typed and "coding_log" in typed:
+        typed["codes"] = _roles_from_log(typed["codes"], typed["coding_log"], notes)
     if "codes" in typed and set(CODER_KEY) <= set(typed["codes"].columns):
         typed["codes"] = select_analysis_codes(typed["codes"], settings.analysis_coder)
         problems += check_analysis_coders(typed["codes"], files["codes"], settings.analysis_coder)
@@ -176,19 +232,77 @@ def ingest(config: dict, base_dir: str | Path = ".", schema_dir: str | Path | No
     if refused or any(p.row is None for p in problems) or (problems and settings.strict):
         raise ValidationFailed(refused + problems)
     typed, quarantine = _set_aside(typed, problems, files)
+    codes_only = "clients" not in tables
+    if codes_only:
+        typed["clients"], typed["sessions"] = _coded_clients_and_sessions(typed)
+    rows_read = {table.file: table.rows for table in tables.values()}
+    if "coding_log" in typed and "coding_log" not in tables:
+        rows_read[files["coding_log"]] = len(typed["coding_log"])
     return IngestResult(
         clients=typed["clients"].reset_index(drop=True),
         sessions=_sessions_with_constructs(typed, codebook, settings).reset_index(drop=True),
-        codes=(typed["codes"] if "codes" in typed else _empty_codes(schemas["codes"])).reset_index(
+        codes=typed.get("codes", _empty_table(schemas["codes"])).reset_index(drop=True),
+        coding_log=typed.get("coding_log", _empty_table(schemas["coding_log"])).reset_index(
             drop=True
         ),
+        codes_only=codes_only,
         problems=problems,
         quarantine=quarantine,
         dropped_identifier_columns=dropped,
         unused_columns={table.file: table.unused for table in tables.values() if table.unused},
-        rows_read={table.file: table.rows for table in tables.values()},
+        rows_read=rows_read,
         files=files,
+        notes=notes,
     )
+
+
+def _cross_checks(typed: dict, codebook: Codebook, files: dict) -> list[Problem]:
+    """Checks across tables; a codes-only run has no sessions to check references against."""
+    if "clients" in typed:
+        return check_references(
+            typed["clients"],
+            typed["sessions"],
+            typed.get("codes"),
+            codebook,
+            files,
+            typed.get("coding_log"),
+        )
+    problems = check_code_values(typed["codes"], codebook, files["codes"])
+    if "coding_log" in typed:
+        problems += check_coding_log(typed["coding_log"], typed["codes"], files)
+    return problems
+
+
+@dataclass(frozen=True)
+class _CodeLayout:
+    """The layout keys of ``columns: codes:`` (see the module docstring)."""
+
+    code_columns: tuple[str, ...] = ()
+    no_code: frozenset[str] = frozenset()
+    unit_numbering: str = "as_is"
+
+    @classmethod
+    def from_config(cls, config: dict) -> _CodeLayout:
+        mapping = ((config.get("columns") or {}).get("codes")) or {}
+        where = "config key columns.codes"
+        columns = mapping.get("code_columns") or []
+        tokens = mapping.get("no_code") or []
+        numbering = mapping.get("unit_numbering", "as_is")
+        if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+            raise ConfigError(f"{where}.code_columns must be a list of column names.")
+        if isinstance(tokens, str) or not all(isinstance(t, str | int) for t in tokens):
+            raise ConfigError(f"{where}.no_code must be a list of values, e.g. [n/a, none].")
+        if numbering not in UNIT_NUMBERINGS:
+            raise ConfigError(
+                f"{where}.unit_numbering must be one of {', '.join(UNIT_NUMBERINGS)} "
+                f"(got {numbering!r})."
+            )
+        if columns and ({"code", "value"} & set(mapping)):
+            raise ConfigError(
+                f"{where}: code_columns (one code column per kind, wide layout) replaces "
+                "the code and value columns (long layout); map one or the other."
+            )
+        return cls(tuple(columns), frozenset(label_key(t) for t in tokens), numbering)
 
 
 @dataclass(frozen=True)
@@ -243,11 +357,18 @@ def _end_status_lookup(values: dict | None) -> dict[str, str]:
 
 def _read_tables(config: dict, base_dir: Path) -> dict[str, _Table]:
     tables, problems = {}, []
+    data = config.get("data") or {}
+    codes_only = data.get("codes") is not None and all(
+        data.get(name) is None for name in ("clients", "sessions")
+    )
     for name in TABLES:
-        entry = (config.get("data") or {}).get(name)
+        entry = data.get(name)
         if entry is None:
-            if name != "codes":
-                raise ConfigError(f"config key data.{name}: the {name} file is required.")
+            if name in ("clients", "sessions") and not codes_only:
+                raise ConfigError(
+                    f"config key data.{name}: the {name} file is required (a run for "
+                    "reliability only may instead give codes without clients and sessions)."
+                )
             continue
         file, sheet = (
             (entry["path"], entry.get("sheet")) if isinstance(entry, dict) else (entry, None)
@@ -288,18 +409,34 @@ def _screen_identifiers(tables: dict[str, _Table], rule: str):
 
 
 def _select_columns(
-    table: _Table, config: dict, schema: dict, settings: _Settings, problems: list[Problem]
+    table: _Table,
+    config: dict,
+    schema: dict,
+    settings: _Settings,
+    layout: _CodeLayout,
+    problems: list[Problem],
+    notes: list[str],
 ) -> None:
-    """Keep the mapped columns under their canonical names; add ``study`` if absent."""
+    """Keep the mapped columns under their canonical names (code columns under internal
+    names); add ``study`` if absent, and ``session`` = 1 for codes and coding log."""
     mapping = ((config.get("columns") or {}).get(table.name)) or {}
+    if table.name == "codes":
+        mapping = {key: value for key, value in mapping.items() if key not in LAYOUT_KEYS}
+        mapping |= {f"code column {column}": column for column in layout.code_columns}
     known = set(schema["properties"]) | (
         set(settings.covariates) if table.name == "clients" else set()
     )
     where = f"`columns: {table.name}:` in config/config.yaml"
     selected: dict[str, str] = {}
     for canonical, column in mapping.items():
-        message = _mapping_problem(canonical, str(column), table, schema, known, selected)
+        code_column = canonical.startswith("code column ")
+        message = (
+            _column_problem(str(column), "a code column", table, selected)
+            if code_column
+            else _mapping_problem(canonical, str(column), table, schema, known, selected)
+        )
         if message:
+            entry = f"code_columns: [{column}]" if code_column else f"{canonical}: {column}"
             problems.append(
                 Problem(
                     table.file,
@@ -307,15 +444,22 @@ def _select_columns(
                     str(column),
                     None,
                     message,
-                    f"Correct the entry {canonical}: {column} under {where}.",
+                    f"Correct the entry {entry} under {where}.",
                 )
             )
-        else:
-            selected[canonical] = str(column)
-    table.columns = selected
+            continue
+        if code_column:
+            table.code_columns[canonical] = str(column)
+        selected[canonical] = str(column)
+    table.columns = {k: v for k, v in selected.items() if k not in table.code_columns}
     table.unused = [c for c in table.frame.columns if c not in selected.values()]
     table.unused = [c for c in table.unused if c not in table.identifiers]
     table.frame = table.frame[list(selected.values())].set_axis(list(selected), axis=1)
+    if table.name in ("codes", "coding_log") and "session" not in table.frame.columns:
+        table.frame.insert(0, "session", "1")
+        notes.append(
+            f"{table.file} has no session column: each client's coding is taken as session 1."
+        )
     if "study" not in table.frame.columns:
         if settings.study is None:
             problems.append(
@@ -346,8 +490,6 @@ def _select_columns(
 
 
 def _mapping_problem(canonical, column, table, schema, known, selected) -> str | None:
-    if column in table.identifiers:
-        return f"column {column!r} is not read: {table.identifiers[column]}"
     if canonical not in known:
         return (
             f"{canonical!r} is not a column of the {table.name} table (see "
@@ -355,14 +497,17 @@ def _mapping_problem(canonical, column, table, schema, known, selected) -> str |
         )
     if schema["properties"].get(canonical, {}).get("readOnly"):
         return f"{canonical!r} is made by the pipeline and cannot be read from a file"
+    return _column_problem(column, f"mapped to {canonical}", table, selected)
+
+
+def _column_problem(column, role, table, selected) -> str | None:
+    if column in table.identifiers:
+        return f"column {column!r} is not read: {table.identifiers[column]}"
     if column in selected.values():
         return f"column {column!r} is mapped twice"
     if column not in table.frame.columns:
         available = ", ".join(map(str, table.frame.columns))
-        return (
-            f"column {column!r} (mapped to {canonical}) is not in the file; its columns "
-            f"are: {available}"
-        )
+        return f"column {column!r} ({role}) is not in the file; its columns are: {available}"
     return None
 
 
@@ -404,11 +549,22 @@ def _validate_tables(tables, schemas, settings, fmap, problems) -> dict[str, pd.
         frame = table.frame
         if name == "clients" and "end_status" in frame.columns:
             frame = frame.assign(end_status=_map_end_status(frame["end_status"], settings))
-        typed[name], found = validate_table(frame, name, table.file, schemas[name])
+        schema = _wide_code_schema(schemas[name]) if table.code_columns else schemas[name]
+        typed[name], found = validate_table(frame, name, table.file, schema)
         problems += [_end_status_advice(p) for p in found] if name == "clients" else found
-    typed["clients"] = _add_frameworks(typed["clients"], fmap, tables["clients"].file, problems)
-    typed["clients"] = _convert_covariates(typed["clients"], settings, schemas["clients"])
+    if "clients" in typed:
+        clients = _add_frameworks(typed["clients"], fmap, tables["clients"].file, problems)
+        typed["clients"] = _convert_covariates(clients, settings, schemas["clients"])
     return typed
+
+
+def _wide_code_schema(schema: dict) -> dict:
+    """The codes schema for a wide table: one row per unit and coder, codes in columns."""
+    return {
+        **schema,
+        "required": [column for column in schema["required"] if column != "code"],
+        "primary_key": [*SESSION_KEY, "unit", "coder"],
+    }
 
 
 def _map_end_status(values: pd.Series, settings: _Settings) -> pd.Series:
@@ -453,6 +609,122 @@ def _convert_covariates(clients: pd.DataFrame, settings: _Settings, schema: dict
             if numbers.notna().sum() == clients[covariate].notna().sum():
                 clients[covariate] = numbers.astype("float64")
     return clients
+
+
+def _prepare_code_text(tables: dict[str, _Table], layout: _CodeLayout, notes: list[str]):
+    """Before validation: leave out long-layout rows whose code means "no code"; number
+    units by their order when ``unit_numbering: order``."""
+    table = tables["codes"]
+    if layout.no_code and "code" in table.frame.columns:
+        none = table.frame["code"].map(label_key, na_action="ignore").isin(layout.no_code)
+        if none.any():
+            table.frame = table.frame[~none]
+            notes.append(
+                f"{table.file}: {_count(int(none.sum()), 'row')} whose code is a no-code "
+                "value (`columns: codes: no_code:`) not read as codes."
+            )
+    if layout.unit_numbering == "order" and "unit" in table.frame.columns:
+        table.frame = table.frame.assign(unit=_units_in_order(table.frame))
+        notes.append(
+            f"{table.file}: units numbered 1, 2, ... within each session in the order of "
+            f"column {table.columns['unit']!r} (`unit_numbering: order`)."
+        )
+
+
+def _units_in_order(frame: pd.DataFrame) -> pd.Series:
+    """Units 1, 2, ... within each session by a numeric order column; other values kept,
+    for validation to report."""
+    order = pd.to_numeric(frame["unit"].str.strip(), errors="coerce")
+    keys = frame[SESSION_KEY].apply(lambda column: column.str.strip())
+    usable = order.notna() & keys.notna().all(axis=1)
+    ranks = order[usable].groupby([keys.loc[usable, k] for k in SESSION_KEY]).rank("dense")
+    return frame["unit"].where(~usable, ranks.reindex(frame.index).astype("Int64").astype(str))
+
+
+def _read_code_layout(typed, table: _Table, files, codebook, layout, problems, notes) -> None:
+    """Codes in codebook spelling; a wide table melted into code rows, its coding log made
+    from its rows when no coding log file is given."""
+    if table.code_columns:
+        wide = typed["codes"]
+        typed["codes"] = _melt_code_columns(wide, table, codebook, layout, problems)
+        notes.append(
+            f"{table.file}: {_count(len(typed['codes']), 'code row')} from the filled cells of "
+            f"{', '.join(table.code_columns.values())} in {_count(len(wide), 'row')} (one row "
+            "per unit and coder)."
+        )
+        if "coding_log" not in typed:
+            files["coding_log"] = f"{table.file} (coding log made from its rows)"
+            typed["coding_log"] = _coding_log_from_rows(wide)
+            notes.append(
+                f"{table.file}: every row is a coded unit, so the coding log is made from "
+                "the rows (units = the highest unit number of each session and coder)."
+            )
+    typed["codes"] = _prepare_codes(typed["codes"], codebook, table.file, problems)
+
+
+def _melt_code_columns(wide, table: _Table, codebook, layout, problems) -> pd.DataFrame:
+    """One code row (value 1) per filled code cell, in file order; the row keeps its file
+    row number, so a row with codes in two columns gives two rows with the same number."""
+    keys = [column for column in wide.columns if column not in table.code_columns]
+    parts = []
+    for internal, column in table.code_columns.items():
+        cells = wide[internal].str.strip()
+        cells = cells.where(~cells.map(label_key, na_action="ignore").isin(layout.no_code))
+        codes = cells.map(codebook.canonical_code, na_action="ignore")
+        kinds = codes.map(lambda code: codebook.codes[code].kind, na_action="ignore")
+        for row in cells.index[cells.notna() & (codes.isna() | (kinds == "rating"))]:
+            problems.append(_code_cell_problem(table.file, row, column, wide.at[row, internal]))
+        found = codes.notna() & (kinds != "rating")
+        parts.append(wide.loc[found, keys].assign(code=codes[found], value=1.0))
+    return pd.concat(parts).sort_index(kind="stable")
+
+
+def _code_cell_problem(file, row, column, value) -> Problem:
+    return Problem(
+        file,
+        row,
+        column,
+        value,
+        f"{value!r} is not a marker or strategy code of the codebook",
+        "Correct the code, list it under its instrument in config/codebook.yaml, or add the "
+        "value to `columns: codes: no_code:` if it means no code. Ratings need the long "
+        "layout with a value column.",
+    )
+
+
+def _coding_log_from_rows(wide: pd.DataFrame) -> pd.DataFrame:
+    """One log row per session and coder of a wide code table; units = highest unit."""
+    frame = wide.dropna(subset=[*CODER_KEY, "unit"]).assign(_row=lambda f: f.index)
+    aggregations = {"_row": ("_row", "first"), "units": ("unit", "max")}
+    if "role" in frame.columns:
+        aggregations["role"] = ("role", "first")
+    log = frame.groupby(CODER_KEY, sort=False, observed=True).agg(**aggregations)
+    return log.reset_index().set_index("_row").rename_axis(wide.index.name)
+
+
+def _roles_from_log(codes: pd.DataFrame, log: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Codes without a role column take each coder's role from the coding log, so that
+    ``analysis_coder: primary`` finds the primary coder even where another coder's codes
+    come first."""
+    if "role" in codes.columns or "role" not in log.columns or log["role"].isna().all():
+        return codes
+    complete = log.dropna(subset=CODER_KEY).drop_duplicates(CODER_KEY)
+    keys = pd.MultiIndex.from_frame(complete[CODER_KEY].astype(object))
+    roles = pd.Series(complete["role"].astype(object).to_numpy(), index=keys)
+    wanted = pd.MultiIndex.from_frame(codes[CODER_KEY].astype(object))
+    notes.append("The coders' roles (primary, reliability) are taken from the coding log.")
+    role = pd.Categorical(roles.reindex(wanted).to_numpy(), categories=ROLES)
+    return codes.assign(role=role)
+
+
+def _coded_clients_and_sessions(typed: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Codes-only run: the coded clients, and the coded sessions (all attended)."""
+    frames = [typed[name][SESSION_KEY] for name in ("codes", "coding_log") if name in typed]
+    sessions = pd.concat(frames).dropna().drop_duplicates().sort_values(SESSION_KEY)
+    sessions = sessions.reset_index(drop=True).assign(attended=True)
+    sessions["attended"] = sessions["attended"].astype("boolean")
+    clients = sessions[CLIENT_KEY].drop_duplicates().reset_index(drop=True)
+    return clients, sessions
 
 
 def _prepare_codes(
@@ -533,10 +805,12 @@ def _sessions_with_constructs(typed, codebook: Codebook, settings: _Settings) ->
     codes = typed.get("codes")
     if codes is None or codes.empty:
         return typed["sessions"]
-    return aggregate_codes(codes, typed["sessions"], codebook, settings.repair_threshold)
+    return aggregate_codes(
+        codes, typed["sessions"], codebook, settings.repair_threshold, typed.get("coding_log")
+    )
 
 
-def _empty_codes(schema: dict) -> pd.DataFrame:
+def _empty_table(schema: dict) -> pd.DataFrame:
     dtypes = {"string": "str", "integer": "Int64", "number": "float64", "boolean": "boolean"}
     columns = {}
     for column, spec in schema["properties"].items():
@@ -615,6 +889,9 @@ def _result_report(result: IngestResult, max_rows: int) -> str:
         if result.problems
         else "No problems found.",
     ]
+    if result.notes:
+        lines += ["", "## How the input was read", ""]
+        lines += [f"- {_cell(note)}" for note in result.notes]
     lines += _problem_sections(result.problems, max_rows)
     if len(result.quarantine):
         lines += [

@@ -14,37 +14,71 @@ sustain; or a 3RS marker present/absent).
 Only targets or units rated by two or more coders (the reliability sample) enter the
 statistics; the others are counted in the ``note`` column. Results are tidy DataFrames
 holding no target or unit identifiers.
+
+:func:`reliability_analysis` runs the whole analysis on a canonical code table and coding
+log: every construct of the codebook, per session and per unit, in one tidy table that
+:func:`reliability_gate` checks, :func:`format_reliability_table` and
+:func:`reliability_markdown` print, and :func:`resistance_outcomes.figures.plot_agreement`
+draws.
 """
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pingouin as pg
 from statsmodels.stats.inter_rater import cohens_kappa as _sm_cohens_kappa
 
+from resistance_outcomes.codebook import (
+    CODER_KEY,
+    SESSION_KEY,
+    Codebook,
+    session_values_by_coder,
+    unit_level_codes,
+)
+from resistance_outcomes.tables import (
+    MISSING,
+    ApaTable,
+    format_bounded,
+    format_ci,
+    format_number,
+    to_markdown,
+)
+
 __all__ = [
+    "DEFAULT_CATEGORICAL",
     "MIN_TARGETS",
     "ReliabilityGateError",
     "ReliabilityInputError",
+    "ReliabilityResult",
     "ReliabilityWarning",
     "cohen_kappa",
+    "construct_label",
     "fleiss_kappa_table",
+    "format_reliability_table",
     "icc_table",
     "kappa_table",
     "koo_li_label",
+    "reliability_analysis",
     "reliability_gate",
+    "reliability_markdown",
 ]
 
 MIN_TARGETS = 5
 """Fewest double-rated targets (or units) for which a table reports a coefficient."""
 
 ICC_STATISTIC = "ICC(A,1)"
+ICC_K_STATISTIC = "ICC(A,k)"
 COHEN_STATISTIC = "Cohen's kappa"
 FLEISS_STATISTIC = "Fleiss' kappa"
+#: statistic -> (threshold key, value column of icc_table/kappa_table); None: not gated
+#: (the gate judges one coder's reliability, ICC(A,1), not that of the mean of k coders).
 _GATED = {
     ICC_STATISTIC: ("icc", "icc_a1"),
+    ICC_K_STATISTIC: None,
     COHEN_STATISTIC: ("kappa", "kappa"),
     FLEISS_STATISTIC: ("kappa", "kappa"),
 }
@@ -209,6 +243,7 @@ def icc_table(
     ratings_col: str = "value",
     by: str | Sequence[str] | None = "construct",
     slot_by: str | None = None,
+    target_name: str = "targets",
 ) -> pd.DataFrame:
     """Two-way random-effects, absolute-agreement ICCs per construct.
 
@@ -232,6 +267,8 @@ def icc_table(
         Only for rotating coder pairs (see Notes): column whose sort order decides which
         rating of a target is the first rating, e.g. ``"role"`` with an ordered
         categorical primary < reliability. Ties, and the default, sort by coder id.
+    target_name : str
+        What a target is, in the notes (``"sessions"``, ``"units"``).
 
     Returns
     -------
@@ -307,8 +344,8 @@ def icc_table(
         matrix, design, n_coders, n_single = _rating_matrix(
             group, target_cols, raters, ratings_col, slot_by, where
         )
-        row = _icc_row(matrix)
-        row["note"] = _join_notes(row["note"], _single_note(n_single, "targets"))
+        row = _icc_row(matrix, target_name)
+        row["note"] = _join_notes(row["note"], _single_note(n_single, target_name))
         rows.append(
             {**key, "statistic": ICC_STATISTIC, "design": design, "n_raters": n_coders, **row}
         )
@@ -375,7 +412,7 @@ def _rating_matrix(
     return wide.to_numpy(float), "rater slots", n_coders, n_single
 
 
-def _icc_row(matrix: np.ndarray) -> dict:
+def _icc_row(matrix: np.ndarray, target_name: str = "targets") -> dict:
     """ICCs, confidence intervals, agreement and label for a complete n x k matrix."""
     n, k = matrix.shape if matrix.size else (0, 0)
     nan = float("nan")
@@ -395,7 +432,9 @@ def _icc_row(matrix: np.ndarray) -> dict:
     if n:
         row["pct_agreement"] = 100.0 * float(np.mean(np.ptp(matrix, axis=1) == 0))
     if n < MIN_TARGETS:
-        row["note"] = f"{n} targets rated by two or more coders; at least {MIN_TARGETS} needed"
+        row["note"] = (
+            f"{n} {target_name} rated by two or more coders; at least {MIN_TARGETS} needed"
+        )
     elif np.ptp(matrix) == 0:
         row["note"] = (
             f"all {matrix.size} ratings equal {matrix.flat[0]:g}: no variance, ICC undefined"
@@ -418,7 +457,7 @@ def _pingouin_iccs(matrix: np.ndarray) -> dict:
             "value": matrix.ravel(),
         }
     )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _full_precision():
         # pingouin 0.7.0 calls DataFrame.dropna(inplace=True), deprecated in pandas 3.1.
         warnings.filterwarnings("ignore", message="The inplace keyword", module="pingouin")
         res = pg.intraclass_corr(long, targets="target", raters="rater", ratings="value")
@@ -433,6 +472,20 @@ def _pingouin_iccs(matrix: np.ndarray) -> dict:
         "icc_ak_ci_high": float(ak["CI95"][1]),
         "icc_1_1": float(res.loc["ICC(1,1)", "ICC"]),
     }
+
+
+@contextmanager
+def _full_precision():
+    """Switch off pingouin's output rounding (CI95 to 2 decimals by default) for a call."""
+    saved = dict(pg.options)
+    for key in [key for key in pg.options if key.startswith("round.")]:
+        del pg.options[key]
+    pg.options["round"] = None
+    try:
+        yield
+    finally:
+        pg.options.clear()
+        pg.options.update(saved)
 
 
 # --------------------------------------------------------------------------------------
@@ -511,7 +564,8 @@ def cohen_kappa(a: Sequence, b: Sequence) -> dict:
     if len(categories) == 1:
         result["note"] = f"every rating is {categories[0]!r}: no chance correction, kappa undefined"
         return result
-    res = _sm_cohens_kappa(table)
+    with np.errstate(invalid="ignore"):  # statsmodels takes sqrt of a negative variance
+        res = _sm_cohens_kappa(table)
     result.update(
         kappa=float(res.kappa),
         se=float(np.sqrt(max(res.var_kappa, 0.0))),
@@ -800,9 +854,11 @@ def reliability_gate(
     Parameters
     ----------
     table : pandas.DataFrame
-        Output of :func:`icc_table`, :func:`kappa_table`, or both concatenated. The
-        ``statistic`` column says which value is checked: ``icc_a1`` for ICC rows,
-        ``kappa`` for kappa rows.
+        ``ReliabilityResult.table`` from :func:`reliability_analysis` (values in
+        ``estimate``), or the output of :func:`icc_table`, :func:`kappa_table`, or both
+        concatenated (values in ``icc_a1`` for ICC rows, ``kappa`` for kappa rows). The
+        ``statistic`` column says which rows are checked: ICC(A,1) against the ICC minimum,
+        Cohen's and Fleiss' kappa against the kappa minimum; ICC(A,k) rows are not gated.
     thresholds : dict
         ``{"icc": 0.75, "kappa": 0.6, "per_construct": {"repaired": 0.8, ...}}``. A
         ``per_construct`` entry overrides the general minimum for that construct; None
@@ -846,7 +902,11 @@ def reliability_gate(
     messages = []
     for index, row in table.iterrows():
         construct = row[by] if by in table.columns else "all units"
-        kind, value_col = _gated_statistic(row["statistic"], index)
+        gated = _gated_statistic(row["statistic"], index)
+        if gated is None:
+            continue
+        kind, value_col = gated
+        value_col = "estimate" if "estimate" in table.columns else value_col
         if construct in per_construct:
             minimum = per_construct[construct]
         elif kind in thresholds:
@@ -890,7 +950,7 @@ def _check_thresholds(thresholds: dict) -> None:
             )
 
 
-def _gated_statistic(statistic: str, index) -> tuple[str, str]:
+def _gated_statistic(statistic: str, index) -> tuple[str, str] | None:
     if statistic not in _GATED:
         raise ReliabilityInputError(
             f"table: row {index!r}, column 'statistic': {statistic!r} is not one of "
@@ -911,3 +971,543 @@ def _gate_message(construct, row: pd.Series, value_col: str, minimum: float) -> 
     if value < minimum:
         return f"{construct}: {statistic} = {value:.3f} is below the minimum {minimum:g}."
     return ""
+
+
+# --------------------------------------------------------------------------------------
+# The reliability analysis of a coded study
+# --------------------------------------------------------------------------------------
+
+#: Categorical unit-level codes compared with kappa: name -> ``categories`` (category
+#: label -> construct of the codebook) and ``units`` (``"logged"``: every unit of the
+#: double-coded sessions, a unit without any of the constructs being ``"none"``;
+#: ``"coded"``: only units where some coder gave one of the categories, for schemes that
+#: code every unit of a kind, such as client utterances).
+DEFAULT_CATEGORICAL = {
+    "rupture_type": {
+        "categories": {
+            "withdrawal": "rupture_withdrawal",
+            "confrontation": "rupture_confrontation",
+        },
+        "units": "logged",
+    },
+    "client_talk_type": {
+        "categories": {
+            "change": "change_talk",
+            "neutral": "neutral_talk",
+            "sustain": "sustain_talk",
+        },
+        "units": "coded",
+    },
+}
+NO_CATEGORY = "none"
+TABLE_COLUMNS = [
+    "construct",
+    "level",
+    "statistic",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "n_targets",
+    "n_raters",
+    "pct_agreement",
+    "label",
+    "note",
+]
+_UNIT_ID = [*SESSION_KEY, "unit"]
+_ROLE_ORDER = pd.CategoricalDtype(["primary", "reliability"], ordered=True)
+
+#: Names printed for the default codebook's constructs; others print as written.
+CONSTRUCT_LABELS = {
+    "ruptures": "Ruptures",
+    "rupture_withdrawal": "Withdrawal ruptures",
+    "rupture_confrontation": "Confrontation ruptures",
+    "repaired": "Repaired ruptures",
+    "resolution_mean": "Resolution rating",
+    "repair_strategies": "Resolution strategies",
+    "resistance": "Resistance (all four)",
+    "resistance_arguing": "Arguing",
+    "resistance_interrupting": "Interrupting",
+    "resistance_denying": "Denying",
+    "resistance_ignoring": "Ignoring",
+    "sustain_talk": "Sustain talk",
+    "change_talk": "Change talk",
+    "neutral_talk": "Neutral talk",
+    "discord": "Discord",
+    "rupture_type": "Rupture type",
+    "client_talk_type": "Client talk type",
+}
+
+
+def construct_label(construct: str) -> str:
+    """The printed name of a construct: :data:`CONSTRUCT_LABELS`, else the name with spaces.
+
+    Examples
+    --------
+    >>> construct_label("rupture_withdrawal"), construct_label("my_scale")
+    ('Withdrawal ruptures', 'My scale')
+    """
+    return CONSTRUCT_LABELS.get(construct, str(construct).replace("_", " ").capitalize())
+
+
+@dataclass
+class ReliabilityResult:
+    """Inter-rater reliability of every construct of a coded study.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per construct and statistic (tidy): ``construct``, ``level``
+        (``"session"``: counts per session; ``"unit"``: ratings and categorical codes per
+        segment or utterance), ``statistic`` (ICC(A,1), ICC(A,k), Cohen's kappa, Fleiss'
+        kappa), ``estimate``, ``ci_low``, ``ci_high`` (95%), ``n_targets`` (sessions or
+        units coded by two or more coders), ``n_raters`` (distinct coders),
+        ``pct_agreement`` (targets on which all coders gave the same value), ``label``
+        (Koo & Li, 2016) and ``note``. No identifiers.
+    icc : pandas.DataFrame
+        :func:`icc_table` output for the ICC rows (design, ratings per target, ICC(1,1)).
+    kappa : pandas.DataFrame
+        :func:`kappa_table` output for the kappa rows (standard errors).
+    sample : dict
+        The reliability sample: ``source`` (``"coding log"`` or ``"codes"``),
+        ``coded_sessions``, ``double_coded_sessions``, ``coders``, ``double_coded_units``,
+        ``n_boot`` and ``note``.
+    """
+
+    table: pd.DataFrame
+    icc: pd.DataFrame
+    kappa: pd.DataFrame
+    sample: dict = field(default_factory=dict)
+
+
+def reliability_analysis(
+    codes: pd.DataFrame,
+    coding_log: pd.DataFrame | None,
+    codebook: Codebook,
+    *,
+    repair_threshold: float = 4,
+    categorical: Mapping[str, Mapping] | None = None,
+    seed: int = 0,
+    n_boot: int = 2000,
+) -> ReliabilityResult:
+    """Inter-rater reliability of every construct, from the double-coded sessions.
+
+    The reliability sample is every session with two or more coders in the coding log.
+    Each coder's codes of those sessions are made into the constructs of the codebook
+    the same way the analysis makes them (:func:`resistance_outcomes.codebook.
+    unit_level_codes`), over every unit the coder logged: a logged unit without codes
+    is coded "nothing found", and a logged coder without any code in a session has 0 for
+    every count. Then:
+
+    - counts per session (ruptures by type, repaired ruptures, strategies, each resistance
+      behaviour, ...): ICC(A,1) and ICC(A,k) over the double-coded sessions;
+    - ratings (``mean_rating`` constructs, such as the resolution rating): ICC(A,1) and
+      ICC(A,k) per unit, over units every coder of the session rated (a rating belongs to
+      a unit, and a session mean would lose sessions where one coder saw no rupture);
+    - categorical codes per unit (``categorical``): Cohen's kappa when one pair of coders
+      coded every unit, Fleiss' kappa otherwise (bootstrap CI over units).
+
+    Parameters
+    ----------
+    codes : pandas.DataFrame
+        Canonical code table (``study``, ``client``, ``session``, ``unit``, ``coder``,
+        ``code``, optionally ``value`` and ``role``), codes as in the codebook.
+    coding_log : pandas.DataFrame or None
+        Canonical coding log (``study``, ``client``, ``session``, ``coder``, ``units``,
+        optionally ``role``). None or empty: the sample is inferred from the codes (each
+        coder with codes in a session, units 1 .. the highest unit coded), which misses
+        coders who coded nothing and units after the last code.
+    codebook : Codebook
+    repair_threshold : float
+        Rating at or above which a rupture unit counts as repaired.
+    categorical : mapping, optional
+        Categorical codes compared per unit; default :data:`DEFAULT_CATEGORICAL`. Only
+        those with codes in ``codes`` are computed. A unit whose coder gave two of the
+        categories gets both, joined by "+".
+    seed : int
+        Seed of the bootstrap of Fleiss' kappa.
+    n_boot : int
+        Bootstrap resamples for Fleiss' kappa.
+
+    Returns
+    -------
+    ReliabilityResult
+
+    Raises
+    ------
+    ReliabilityInputError
+        A column is missing; a coder has codes in a double-coded session without being
+        logged for it; a category names a construct not in the codebook.
+
+    Notes
+    -----
+    With roles given (``role`` in the coding log, or in the codes), the primary coder's
+    rating is the first rating of a session in rotating designs (see :func:`icc_table`),
+    so a systematic difference between primary and reliability coders counts against
+    absolute agreement. Labels follow Koo & Li (2016) for ICCs and, with the same cut-offs,
+    for kappas (for two categories kappa is an ICC; Fleiss & Cohen, 1973).
+
+    References
+    ----------
+    Fleiss, J. L., & Cohen, J. (1973). The equivalence of weighted kappa and the intraclass
+    correlation coefficient as measures of reliability. Educational and Psychological
+    Measurement, 33(3), 613-619.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.codebook import load_codebook
+    >>> codebook = load_codebook("config/codebook.yaml")  # doctest: +SKIP
+    >>> log = pd.DataFrame({"study": "s", "client": "1", "session": [1, 1, 2, 2],
+    ...                     "coder": ["A", "B", "A", "B"], "units": 5})
+    >>> codes = pd.DataFrame({"study": "s", "client": "1", "session": [1, 1, 2],
+    ...                       "unit": [3, 3, 1], "coder": ["A", "B", "A"],
+    ...                       "code": ["W_MIN", "W_DEN", "C_REJ"]})
+    >>> result = reliability_analysis(codes, log, codebook)  # doctest: +SKIP
+    >>> result.table.iloc[-1][["construct", "statistic", "n_targets", "pct_agreement"]]
+    ... # doctest: +SKIP
+    construct        rupture_type
+    statistic       Cohen's kappa
+    n_targets                  10
+    pct_agreement            90.0
+    Name: 12, dtype: object
+
+    Ten logged units, one disagreement (session 2, unit 1: B coded nothing there); the
+    counts of two sessions are too few for an ICC (NaN, with a note).
+    """
+    categorical = DEFAULT_CATEGORICAL if categorical is None else categorical
+    _check_columns(codes, [*_UNIT_ID, "coder", "code"], "codes")
+    log, sample = _reliability_log(codes, coding_log)
+    _check_logged_coders(codes, log)
+    double = log.groupby(SESSION_KEY, observed=True)["coder"].transform("nunique") >= 2
+    log = log[double.to_numpy()]
+    in_sample = _in_log(codes, log, SESSION_KEY)
+    present = codes["code"].dropna().unique()
+    constructs = codebook.active_constructs(present)
+    units = unit_level_codes(
+        codes[in_sample], codebook, repair_threshold, constructs, coding_log=log
+    )
+    units = units[[c for c in units.columns if c != "analysis_coder"]]
+    slot_by = "role" if "role" in units.columns and units["role"].notna().all() else None
+    if slot_by:
+        units["role"] = units["role"].astype(str).astype(_ROLE_ORDER)
+    icc = _icc_rows(units, codebook, present, constructs, slot_by)
+    kappa = _kappa_rows(units, codebook, present, categorical, n_boot, seed)
+    sample.update(
+        double_coded_sessions=int(log[SESSION_KEY].drop_duplicates().shape[0]),
+        coders=int(log["coder"].nunique()),
+        double_coded_units=int(units[_UNIT_ID].drop_duplicates().shape[0]),
+        n_boot=n_boot,
+    )
+    return ReliabilityResult(_tidy(icc, kappa), icc, kappa, sample)
+
+
+def _reliability_log(codes: pd.DataFrame, coding_log: pd.DataFrame | None):
+    """The coding log, or one inferred from the codes; and the sample description."""
+    if coding_log is not None and not coding_log.empty:
+        _check_columns(coding_log, [*CODER_KEY, "units"], "coding_log")
+        _check_complete(coding_log, [*CODER_KEY, "units"], "coding_log")
+        log = coding_log.reset_index(drop=True)
+        sample = {"source": "coding log", "note": ""}
+    else:
+        frame = codes.dropna(subset=[*CODER_KEY, "unit"])
+        aggregations = {"units": ("unit", "max")}
+        if "role" in frame.columns:
+            aggregations["role"] = ("role", "first")
+        log = frame.groupby(CODER_KEY, observed=True).agg(**aggregations).reset_index()
+        sample = {
+            "source": "codes",
+            "note": "No coding log: the reliability sample is inferred from the codes, so "
+            "coders who coded nothing in a session and units after a coder's last code are "
+            "not counted.",
+        }
+    sample["coded_sessions"] = int(log[SESSION_KEY].drop_duplicates().shape[0])
+    return log, sample
+
+
+def _in_log(frame: pd.DataFrame, log: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    logged = pd.MultiIndex.from_frame(log[keys].astype(object))
+    return pd.MultiIndex.from_frame(frame[keys].astype(object)).isin(logged)
+
+
+def _check_logged_coders(codes: pd.DataFrame, log: pd.DataFrame) -> None:
+    complete = codes.dropna(subset=CODER_KEY)
+    unlogged = ~_in_log(complete, log, CODER_KEY)
+    if unlogged.any():
+        row = complete.index[unlogged][0]
+        key = ", ".join(f"{k}={complete.at[row, k]!r}" for k in CODER_KEY)
+        raise ReliabilityInputError(
+            f"codes: row {row!r} ({key}): the coding log has no row for this coder in this "
+            "session. Add the coder to the coding log (resistance_outcomes.validate."
+            "check_coding_log lists every such row)."
+        )
+
+
+def _icc_rows(units, codebook, present, constructs, slot_by) -> pd.DataFrame:
+    """ICCs of the per-session counts and of the per-unit ratings."""
+    rated = {c for c in constructs if codebook.constructs[c].aggregate == "mean_rating"}
+    counts = [c for c in codebook.session_columns(present) if c not in rated]
+    keep = [*CODER_KEY, *([slot_by] if slot_by else [])]
+    per_session = session_values_by_coder(units, codebook, counts)
+    ratings = per_session.melt(keep, counts, var_name="construct", value_name="value")
+    parts = [_ordered_icc(ratings, SESSION_KEY, counts, slot_by).assign(level="session")]
+    rating_rows = []
+    for name in [c for c in constructs if c in rated]:
+        within = units.get(codebook.constructs[name].within, 0) > 0
+        scoped = units[within & units[name].notna()]
+        rating_rows.append(scoped[[*keep, "unit", name]].rename(columns={name: "value"}))
+        rating_rows[-1]["construct"] = name
+    if rating_rows:
+        long = pd.concat(rating_rows, ignore_index=True)
+        ordered = [c for c in constructs if c in rated]
+        parts.append(_ordered_icc(long, _UNIT_ID, ordered, slot_by).assign(level="unit"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _ordered_icc(ratings, targets, order, slot_by) -> pd.DataFrame:
+    """ICCs in codebook order; a construct without ratings gets a row saying so."""
+    ratings = ratings.assign(construct=pd.Categorical(ratings["construct"], categories=order))
+    name = "sessions" if targets == SESSION_KEY else "units"
+    out = icc_table(ratings, targets, "coder", "value", "construct", slot_by, name)
+    out = out.assign(construct=out["construct"].astype(str)).set_index("construct")
+    out = out.reindex(order)
+    unrated = out["statistic"].isna()
+    out.loc[unrated, ["statistic", "design", "label"]] = [ICC_STATISTIC, "none", "not estimable"]
+    out.loc[unrated, ["n_targets", "n_raters", "ratings_per_target"]] = 0
+    out.loc[unrated, "note"] = f"no {name[:-1]} rated by two or more coders"
+    return out.reset_index()
+
+
+def _kappa_rows(units, codebook, present, categorical, n_boot, seed) -> pd.DataFrame:
+    """Kappa of each categorical code with codes present, over its units."""
+    parts = []
+    for name, spec in categorical.items():
+        categories = dict(spec["categories"])
+        unknown = [c for c in categories.values() if c not in codebook.constructs]
+        if unknown:
+            raise ReliabilityInputError(
+                f"categorical[{name!r}]: construct {unknown[0]!r} is not in the codebook "
+                f"({codebook.source})."
+            )
+        if not set().union(*map(codebook.codes_of, categories.values())) & set(present):
+            continue
+        frame = units[[*_UNIT_ID, "coder"]].assign(
+            category=_unit_categories(units, categories), construct=name
+        )
+        if spec.get("units", "logged") == "coded":
+            coded = (
+                frame["category"]
+                .ne(NO_CATEGORY)
+                .groupby([frame[k] for k in _UNIT_ID], observed=True)
+                .transform("any")
+            )
+            frame = frame[coded.to_numpy()]
+        parts.append(frame)
+    columns = ["construct", "statistic", "n_units", "n_raters", "kappa", "se", "ci_low",
+               "ci_high", "pct_agreement", "note"]  # fmt: skip
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    frame = pd.concat(parts, ignore_index=True)
+    frame["construct"] = pd.Categorical(frame["construct"], categories=list(categorical))
+    out = kappa_table(frame, _UNIT_ID, "coder", "category", "construct", n_boot, seed)
+    return out.assign(construct=out["construct"].astype(str), level="unit")
+
+
+def _unit_categories(units: pd.DataFrame, categories: dict[str, str]) -> pd.Series:
+    """Each unit's category: the labels of the constructs present joined by "+", or
+    "none"."""
+    joined = pd.Series("", index=units.index, dtype=object)
+    for label, construct in categories.items():
+        if construct not in units.columns:
+            continue
+        separator = np.where(joined.ne(""), "+", "")
+        joined = joined.where(~units[construct].gt(0), joined + separator + label)
+    return joined.where(joined.ne(""), NO_CATEGORY)
+
+
+def _tidy(icc: pd.DataFrame, kappa: pd.DataFrame) -> pd.DataFrame:
+    """One row per construct and statistic, in the order of the analysis."""
+    rows = []
+    for _, row in icc.iterrows():
+        for statistic, prefix in ((ICC_STATISTIC, "icc_a1"), (ICC_K_STATISTIC, "icc_ak")):
+            estimate = row[prefix]
+            rows.append(
+                {
+                    "construct": row["construct"],
+                    "level": row["level"],
+                    "statistic": statistic,
+                    "estimate": estimate,
+                    "ci_low": row[f"{prefix}_ci_low"],
+                    "ci_high": row[f"{prefix}_ci_high"],
+                    "n_targets": row["n_targets"],
+                    "n_raters": row["n_raters"],
+                    "pct_agreement": row["pct_agreement"],
+                    "label": koo_li_label(estimate),
+                    "note": row["note"],
+                }
+            )
+    for _, row in kappa.iterrows():
+        rows.append(
+            {
+                **{key: row[key] for key in ("construct", "level", "statistic")},
+                "estimate": row["kappa"],
+                "ci_low": row["ci_low"],
+                "ci_high": row["ci_high"],
+                "n_targets": row["n_units"],
+                "n_raters": row["n_raters"],
+                "pct_agreement": row["pct_agreement"],
+                "label": koo_li_label(row["kappa"]),
+                "note": row["note"],
+            }
+        )
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    return table.astype({"estimate": float, "ci_low": float, "ci_high": float,
+                         "pct_agreement": float})  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------
+# Publication table
+# --------------------------------------------------------------------------------------
+
+_GROUPS = {
+    "session": "Counts per session",
+    "unit ICC": "Ratings per unit",
+    "unit kappa": "Categorical codes per unit",
+}
+
+
+def _group_of(row: pd.Series) -> str:
+    if row["level"] == "session":
+        return "session"
+    return "unit ICC" if str(row["statistic"]).startswith("ICC") else "unit kappa"
+
+
+def format_reliability_table(
+    table: pd.DataFrame, number: int = 1, sample: dict | None = None
+) -> ApaTable:
+    """The reliability table in APA style, ready for :func:`resistance_outcomes.tables.
+    to_markdown`, ``to_latex`` or ``to_docx``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``ReliabilityResult.table`` (also as read back from CSV).
+    number : int
+        Table number.
+    sample : dict, optional
+        ``ReliabilityResult.sample``; adds the size of the reliability sample and, for
+        Fleiss' kappa, the number of bootstrap resamples to the note.
+
+    Returns
+    -------
+    resistance_outcomes.tables.ApaTable
+        Panels by kind (counts per session, ratings per unit, categorical codes per unit);
+        columns construct, statistic, estimate, 95% CI, *n*, coders, % agreement and
+        interpretation. Each construct's notes (why a value is missing, targets left out)
+        follow the general note.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"construct": ["ruptures"], "level": ["session"],
+    ...     "statistic": ["ICC(A,1)"], "estimate": [0.912], "ci_low": [0.88],
+    ...     "ci_high": [0.94], "n_targets": [120], "n_raters": [4],
+    ...     "pct_agreement": [71.7], "label": ["excellent"], "note": [""]})
+    >>> format_reliability_table(table).rows.iloc[0].tolist()
+    ['Ruptures', 'ICC(A,1)', '.91', '[.88, .94]', '120', '4', '71.7', 'excellent']
+    """
+    _check_columns(table, TABLE_COLUMNS, "table")
+    groups = table.apply(_group_of, axis=1) if len(table) else pd.Series(dtype=str)
+    order = [g for g in _GROUPS if (groups == g).any()]
+    ordered = pd.concat([table[groups == g] for g in order]) if order else table
+    cells = [
+        [
+            construct_label(row["construct"]),
+            str(row["statistic"]),
+            format_bounded(row["estimate"]),
+            format_ci(*np.clip([row["ci_low"], row["ci_high"]], -1, 1), bounded=True),
+            str(int(row["n_targets"])),
+            str(int(row["n_raters"])),
+            format_number(row["pct_agreement"], 1),
+            row["label"] if row["label"] != "not estimable" else MISSING,
+        ]
+        for _, row in ordered.iterrows()
+    ]
+    return ApaTable(
+        number=number,
+        title="Inter-Rater Reliability of the Coded Constructs",
+        columns=[
+            "Construct",
+            "Statistic",
+            "Estimate",
+            "95% CI",
+            "n",
+            "Coders",
+            "% agreement",
+            "Interpretation",
+        ],  # fmt: skip
+        rows=pd.DataFrame(cells, columns=range(8), dtype=object),
+        row_groups=[(_GROUPS[g], int((groups == g).sum())) for g in order] or None,
+        note=_reliability_note(ordered, sample),
+    )
+
+
+def _reliability_note(table: pd.DataFrame, sample: dict | None) -> str:
+    general = (
+        "ICC(A,1) = two-way random-effects, absolute-agreement intraclass correlation of a "
+        "single coder; ICC(A,k) = of the mean of the k coders (McGraw & Wong, 1996), with "
+        "F-based 95% CIs. Cohen's kappa for one pair of coders (large-sample CI), Fleiss' "
+        "kappa for several or rotating coders (bootstrap CI over units). n = sessions or "
+        "units coded by two or more coders; % agreement = share of them on which all "
+        "coders gave the same value. Interpretation after Koo and Li (2016): below .50 "
+        "poor, .50 to .75 moderate, .75 to .90 good, above .90 excellent."
+    )
+    if (table["ci_low"] < -1).any():
+        general += " CI limits below \u22121 (few targets) are shown as \u22121.00."
+    if sample:
+        general += (
+            f" Reliability sample: {sample.get('double_coded_sessions', 0)} of "
+            f"{sample.get('coded_sessions', 0)} coded sessions coded by two or more coders "
+            f"(from the {sample.get('source', 'coding log')})."
+        )
+        if sample.get("n_boot") and table["statistic"].eq(FLEISS_STATISTIC).any():
+            general += f" Bootstrap: {sample['n_boot']} resamples."
+        if sample.get("note"):
+            general += f" {sample['note']}"
+    specific = []
+    for construct, rows in table.groupby("construct", sort=False):
+        for note in dict.fromkeys(n for n in rows["note"].fillna("") if n):
+            specific.append(f"{construct_label(construct)}: {note}.")
+    return "\n".join([general, *specific])
+
+
+def reliability_markdown(
+    table: pd.DataFrame, number: int = 1, sample: dict | None = None, path=None
+) -> str:
+    """The reliability table as Markdown (see :func:`format_reliability_table`).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``ReliabilityResult.table``.
+    number : int
+        Table number.
+    sample : dict, optional
+        ``ReliabilityResult.sample``.
+    path : str or path-like, optional
+        When given, the Markdown is also written there (atomically).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"construct": ["ruptures"], "level": ["session"],
+    ...     "statistic": ["ICC(A,1)"], "estimate": [0.912], "ci_low": [0.88],
+    ...     "ci_high": [0.94], "n_targets": [120], "n_raters": [4],
+    ...     "pct_agreement": [71.7], "label": ["excellent"], "note": [""]})
+    >>> print(reliability_markdown(table).splitlines()[6])
+    | *Counts per session* |  |  |  |  |  |  |  |
+    """
+    return to_markdown(format_reliability_table(table, number, sample), path)

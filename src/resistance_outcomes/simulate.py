@@ -3,10 +3,11 @@
 `simulate_study` draws a complete example study from a stated generating model: a client
 table, one row per scheduled session, and a long segment-level code table (3RS rupture
 markers, resolution ratings and strategies, Miller's resistance behaviours) in the raw
-layout a lab would hand over, with lab-style column names. Every generating parameter,
-the realised summaries and the inter-coder agreement the coding model implies are kept in
-``truth``. `write_study` writes the four files byte-reproducibly; ``main`` is the
-``resistance-outcomes-simulate`` command.
+layout a lab would hand over, with lab-style column names, and the lab's coding log (one
+row per coded session and coder, with the number of segments coded). Every generating
+parameter, the realised summaries and the inter-coder agreement the coding model implies
+are kept in ``truth``. `write_study` writes the five files byte-reproducibly; ``main`` is
+the ``resistance-outcomes-simulate`` command.
 
 All data made here are SIMULATED; none describe real people.
 """
@@ -58,7 +59,7 @@ SEGMENT_MINUTES = 5
 MIN_PLANNED_SESSIONS = 8
 SESSION_CENTRE = 8.5
 SESSION_SCALE = 7.5
-OUTPUT_FILES = ("clients.csv", "sessions.csv", "codes.csv", "truth.json")
+OUTPUT_FILES = ("clients.csv", "sessions.csv", "codes.csv", "coding_log.csv", "truth.json")
 
 
 def _per_minute(rate_per_50_minutes):
@@ -394,9 +395,11 @@ RULES = (
     "Coders: every attended session has one primary coder drawn uniformly from R1-R4, whose "
     "codes are the generated truth. Each attended session is independently double coded "
     "with probability double_coded_share by a reliability coder drawn uniformly from the "
-    "other three. Code rows exist only for codes present, so a double-coded session in "
-    "which a coder saw nothing leaves no row: coding.double_coded_sessions lists them all "
-    "(column-wise: client_id, session_no, primary_coder, reliability_coder).",
+    "other three. Code rows exist only for codes present; the coding log (coding_log.csv) "
+    "has one row per coded session and coder with the number of segments coded, so a coder "
+    "who saw nothing in a session is still on record. coding.double_coded_sessions lists "
+    "the double-coded sessions too (column-wise: client_id, session_no, primary_coder, "
+    "reliability_coder).",
 )
 
 
@@ -413,6 +416,9 @@ class SimulatedStudy:
     clients, sessions, codes : pandas.DataFrame
         The three raw tables, with the lab-style columns written to ``clients.csv``,
         ``sessions.csv`` and ``codes.csv``.
+    coding_log : pandas.DataFrame
+        The coding log written to ``coding_log.csv``: one row per coded session and coder
+        (``client_id``, ``session_no``, ``coder``, ``coder_role``, ``segments``).
     truth : dict
         Generating parameters, rules, realised summaries and the agreement the coding
         model implies (written to ``truth.json``).
@@ -424,6 +430,7 @@ class SimulatedStudy:
     clients: pd.DataFrame
     sessions: pd.DataFrame
     codes: pd.DataFrame
+    coding_log: pd.DataFrame
     truth: dict
     random_effects: pd.DataFrame = field(repr=False)
 
@@ -1025,6 +1032,29 @@ def _code_table(sessions, clients, primary_rows, reliability_rows):
     return rows[columns].astype({"segment": int, "value": int, "code": str}).reset_index(drop=True)
 
 
+def _coding_log(sessions, clients):
+    """One row per coded session and coder: who coded it, in which role, how many segments."""
+    attended = sessions[sessions["attended"]]
+    double = attended[attended["reliability_coder"].notna()]
+    client_ids = clients["client_id"].to_numpy()
+    parts = [
+        pd.DataFrame(
+            {
+                "client_id": client_ids[frame["owner"].to_numpy()],
+                "session_no": frame["session_no"].to_numpy(),
+                "coder": frame[f"{role}_coder"].to_numpy(),
+                "coder_role": role,
+                "segments": frame["n_segments"].to_numpy(),
+                "role_rank": rank,
+            }
+        )
+        for rank, (role, frame) in enumerate((("primary", attended), ("reliability", double)))
+    ]
+    log = pd.concat(parts, ignore_index=True)
+    log = log.sort_values(["client_id", "session_no", "role_rank"], kind="stable")
+    return log.drop(columns="role_rank").astype({"segments": int}).reset_index(drop=True)
+
+
 # --------------------------------------------------------------------------- truth
 
 
@@ -1393,8 +1423,8 @@ def simulate_study(
     Returns
     -------
     SimulatedStudy
-        ``clients``, ``sessions`` and ``codes`` DataFrames with the raw lab columns, the
-        ``truth`` dictionary and the realised ``random_effects``.
+        ``clients``, ``sessions``, ``codes`` and ``coding_log`` DataFrames with the raw lab
+        columns, the ``truth`` dictionary and the realised ``random_effects``.
 
     Raises
     ------
@@ -1452,6 +1482,7 @@ def simulate_study(
         clients=_raw_clients(clients, end_status),
         sessions=_raw_sessions(sessions, clients),
         codes=codes,
+        coding_log=_coding_log(sessions, clients),
         truth=_json_ready(truth),
         random_effects=effects.drop(columns="framework"),
     )
@@ -1473,7 +1504,8 @@ def _json_ready(value):
 
 
 def write_study(study: SimulatedStudy, out_dir) -> list[Path]:
-    """Write a simulated study as ``clients.csv``, ``sessions.csv``, ``codes.csv``, ``truth.json``.
+    """Write a simulated study: ``clients.csv``, ``sessions.csv``, ``codes.csv``,
+    ``coding_log.csv`` and ``truth.json``.
 
     Output is deterministic: UTF-8, ``\\n`` line endings, fixed float formatting (alliance
     with 2 decimals), empty cells for missing values, JSON with sorted keys and 2-space
@@ -1490,7 +1522,7 @@ def write_study(study: SimulatedStudy, out_dir) -> list[Path]:
     Returns
     -------
     list of pathlib.Path
-        The four files written.
+        The five files written.
 
     Examples
     --------
@@ -1498,7 +1530,7 @@ def write_study(study: SimulatedStudy, out_dir) -> list[Path]:
     >>> from resistance_outcomes.simulate import simulate_study, write_study
     >>> study = simulate_study(seed=1, n_therapists_per_framework=1, clients_per_therapist=2)
     >>> [path.name for path in write_study(study, tempfile.mkdtemp())]
-    ['clients.csv', 'sessions.csv', 'codes.csv', 'truth.json']
+    ['clients.csv', 'sessions.csv', 'codes.csv', 'coding_log.csv', 'truth.json']
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -1506,6 +1538,7 @@ def write_study(study: SimulatedStudy, out_dir) -> list[Path]:
         "clients.csv": study.clients,
         "sessions.csv": study.sessions,
         "codes.csv": study.codes,
+        "coding_log.csv": study.coding_log,
     }
     texts = {
         name: table.to_csv(index=False, lineterminator="\n", float_format="%.2f")
@@ -1533,7 +1566,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="resistance-outcomes-simulate",
         description="Write a SIMULATED coded-session study (clients.csv, sessions.csv, "
-        "codes.csv) and its truth.json.",
+        "codes.csv, coding_log.csv) and its truth.json.",
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--seed", type=int, default=20261126, help="random seed")

@@ -43,13 +43,15 @@ __all__ = [
     "Problem",
     "ValidationFailed",
     "check_analysis_coders",
+    "check_code_values",
+    "check_coding_log",
     "check_references",
     "find_identifier_columns",
     "load_schemas",
     "validate_table",
 ]
 
-TABLES = ("clients", "sessions", "codes")
+TABLES = ("clients", "sessions", "codes", "coding_log")
 TRUE_WORDS = frozenset({"yes", "y", "true", "1", "1.0"})
 FALSE_WORDS = frozenset({"no", "n", "false", "0", "0.0"})
 
@@ -170,7 +172,8 @@ def _plural(count: int, word: str) -> str:
 
 
 def load_schemas(schema_dir: str | Path) -> dict[str, dict]:
-    """Read ``clients``, ``sessions`` and ``codes`` schemas from ``<table>.schema.yaml``.
+    """Read the ``clients``, ``sessions``, ``codes`` and ``coding_log`` schemas from
+    ``<table>.schema.yaml``.
 
     Each file must be a valid JSON Schema (draft 2020-12) describing one row as an object.
 
@@ -224,7 +227,7 @@ def validate_table(
         The table with canonical column names and text values, indexed by spreadsheet
         row number, as :func:`resistance_outcomes.io.read_table` returns it.
     table : str
-        ``"clients"``, ``"sessions"`` or ``"codes"`` (used in advice).
+        ``"clients"``, ``"sessions"``, ``"codes"`` or ``"coding_log"`` (used in advice).
     file : str
         The file name to report problems against.
     schema : dict
@@ -459,16 +462,19 @@ def check_references(
     codes: pd.DataFrame | None = None,
     codebook: Codebook | None = None,
     files: dict[str, str] | None = None,
+    coding_log: pd.DataFrame | None = None,
 ) -> list[Problem]:
     """Check the typed tables against each other.
 
     Finds sessions of clients not in the clients table; session numbers that are not
     1, 2, ... k without gaps; attended sessions without minutes and minutes on sessions
-    not attended; more repaired ruptures than ruptures; and, with a code table, codes of
+    not attended; more repaired ruptures than ruptures; with a code table, codes of
     sessions that are missing or were not attended, codes not in the codebook, values
     outside a code's range, ratings on units without the markers they rate, and
-    constructs supplied both as a sessions column and through the codes. Repeated keys
-    and negative counts are found by :func:`validate_table`.
+    constructs supplied both as a sessions column and through the codes; with a coding
+    log, logged sessions that are missing or were not attended and the checks of
+    :func:`check_coding_log`. Repeated keys and negative counts are found by
+    :func:`validate_table`.
 
     Parameters
     ----------
@@ -480,6 +486,8 @@ def check_references(
         Needed with ``codes``.
     files : dict, optional
         Table name -> file name for the messages. Default: the table names.
+    coding_log : pandas.DataFrame, optional
+        Typed coding log.
 
     Returns
     -------
@@ -503,11 +511,44 @@ def check_references(
     if codes is not None:
         if codebook is None:
             raise ValueError("check_references needs the codebook to check a code table.")
-        problems += _code_session_problems(codes, sessions, files)
-        problems += _code_problems(codes, codebook, files["codes"])
-        problems += _rating_without_marker_problems(codes, codebook, files["codes"])
+        problems += _session_reference_problems(codes, "codes", sessions, files)
+        problems += check_code_values(codes, codebook, files["codes"])
         problems += _double_supply_problems(sessions, codes, codebook, files)
+    if coding_log is not None:
+        problems += _session_reference_problems(coding_log, "coding_log", sessions, files)
+        problems += check_coding_log(coding_log, codes, files)
     return problems
+
+
+def check_code_values(codes: pd.DataFrame, codebook: Codebook, file: str = "codes"):
+    """Check the codes themselves: listed in the codebook, values in range, ratings on
+    units the same coder marked.
+
+    Parameters
+    ----------
+    codes : pandas.DataFrame
+        Typed code table, codes written as in the codebook, indexed by spreadsheet row.
+    codebook : Codebook
+    file : str
+        The file name for the messages.
+
+    Returns
+    -------
+    list of Problem
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.codebook import load_codebook
+    >>> from resistance_outcomes.validate import check_code_values
+    >>> codebook = load_codebook("config/codebook.yaml")  # doctest: +SKIP
+    >>> codes = pd.DataFrame({"code": ["W_MIN", "W_XYZ"], "value": [1.0, 1.0]}, index=[2, 3])
+    >>> [p.message for p in check_code_values(codes, codebook)]  # doctest: +SKIP
+    ["code 'W_XYZ' is not in the codebook"]
+    """
+    return _code_problems(codes, codebook, file) + _rating_without_marker_problems(
+        codes, codebook, file
+    )
 
 
 def _keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
@@ -615,8 +656,10 @@ def _repaired_problems(sessions: pd.DataFrame, file: str) -> list[Problem]:
     ]
 
 
-def _code_session_problems(codes, sessions, files) -> list[Problem]:
+def _session_reference_problems(frame, table, sessions, files) -> list[Problem]:
+    """Rows of ``frame`` (codes or coding log) whose session is not listed or not attended."""
     key = ["study", "client", "session"]
+    listed_in = "Code" if table == "codes" else "Log"
     flags = (
         sessions["attended"]
         if "attended" in sessions.columns
@@ -628,28 +671,29 @@ def _code_session_problems(codes, sessions, files) -> list[Problem]:
         if row_key is not None
     }
     problems = []
-    for row, row_key in _keys(codes, key).dropna().items():
+    for row, row_key in _keys(frame, key).dropna().items():
         value = str(row_key[2])
         if row_key not in attended:
             problems.append(
                 Problem(
-                    files["codes"],
+                    files[table],
                     row,
                     "session",
                     value,
                     f"client {row_key[1]}, session {row_key[2]} is not in {files['sessions']}",
-                    f"Code only sessions listed in {files['sessions']}; check client and session.",
+                    f"{listed_in} only sessions listed in {files['sessions']}; check client and "
+                    "session.",
                 )
             )
         elif attended[row_key] is pd.NA or not attended[row_key]:
             problems.append(
                 Problem(
-                    files["codes"],
+                    files[table],
                     row,
                     "session",
                     value,
                     f"client {row_key[1]}, session {row_key[2]} was not attended",
-                    "Codes can only belong to attended sessions: check attended or the session.",
+                    "Only attended sessions can be coded: check attended or the session.",
                 )
             )
     return problems
@@ -658,26 +702,24 @@ def _code_session_problems(codes, sessions, files) -> list[Problem]:
 def _code_problems(codes: pd.DataFrame, codebook: Codebook, file: str) -> list[Problem]:
     if "code" not in codes.columns:
         return []
-    written = codes["code"].dropna()
-    entries = written.map(codebook.codes.get)
-    problems = [
-        Problem(
-            file,
-            row,
-            "code",
-            code,
-            f"code {code!r} is not in the codebook",
-            "Correct the code, or add it under its instrument in config/codebook.yaml.",
-        )
-        for row, code in written[entries.isna()].items()
-    ]
-    if "value" not in codes.columns:
-        return problems
-    values = codes.loc[entries.index, "value"]
-    known = entries.notna() & values.notna()
-    for row in known.index[known]:
-        entry, value = entries[row], values[row]
-        if not entry.accepts(value):
+    values = codes["value"] if "value" in codes.columns else pd.Series(np.nan, codes.index)
+    problems = []
+    for row, code, value in zip(codes.index, codes["code"], values, strict=True):
+        if pd.isna(code):
+            continue
+        entry = codebook.codes.get(code)
+        if entry is None:
+            problems.append(
+                Problem(
+                    file,
+                    row,
+                    "code",
+                    code,
+                    f"code {code!r} is not in the codebook",
+                    "Correct the code, or add it under its instrument in config/codebook.yaml.",
+                )
+            )
+        elif not pd.isna(value) and not entry.accepts(value):
             problems.append(
                 Problem(
                     file,
@@ -703,14 +745,16 @@ def _rating_without_marker_problems(codes, codebook, file) -> list[Problem]:
         if rated.empty:
             continue
         marked = set(_keys(present[present["code"].isin(codebook.codes_of(within))], unit_key))
-        for row, row_key in _keys(rated, unit_key).dropna().items():
-            if row_key not in marked:
+        for row, row_key, code in zip(
+            rated.index, _keys(rated, unit_key), rated["code"], strict=True
+        ):
+            if row_key is not None and row_key not in marked:
                 problems.append(
                     Problem(
                         file,
                         row,
                         "code",
-                        rated.at[row, "code"],
+                        code,
                         f"rating on unit {row_key[3]} without a {within} marker by coder "
                         f"{row_key[4]}",
                         f"Rate only units the same coder marked ({within}); check the unit "
@@ -737,6 +781,121 @@ def _double_supply_problems(sessions, codes, codebook, files) -> list[Problem]:
         for column in made
         if column in sessions.columns
     ]
+
+
+def check_coding_log(
+    coding_log: pd.DataFrame,
+    codes: pd.DataFrame | None = None,
+    files: dict[str, str] | None = None,
+) -> list[Problem]:
+    """Check the coding log against the code table.
+
+    Every coder with codes in a session must be logged for that session; the logged units
+    must reach the highest unit the coder has codes for; and where both tables give the
+    coder's role, they must agree. (Sessions of the log that are missing or were not
+    attended are found by :func:`check_references`.)
+
+    Parameters
+    ----------
+    coding_log : pandas.DataFrame
+        Typed coding log (``study``, ``client``, ``session``, ``coder``, ``units`` and
+        optionally ``role``), indexed by spreadsheet row.
+    codes : pandas.DataFrame, optional
+        Typed code table.
+    files : dict, optional
+        Table name -> file name for the messages. Default: the table names.
+
+    Returns
+    -------
+    list of Problem
+        Code rows of a coder not logged for the session (column ``coder``); log rows whose
+        ``units`` is below the coder's highest coded unit (column ``units``); log rows whose
+        ``role`` differs from the coder's role in the code table (column ``role``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.validate import check_coding_log
+    >>> log = pd.DataFrame({"study": "s", "client": "1", "session": 1, "coder": ["A"],
+    ...                     "units": [1]}, index=[2])
+    >>> codes = pd.DataFrame({"study": "s", "client": "1", "session": 1, "unit": [2, 5],
+    ...                       "coder": ["A", "B"], "code": "W_MIN"}, index=[2, 3])
+    >>> files = {"codes": "codes.csv", "coding_log": "log.csv"}
+    >>> [(p.file, p.row, p.column, p.value) for p in check_coding_log(log, codes, files)]
+    [('codes.csv', 3, 'coder', 'B'), ('log.csv', 2, 'units', '1')]
+    """
+    files = {table: table for table in TABLES} | (files or {})
+    key = ["study", "client", "session", "coder"]
+    if codes is None or codes.empty or not set(key) <= set(codes.columns):
+        return []
+    logged = dict(zip(_keys(coding_log, key), coding_log.index, strict=True))
+    logged.pop(None, None)
+    code_keys = _keys(codes, key)
+    problems = [
+        Problem(
+            files["codes"],
+            row,
+            "coder",
+            row_key[3],
+            f"coder {row_key[3]} is not in {files['coding_log']} for client {row_key[1]}, "
+            f"session {row_key[2]}",
+            f"Add a row for this coder and session to {files['coding_log']}, or correct the "
+            "coder or session.",
+        )
+        for row, row_key in code_keys.items()
+        if row_key is not None and row_key not in logged
+    ]
+    problems += _logged_units_problems(coding_log, codes, code_keys, logged, files)
+    problems += _logged_role_problems(coding_log, codes, code_keys, logged, files)
+    return problems
+
+
+def _logged_units_problems(coding_log, codes, code_keys, logged, files) -> list[Problem]:
+    if "unit" not in codes.columns:
+        return []
+    highest = codes["unit"].groupby(code_keys.to_numpy(), sort=False).max()
+    problems = []
+    for row_key, unit in highest.items():
+        row = logged.get(row_key)
+        units = None if row is None else coding_log.at[row, "units"]
+        if units is None or pd.isna(units) or pd.isna(unit) or unit <= units:
+            continue
+        problems.append(
+            Problem(
+                files["coding_log"],
+                row,
+                "units",
+                str(units),
+                f"coder {row_key[3]} has codes up to unit {unit} of this session in "
+                f"{files['codes']}, more than the {units} units logged",
+                "Give the number of units the coder coded (segments or utterances), or correct "
+                "the unit numbers of the codes.",
+            )
+        )
+    return problems
+
+
+def _logged_role_problems(coding_log, codes, code_keys, logged, files) -> list[Problem]:
+    if "role" not in codes.columns or "role" not in coding_log.columns:
+        return []
+    roles = codes["role"].astype(object).groupby(code_keys.to_numpy(), sort=False).first()
+    problems = []
+    for row_key, role in roles.dropna().items():
+        row = logged.get(row_key)
+        if row is None or pd.isna(coding_log.at[row, "role"]):
+            continue
+        if str(coding_log.at[row, "role"]) != str(role):
+            problems.append(
+                Problem(
+                    files["coding_log"],
+                    row,
+                    "role",
+                    str(coding_log.at[row, "role"]),
+                    f"coder {row_key[3]} is {role} coder of this session in {files['codes']}",
+                    "Give the coder the same role in both files.",
+                )
+            )
+    return problems
 
 
 def check_analysis_coders(
