@@ -77,7 +77,8 @@ def dictionary_columns(section: str) -> set[str]:
     [
         ("clients", ["clients"], set()),
         ("sessions", ["sessions", "Construct columns"], set()),
-        ("codes", ["codes"], {"role", "analysis_coder"}),
+        ("codes", ["codes"], set()),
+        ("coding_log", ["coding_log"], set()),
     ],
 )
 def test_schemas_match_the_data_dictionary(table, sections, added):
