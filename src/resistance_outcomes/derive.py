@@ -10,6 +10,8 @@
   homework and alliance summaries and the dropout indicators (data level ``clients``).
 - :func:`person_period`: discrete-time survival data, one row per attended session at risk
   of dropout (data level ``person-period``).
+- :func:`resistance_long`: resistance behaviours in long form, one row per attended session
+  and behaviour type (data level ``resistance_long``).
 
 Column names follow ``docs/data-dictionary.md``.
 """
@@ -35,6 +37,7 @@ __all__ = [
     "dropout_indicators",
     "person_period",
     "require_columns",
+    "resistance_long",
     "session_table",
     "within_between",
 ]
@@ -81,6 +84,9 @@ DROPOUT_RULES = {
 }
 
 REPAIR_NO_RUPTURE_RULES = ("nan", "zero", "one", "exclude")
+
+#: Miller's resistance behaviours, in the order of the data dictionary.
+RESISTANCE_TYPES = ("arguing", "interrupting", "denying", "ignoring")
 
 _REQUIRED = {
     "clients": ("study", "client", "therapist", "framework", "planned_sessions", "end_status"),
@@ -820,3 +826,73 @@ def person_period(
     counts = [c for c in ("ruptures", "repaired", "unrepaired") if c in table]
     keep = [*clients.columns, "session", "time", "log_time", *counts, "event"]
     return within_between(table[keep], counts, cluster=CLIENT_KEY)
+
+
+# --------------------------------------------------------------------------- long form
+
+
+def resistance_long(
+    session_tbl: pd.DataFrame, types: Sequence[str] = RESISTANCE_TYPES
+) -> pd.DataFrame:
+    """Reshape resistance behaviours to long form: one row per attended session and type.
+
+    The sessions table has one count column per behaviour (``resistance_arguing``, ...).
+    Models of the resistance profile (framework x type) need one row per session and
+    behaviour type instead, with the session's other columns (therapist, framework,
+    ``session_c``, ``minutes``...) repeated on each row.
+
+    Parameters
+    ----------
+    session_tbl : pandas.DataFrame
+        Output of :func:`session_table` (or any table with ``study``, ``client``,
+        ``session``, ``attended`` and ``resistance_<type>`` columns).
+    types : sequence of str, default :data:`RESISTANCE_TYPES`
+        Behaviour types to keep, in the order their levels should take; types without a
+        ``resistance_<type>`` column are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The attended sessions' columns except every ``resistance*`` column, plus
+        ``resistance_type`` (categorical, levels in the order of ``types``) and
+        ``resistance_count`` (empty where the session was attended but not coded), sorted by
+        study, client, session and type.
+
+    Raises
+    ------
+    DataError
+        When the table has none of the ``resistance_<type>`` columns.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"study": "s", "client": "C1", "session": [1, 2],
+    ...                   "attended": [True, False], "minutes": [50.0, None],
+    ...                   "resistance_arguing": [2, None], "resistance_denying": [0, None]})
+    >>> resistance_long(s)[["session", "resistance_type", "resistance_count"]]
+       session resistance_type  resistance_count
+    0        1         arguing               2.0
+    1        1         denying               0.0
+    """
+    present = [t for t in types if f"resistance_{t}" in session_tbl.columns]
+    if not present:
+        expected = ", ".join(f"resistance_{t}" for t in types)
+        raise DataError(
+            f"sessions table: none of the resistance columns ({expected}) is present; "
+            f"available columns are {', '.join(map(str, session_tbl.columns))}. Code Miller's "
+            "resistance behaviours (codebook) or supply their counts in the sessions file."
+        )
+    require_columns(session_tbl, [*SESSION_KEY, "attended"], "sessions")
+    attended = session_tbl[attended_mask(session_tbl)]
+    keep = [c for c in attended.columns if not str(c).startswith("resistance")]
+    long = attended.melt(
+        id_vars=keep,
+        value_vars=[f"resistance_{t}" for t in present],
+        var_name="resistance_type",
+        value_name="resistance_count",
+    )
+    long["resistance_type"] = pd.Categorical(
+        long["resistance_type"].str.removeprefix("resistance_"), categories=present
+    )
+    long = long.sort_values([*SESSION_KEY, "resistance_type"], kind="stable")
+    return long.reset_index(drop=True)

@@ -8,6 +8,7 @@ to the terminal as a readable message, without a traceback, and the step fails.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import traceback
@@ -17,7 +18,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from . import derive, describe, figures
+from . import analysis, derive, describe, figures, recovery, sensitivity
 from .config import ConfigError
 from .ingest import format_validation_report, ingest
 from .io import InputFileError, write_table
@@ -31,6 +32,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,
     InputFileError,
     derive.DataError,
+    analysis.ModelEntryError,
+    recovery.RecoveryError,
 )
 
 
@@ -121,6 +124,81 @@ def figure_resistance_profile_step(input, output, **_) -> None:
     """Figure: resistance behaviours per session by framework (PDF and 300-dpi PNG)."""
     fig = figures.plot_resistance_profile(pd.read_csv(input[0]))
     figures.save_figure(fig, output.pdf, output.png)
+
+
+def model_step(input, output, params, **_) -> None:
+    """Fit one configured model or sensitivity variant; write its six outputs.
+
+    ``params``: ``name``, ``entry`` (the model entry, or the expanded variant entry),
+    ``dropout`` (the dropout section of the configuration) and ``adjust``.
+    """
+    spec = analysis.parse_model_spec(params.name, params.entry, params.dropout)
+    tables = analysis.AnalysisTables(
+        clients=pd.read_parquet(input.clients),
+        sessions=pd.read_parquet(input.sessions),
+        session_table=pd.read_parquet(input.session_table),
+        client_table=pd.read_parquet(input.client_table),
+        dropout_definitions=params.dropout["definitions"],
+    )
+    outputs = analysis.run_model(spec, tables, adjust=params.adjust)
+    outputs.write(output)
+    fit = outputs.fit
+    log.info("%s: %s", spec.name, "; ".join(fit["flags"]) or "fitted without flags")
+    log.info("rows used: %s; left out: %s", fit.get("nobs", 0), fit["rows_excluded"])
+
+
+def _read_model_folder(spec_path: str | Path) -> dict:
+    """spec.json, fit.json, coefficients.csv and contrasts.csv of one model folder."""
+    folder = Path(spec_path).parent
+
+    def table(name: str) -> pd.DataFrame:
+        try:
+            return pd.read_csv(folder / name)
+        except pd.errors.EmptyDataError:  # a model that was not fitted
+            return pd.DataFrame()
+
+    return {
+        "name": folder.name,
+        "spec": json.loads((folder / "spec.json").read_text(encoding="utf-8")),
+        "fit": json.loads((folder / "fit.json").read_text(encoding="utf-8")),
+        "coefficients": table("coefficients.csv"),
+        "contrasts": table("contrasts.csv"),
+    }
+
+
+def sensitivity_table_step(input, output, **_) -> None:
+    """The key estimates of every model with variants, side by side (CSV and Markdown)."""
+    analyses = [_read_model_folder(path) for path in input.specs]
+    table = sensitivity.sensitivity_table(analyses)
+    _write_csv(table, output.csv)
+    _write_text(output.md, sensitivity.sensitivity_markdown(table))
+
+
+def recovery_step(input, output, params, **_) -> None:
+    """Estimates of the mapped models against the simulated study's truth.
+
+    ``params``: ``models`` (model -> generating process, in the order of
+    ``input.specs``) and ``repair_effect`` (``{model, slope}`` or empty).
+    """
+    truth = recovery.load_truth(input.truth)
+    folders = [_read_model_folder(path) for path in input.specs]
+    fits = {model: {**folder, "process": process}
+            for folder, (model, process) in zip(folders, params.models.items(), strict=True)}
+    table = recovery.recovery_table(truth, fits)
+    pattern = None
+    if params.repair_effect:
+        model, slope = params.repair_effect["model"], params.repair_effect["slope"]
+        if model not in fits:
+            raise recovery.RecoveryError(
+                f"recovery.repair_effect: model {model!r} is not among recovery.models "
+                f"({', '.join(fits)}); map it to its generating process there.")
+        pattern = recovery.repair_pattern(truth, fits[model]["process"], fits[model]["spec"],
+                                          fits[model]["contrasts"], slope)
+    summary = recovery.recovery_summary(table, pattern)
+    _write_csv(table, output.csv)
+    analysis.write_json(summary, output.summary)
+    log.info("%d of %d true fixed effects inside their 95%% CIs",
+             summary["inside_ci"], summary["fixed_effects_with_truth"])
 
 
 def run_step(step: Callable[..., None], smk) -> None:

@@ -39,4 +39,5 @@ def final_outputs():
         "results/figures/rupture_rate_by_session.png",
         "results/figures/resistance_profile.pdf",
         "results/figures/resistance_profile.png",
+        *MODEL_OUTPUTS,  # defined in models.smk
     ]

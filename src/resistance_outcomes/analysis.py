@@ -1,0 +1,923 @@
+"""Configured models: from a named entry under ``models:`` to its fitted outputs.
+
+A model entry names a data level, an lme4-style formula, a family and options::
+
+    repair_retention:
+      data: clients
+      formula: dropout ~ framework * repair_rate_between + rupture_rate_between + (1 | therapist)
+      family: binomial
+      contrasts: {slopes: [repair_rate_between]}
+
+- :func:`parse_model_spec` checks an entry and returns a :class:`ModelSpec`;
+- :func:`data_level` builds the rows of its data level from the analysis tables;
+- :func:`model_frame` checks the formula's columns and the family against the response,
+  then keeps exactly the rows and columns to be fitted, saying which rows were left out
+  and why;
+- :func:`fit_model` fits the mixed model (or, with ``method: gee``, the population-averaged
+  model) and :func:`run_model` does all of it and returns the :class:`ModelOutputs`
+  written under ``results/models/<name>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from statsmodels.genmod import cov_struct as sm_cov_struct
+from statsmodels.genmod import families as sm_families
+from statsmodels.genmod.generalized_estimating_equations import GEE
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+from . import derive
+from .contrasts import ADJUSTMENTS, CONTRAST_COLUMNS, framework_contrasts
+from .io import write_table
+from .models import FAMILY_ALIASES, ModelSpecError, build_design, fit_mixed, parse_formula
+from .models.inference import wald_table
+
+__all__ = [
+    "DATA_LEVELS",
+    "AnalysisTables",
+    "ContrastSpec",
+    "ModelEntryError",
+    "ModelOutputs",
+    "ModelSpec",
+    "PopulationAveragedFit",
+    "data_level",
+    "fit_model",
+    "model_frame",
+    "model_specs",
+    "parse_model_spec",
+    "read_model_frame",
+    "run_model",
+    "write_json",
+]
+
+#: Data levels a model can be fitted on, and what one row is.
+DATA_LEVELS = {
+    "sessions": "one attended session",
+    "clients": "one client",
+    "person_period": "one attended session at risk of dropout (discrete-time survival)",
+    "resistance_long": "one attended session and resistance behaviour type",
+}
+_LEVEL_ALIASES = {"person-period": "person_period"}
+METHODS = ("mixed", "gee")
+COV_STRUCTS = {
+    "exchangeable": sm_cov_struct.Exchangeable,
+    "independence": sm_cov_struct.Independence,
+}
+_ENTRY_KEYS = (
+    "description", "data", "formula", "family", "method", "dropout", "min_attended", "reml",
+    "nagq", "cov_struct", "contrasts", "optional", "variant_of", "changes",
+)
+_CONTRAST_KEYS = ("factor", "pairwise", "slopes", "by")
+#: Pseudonymous keys kept in every model frame (when the data level has them).
+KEY_COLUMNS = ("study", "therapist", "client", "session")
+_COUNT_FAMILIES = ("poisson", "negative_binomial")
+_VARIANCE_COLUMNS = ["group", "term1", "term2", "variance", "sd", "corr"]
+
+
+class ModelEntryError(ValueError):
+    """A configured model cannot be fitted as written; the message names model and fix."""
+
+
+# --------------------------------------------------------------------------- the spec
+
+
+@dataclass(frozen=True)
+class ContrastSpec:
+    """Which theory-specific contrasts a model reports.
+
+    Attributes
+    ----------
+    factor : str
+        Factor whose levels are compared (``framework``).
+    pairwise : bool
+        Pairwise differences between the factor's levels.
+    slopes : tuple of str
+        Numeric predictors whose slope is estimated in each level of ``factor``.
+    by : str or None
+        A second factor: contrasts and slopes are made within each of its levels.
+    """
+
+    factor: str = "framework"
+    pairwise: bool = True
+    slopes: tuple[str, ...] = ()
+    by: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A checked model entry.
+
+    Attributes
+    ----------
+    name, data, formula, family : str
+        ``data`` is a key of :data:`DATA_LEVELS`; ``family`` is canonical (``gaussian``,
+        ``binomial``, ``poisson``, ``negative_binomial``).
+    method : str
+        ``mixed`` (conditional, random effects) or ``gee`` (population-averaged).
+    dropout : str or None
+        Dropout definition used by the ``clients`` and ``person_period`` levels.
+    min_attended : int or None
+        Leave out clients who attended fewer sessions.
+    reml : bool
+        REML (default) or ML for gaussian mixed models.
+    nagq : int
+        Quadrature points for generalised mixed models (1 = Laplace).
+    cov_struct : str
+        Working correlation of GEE fits.
+    contrasts : ContrastSpec or None
+    optional : bool
+        When the response column is absent or empty, write outputs saying so instead of
+        stopping the run (e.g. alliance models on data without alliance ratings).
+    description : str
+    variant_of : str or None
+        For a sensitivity variant, the model it varies.
+    changes : dict
+        For a sensitivity variant, the keys it changes.
+    """
+
+    name: str
+    data: str
+    formula: str
+    family: str
+    method: str = "mixed"
+    dropout: str | None = None
+    min_attended: int | None = None
+    reml: bool = True
+    nagq: int = 1
+    cov_struct: str = "exchangeable"
+    contrasts: ContrastSpec | None = None
+    optional: bool = False
+    description: str = ""
+    variant_of: str | None = None
+    changes: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The spec as JSON-ready data."""
+        out = asdict(self)
+        if self.contrasts is not None:
+            out["contrasts"]["slopes"] = list(self.contrasts.slopes)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ModelSpec:
+        """The spec written by :meth:`to_dict` (e.g. a model's ``spec.json``).
+
+        Examples
+        --------
+        >>> spec = parse_model_spec("m", {"data": "sessions", "family": "poisson",
+        ...                               "formula": "ruptures ~ 1 + (1 | client)"})
+        >>> ModelSpec.from_dict(spec.to_dict()) == spec
+        True
+        """
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if fields.get("contrasts") is not None:
+            contrasts = dict(fields["contrasts"])
+            contrasts["slopes"] = tuple(contrasts.get("slopes", ()))
+            fields["contrasts"] = ContrastSpec(**contrasts)
+        return cls(**fields)
+
+
+def _fail(name: str, message: str) -> None:
+    raise ModelEntryError(f"model '{name}': {message}")
+
+
+def parse_model_spec(
+    name: str, entry: Mapping, dropout: Mapping | None = None
+) -> ModelSpec:
+    """Check one configured model entry and return it as a :class:`ModelSpec`.
+
+    Parameters
+    ----------
+    name : str
+        The entry's name (its key under ``models:``).
+    entry : mapping
+        ``data``, ``formula``, ``family`` and options (see ``config/README.md``).
+    dropout : mapping, optional
+        The ``dropout:`` section of the configuration (``primary`` and ``definitions``);
+        needed for the ``clients`` and ``person_period`` levels.
+
+    Returns
+    -------
+    ModelSpec
+
+    Raises
+    ------
+    ModelEntryError
+        Naming the model, the key and what is allowed.
+
+    Examples
+    --------
+    >>> spec = parse_model_spec("rupture_frequency", {
+    ...     "data": "sessions", "family": "nbinom2",
+    ...     "formula": "ruptures ~ framework * session_c + offset(log(minutes))"
+    ...                " + (1 | therapist/client)"})
+    >>> spec.family, spec.method
+    ('negative_binomial', 'mixed')
+    """
+    if not isinstance(entry, Mapping):
+        _fail(name, "give a mapping with data, formula and family.")
+    unknown = sorted(set(entry) - set(_ENTRY_KEYS))
+    if unknown:
+        _fail(name, f"unknown key(s) {', '.join(unknown)}; known keys: {', '.join(_ENTRY_KEYS)}.")
+    missing = [k for k in ("data", "formula", "family") if k not in entry]
+    if missing:
+        _fail(name, f"missing key(s) {', '.join(missing)}.")
+    level = _LEVEL_ALIASES.get(entry["data"], entry["data"])
+    if level not in DATA_LEVELS:
+        _fail(name, f"data level {entry['data']!r} is not one of {', '.join(DATA_LEVELS)}.")
+    family = FAMILY_ALIASES.get(str(entry["family"]).lower())
+    if family is None:
+        _fail(name, f"family {entry['family']!r} is not one of {', '.join(FAMILY_ALIASES)}.")
+    try:
+        parse_formula(entry["formula"])
+    except ModelSpecError as err:
+        _fail(name, str(err))
+    method = entry.get("method", "mixed")
+    if method not in METHODS:
+        _fail(name, f"method {method!r} is not one of {', '.join(METHODS)}.")
+    if method == "gee" and family == "negative_binomial":
+        _fail(name, "population-averaged (gee) fits of counts use family: poisson; their "
+                    "robust standard errors already allow for overdispersion.")
+    cov_struct = entry.get("cov_struct", "exchangeable")
+    if cov_struct not in COV_STRUCTS:
+        _fail(name, f"cov_struct {cov_struct!r} is not one of {', '.join(COV_STRUCTS)}.")
+    return ModelSpec(
+        name=name,
+        data=level,
+        formula=entry["formula"],
+        family=family,
+        method=method,
+        dropout=_dropout_definition(name, level, entry.get("dropout"), dropout),
+        min_attended=_min_attended(name, entry.get("min_attended")),
+        reml=bool(entry.get("reml", True)),
+        nagq=int(entry.get("nagq", 1)),
+        cov_struct=cov_struct,
+        contrasts=_contrast_spec(name, entry.get("contrasts")),
+        optional=bool(entry.get("optional", False)),
+        description=str(entry.get("description", "")).strip(),
+        variant_of=entry.get("variant_of"),
+        changes=dict(entry.get("changes", {})),
+    )
+
+
+def _dropout_definition(name, level, chosen, dropout) -> str | None:
+    if level not in ("clients", "person_period"):
+        return None
+    dropout = dropout or {}
+    definitions = dropout.get("definitions", {})
+    chosen = chosen if chosen is not None else dropout.get("primary")
+    if chosen not in definitions:
+        _fail(name, f"dropout definition {chosen!r} is not among the configured ones "
+                    f"({', '.join(definitions) or 'none'}); see dropout.definitions.")
+    return chosen
+
+
+def _min_attended(name, value) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        _fail(name, f"min_attended must be a whole number >= 1, got {value!r}.")
+    return value
+
+
+def _contrast_spec(name, entry) -> ContrastSpec | None:
+    if entry is None:
+        return None
+    if not isinstance(entry, Mapping):
+        _fail(name, "contrasts must be a mapping, e.g. {slopes: [repair_rate_between]}.")
+    unknown = sorted(set(entry) - set(_CONTRAST_KEYS))
+    if unknown:
+        _fail(name, f"unknown contrasts key(s) {', '.join(unknown)}; known keys: "
+                    f"{', '.join(_CONTRAST_KEYS)}.")
+    slopes = entry.get("slopes", [])
+    slopes = [slopes] if isinstance(slopes, str) else list(slopes)
+    return ContrastSpec(
+        factor=entry.get("factor", "framework"),
+        pairwise=bool(entry.get("pairwise", True)),
+        slopes=tuple(slopes),
+        by=entry.get("by"),
+    )
+
+
+def model_specs(config: Mapping) -> dict[str, ModelSpec]:
+    """Check every entry under ``models:`` of a run configuration.
+
+    Examples
+    --------
+    >>> model_specs({"models": {}})
+    {}
+    """
+    return {
+        name: parse_model_spec(name, entry, config.get("dropout"))
+        for name, entry in (config.get("models") or {}).items()
+    }
+
+
+# --------------------------------------------------------------------------- data levels
+
+
+@dataclass
+class AnalysisTables:
+    """The tables a model's data level is built from.
+
+    Attributes
+    ----------
+    clients, sessions : pandas.DataFrame
+        Canonical tables (``results/data``).
+    session_table, client_table : pandas.DataFrame
+        Derived tables (``results/derived``).
+    dropout_definitions : mapping
+        ``dropout.definitions`` of the configuration.
+    """
+
+    clients: pd.DataFrame
+    sessions: pd.DataFrame
+    session_table: pd.DataFrame
+    client_table: pd.DataFrame
+    dropout_definitions: Mapping
+
+
+def _attended_sessions(tables: AnalysisTables) -> pd.DataFrame:
+    table = tables.session_table
+    return table[derive.attended_mask(table)].reset_index(drop=True)
+
+
+def _level_rows(spec: ModelSpec, tables: AnalysisTables) -> tuple[pd.DataFrame, list[dict]]:
+    """Rows of the data level before any model-specific exclusion."""
+    if spec.data == "sessions":
+        rows = _attended_sessions(tables)
+        not_attended = len(tables.session_table) - len(rows)
+        return rows, [_exclusion("scheduled session not attended", not_attended)]
+    if spec.data == "resistance_long":
+        return derive.resistance_long(tables.session_table), []
+    if spec.data == "clients":
+        rows = tables.client_table.copy()
+        rows["dropout"] = rows[f"dropout_{spec.dropout}"]
+        return rows, []
+    definition = tables.dropout_definitions[spec.dropout]
+    rows = derive.person_period(tables.sessions, tables.clients, definition, name=spec.dropout)
+    return rows, []
+
+
+def _exclusion(reason: str, rows: int) -> dict:
+    return {"reason": reason, "rows": int(rows)}
+
+
+def data_level(spec: ModelSpec, tables: AnalysisTables) -> tuple[pd.DataFrame, list[dict]]:
+    """Build the rows of a model's data level, with the rows left out and why.
+
+    ``sessions``: attended sessions of the session table. ``clients``: the client table,
+    with ``dropout`` set to the model's dropout definition. ``person_period``: built for
+    the model's dropout definition (:func:`resistance_outcomes.derive.person_period`).
+    ``resistance_long``: :func:`resistance_outcomes.derive.resistance_long`. With
+    ``min_attended``, clients who attended fewer sessions are left out.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    tables : AnalysisTables
+
+    Returns
+    -------
+    rows : pandas.DataFrame
+    exclusions : list of dict
+        ``{"reason": ..., "rows": n}`` for each reason with n > 0.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.derive import session_table
+    >>> clients = pd.DataFrame({"study": "s", "client": ["C1"], "therapist": "T1",
+    ...                         "framework": "cognitive", "planned_sessions": 2,
+    ...                         "end_status": "completed"})
+    >>> sessions = pd.DataFrame({"study": "s", "client": "C1", "session": [1, 2],
+    ...                          "attended": [True, False]})
+    >>> tables = AnalysisTables(clients, sessions, session_table(sessions, clients),
+    ...                         clients, {})
+    >>> spec = parse_model_spec("m", {"data": "sessions", "family": "gaussian",
+    ...                               "formula": "alliance ~ 1 + (1 | client)"})
+    >>> rows, why = data_level(spec, tables)
+    >>> len(rows), why
+    (1, [{'reason': 'scheduled session not attended', 'rows': 1}])
+    """
+    rows, exclusions = _level_rows(spec, tables)
+    if spec.min_attended is not None:
+        attended = tables.client_table.set_index(["study", "client"])["sessions_attended"]
+        keys = pd.MultiIndex.from_frame(rows[["study", "client"]])
+        few = attended.reindex(keys).to_numpy() < spec.min_attended
+        exclusions.append(_exclusion(
+            f"client attended fewer than {spec.min_attended} sessions", few.sum()))
+        rows = rows[~few].reset_index(drop=True)
+    return rows, [e for e in exclusions if e["rows"] > 0]
+
+
+# --------------------------------------------------------------------------- model frame
+
+
+def _response_column(spec: ModelSpec) -> str:
+    return parse_formula(spec.formula).response
+
+
+def _describe_row(rows: pd.DataFrame, index) -> str:
+    row = rows.loc[index]
+    return ", ".join(f"{k} {row[k]}" for k in KEY_COLUMNS if k in rows.columns)
+
+
+def check_family(spec: ModelSpec, y: np.ndarray, rows: pd.DataFrame) -> None:
+    """Refuse a family that does not fit the response, before anything is fitted.
+
+    binomial needs 0/1 (or proportions from ``cbind``), poisson and negative_binomial
+    need whole counts >= 0, gaussian refuses a 0/1 response (use binomial).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    y : numpy.ndarray
+        Response values of the complete rows.
+    rows : pandas.DataFrame
+        The complete rows (same order as ``y``), used to name the first offending row.
+
+    Raises
+    ------
+    ModelEntryError
+        Naming model, family, response column, the offending value and its row, and the
+        available columns.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> spec = parse_model_spec("m", {"data": "clients", "family": "binomial",
+    ...                               "formula": "dropout ~ 1 + (1 | therapist)"},
+    ...                         {"primary": "d", "definitions": {"d": {}}})
+    >>> check_family(spec, np.array([0.0, 1.0]), pd.DataFrame({"client": ["a", "b"]}))
+    """
+    response = _response_column(spec)
+    if spec.family == "binomial":
+        bad = (y < 0) | (y > 1)
+        if not response.startswith("cbind"):
+            bad |= ~np.isin(y, (0.0, 1.0))
+        need = "a 0/1 response (or cbind(successes, failures))"
+    elif spec.family in _COUNT_FAMILIES:
+        bad = (y < 0) | (y != np.round(y))
+        need = "whole counts >= 0"
+    else:
+        if np.isin(y, (0.0, 1.0)).all():
+            _fail(spec.name, f"family gaussian does not fit the 0/1 response '{response}'; use "
+                             f"family: binomial. Available columns: {', '.join(rows.columns)}.")
+        return
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        _fail(spec.name, f"family {spec.family} needs {need}, but column '{response}' has the "
+                         f"value {y[i]:g} ({_describe_row(rows, rows.index[i])}). Choose "
+                         f"another family or response; available columns: "
+                         f"{', '.join(map(str, rows.columns))}.")
+
+
+def model_frame(spec: ModelSpec, rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
+    """Check the formula against the data and keep exactly the rows and columns to fit.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    rows : pandas.DataFrame
+        The data level (:func:`data_level`).
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+        The pseudonymous keys present (study, therapist, client, session) and the columns
+        the formula uses, for the rows without a missing value in them; index reset.
+    exclusions : list of dict
+        One ``{"reason": "missing value in <column>", "rows": n}`` per column with gaps
+        (a row missing several values is counted under each).
+
+    Raises
+    ------
+    ModelEntryError
+        For a column the data level lacks (naming model, column and the available
+        columns), a family that does not fit the response, or a formula that cannot be
+        built (e.g. a rank-deficient fixed part).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"client": ["a", "a", "b", "b"], "therapist": "T1",
+    ...                      "alliance": [5.0, None, 4.5, 4.0], "x": [0.0, 1.0, 0.0, 1.0]})
+    >>> spec = parse_model_spec("m", {"data": "sessions", "family": "gaussian",
+    ...                               "formula": "alliance ~ x + (1 | client)"})
+    >>> frame, why = model_frame(spec, rows)
+    >>> list(frame.columns)
+    ['therapist', 'client', 'alliance', 'x']
+    >>> why
+    [{'reason': 'missing value in alliance', 'rows': 1}]
+    """
+    try:
+        design = build_design(spec.formula, rows)
+    except ModelSpecError as err:
+        _fail(spec.name, f"(data level {spec.data}) {err}")
+    used = [str(c) for c in design.frame.columns]
+    check_family(spec, design.y, rows.loc[design.frame.index])
+    keys = [k for k in KEY_COLUMNS if k in rows.columns]
+    columns = [*keys, *(c for c in used if c not in keys)]
+    frame = rows.loc[design.frame.index, columns].reset_index(drop=True)
+    exclusions = [_exclusion(f"missing value in {column}", n) for column, n in
+                  design.dropped_columns.items()]
+    return frame, exclusions
+
+
+def derived_variables(rows: pd.DataFrame, frame: pd.DataFrame) -> dict:
+    """Centring constants of the derived predictors the model uses.
+
+    ``session_c`` = session - ``centre``. Session-level ``<x>_within`` = x - client mean
+    and ``<x>_between`` = client mean - ``grand_mean`` (Curran & Bauer, 2011), so that
+    ``x = x_within + x_between + grand_mean``; client-level ``<x>_between`` = x -
+    ``grand_mean``. The constants come from the data level.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"session": [1, 2, 3], "session_c": [-1.0, 0.0, 1.0]})
+    >>> derived_variables(rows, rows)
+    {'session_c': {'definition': 'session - centre', 'centre': 2.0}}
+    """
+    out = {}
+    if "session_c" in frame and "session" in rows:
+        centre = float((rows["session"].astype(float) - rows["session_c"]).mean())
+        out["session_c"] = {"definition": "session - centre", "centre": centre}
+    for column in frame.columns:
+        stem = column.removesuffix("_within").removesuffix("_between")
+        if stem == column or stem not in rows or stem in out:
+            continue
+        parts = [f"{stem}_{p}" for p in ("within", "between") if f"{stem}_{p}" in rows]
+        residual = derive.as_float(rows, stem, "model") - rows[parts].sum(axis=1, min_count=1)
+        out[stem] = {"definition": f"{stem} = {' + '.join(parts)} + grand_mean",
+                     "grand_mean": float(residual.mean())}
+    return out
+
+
+def factor_levels(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Levels, in order, of the factors of a model frame (keys excluded), for refitting.
+
+    Categorical columns keep their order; text columns get their sorted values, as the
+    engine uses them.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> factor_levels(pd.DataFrame({"client": ["b", "a"], "sex": ["m", "f"],
+    ...                             "framework": pd.Categorical(["cognitive", "behavioral"],
+    ...                                 categories=["behavioral", "cognitive"])}))
+    {'sex': ['f', 'm'], 'framework': ['behavioral', 'cognitive']}
+    """
+    out = {}
+    for column in (c for c in frame.columns if c not in KEY_COLUMNS):
+        values = frame[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            out[str(column)] = [str(v) for v in values.cat.categories]
+        elif pd.api.types.is_string_dtype(values.dtype) or values.dtype == object:
+            out[str(column)] = sorted(map(str, values.dropna().unique()))
+    return out
+
+
+def read_model_frame(path: str | os.PathLike, spec: Mapping) -> pd.DataFrame:
+    """Read a written ``model_frame.csv`` back with its factor levels in their order.
+
+    Parameters
+    ----------
+    path : path-like
+        ``results/models/<name>/model_frame.csv``.
+    spec : mapping
+        The model's ``spec.json`` (its ``factor_levels`` entry).
+
+    Examples
+    --------
+    >>> frame = read_model_frame("results/models/repair_retention/model_frame.csv",
+    ...                          spec)  # doctest: +SKIP
+    """
+    levels = spec.get("factor_levels", {})
+    text = [k for k in KEY_COLUMNS if k != "session"] + list(levels)
+    frame = pd.read_csv(path, dtype={k: str for k in text}, keep_default_na=False,
+                        na_values=[""])
+    for column, order in levels.items():
+        frame[column] = pd.Categorical(frame[column], categories=order)
+    return frame
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+@dataclass
+class PopulationAveragedFit:
+    """A population-averaged (GEE) fit with the attributes contrasts need.
+
+    Attributes
+    ----------
+    design : MixedDesign
+        The design of the formula (its random part only names the clusters).
+    family : str
+    beta, vcov : numpy.ndarray
+        Estimates and their robust (sandwich) covariance.
+    cluster : str
+        The grouping factor whose levels are the clusters.
+    n_clusters : int
+    cov_struct : str
+    working_correlation : float
+    converged : bool
+    messages : list of str
+    """
+
+    design: object
+    family: str
+    beta: np.ndarray
+    vcov: np.ndarray
+    cluster: str
+    n_clusters: int
+    cov_struct: str
+    working_correlation: float
+    converged: bool
+    messages: list[str]
+    df = None
+    method = "GEE"
+    singular = False
+
+    @property
+    def extra(self) -> dict:
+        return {}
+
+    @property
+    def coefficients(self) -> pd.DataFrame:
+        """Tidy table as ``MixedResult.coefficients`` (z tests, robust standard errors)."""
+        return wald_table(self.design.fixed_names, self.beta, np.sqrt(np.diag(self.vcov)),
+                          exponentiate=self.family != "gaussian")
+
+    @property
+    def variance_components(self) -> pd.DataFrame:
+        """Empty: a population-averaged model has no random effects."""
+        return pd.DataFrame(columns=_VARIANCE_COLUMNS)
+
+    @property
+    def fit_statistics(self) -> dict:
+        return {
+            "nobs": self.design.n,
+            "cluster": self.cluster,
+            "n_clusters": self.n_clusters,
+            "cov_struct": self.cov_struct,
+            "working_correlation": self.working_correlation,
+            "converged": self.converged,
+            "singular": False,
+            "messages": list(self.messages),
+        }
+
+
+def _cluster_codes(design) -> tuple[np.ndarray, str]:
+    """Cluster of each row: the grouping factor of the random part with the fewest levels."""
+    groups = [term.group for term in design.formula.random]
+    if not groups:
+        raise ModelSpecError(
+            f"formula {design.formula.formula!r} names no clusters for a gee fit: add a "
+            "random term such as (1 | therapist)")
+    labels = {g: design.frame[g.split(":")].astype(str).agg(":".join, axis=1) for g in groups}
+    outer = min(groups, key=lambda g: labels[g].nunique())
+    return pd.factorize(labels[outer])[0], outer
+
+
+_GEE_FAMILIES = {
+    "binomial": sm_families.Binomial,
+    "poisson": sm_families.Poisson,
+    "gaussian": sm_families.Gaussian,
+}
+
+
+def fit_population_averaged(spec: ModelSpec, frame: pd.DataFrame) -> PopulationAveragedFit:
+    """Fit the model's fixed part by GEE, clustered by its outermost grouping factor.
+
+    Statsmodels' ``GEE`` with robust (sandwich) standard errors, as
+    :func:`resistance_outcomes.models.gee`, which returns only the coefficient table;
+    the covariance kept here is what framework contrasts and simple slopes need.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(2)
+    >>> therapist = np.repeat(np.arange(30), 10)
+    >>> x = rng.normal(size=300)
+    >>> eta = -1 + 0.5 * x + rng.normal(0, 0.6, 30)[therapist]
+    >>> df = pd.DataFrame({"dropout": rng.binomial(1, 1 / (1 + np.exp(-eta))), "x": x,
+    ...                    "therapist": therapist})
+    >>> spec = parse_model_spec("m", {"data": "sessions", "family": "binomial",
+    ...     "method": "gee", "formula": "dropout ~ x + (1 | therapist)"})
+    >>> fit = fit_population_averaged(spec, df)
+    >>> fit.cluster, fit.n_clusters
+    ('therapist', 30)
+    """
+    design = build_design(spec.formula, frame)
+    clusters, cluster = _cluster_codes(design)
+    model = GEE(design.y, design.X, groups=clusters, family=_GEE_FAMILIES[spec.family](),
+                cov_struct=COV_STRUCTS[spec.cov_struct](), offset=design.offset)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        result = model.fit(cov_type="robust")
+    messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    dependence = np.ravel(np.asarray(result.cov_struct.dep_params or [0.0], dtype=float))
+    return PopulationAveragedFit(
+        design=design, family=spec.family, beta=np.asarray(result.params),
+        vcov=np.asarray(result.cov_params()), cluster=cluster,
+        n_clusters=int(clusters.max() + 1), cov_struct=spec.cov_struct,
+        working_correlation=float(dependence[0]), converged=not messages,
+        messages=messages,
+    )
+
+
+def fit_model(spec: ModelSpec, frame: pd.DataFrame):
+    """Fit a model to its model frame.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    frame : pandas.DataFrame
+        From :func:`model_frame` (or :func:`read_model_frame`).
+
+    Returns
+    -------
+    MixedResult or PopulationAveragedFit
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(1)
+    >>> g = np.repeat(np.arange(8), 6)
+    >>> df = pd.DataFrame({"g": g, "x": rng.normal(size=48)})
+    >>> df["y"] = 1 + df.x + rng.normal(size=8)[g] + rng.normal(size=48)
+    >>> spec = parse_model_spec("m", {"data": "sessions", "family": "gaussian",
+    ...                               "formula": "y ~ x + (1 | g)"})
+    >>> fit_model(spec, df).fit_statistics["nobs"]
+    48
+    """
+    try:
+        if spec.method == "gee":
+            return fit_population_averaged(spec, frame)
+        return fit_mixed(spec.formula, frame, family=spec.family, reml=spec.reml,
+                         nagq=spec.nagq)
+    except ModelSpecError as err:
+        _fail(spec.name, str(err))
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+@dataclass
+class ModelOutputs:
+    """Everything written under ``results/models/<name>/``.
+
+    Attributes
+    ----------
+    spec : dict
+        ``spec.json``: the entry, its data level, factor levels and derived variables.
+    frame : pandas.DataFrame
+        ``model_frame.csv``.
+    coefficients, variance_components, contrasts : pandas.DataFrame
+    fit : dict
+        ``fit.json``: fit statistics, flags, rows used and rows left out and why.
+    """
+
+    spec: dict
+    frame: pd.DataFrame
+    coefficients: pd.DataFrame
+    variance_components: pd.DataFrame
+    fit: dict
+    contrasts: pd.DataFrame
+
+    def write(self, paths: Mapping) -> None:
+        """Write the six files to ``paths`` (keys spec, frame, coefficients,
+        variance_components, fit, contrasts)."""
+        write_json(self.spec, paths["spec"])
+        write_json(self.fit, paths["fit"])
+        for key in ("frame", "coefficients", "variance_components", "contrasts"):
+            write_table(getattr(self, key), paths[key])
+
+
+def write_json(data, path: str | os.PathLike) -> None:
+    """Write JSON atomically (NaN and infinities as null), creating folders.
+
+    Examples
+    --------
+    >>> write_json({"converged": True}, "results/models/m/fit.json")  # doctest: +SKIP
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump(_json_ready(data), out, indent=2)
+        out.write("\n")
+    os.replace(temporary, path)
+
+
+def _json_ready(value):
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _flags(statistics: dict) -> list[str]:
+    flags = []
+    if not statistics.get("converged", True):
+        flags.append("not converged")
+    if statistics.get("singular", False):
+        flags.append("singular fit")
+    return flags
+
+
+def fit_summary(spec: ModelSpec, fit, rows_in_data: int, exclusions: list[dict]) -> dict:
+    """The content of ``fit.json``: fit statistics, flags and the rows left out and why."""
+    statistics = fit.fit_statistics
+    for key in ("n_dropped", "dropped_columns"):  # always empty: see rows_excluded
+        statistics.pop(key, None)
+    return {
+        "model": spec.name,
+        "fitted": True,
+        "method": fit.method,
+        "family": spec.family,
+        "formula": spec.formula,
+        "flags": _flags(statistics),
+        "rows_in_data_level": rows_in_data,
+        "rows_excluded": exclusions,
+        **statistics,
+    }
+
+
+def _not_fitted(spec: ModelSpec, reason: str, rows: int, exclusions: list[dict]) -> ModelOutputs:
+    fit = {"model": spec.name, "fitted": False, "reason": reason, "method": spec.method,
+           "family": spec.family, "formula": spec.formula, "flags": ["not fitted"],
+           "rows_in_data_level": rows, "rows_excluded": exclusions}
+    empty = pd.DataFrame()
+    return ModelOutputs(spec=spec.to_dict(), frame=empty, coefficients=empty,
+                        variance_components=pd.DataFrame(columns=_VARIANCE_COLUMNS), fit=fit,
+                        contrasts=empty)
+
+
+def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> ModelOutputs:
+    """Build the data level and model frame, fit, and compute the configured contrasts.
+
+    A fit that did not converge or is singular is returned like any other, with
+    ``fit["flags"]`` saying so. An ``optional`` model whose response column is absent or
+    empty is returned unfitted, with the reason in ``fit["reason"]``.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    tables : AnalysisTables
+    adjust : {"holm", "bh", "none"}
+        Multiplicity adjustment of the contrasts.
+
+    Returns
+    -------
+    ModelOutputs
+
+    Examples
+    --------
+    >>> outputs = run_model(spec, tables)  # doctest: +SKIP
+    >>> outputs.write(paths)  # doctest: +SKIP
+    """
+    if adjust not in ADJUSTMENTS:
+        raise ModelEntryError(f"contrasts.adjust: {adjust!r} is not one of "
+                              f"{', '.join(ADJUSTMENTS)}.")
+    rows, exclusions = data_level(spec, tables)
+    response = _response_column(spec)
+    if spec.optional and (response not in rows or rows[response].isna().all()):
+        reason = f"the data have no values of the response '{response}'"
+        return _not_fitted(spec, reason, len(rows), exclusions)
+    frame, dropped = model_frame(spec, rows)
+    fit = fit_model(spec, frame)
+    contrasts = pd.DataFrame(columns=CONTRAST_COLUMNS)
+    if spec.contrasts is not None:
+        try:
+            contrasts = framework_contrasts(fit, spec.contrasts, adjust=adjust)
+        except ModelSpecError as err:
+            _fail(spec.name, str(err))
+    spec_json = {**spec.to_dict(), "one_row_is": DATA_LEVELS[spec.data],
+                 "factor_levels": factor_levels(frame),
+                 "derived_variables": derived_variables(rows, frame)}
+    return ModelOutputs(
+        spec=spec_json,
+        frame=frame,
+        coefficients=fit.coefficients,
+        variance_components=fit.variance_components,
+        fit=fit_summary(spec, fit, len(rows), exclusions + dropped),
+        contrasts=contrasts,
+    )

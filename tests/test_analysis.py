@@ -1,0 +1,357 @@
+"""Configured models: entries, data levels and model frames on hand-made tables, clear
+errors for bad entries, and outputs that refit to the same coefficients."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from resistance_outcomes import derive
+from resistance_outcomes.analysis import (
+    AnalysisTables,
+    ModelEntryError,
+    ModelSpec,
+    data_level,
+    derived_variables,
+    fit_model,
+    model_frame,
+    parse_model_spec,
+    read_model_frame,
+    run_model,
+)
+from resistance_outcomes.models import gee
+
+FRAMEWORKS = ["psychoanalytic", "behavioral", "cognitive"]
+DROPOUT = {
+    "primary": "judged",
+    "definitions": {"judged": {"rule": "end_status"}, "fewer_than_3": {
+        "rule": "min_attended", "sessions": 3}},
+}
+FILES = ["spec", "frame", "coefficients", "variance_components", "fit", "contrasts"]
+
+
+def output_paths(folder):
+    return {key: folder / f"{key}.{'json' if key in ('spec', 'fit') else 'csv'}"
+            for key in FILES}
+
+
+def hand_tables():
+    """Four clients: C1 (T1, psychoanalytic) attends 1, 2, 3 of 3 and completes; C2 (T1)
+    attends 1, misses 2 and drops out; C3 (T2, cognitive) attends 1, 2 of 4 and drops out;
+    C4 (T2) attends 1 of 2, its session uncoded, and is ongoing."""
+    clients = pd.DataFrame({
+        "study": "s", "client": ["C1", "C2", "C3", "C4"], "therapist": ["T1", "T1", "T2", "T2"],
+        "framework": pd.Categorical(["psychoanalytic", "psychoanalytic", "cognitive",
+                                     "cognitive"], categories=FRAMEWORKS),
+        "planned_sessions": [3, 3, 4, 2],
+        "end_status": ["completed", "dropout", "dropout", "ongoing"],
+    })
+    sessions = pd.DataFrame({
+        "study": "s",
+        "client": ["C1", "C1", "C1", "C2", "C2", "C3", "C3", "C4"],
+        "session": [1, 2, 3, 1, 2, 1, 2, 1],
+        "attended": [True, True, True, True, False, True, True, True],
+        "minutes": [50.0, 40.0, 50.0, 45.0, None, 50.0, 60.0, 50.0],
+        "ruptures": pd.array([2, 0, 1, 3, None, 1, 2, None], dtype="Int64"),
+        "repaired": pd.array([1, 0, 1, 1, None, 0, 2, None], dtype="Int64"),
+        "resistance_arguing": pd.array([1, 0, 2, 0, None, 4, 1, None], dtype="Int64"),
+        "resistance_denying": pd.array([0, 3, 0, 1, None, 0, 0, None], dtype="Int64"),
+        "alliance": [5.0, 5.5, 6.0, 4.0, None, 4.5, None, 5.0],
+    })
+    return AnalysisTables(
+        clients=clients, sessions=sessions,
+        session_table=derive.session_table(sessions, clients),
+        client_table=derive.client_table(sessions, clients, DROPOUT["definitions"],
+                                         primary="judged"),
+        dropout_definitions=DROPOUT["definitions"],
+    )
+
+
+def spec(name="m", **entry):
+    entry = {"data": "sessions", "family": "poisson",
+             "formula": "ruptures ~ framework + offset(log(minutes)) + (1 | client)", **entry}
+    return parse_model_spec(name, entry, DROPOUT)
+
+
+# --- the long resistance table ----------------------------------------------------------
+
+
+def test_resistance_long_one_row_per_attended_session_and_type():
+    tables = hand_tables()
+    long = derive.resistance_long(tables.session_table)
+    # 7 attended sessions x the 2 behaviours present (arguing, denying); C2's missed
+    # session 2 has no rows; C4's uncoded session keeps empty counts
+    assert len(long) == 14
+    assert list(long["resistance_type"].cat.categories) == ["arguing", "denying"]
+    c1 = long[long["client"] == "C1"]
+    assert c1["session"].tolist() == [1, 1, 2, 2, 3, 3]
+    assert c1["resistance_count"].tolist() == [1, 0, 0, 3, 2, 0]
+    assert long[long["client"] == "C4"]["resistance_count"].isna().all()
+    assert not any(c.startswith("resistance_") and c != "resistance_type"
+                   and c != "resistance_count" for c in long.columns)
+    assert {"therapist", "framework", "session_c", "minutes"} <= set(long.columns)
+
+
+def test_resistance_long_without_resistance_columns_is_named():
+    tables = hand_tables()
+    table = tables.session_table.drop(columns=["resistance_arguing", "resistance_denying"])
+    with pytest.raises(derive.DataError, match="none of the resistance columns"):
+        derive.resistance_long(table)
+
+
+# --- entries ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"familly": "poisson"}, "model 'm': unknown key(s) familly"),
+        ({"data": "segments"}, "data level 'segments' is not one of sessions, clients"),
+        ({"family": "gamma"}, "family 'gamma' is not one of gaussian"),
+        ({"formula": "ruptures framework"}, "must contain exactly one '~'"),
+        ({"data": "clients", "dropout": "quick"}, "dropout definition 'quick' is not among"),
+        ({"method": "gee", "family": "negative_binomial"}, "use family: poisson"),
+        ({"method": "bayes"}, "method 'bayes' is not one of mixed, gee"),
+        ({"min_attended": 0}, "min_attended must be a whole number >= 1, got 0"),
+        ({"contrasts": {"slope": ["x"]}}, "unknown contrasts key(s) slope"),
+    ],
+)
+def test_bad_entry_names_model_and_key(change, fragment):
+    with pytest.raises(ModelEntryError) as err:
+        spec(**change)
+    assert fragment in str(err.value)
+    assert str(err.value).startswith("model 'm':")
+
+
+def test_entry_defaults_and_aliases():
+    parsed = spec(data="person-period", family="nbinom2")
+    assert (parsed.data, parsed.family, parsed.method, parsed.dropout) == (
+        "person_period", "negative_binomial", "mixed", "judged")
+    assert spec().dropout is None  # sessions do not depend on a dropout definition
+
+
+# --- data levels and model frames ---------------------------------------------------------
+
+
+def test_sessions_level_keeps_attended_sessions_and_says_why():
+    rows, why = data_level(spec(), hand_tables())
+    assert len(rows) == 7
+    assert why == [{"reason": "scheduled session not attended", "rows": 1}]
+
+
+def test_clients_level_uses_the_models_dropout_definition():
+    tables = hand_tables()
+    judged, _ = data_level(spec(data="clients"), tables)
+    fewer, _ = data_level(spec(data="clients", dropout="fewer_than_3"), tables)
+    # end_status: C2, C3 dropped out, C4 ongoing (missing); fewer than 3 attended: C2, C3;
+    # C4 ongoing with 1 < 3 attended: missing
+    assert judged["dropout"].tolist() == [0, 1, 1, pd.NA]
+    assert fewer["dropout"].tolist() == [0, 1, 1, pd.NA]
+    assert fewer["dropout_judged"].tolist() == judged["dropout"].tolist()
+
+
+def test_person_period_level_for_the_definition():
+    rows, why = data_level(spec(data="person_period"), hand_tables())
+    # C1 completer: sessions before the planned last (1, 2); C2 dropout: 1 (event);
+    # C3 dropout: 1, 2 (event at 2); C4 ongoing, planned 2: session 1, censored
+    assert list(zip(rows["client"], rows["time"], rows["event"], strict=True)) == [
+        ("C1", 1, 0), ("C1", 2, 0), ("C2", 1, 1), ("C3", 1, 0), ("C3", 2, 1), ("C4", 1, 0)]
+    assert why == []
+
+
+def test_min_attended_leaves_out_clients_and_counts_their_rows():
+    rows, why = data_level(spec(min_attended=2), hand_tables())
+    assert sorted(set(rows["client"])) == ["C1", "C3"]
+    assert why == [{"reason": "scheduled session not attended", "rows": 1},
+                   {"reason": "client attended fewer than 2 sessions", "rows": 2}]
+
+
+def test_model_frame_keeps_exactly_the_rows_and_columns_fitted():
+    model = spec(formula="alliance ~ framework + session_c + (1 | therapist/client)",
+                 family="gaussian")
+    rows, _ = data_level(model, hand_tables())
+    frame, why = model_frame(model, rows)
+    # attended sessions with an alliance rating: C1 1-3, C2 1, C3 1, C4 1 (C3's session 2
+    # has none); session_c = session - mean attended session (1 + 2 + 3 + 1 + 1 + 2 + 1) / 7
+    assert list(frame.columns) == ["study", "therapist", "client", "session", "alliance",
+                                   "framework", "session_c"]
+    assert list(zip(frame["client"], frame["session"], strict=True)) == [
+        ("C1", 1), ("C1", 2), ("C1", 3), ("C2", 1), ("C3", 1), ("C4", 1)]
+    np.testing.assert_allclose(frame["session_c"], frame["session"] - 11 / 7)
+    assert why == [{"reason": "missing value in alliance", "rows": 1}]
+
+
+def test_missing_column_names_model_column_and_available_columns():
+    model = spec(name="rupture_frequency", formula="ruptures ~ framework * sesion_c"
+                 " + offset(log(minutes)) + (1 | therapist/client)")
+    rows, _ = data_level(model, hand_tables())
+    with pytest.raises(ModelEntryError) as err:
+        model_frame(model, rows)
+    message = str(err.value)
+    assert message.startswith("model 'rupture_frequency': (data level sessions)")
+    assert "'sesion_c'" in message and "available columns:" in message
+    assert "session_c" in message.split("available columns:")[1]
+
+
+@pytest.mark.parametrize(
+    ("entry", "fragment"),
+    [
+        ({"formula": "alliance ~ framework + (1 | client)", "family": "poisson"},
+         "family poisson needs whole counts >= 0, but column 'alliance' has the value 5.5 "
+         "(study s, therapist T1, client C1, session 2)"),
+        ({"formula": "ruptures ~ framework + (1 | client)", "family": "binomial"},
+         "family binomial needs a 0/1 response (or cbind(successes, failures)), but column "
+         "'ruptures' has the value 2"),
+        ({"data": "clients", "formula": "dropout ~ framework + (1 | therapist)",
+          "family": "gaussian"},
+         "family gaussian does not fit the 0/1 response 'dropout'; use family: binomial"),
+    ],
+)
+def test_family_that_does_not_fit_the_response_stops_before_fitting(entry, fragment):
+    model = spec(**entry)
+    rows, _ = data_level(model, hand_tables())
+    with pytest.raises(ModelEntryError) as err:
+        model_frame(model, rows)
+    assert str(err.value).startswith("model 'm': ")
+    assert fragment in str(err.value)
+    assert "available columns: " in str(err.value).lower()
+
+
+def test_derived_variables_give_the_centring_constants():
+    tables = hand_tables()
+    model = spec(formula="alliance ~ session_c + unrepaired_within + unrepaired_between"
+                 " + (1 | client)", family="gaussian")
+    rows, _ = data_level(model, tables)
+    frame, _ = model_frame(model, rows)
+    derived = derived_variables(rows, frame)
+    # attended sessions 1, 2, 3, 1, 1, 2, 1: mean 11 / 7. Unrepaired per client over coded
+    # sessions: C1 (1, 0, 0) mean 1/3, C2 (2) 2, C3 (1, 0) 1/2; C4 uncoded. Grand mean of
+    # the client means: (1/3 + 2 + 1/2) / 3
+    assert derived["session_c"]["centre"] == pytest.approx(11 / 7)
+    assert derived["unrepaired"]["grand_mean"] == pytest.approx((1 / 3 + 2 + 1 / 2) / 3)
+
+
+# --- fitting and outputs ------------------------------------------------------------------
+
+
+def synthetic_tables(seed=7, therapists=12, clients=6, sessions=8):
+    """Canonical tables with Poisson ruptures, repairs, alliance and dropout, for fits."""
+    rng = np.random.default_rng(seed)
+    n = therapists * clients
+    client_ids = [f"C{i:03d}" for i in range(n)]
+    therapist = np.repeat([f"T{t:02d}" for t in range(therapists)], clients)
+    framework = np.array(FRAMEWORKS)[np.repeat(np.arange(therapists) % 3, clients)]
+    end = rng.choice(["completed", "dropout"], size=n, p=[0.75, 0.25])
+    clients_df = pd.DataFrame({
+        "study": "s", "client": client_ids, "therapist": therapist,
+        "framework": pd.Categorical(framework, categories=FRAMEWORKS),
+        "planned_sessions": sessions, "end_status": end,
+    })
+    rows = n * sessions
+    ruptures = rng.poisson(0.8, rows)
+    alliance = 5 + rng.normal(0, 0.5, n).repeat(sessions) + rng.normal(0, 0.4, rows)
+    sessions_df = pd.DataFrame({
+        "study": "s", "client": np.repeat(client_ids, sessions),
+        "session": np.tile(np.arange(1, sessions + 1), n),
+        "attended": rng.uniform(size=rows) > 0.1, "minutes": 50.0,
+        "ruptures": ruptures, "repaired": rng.binomial(ruptures, 0.6),
+        "resistance_arguing": rng.poisson(0.5, rows),
+        "resistance_denying": rng.poisson(0.7, rows),
+        "alliance": alliance.round(2),
+    })
+    return AnalysisTables(
+        clients=clients_df, sessions=sessions_df,
+        session_table=derive.session_table(sessions_df, clients_df),
+        client_table=derive.client_table(sessions_df, clients_df, DROPOUT["definitions"],
+                                         primary="judged"),
+        dropout_definitions=DROPOUT["definitions"],
+    )
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return synthetic_tables()
+
+
+MODELS = {
+    "rupture_frequency": {"data": "sessions", "family": "poisson",
+                          "formula": "ruptures ~ framework * session_c + offset(log(minutes))"
+                                     " + (1 | therapist/client)",
+                          "contrasts": {"slopes": ["session_c"]}},
+    "resistance_profile": {"data": "resistance_long", "family": "poisson",
+                           "formula": "resistance_count ~ framework * resistance_type"
+                                      " + offset(log(minutes)) + (1 | therapist/client)",
+                           "contrasts": {"by": "resistance_type"}},
+    "repair_retention": {"data": "clients", "family": "binomial",
+                         "formula": "dropout ~ framework + repair_rate_between"
+                                    " + (1 | therapist)"},
+    "dropout_hazard": {"data": "person_period", "family": "binomial",
+                       "formula": "event ~ log_time + framework + unrepaired_within"
+                                  " + (1 | therapist)", "method": "gee"},
+    "alliance": {"data": "sessions", "family": "gaussian",
+                 "formula": "alliance ~ framework * session_c + (1 | therapist/client)",
+                 "contrasts": {"slopes": ["session_c"]}},
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_outputs_are_written_and_refit_from_the_model_frame(name, synthetic, tmp_path):
+    model = parse_model_spec(name, MODELS[name], DROPOUT)
+    outputs = run_model(model, synthetic)
+    paths = output_paths(tmp_path)
+    outputs.write(paths)
+    written = json.loads(paths["spec"].read_text())
+    fit = json.loads(paths["fit"].read_text())
+    assert written["formula"] == MODELS[name]["formula"] and written["data"] == model.data
+    assert fit["nobs"] == len(outputs.frame) and fit["fitted"] is True
+    assert {"flags", "rows_excluded", "converged", "singular", "messages"} <= set(fit)
+    frame = read_model_frame(paths["frame"], written)
+    pd.testing.assert_frame_equal(frame, outputs.frame, check_dtype=False)
+    refit = fit_model(ModelSpec.from_dict(written), frame)
+    coefficients = pd.read_csv(paths["coefficients"])
+    np.testing.assert_allclose(refit.coefficients["estimate"], coefficients["estimate"],
+                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(refit.coefficients["std_error"], coefficients["std_error"],
+                               rtol=1e-5)
+
+
+def test_model_frame_holds_only_keys_and_analysis_variables(synthetic):
+    outputs = run_model(parse_model_spec("m", MODELS["rupture_frequency"], DROPOUT), synthetic)
+    assert list(outputs.frame.columns) == ["study", "therapist", "client", "session",
+                                           "ruptures", "framework", "session_c", "minutes"]
+
+
+def test_gee_fit_matches_the_engines_gee(synthetic):
+    model = parse_model_spec("m", MODELS["dropout_hazard"], DROPOUT)
+    rows, _ = data_level(model, synthetic)
+    frame, _ = model_frame(model, rows)
+    fit = fit_model(model, frame)
+    engine = gee(model.formula, frame, family="binomial")
+    np.testing.assert_allclose(fit.coefficients["estimate"], engine["estimate"], rtol=1e-8)
+    np.testing.assert_allclose(fit.coefficients["std_error"], engine["std_error"], rtol=1e-8)
+    assert (fit.cluster, fit.n_clusters) == (engine.attrs["cluster"], engine.attrs["n_clusters"])
+
+
+def test_singular_fit_still_writes_its_outputs_with_the_flag(synthetic, tmp_path):
+    # ruptures were drawn without any therapist or client effect: both variances are 0
+    model = parse_model_spec("m", MODELS["rupture_frequency"], DROPOUT)
+    outputs = run_model(model, synthetic)
+    assert outputs.fit["singular"] is True
+    assert "singular fit" in outputs.fit["flags"]
+    assert len(outputs.coefficients) == 6 and len(outputs.contrasts) == 6
+
+
+def test_optional_model_without_its_response_is_reported_not_fitted(tmp_path):
+    tables = hand_tables()
+    tables.session_table = tables.session_table.drop(columns=["alliance"])
+    model = spec(formula="alliance ~ framework + (1 | client)", family="gaussian",
+                 optional=True)
+    outputs = run_model(model, tables)
+    assert outputs.fit["fitted"] is False and outputs.fit["flags"] == ["not fitted"]
+    assert "no values of the response 'alliance'" in outputs.fit["reason"]
+    outputs.write(output_paths(tmp_path))
+    assert json.loads((tmp_path / "fit.json").read_text())["fitted"] is False
+    with pytest.raises(ModelEntryError, match="uses column"):
+        run_model(spec(formula="alliance ~ framework + (1 | client)", family="gaussian"),
+                  tables)

@@ -1,0 +1,181 @@
+# Models: one job per entry under `models:` and per sensitivity variant, the side-by-side
+# sensitivity table and, for a simulated study, the recovery of its known truth.
+import re
+
+from resistance_outcomes.analysis import model_specs
+from resistance_outcomes.sensitivity import variant_entries
+
+model_specs(config)  # a malformed model entry stops the run here, naming the model
+MODELS = list(config.get("models") or {})
+VARIANTS = variant_entries(config)
+ADJUST = (config.get("contrasts") or {}).get("adjust", "holm")
+MODEL_FILES = [
+    "spec.json",
+    "model_frame.csv",
+    "coefficients.csv",
+    "variance_components.csv",
+    "fit.json",
+    "contrasts.csv",
+]
+# wildcard constraints matching exactly the configured names
+MODEL_NAMES = "|".join(map(re.escape, MODELS)) or "(?!)"
+VARIANT_NAMES = "|".join(map(re.escape, VARIANTS)) or "(?!)"
+# the folders the sensitivity table compares: each model with variants, then the variants
+SENSITIVITY_FOLDERS = [
+    f"results/models/{m}"
+    for m in MODELS
+    if any(v["variant_of"] == m for v in VARIANTS.values())
+] + [f"results/sensitivity/{v}" for v in VARIANTS]
+# the models mapped to a generating process, in the order of the mapping
+RECOVERY_FOLDERS = [
+    f"results/models/{m}" for m in (config.get("recovery") or {}).get("models", {})
+]
+# everything rule all asks of this file (final_outputs in common.smk)
+MODEL_OUTPUTS = [f"results/models/{m}/{f}" for m in MODELS for f in MODEL_FILES]
+MODEL_OUTPUTS += [f"results/sensitivity/{v}/{f}" for v in VARIANTS for f in MODEL_FILES]
+if VARIANTS:
+    MODEL_OUTPUTS += [
+        "results/sensitivity/sensitivity_table.csv",
+        "results/sensitivity/sensitivity_table.md",
+    ]
+if "recovery" in config:
+    MODEL_OUTPUTS += ["results/recovery/recovery.csv", "results/recovery/summary.json"]
+
+
+rule model:
+    input:
+        clients="results/data/clients.parquet",
+        sessions="results/data/sessions.parquet",
+        session_table="results/derived/session_table.parquet",
+        client_table="results/derived/client_table.parquet",
+    output:
+        spec="results/models/{model}/spec.json",
+        frame="results/models/{model}/model_frame.csv",
+        coefficients=report(
+            "results/models/{model}/coefficients.csv",
+            category="Models",
+            subcategory="{model}",
+            caption="../report/models_coefficients.rst",
+        ),
+        variance_components=report(
+            "results/models/{model}/variance_components.csv",
+            category="Models",
+            subcategory="{model}",
+            caption="../report/models_variance_components.rst",
+        ),
+        fit=report(
+            "results/models/{model}/fit.json",
+            category="Models",
+            subcategory="{model}",
+            caption="../report/models_fit.rst",
+        ),
+        contrasts=report(
+            "results/models/{model}/contrasts.csv",
+            category="Models",
+            subcategory="{model}",
+            caption="../report/models_contrasts.rst",
+        ),
+    log:
+        "results/logs/models/{model}.log",
+    wildcard_constraints:
+        model=MODEL_NAMES,
+    conda:
+        ENV
+    params:
+        name=lambda wildcards: wildcards.model,
+        entry=lambda wildcards: config["models"][wildcards.model],
+        dropout=config["dropout"],
+        adjust=ADJUST,
+    script:
+        "../../scripts/model.py"
+
+
+rule sensitivity_variant:
+    input:
+        clients="results/data/clients.parquet",
+        sessions="results/data/sessions.parquet",
+        session_table="results/derived/session_table.parquet",
+        client_table="results/derived/client_table.parquet",
+    output:
+        spec="results/sensitivity/{variant}/spec.json",
+        frame="results/sensitivity/{variant}/model_frame.csv",
+        coefficients=report(
+            "results/sensitivity/{variant}/coefficients.csv",
+            category="Sensitivity",
+            subcategory="{variant}",
+            caption="../report/models_coefficients.rst",
+        ),
+        variance_components="results/sensitivity/{variant}/variance_components.csv",
+        fit=report(
+            "results/sensitivity/{variant}/fit.json",
+            category="Sensitivity",
+            subcategory="{variant}",
+            caption="../report/models_fit.rst",
+        ),
+        contrasts=report(
+            "results/sensitivity/{variant}/contrasts.csv",
+            category="Sensitivity",
+            subcategory="{variant}",
+            caption="../report/models_contrasts.rst",
+        ),
+    log:
+        "results/logs/sensitivity/{variant}.log",
+    wildcard_constraints:
+        variant=VARIANT_NAMES,
+    conda:
+        ENV
+    params:
+        name=lambda wildcards: wildcards.variant,
+        entry=lambda wildcards: VARIANTS[wildcards.variant],
+        dropout=config["dropout"],
+        adjust=ADJUST,
+    script:
+        "../../scripts/model.py"
+
+
+rule sensitivity_table:
+    input:
+        specs=[f"{folder}/spec.json" for folder in SENSITIVITY_FOLDERS],
+        fits=[f"{folder}/fit.json" for folder in SENSITIVITY_FOLDERS],
+        contrasts=[f"{folder}/contrasts.csv" for folder in SENSITIVITY_FOLDERS],
+    output:
+        csv=report(
+            "results/sensitivity/sensitivity_table.csv",
+            category="Sensitivity",
+            caption="../report/models_sensitivity.rst",
+        ),
+        md="results/sensitivity/sensitivity_table.md",
+    log:
+        "results/logs/sensitivity_table.log",
+    conda:
+        ENV
+    script:
+        "../../scripts/sensitivity_table.py"
+
+
+if "recovery" in config:
+
+    rule recovery:
+        input:
+            truth=config["recovery"]["truth"],
+            specs=[f"{folder}/spec.json" for folder in RECOVERY_FOLDERS],
+            fits=[f"{folder}/fit.json" for folder in RECOVERY_FOLDERS],
+            coefficients=[f"{folder}/coefficients.csv" for folder in RECOVERY_FOLDERS],
+            contrasts=[f"{folder}/contrasts.csv" for folder in RECOVERY_FOLDERS],
+        output:
+            csv=report(
+                "results/recovery/recovery.csv",
+                category="Models",
+                subcategory="Recovery of the simulated truth",
+                caption="../report/models_recovery.rst",
+            ),
+            summary="results/recovery/summary.json",
+        log:
+            "results/logs/recovery.log",
+        conda:
+            ENV
+        params:
+            models=config["recovery"]["models"],
+            repair_effect=config["recovery"].get("repair_effect", {}),
+        script:
+            "../../scripts/recovery.py"
