@@ -13,6 +13,7 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/derive.smk"
 include: "workflow/rules/describe.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/reliability.smk"
 include: "workflow/rules/models.smk"
 
 

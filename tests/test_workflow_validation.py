@@ -121,3 +121,36 @@ def test_lenient_mode_quarantines_bad_rows_and_says_how_many(tmp_path):
     report = (work / "results" / "validation" / "report.md").read_text()
     assert "quarantine" in report.lower()
     assert str(len(quarantine)) in report
+
+
+def set_reliability(work, gate: str, icc: float) -> None:
+    config_path = work / "config" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["reliability"]["gate"] = gate
+    config["reliability"]["thresholds"]["icc"] = icc
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def test_strict_reliability_gate_stops_before_any_model(tmp_path):
+    # the example's interrupting ICC(A,1) is .86 (truth .852), below a minimum of .88
+    work = copy_project(tmp_path)
+    set_reliability(work, "strict", 0.88)
+    run = snakemake(work)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "interrupting: icc(a,1) = 0.86" in output.lower()
+    assert "below the minimum 0.88" in output
+    assert "Traceback" not in output
+    assert not (work / "results" / "models").exists()
+    assert not (work / "results" / "reliability" / "gate.md").exists()
+
+
+def test_warn_reliability_gate_lists_constructs_and_goes_on(tmp_path):
+    work = copy_project(tmp_path)
+    set_reliability(work, "warn", 0.88)
+    run = snakemake(work, "results/reliability/gate.md")
+    assert run.returncode == 0, run.stderr[-3000:]
+    gate = (work / "results" / "reliability" / "gate.md").read_text()
+    assert "# Reliability gate (warn mode)" in gate
+    assert "ICC(A,1) = 0.86" in gate and "below the minimum 0.88" in gate
+    assert "Arguing" not in gate and "arguing" not in gate  # .93 passes

@@ -18,7 +18,8 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from . import analysis, derive, describe, figures, recovery, sensitivity
+from . import analysis, derive, describe, figures, recovery, reliability, sensitivity
+from .codebook import load_codebook
 from .config import ConfigError
 from .ingest import format_validation_report, ingest
 from .io import InputFileError, write_table
@@ -34,6 +35,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     derive.DataError,
     analysis.ModelEntryError,
     recovery.RecoveryError,
+    reliability.ReliabilityGateError,
+    reliability.ReliabilityInputError,
 )
 
 
@@ -64,6 +67,7 @@ def ingest_step(input, output, params, **_) -> None:
     write_table(result.clients, output.clients)
     write_table(result.sessions, output.sessions)
     write_table(result.codes, output.codes)
+    write_table(result.coding_log, output.coding_log)
     _write_csv(result.quarantine, output.quarantine)
     report = format_validation_report(result)
     log.info(report)
@@ -199,6 +203,45 @@ def recovery_step(input, output, params, **_) -> None:
     analysis.write_json(summary, output.summary)
     log.info("%d of %d true fixed effects inside their 95%% CIs",
              summary["inside_ci"], summary["fixed_effects_with_truth"])
+
+
+def reliability_step(input, output, params, **_) -> None:
+    """Inter-rater reliability from the double-coded sessions, its figure, and the gate.
+
+    In strict gate mode a construct below its minimum stops the run here, before any
+    model is fitted (the model rules take the gate's output as input).
+    """
+    codes = pd.read_parquet(input.codes)
+    coding_log = pd.read_parquet(input.coding_log)
+    settings = params.reliability
+    result = reliability.reliability_analysis(
+        codes,
+        coding_log,
+        load_codebook(input.codebook),
+        repair_threshold=params.repair_threshold,
+        seed=params.seed,
+        n_boot=settings.get("n_boot", 2000),
+    )
+    _write_csv(result.table, output.table)
+    reliability.reliability_markdown(result.table, sample=result.sample, path=output.md)
+    figures.save_figure(figures.plot_agreement(result.table), output.pdf, output.png)
+    mode = settings.get("gate", "warn")
+    messages = reliability.reliability_gate(result.table, settings["thresholds"], mode=mode)
+    _write_text(output.gate, reliability_gate_markdown(messages, mode))
+    for message in messages:
+        log.warning(message)
+
+
+def reliability_gate_markdown(messages: list[str], mode: str) -> str:
+    """The gate's outcome as a short Markdown section for the report."""
+    lines = [f"# Reliability gate ({mode} mode)", ""]
+    if not messages:
+        lines.append("Every construct meets its configured minimum.")
+    else:
+        lines.append("Below the configured minimum (the analysis went on; interpret with care):")
+        lines.append("")
+        lines += [f"- {message}" for message in messages]
+    return "\n".join(lines) + "\n"
 
 
 def run_step(step: Callable[..., None], smk) -> None:

@@ -22,8 +22,9 @@ def raw_inputs(wildcards):
         "codebook": config["codebook"],
         "frameworks": config["frameworks"],
     }
-    if "codes" in config["data"]:
-        files["codes"] = data_path("codes")
+    for optional in ("codes", "coding_log"):
+        if optional in config["data"]:
+            files[optional] = data_path(optional)
     return files
 
 
@@ -39,5 +40,10 @@ def final_outputs():
         "results/figures/rupture_rate_by_session.png",
         "results/figures/resistance_profile.pdf",
         "results/figures/resistance_profile.png",
+        "results/reliability/reliability.csv",
+        "results/reliability/reliability.md",
+        "results/reliability/gate.md",
+        "results/figures/reliability_agreement.pdf",
+        "results/figures/reliability_agreement.png",
         *MODEL_OUTPUTS,  # defined in models.smk
     ]

@@ -5,6 +5,7 @@ rule ingest:
         clients="results/data/clients.parquet",
         sessions="results/data/sessions.parquet",
         codes="results/data/codes.parquet",
+        coding_log="results/data/coding_log.parquet",
         report=report(
             "results/validation/report.md",
             category="Data",

@@ -48,6 +48,7 @@ rule model:
         sessions="results/data/sessions.parquet",
         session_table="results/derived/session_table.parquet",
         client_table="results/derived/client_table.parquet",
+        reliability_gate="results/reliability/gate.md",
     output:
         spec="results/models/{model}/spec.json",
         frame="results/models/{model}/model_frame.csv",
@@ -96,6 +97,7 @@ rule sensitivity_variant:
         sessions="results/data/sessions.parquet",
         session_table="results/derived/session_table.parquet",
         client_table="results/derived/client_table.parquet",
+        reliability_gate="results/reliability/gate.md",
     output:
         spec="results/sensitivity/{variant}/spec.json",
         frame="results/sensitivity/{variant}/model_frame.csv",
