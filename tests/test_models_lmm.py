@@ -184,14 +184,21 @@ def test_three_correlated_random_slopes_agree_with_statsmodels_mixedlm():
     assert fit.loglik == pytest.approx(sm.llf, abs=1e-3)
 
 
-def test_zero_group_variance_gives_ols_and_a_singular_flag():
-    sm = pytest.importorskip("statsmodels.api")
+def _equal_group_means_data():
     rng = np.random.default_rng(5)
     n = 120
     df = pd.DataFrame({"x": rng.normal(size=n), "g": np.repeat(np.arange(12), 10)})
     df["y"] = 1 + 2 * df.x + rng.normal(size=n)
-    # make the group means of the residuals exactly equal: no between-group variance
     df["y"] -= df.groupby("g").y.transform("mean") - df.y.mean()
+    return df
+
+
+def test_zero_group_variance_gives_ols_and_a_singular_flag():
+    sm = pytest.importorskip("statsmodels.api")
+    df = _equal_group_means_data()
+    # with equal group means of y and of x, the OLS residuals have equal group means:
+    # no between-group variance, so the REML estimate is zero
+    df["x"] -= df.groupby("g").x.transform("mean")
     fit = fit_mixed("y ~ x + (1 | g)", df)
     ols = sm.OLS(df.y, sm.add_constant(df.x)).fit()
     assert fit.singular
@@ -241,3 +248,132 @@ def test_missing_rows_are_dropped_and_reported():
     stats = fit.fit_statistics
     assert stats["nobs"] == 177 and stats["n_dropped"] == 3
     assert stats["dropped_columns"] == {"Days": 3}
+
+
+# --- optimizer: covariate scale and false zero variances ----------------------------------
+
+
+def _session_slope_data(seed, sd_slope, keep=0.8):
+    """40 clients with sessions 1..16 (unscaled); truth: y = 4 + 0.02 session + client
+    intercept (SD 0.5) + client slope (SD sd_slope, correlation -0.2) + residual (SD 0.35).
+    Each session is kept with probability ``keep`` (unbalanced data when below 1)."""
+    rng = np.random.default_rng(seed)
+    n_clients, sessions = 40, 16
+    client = np.repeat(np.arange(n_clients), sessions)
+    x = np.tile(np.arange(1.0, sessions + 1), n_clients)
+    cov = [[0.25, -0.2 * 0.5 * sd_slope], [-0.2 * 0.5 * sd_slope, sd_slope**2]]
+    u = rng.multivariate_normal([0.0, 0.0], cov, n_clients)
+    y = 4 + 0.02 * x + u[client, 0] + u[client, 1] * x + rng.normal(0, 0.35, len(x))
+    kept = rng.random(len(x)) < keep
+    df = pd.DataFrame({"y": y, "x": x, "client": client})
+    return df[kept].reset_index(drop=True)
+
+
+def _statsmodels_slope_fit(df, reml=False):
+    smf = pytest.importorskip("statsmodels.formula.api")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels warns about boundaries it does not reach
+        sm = smf.mixedlm("y ~ x", df, groups="client", re_formula="~x").fit(
+            reml=reml, method="bfgs")
+    assert sm.converged
+    return sm
+
+
+def _corr(fit):
+    vc = fit.variance_components
+    return float(vc.loc[vc.term2.notna(), "corr"].iloc[0])
+
+
+def test_random_slope_fit_does_not_depend_on_the_covariate_scale():
+    # Session in units of 7.5 sessions is the same model. Exact consequences: the ML
+    # deviance and the t statistics are unchanged, the slope SD is multiplied by 7.5,
+    # and the REML criterion drops by 2 log(7.5), since scaling one column of X by 1/7.5
+    # changes only log det(X' V^-1 X), by 2 log(1/7.5). (On this dataset quasi-Newton
+    # steps in unscaled theta stop at a zero slope variance, REML log-likelihood 12.8 lower.)
+    df = _session_slope_data(seed=29, sd_slope=0.03)
+    df["x_scaled"] = df.x / 7.5
+    fit = fit_mixed("y ~ x + (1 + x | client)", df)
+    scaled = fit_mixed("y ~ x_scaled + (1 + x_scaled | client)", df)
+    assert fit.converged and scaled.converged
+    assert not fit.singular and not scaled.singular
+    assert scaled.extra["reml_criterion"] == pytest.approx(
+        fit.extra["reml_criterion"] - 2 * np.log(7.5), abs=1e-6)
+    assert scaled.deviance == pytest.approx(fit.deviance, abs=1e-6)
+    assert _sd(scaled, "client", "x_scaled") == pytest.approx(7.5 * _sd(fit, "client", "x"),
+                                                              rel=1e-5)
+    assert _sd(scaled, "client") == pytest.approx(_sd(fit, "client"), rel=1e-5)
+    assert _corr(scaled) == pytest.approx(_corr(fit), abs=1e-5)
+    assert scaled.sigma == pytest.approx(fit.sigma, rel=1e-6)
+    np.testing.assert_allclose(scaled.coefficients.statistic, fit.coefficients.statistic,
+                               rtol=1e-6)
+    np.testing.assert_allclose(scaled.coefficients.df, fit.coefficients.df, rtol=1e-5)
+
+
+def test_unscaled_random_slope_ml_agrees_with_statsmodels_mixedlm():
+    # statsmodels MixedLM (BFGS), correlated random intercept and slope, ML. (Quasi-Newton
+    # steps in unscaled theta stop at a zero slope variance here, log-likelihood 12.3 lower.)
+    df = _session_slope_data(seed=29, sd_slope=0.03)
+    fit = fit_mixed("y ~ x + (1 + x | client)", df, reml=False)
+    sm = _statsmodels_slope_fit(df)
+    assert fit.converged and not fit.singular
+    assert fit.loglik == pytest.approx(sm.llf, abs=1e-3)
+    np.testing.assert_allclose(fit.beta, sm.fe_params.to_numpy(), rtol=1e-4)
+    np.testing.assert_allclose(fit.coefficients.std_error, sm.bse_fe.to_numpy(), rtol=1e-3)
+    np.testing.assert_allclose(fit.design.covariance_matrices(fit.theta, fit.sigma)[0],
+                               sm.cov_re.to_numpy(), rtol=1e-3)
+    assert fit.sigma**2 == pytest.approx(sm.scale, rel=1e-3)
+
+
+def test_false_zero_slope_variance_is_left_by_a_restart():
+    # Here the optimizer first stops at a zero slope variance (correlation -1) although
+    # the deviance decreases away from it; the restart reaches statsmodels' optimum.
+    df = _session_slope_data(seed=26, sd_slope=0.01, keep=1.0)
+    fit = fit_mixed("y ~ x + (1 + x | client)", df, reml=False)
+    sm = _statsmodels_slope_fit(df)
+    assert fit.extra["optimizer"]["restarts"] >= 1
+    assert fit.converged and not fit.singular
+    assert fit.loglik == pytest.approx(sm.llf, abs=1e-3)
+    np.testing.assert_allclose(fit.design.covariance_matrices(fit.theta, fit.sigma)[0],
+                               sm.cov_re.to_numpy(), rtol=1e-3)
+    no_restart = fit_mixed("y ~ x + (1 + x | client)", df, reml=False,
+                           control={"restart_edge": False})
+    assert no_restart.singular and no_restart.loglik < sm.llf - 0.1
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_zero_slope_variance_stays_singular_without_restarts(reml):
+    # Remove each client's deviation from the mean within-client OLS slope: the clients'
+    # slopes are then identical and the estimated slope variance is zero. The model is then
+    # the random-intercept model, so the two likelihoods are equal; that one is checked
+    # against statsmodels.
+    smf = pytest.importorskip("statsmodels.formula.api")
+    df = _session_slope_data(seed=0, sd_slope=0.0, keep=1.0)
+    centred = df.x - df.groupby("client").x.transform("mean")
+    sums = df.assign(xy=centred * df.y, xx=centred**2).groupby("client")[["xy", "xx"]]
+    slope = sums.transform("sum").xy / sums.transform("sum").xx
+    df["y"] -= (slope - slope.mean()) * centred
+    fit = fit_mixed("y ~ x + (1 + x | client)", df, reml=reml)
+    intercept_only = fit_mixed("y ~ x + (1 | client)", df, reml=reml)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sm = smf.mixedlm("y ~ x", df, groups="client").fit(reml=reml, method="lbfgs")
+    assert fit.singular and fit.converged
+    assert fit.extra["optimizer"]["restarts"] == 0
+    assert _sd(fit, "client", "x") == pytest.approx(0.0, abs=1e-6)
+    assert fit.loglik == pytest.approx(intercept_only.loglik, abs=1e-6)
+    assert intercept_only.loglik == pytest.approx(sm.llf, abs=1e-3)
+
+
+def test_positive_group_variance_is_not_stopped_at_zero():
+    # Equal group means of y but unequal group means of x: the residual group means differ
+    # and statsmodels MixedLM (REML) finds a group variance of about 0.21, not zero.
+    smf = pytest.importorskip("statsmodels.formula.api")
+    df = _equal_group_means_data()
+    fit = fit_mixed("y ~ x + (1 | g)", df)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sm = smf.mixedlm("y ~ x", df, groups="g").fit(reml=True, method="lbfgs")
+    assert not fit.singular and fit.converged
+    assert fit.loglik == pytest.approx(sm.llf, abs=1e-3)
+    assert _sd(fit, "g") ** 2 == pytest.approx(float(sm.cov_re.iloc[0, 0]), rel=1e-3)
+    np.testing.assert_allclose(fit.beta, sm.fe_params.to_numpy(), rtol=1e-4)

@@ -16,6 +16,15 @@ residual sum of squares the profiled deviances are (eqs. 34 and 41)
 and ``theta`` is found by bounded quasi-Newton minimisation. To avoid cancellation the
 response is first replaced by its weighted least-squares residuals on ``X`` (which leaves
 ``u`` and the deviance unchanged and shifts ``beta`` by the least-squares fit).
+
+The optimizer works on ``theta`` times the root mean square of the random-effects column
+of each entry's row (:func:`theta_scale`): the fit of the model-matrix columns divided by
+their root mean squares, transformed back exactly. Its path, and so the result, do not
+depend on the units of a covariate; starting at ``theta = 1`` then means random effects
+of the size of the residual. A diagonal entry of ``theta`` stopped at zero is a stationary
+point whether or not it is a minimum (the deviance is even in the last diagonal entry of
+each term), where quasi-Newton steps stop; when the deviance decreases away from it the
+optimizer restarts from there (as lme4's ``restart_edge``).
 """
 
 from __future__ import annotations
@@ -27,22 +36,25 @@ import scipy.linalg
 import scipy.optimize as so
 import scipy.sparse as sp
 
-from .design import MixedDesign
+from .design import MixedDesign, _lower_triangle_colmajor
 from .formula import ModelSpecError
 from .inference import check_convergence, satterthwaite
 from .linalg import SparseCholesky, single_threaded_blas
 from .result import MixedResult
 
-__all__ = ["LmmProblem", "fit_lmm"]
+__all__ = ["LmmProblem", "fit_lmm", "theta_scale"]
 
 DEFAULT_CONTROL = {
     "maxiter": 2000,  # L-BFGS-B iterations
     "ftol": 1e-13,  # relative change of the deviance that stops the optimizer
     "gtol": 1e-8,  # projected-gradient size that stops the optimizer
-    "singular_tol": 1e-4,  # a diagonal theta below this is a singular fit (lme4's isSingular)
+    "singular_tol": 1e-4,  # a diagonal scaled theta below this is a singular fit (isSingular)
+    "restart_edge": True,  # restart when the deviance decreases away from a zero variance
     "grad_tol": 2e-3,  # scaled-gradient tolerance of the convergence check (lme4's)
     "satterthwaite": True,  # compute Satterthwaite degrees of freedom
 }
+EDGE_PROBES = (1e-3, 1e-2, 1e-1)  # scaled-theta values probed next to a zero variance
+MAX_RESTARTS = 3
 
 
 @dataclass
@@ -188,28 +200,31 @@ def fit_lmm(design: MixedDesign, reml: bool = True, control: dict | None = None)
     control = {**DEFAULT_CONTROL, **(control or {})}
     _check_identifiable(design)
     problem = LmmProblem(design)
+    scale = theta_scale(design)
+    lower = design.theta_lower
 
-    def objective(theta):
+    def objective(theta_scaled):
         try:
-            return problem.profiled_deviance(theta, reml)
+            return problem.profiled_deviance(theta_scaled / scale, reml)
         except np.linalg.LinAlgError:
             return np.inf
 
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in design.theta_lower]
-    opt = so.minimize(
-        objective, design.theta0, method="L-BFGS-B", jac="3-point", bounds=bounds,
-        options={"maxiter": control["maxiter"], "ftol": control["ftol"],
-                 "gtol": control["gtol"]},
-    )
-    theta = _snap_to_bounds(opt.x, design.theta_lower)
+    opt = _minimise(objective, design.theta0, lower, control)
+    restarts = 0
+    if control["restart_edge"]:
+        opt, restarts = _restart_from_edge(objective, opt, lower, control)
+    theta_scaled = _snap_to_bounds(opt.x, lower)
+    theta = theta_scaled / scale
     solution = problem.solve(theta)
     nmp = design.n - design.p if reml else design.n
     sigma = float(np.sqrt(solution.pwrss / nmp))
-    messages = [] if opt.success else [f"optimizer: {opt.message}"]
-    conv = check_convergence(lambda t: problem.profiled_deviance(t, reml), theta,
-                             design.theta_lower, control["grad_tol"])
+    conv = check_convergence(objective, theta_scaled, lower, control["grad_tol"])
+    # status 2: the line search found no lower deviance, which at a point passing the
+    # gradient and Hessian checks means an optimum within rounding error
+    optimizer_ok = bool(opt.success or (opt.status == 2 and conv["ok"]))
+    messages = [] if optimizer_ok else [f"optimizer: {opt.message}"]
     messages += conv["messages"]
-    singular = bool(np.any(theta[design.theta_lower == 0] < control["singular_tol"]))
+    singular = bool(np.any(theta_scaled[lower == 0] < control["singular_tol"]))
     if singular:
         messages.append("singular fit: a random-effect variance is estimated at zero or a "
                         "correlation at +-1; consider simplifying the random part")
@@ -237,14 +252,15 @@ def fit_lmm(design: MixedDesign, reml: bool = True, control: dict | None = None)
         loglik=-criterion / 2,
         deviance=ml_deviance,
         n_params=design.p + len(theta) + 1,
-        converged=bool(opt.success and conv["ok"]),
+        converged=optimizer_ok and conv["ok"],
         singular=singular,
         messages=messages,
         extra={
             "reml_criterion": criterion if reml else None,
             "optimizer": {"method": "L-BFGS-B", "iterations": int(opt.nit),
-                          "evaluations": int(opt.nfev), "message": str(opt.message)},
-            "gradient": conv["gradient"],
+                          "evaluations": int(opt.nfev), "message": str(opt.message),
+                          "restarts": restarts, "theta_scale": scale.tolist()},
+            "gradient": conv["gradient"],  # with the Hessian, in the scaled coordinates
             "hessian_eigenvalues": conv["hessian_eigenvalues"],
             **satt,
         },
@@ -270,6 +286,89 @@ def _check_identifiable(design: MixedDesign) -> None:
                 f"{block.n_levels * block.n_coef} random effects for {design.n} observations; "
                 "a linear mixed model cannot separate them from the residual: remove the term"
             )
+
+
+def theta_scale(design: MixedDesign) -> np.ndarray:
+    """Scale factor of each entry of ``theta``: the root mean square of its row's column.
+
+    Entry ``(r, c)`` of a term's factor ``T`` multiplies random coefficient ``r``; dividing
+    that coefficient's model-matrix column by ``d_r`` multiplies the entry by ``d_r``. The
+    optimizer works on ``theta * theta_scale(design)``, which is unchanged when a covariate
+    is rescaled. Columns of zeros get the factor 1.
+
+    Parameters
+    ----------
+    design : MixedDesign
+
+    Returns
+    -------
+    numpy.ndarray
+        One positive factor per entry of ``theta``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.models.design import build_design
+    >>> df = pd.DataFrame({"y": [1.0, 2.0, 4.0, 3.0], "x": [3.0, -3.0, 3.0, -3.0],
+    ...                    "g": ["a", "a", "b", "b"]})
+    >>> theta_scale(build_design("y ~ 1 + (1 + x | g)", df)).tolist()  # T11, T21, T22
+    [1.0, 3.0, 3.0]
+    """
+    factors = []
+    for block in design.blocks:
+        rms = np.sqrt(np.mean(block.model_matrix**2, axis=0))
+        rows, _ = _lower_triangle_colmajor(block.n_coef)
+        factors.append(np.where(rms > 0, rms, 1.0)[rows])
+    return np.concatenate(factors)
+
+
+def _minimise(objective, start: np.ndarray, lower: np.ndarray, control: dict):
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    return so.minimize(
+        objective, start, method="L-BFGS-B", jac="3-point", bounds=bounds,
+        options={"maxiter": control["maxiter"], "ftol": control["ftol"],
+                 "gtol": control["gtol"]},
+    )
+
+
+def _restart_from_edge(objective, opt, lower: np.ndarray, control: dict):
+    """Restart the optimizer while the deviance decreases away from a zero diagonal entry.
+
+    Each diagonal entry below ``singular_tol`` is probed at :data:`EDGE_PROBES`; where the
+    deviance is lower (by more than rounding) the entry is moved to the best probe and the
+    optimizer restarts there. The better optimum is kept, at most :data:`MAX_RESTARTS`
+    times, so a variance whose deviance rises away from zero stays at zero.
+
+    Returns
+    -------
+    opt : scipy.optimize.OptimizeResult
+    restarts : int
+    """
+    for restarts in range(MAX_RESTARTS):
+        start = _edge_probe(objective, opt.x, lower, control["singular_tol"])
+        if start is None:
+            return opt, restarts
+        new = _minimise(objective, start, lower, control)
+        if not new.fun < opt.fun:
+            return opt, restarts + 1
+        opt = new
+    return opt, MAX_RESTARTS
+
+
+def _edge_probe(objective, x: np.ndarray, lower: np.ndarray, tol: float):
+    """``x`` with near-zero diagonal entries moved where the deviance is lower, or None."""
+    f0 = objective(x)
+    start = x.copy()
+    for i in np.flatnonzero((lower == 0) & (x < tol)):
+        values = {}
+        for step in EDGE_PROBES:
+            trial = x.copy()
+            trial[i] = step
+            values[step] = objective(trial)
+        best = min(values, key=values.get)
+        if values[best] < f0 - 1e-9 * max(1.0, abs(f0)):
+            start[i] = best
+    return None if np.array_equal(start, x) else start
 
 
 def _snap_to_bounds(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
