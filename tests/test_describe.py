@@ -2,7 +2,8 @@
 
 Table 1 is checked against an independent pandas computation on the raw canonical frames;
 suppression and formatting against hand-made tables; intervals against hand computations
-and statsmodels' cluster-robust Poisson GLM.
+and statsmodels' cluster-robust Poisson GLM; retention curves against a hand-computed
+Kaplan-Meier case and statsmodels' SurvfuncRight.
 """
 
 import numpy as np
@@ -10,13 +11,22 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 from scipy import stats
+from statsmodels.duration.survfunc import SurvfuncRight
 
-from resistance_outcomes.derive import DataError, client_table, session_table
+from resistance_outcomes.derive import (
+    DataError,
+    client_table,
+    person_period,
+    session_table,
+)
 from resistance_outcomes.describe import (
+    REPAIR_GROUPS,
     format_table1,
     rate_by_session,
     rate_interval,
+    repair_tertile,
     resistance_profile,
+    retention_curves,
     suppress_small_counts,
     table1,
     table1_markdown,
@@ -475,3 +485,194 @@ def test_resistance_profile_matches_clustered_poisson_glm():
 def test_resistance_profile_needs_behaviour_columns():
     with pytest.raises(DataError, match="none of the resistance columns"):
         resistance_profile(session_rows("cognitive", 1, [1, 2]).assign(minutes=50.0))
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def person_period_rows(spells, framework="cognitive"):
+    """Person-period rows from {client: (last session at risk, dropped out)}, no gaps."""
+    rows = [
+        (framework, client, t, int(dropped and t == last))
+        for client, (last, dropped) in spells.items()
+        for t in range(1, last + 1)
+    ]
+    return pd.DataFrame(rows, columns=["framework", "client", "time", "event"])
+
+
+# A at risk at sessions 1-2 and drops out after 2; B drops out after 1; C is censored after
+# 2; D drops out after 3; E is censored after 3.
+HAND_SPELLS = {"A": (2, True), "B": (1, True), "C": (2, False), "D": (3, True), "E": (3, False)}
+
+
+def test_retention_curve_matches_hand_computation():
+    curve = retention_curves(person_period_rows(HAND_SPELLS), min_cell=1)
+    # Worked by hand (z = 1.959964):
+    # t=1: n=5, d=1: S = 4/5 = 0.8; Greenwood sum 1/(5*4) = 0.05; SE = 0.8 sqrt(0.05) = 0.178885;
+    #      log(-log) SE = sqrt(0.05)/|ln 0.8| = 1.002076; CI = 0.8^exp(+-z*1.002076)
+    #      = (0.8^7.127657, 0.8^0.140298) = (0.203809, 0.969180)
+    # t=2: n=4 (A, C, D, E), d=1: S = 0.8 * 3/4 = 0.6; sum 0.05 + 1/12 = 0.133333;
+    #      SE = 0.6 sqrt(0.133333) = 0.219089; CI = (0.125730, 0.881756)
+    # t=3: n=2 (D, E), d=1: S = 0.6 * 1/2 = 0.3; sum 0.133333 + 1/2 = 0.633333;
+    #      SE = 0.3 sqrt(0.633333) = 0.238747; CI = (0.012302, 0.719218)
+    # (R: survfit(Surv(c(2, 1, 2, 3, 3), c(1, 1, 0, 1, 0)) ~ 1, conf.type = "log-log"))
+    assert curve["session"].tolist() == [1, 2, 3]
+    assert curve["n_risk"].tolist() == [5, 4, 2]
+    assert curve["n_events"].tolist() == [1, 1, 1]
+    assert curve["survival"].tolist() == pytest.approx([0.8, 0.6, 0.3], abs=1e-12)
+    assert curve["se"].tolist() == pytest.approx([0.178885, 0.219089, 0.238747], abs=1e-6)
+    assert curve["ci_low"].tolist() == pytest.approx([0.203809, 0.125730, 0.012302], abs=1e-6)
+    assert curve["ci_high"].tolist() == pytest.approx([0.969180, 0.881756, 0.719218], abs=1e-6)
+    assert not curve["suppressed"].any()
+    assert list(curve.columns) == [
+        "framework", "session", "n_risk", "n_events", "survival", "se", "ci_low", "ci_high",
+        "suppressed",
+    ]  # fmt: skip
+
+
+def test_retention_curves_agree_with_statsmodels_kaplan_meier():
+    rng = np.random.default_rng(5)
+    frames, spells = [], {}
+    for framework in FRAMEWORKS:
+        last = rng.integers(1, 13, 40)
+        dropped = rng.random(40) < 0.4
+        spells[framework] = (last, dropped)
+        frames.append(
+            person_period_rows(
+                {
+                    f"{framework}{i}": (int(t), bool(e))
+                    for i, (t, e) in enumerate(zip(last, dropped, strict=True))
+                },
+                framework,
+            )
+        )
+    curves = retention_curves(pd.concat(frames), min_cell=1, level=0.9)
+    assert [str(f) for f in curves["framework"].unique()] == FRAMEWORKS
+    z = stats.norm.ppf(0.95)
+    for framework, (last, dropped) in spells.items():
+        reference = SurvfuncRight(last, dropped.astype(float))  # independent implementation
+        mine = curves[curves["framework"] == framework].set_index("session")
+        at = reference.surv_times.astype(int)
+        assert mine.loc[at, "survival"].to_numpy() == pytest.approx(reference.surv_prob)
+        assert mine.loc[at, "se"].to_numpy() == pytest.approx(reference.surv_prob_se)
+        assert mine.loc[at, "n_risk"].to_numpy(float) == pytest.approx(reference.n_risk)
+        assert mine.loc[at, "n_events"].to_numpy(float) == pytest.approx(reference.n_events)
+        # log(-log) interval from statsmodels' Greenwood SE (delta method)
+        s, se = reference.surv_prob, reference.surv_prob_se
+        ok = s > 0
+        width = z * se[ok] / (s[ok] * np.abs(np.log(s[ok])))
+        assert mine.loc[at[ok], "ci_low"].to_numpy() == pytest.approx(s[ok] ** np.exp(width))
+        assert mine.loc[at[ok], "ci_high"].to_numpy() == pytest.approx(s[ok] ** np.exp(-width))
+        # sessions without a dropout keep the survival of the session before
+        quiet = mine[mine["n_events"] == 0]
+        for session in quiet.index[quiet.index > 1]:
+            assert mine.loc[session, "survival"] == mine.loc[: session - 1, "survival"].iloc[-1]
+
+
+def test_retention_curves_from_person_period_data():
+    clients = pd.DataFrame(
+        {
+            "study": "s",
+            "client": ["C1", "C2", "C3"],
+            "therapist": "T1",
+            "framework": "cognitive",
+            "planned_sessions": 4,
+            "end_status": ["dropout", "completed", "dropout"],
+        }
+    )
+    sessions = pd.DataFrame(
+        {
+            "study": "s",
+            "client": ["C1"] * 3 + ["C2"] * 4 + ["C3"] * 3,
+            "session": [1, 2, 3, 1, 2, 3, 4, 1, 2, 3],
+            "attended": [True, True, False, True, True, True, True, True, False, True],
+            "ruptures": [0, 1, None, 0, 0, 1, 0, 1, None, 0],
+            "repaired": [0, 1, None, 0, 0, 1, 0, 0, None, 0],
+        }
+    )
+    pp = person_period(sessions, clients, {"rule": "end_status"})
+    curve = retention_curves(pp, min_cell=1)
+    # session 1: C1, C2, C3 at risk, none leaves; session 2: C1 (leaves: its last attended
+    # session) and C2 (C3 missed session 2, so is not at risk there); session 3: C2 and C3
+    # (leaves). S = 1, 1/2, 1/2 * 1/2.
+    assert curve["n_risk"].tolist() == [3, 2, 2]
+    assert curve["n_events"].tolist() == [0, 1, 1]
+    assert curve["survival"].tolist() == pytest.approx([1.0, 0.5, 0.25])
+    # no dropout yet: no uncertainty
+    assert curve.loc[0, ["se", "ci_low", "ci_high"]].tolist() == [0.0, 1.0, 1.0]
+
+
+def test_retention_curves_suppress_small_risk_sets_and_empty_curves():
+    # C0 drops out after session 1; C1-C4 stay to session 3; C5, C6 finish after session 1
+    spells = {"C0": (1, True), **{f"C{i}": (3 if i < 5 else 1, False) for i in range(1, 7)}}
+    curve = retention_curves(person_period_rows(spells), min_cell=5)
+    assert curve["suppressed"].tolist() == [False, True, True]  # 7, then 4 and 4 at risk
+    assert curve.loc[1:, ["n_risk", "n_events", "survival", "ci_low"]].isna().all().all()
+    assert curve.loc[0, "survival"] == pytest.approx(1 - 1 / 7)
+    everyone = retention_curves(person_period_rows({"A": (1, True), "B": (1, True)}), min_cell=1)
+    # S = 0: Greenwood's sum is infinite, so no SE and no interval
+    assert everyone.loc[0, "survival"] == 0
+    assert everyone[["se", "ci_low", "ci_high"]].isna().all().all()
+
+
+def test_retention_curves_by_two_columns_in_reporting_order():
+    pp = pd.concat(
+        [
+            person_period_rows({"A": (2, True), "B": (3, False)}, "cognitive"),
+            person_period_rows({"C": (2, False), "D": (1, True)}, "psychoanalytic"),
+        ]
+    )
+    pp["repair_tertile"] = pd.Categorical(
+        pp["client"].map({"A": "High repair", "B": "Low repair", "C": "Low repair",
+                          "D": "Low repair"}),
+        categories=REPAIR_GROUPS,
+    )  # fmt: skip
+    curves = retention_curves(pp, by=["framework", "repair_tertile"], min_cell=1)
+    keys = curves[["framework", "repair_tertile"]].astype(str).drop_duplicates()
+    assert keys.values.tolist() == [
+        ["psychoanalytic", "Low repair"],
+        ["cognitive", "Low repair"],
+        ["cognitive", "High repair"],
+    ]
+    low = curves[(curves["framework"] == "psychoanalytic")]
+    assert low["n_risk"].tolist() == [2, 1] and low["survival"].tolist() == [0.5, 0.5]
+
+
+def test_retention_curves_reject_bad_rows():
+    pp = person_period_rows(HAND_SPELLS)
+    with pytest.raises(
+        DataError, match=r"row 2 \(client 'A', time '2'\): column 'event' has the value '2'"
+    ):
+        retention_curves(pp.assign(event=pp["event"].replace(1, 2)))
+    with pytest.raises(DataError, match="column 'time' has the value '0'"):
+        retention_curves(pp.assign(time=pp["time"] - 1))
+    with pytest.raises(DataError, match="row 1 .*column 'framework' is empty; it must be a group"):
+        retention_curves(pp.assign(framework=[None] + ["cognitive"] * (len(pp) - 1)))
+    with pytest.raises(DataError, match="missing column"):
+        retention_curves(pp, by="repair_tertile")
+
+
+def test_repair_tertile_cuts_pooled_rates_and_keeps_clients_without_ruptures():
+    rates = [0.0, 0.1, 0.2, 0.4, 0.5, 0.6, 0.8, 0.9, 1.0]
+    tbl = pd.DataFrame(
+        {
+            "study": "s",
+            "client": [f"C{i}" for i in range(11)],
+            "framework": ["cognitive", "behavioral"] * 5 + ["cognitive"],
+            "ruptures_total": [10] * 9 + [0, 0],
+            "repaired_total": [10 * r for r in rates] + [0, 0],
+            "rupture_rate": [1.0] * 9 + [0.0, np.nan],
+        }
+    )
+    out = repair_tertile(tbl)
+    # Cut points over the 9 pooled rates (type 7 quantiles): 1/3 -> 0.2 + (0.4 - 0.2) * 2/3
+    # = 0.333 (position 8/3 between 0.2 and 0.4), 2/3 -> 0.6 + (0.8 - 0.6) * 1/3 = 0.667.
+    assert out["repair_tertile"].astype(str).tolist() == [
+        *["Low repair"] * 3, *["Middle repair"] * 3, *["High repair"] * 3,
+        "No ruptures", "Not coded",
+    ]  # fmt: skip
+    assert out["repair_tertile"].cat.ordered
+    assert list(out.columns) == ["study", "client", "repair_tertile"]
+    ties = repair_tertile(tbl.assign(repaired_total=[5] * 9 + [0, 0]))
+    # all rates 0.5: both cut points are 0.5, so every client is "Low repair"
+    assert (ties["repair_tertile"].iloc[:9] == "Low repair").all()

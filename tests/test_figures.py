@@ -1,4 +1,10 @@
-"""Tests for resistance_outcomes.figures: structure, colours, labels, layout and file output."""
+"""Tests for resistance_outcomes.figures: structure, colours, labels, layout and file output.
+
+Model-based figures are drawn from small simulated fits; Pearson residuals are checked
+against the Poisson overdispersion the engine computes itself, statsmodels' variance
+functions and the equivalence of binomial counts and their Bernoulli rows; quantile plots
+against R's ``qqnorm`` positions.
+"""
 
 import itertools
 
@@ -10,16 +16,25 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_hex
 from matplotlib.container import ErrorbarContainer
+from scipy import stats
+from statsmodels.genmod import families
 
+from resistance_outcomes.derive import DataError
 from resistance_outcomes.figures import (
     FRAMEWORK_COLORS,
     STYLE,
+    diagnostic_residuals,
     framework_colors,
     plot_agreement,
+    plot_dropout_by_repair,
+    plot_forest,
+    plot_model_diagnostics,
     plot_resistance_profile,
+    plot_retention_curves,
     plot_rupture_rate_by_session,
     save_figure,
 )
+from resistance_outcomes.models import fit_mixed
 
 FRAMEWORKS = ["psychoanalytic", "behavioral", "cognitive"]
 
@@ -267,3 +282,439 @@ def test_agreement_plot_wide_range_missing_values_and_bad_input():
         assert not overlaps(box, legend)
     with pytest.raises(ValueError, match="statistic 'ICC\\(C,1\\)' cannot be drawn"):
         plot_agreement(table.assign(statistic="ICC(C,1)"))
+
+
+# ------------------------------------------------------------------ shared checks
+
+
+def text_boxes(fig):
+    """Window boxes of every drawn text: tick labels in the axis range, axis labels,
+    titles and free texts of every axes."""
+    renderer = fig.canvas.get_renderer()
+    texts = []
+    for ax in fig.axes:
+        texts += [ax.xaxis.label, ax.yaxis.label, ax.title, *ax.texts]
+        for labels, limits, coordinate in [
+            (ax.get_xticklabels(), ax.get_xlim(), 0),
+            (ax.get_yticklabels(), ax.get_ylim(), 1),
+        ]:
+            low, high = sorted(limits)
+            texts += [
+                t for t in labels if t.get_text() and low <= t.get_position()[coordinate] <= high
+            ]
+    return [t.get_window_extent(renderer) for t in texts if t.get_text()]
+
+
+def assert_no_overlap(fig):
+    """No two texts overlap, every text and legend is inside the figure, and no legend
+    covers an axes' data area or a text."""
+    renderer = fig.canvas.get_renderer()
+    boxes = text_boxes(fig)
+    for a, b in itertools.combinations(boxes, 2):
+        assert not overlaps(a, b), (a, b)
+    legends = [legend.get_window_extent(renderer) for legend in fig.legends]
+    for ax in fig.axes:
+        legends += [ax.get_legend().get_window_extent(renderer)] if ax.get_legend() else []
+    for box in boxes + legends:
+        assert box.x0 >= -1 and box.x1 <= fig.bbox.width + 1, box
+        assert box.y0 >= -1 and box.y1 <= fig.bbox.height + 1, box
+    for legend in legends:
+        for ax in fig.axes:
+            assert not overlaps(legend, ax.get_window_extent(renderer))
+        for box in boxes:
+            assert not overlaps(legend, box)
+
+
+def bands(ax):
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
+
+
+def colour(artist):
+    return to_hex(artist.get_color())
+
+
+def band_colour(band):
+    return to_hex(band.get_facecolor()[0], keep_alpha=False)
+
+
+# ------------------------------------------------------------------ rate with prediction
+
+
+@pytest.fixture
+def prediction_df():
+    rows = []
+    for k, framework in enumerate(FRAMEWORKS):
+        for session in range(1, 12):
+            estimate = 0.52 + 0.1 * k + 0.018 * session
+            rows.append((framework, session, estimate, estimate * 0.85, estimate * 1.18))
+    return pd.DataFrame(rows, columns=["framework", "session", "estimate", "ci_low", "ci_high"])
+
+
+def test_rate_plot_overlays_the_model_prediction(rate_df, prediction_df):
+    fig = drawn(plot_rupture_rate_by_session(rate_df, prediction=prediction_df))
+    ax = fig.axes[0]
+    observed = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert [c.get_label() for c in observed] == ["Psychoanalytic", "Behavioral", "Cognitive"]
+    model_lines = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(model_lines) == len(bands(ax)) == 3
+    for container, line, band, framework in zip(
+        observed, model_lines, bands(ax), FRAMEWORKS, strict=True
+    ):
+        expected = FRAMEWORK_COLORS[framework].lower()
+        assert colour(container.lines[0]) == colour(line) == band_colour(band) == expected
+        assert container.lines[0].get_linestyle() == "None"  # observed means are points
+        assert line.get_xdata().tolist() == list(range(1, 12))
+    # observed points of a session side by side, centred on the session
+    firsts = [c.lines[0].get_xdata()[0] for c in observed]
+    assert firsts == pytest.approx([0.88, 1.0, 1.12])
+    # the style key sits below the axes, the framework legend above
+    renderer = fig.canvas.get_renderer()
+    key = fig.legends[1]
+    assert [t.get_text() for t in key.get_texts()] == [
+        "Observed (95% CI)",
+        "Model prediction (95% CI)",
+    ]
+    assert key.get_window_extent(renderer).y1 <= ax.xaxis.label.get_window_extent(renderer).y0
+    assert fig.get_size_inches().tolist() == pytest.approx([3.5, 3.0])
+    assert_readable_layout(fig)
+    assert_no_overlap(fig)
+
+
+# ------------------------------------------------------------------ dropout by repair
+
+
+@pytest.fixture
+def dropout_df():
+    grid = np.linspace(0, 1, 21)
+    rows = []
+    for k, framework in enumerate(FRAMEWORKS):
+        p = 1 / (1 + np.exp(-(-1.0 - (0.5 + k) * grid)))
+        rows += [
+            (framework, r, e, 0.7 * e, min(1.0, 1.4 * e)) for r, e in zip(grid, p, strict=True)
+        ]
+    return pd.DataFrame(
+        rows, columns=["framework", "repair_rate", "estimate", "ci_low", "ci_high"]
+    ).sample(frac=1, random_state=3)
+
+
+def test_dropout_plot_one_line_and_band_per_framework(dropout_df):
+    fig = drawn(plot_dropout_by_repair(dropout_df))
+    ax = fig.axes[0]
+    lines = ax.get_lines()
+    assert len(lines) == len(bands(ax)) == 3
+    for line, band, framework in zip(lines, bands(ax), FRAMEWORKS, strict=True):
+        assert colour(line) == band_colour(band) == FRAMEWORK_COLORS[framework].lower()
+        assert line.get_label() == framework.capitalize()
+        assert list(line.get_xdata()) == sorted(line.get_xdata())  # sorted by repair rate
+    # proportions on the data, percentages on the axes
+    low, high = ax.get_xlim()
+    ticks = [t.get_text() for t in ax.get_xticklabels() if low <= t.get_position()[0] <= high]
+    assert ticks == ["0", "20", "40", "60", "80", "100"]
+    assert ax.get_xlabel() == "Repair rate (% of ruptures repaired)"
+    assert ax.get_ylabel() == "Predicted probability of dropout (%)"
+    assert ax.get_ylim()[0] == 0
+    assert_readable_layout(fig)
+    assert_no_overlap(fig)
+
+
+def test_dropout_plot_rejects_percentages(dropout_df):
+    bad = dropout_df.reset_index(drop=True)
+    bad.loc[4, "repair_rate"] = 40.0
+    with pytest.raises(DataError, match=r"row 5: column 'repair_rate' has the value '40.0'"):
+        plot_dropout_by_repair(bad)
+
+
+# ------------------------------------------------------------------ forest plot
+
+
+def effects_table(labels=("Repair rate, +10 points",), group=None, kind="odds ratio"):
+    rows = []
+    for i, label in enumerate(labels):
+        for k, framework in enumerate(FRAMEWORKS):
+            estimate = 0.6 + 0.25 * k + 0.1 * i
+            rows.append((label, framework, estimate, estimate / 1.5, estimate * 1.5))
+    table = pd.DataFrame(rows, columns=["label", "framework", "estimate", "ci_low", "ci_high"])
+    table["ratio_kind"] = kind
+    if group is not None:
+        table.insert(0, "group", group)
+    return table
+
+
+def test_forest_plot_log_axis_reference_line_and_framework_colours():
+    fig = drawn(plot_forest(effects_table(["Repair rate, +10 points", "Rupture rate, +1"])))
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert ax.get_xlabel() == "Odds ratio (log scale)"
+    reference = [line for line in ax.get_lines() if list(line.get_xdata()) == [1, 1]]
+    assert len(reference) == 1 and reference[0].get_linestyle() == "--"
+    containers = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert [c.get_label() for c in containers] == ["Psychoanalytic", "Behavioral", "Cognitive"]
+    for k, (container, framework) in enumerate(zip(containers, FRAMEWORKS, strict=True)):
+        assert colour(container.lines[0]) == FRAMEWORK_COLORS[framework].lower()
+        assert container.lines[0].get_xdata().tolist() == pytest.approx(
+            [0.6 + 0.25 * k, 0.7 + 0.25 * k]
+        )
+    # one row per label, frameworks side by side within it, first row at the top
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "Repair rate, +10\npoints",
+        "Rupture rate, +1",
+    ]
+    assert ax.yaxis_inverted()
+    rows = np.array([c.lines[0].get_ydata() for c in containers])
+    assert (np.diff(rows, axis=0) > 0).all() and (np.abs(rows - [0, 1]) < 0.5).all()
+    # ticks are round ratios including 1
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert "1" in ticks and all(float(t) > 0 for t in ticks)
+    assert_no_overlap(fig)
+
+
+def test_forest_plot_groups_and_panels_per_ratio_kind():
+    effects = pd.concat(
+        [
+            effects_table(["Repair rate, +10 points"], group="Dropout (client level)"),
+            effects_table(["Unrepaired ruptures, +1"], group="Dropout hazard"),
+            effects_table(["Session, +1"], group="Rupture frequency", kind="rate ratio"),
+        ]
+    )
+    fig = drawn(plot_forest(effects))
+    odds, rates = fig.axes
+    assert odds.get_xlabel() == "Odds ratio (log scale)"
+    assert rates.get_xlabel() == "Incidence-rate ratio (log scale)"
+    labels = odds.get_yticklabels()
+    assert [t.get_text() for t in labels] == [
+        "Dropout (client level)",
+        "Repair rate, +10\npoints",
+        "Dropout hazard",
+        "Unrepaired ruptures,\n+1",
+    ]
+    assert [t.get_fontweight() for t in labels] == ["bold", "normal", "bold", "normal"]
+    assert len(fig.legends) == 1 and len(fig.legends[0].get_texts()) == 3
+    assert_no_overlap(fig)
+
+
+def test_forest_plot_height_grows_with_rows_and_labels_do_not_overlap():
+    few = plot_forest(effects_table([f"Effect {i}" for i in range(2)]))
+    many = drawn(
+        plot_forest(effects_table([f"A longer effect label number {i}" for i in range(12)]))
+    )
+    assert many.get_size_inches()[1] > 3 * few.get_size_inches()[1] / 2
+    assert_no_overlap(many)
+    wide = drawn(
+        plot_forest(effects_table([f"A longer effect label number {i}" for i in range(12)]), 7.2)
+    )
+    assert "\n" not in wide.axes[0].get_yticklabels()[0].get_text()  # room to stay on one line
+    assert_no_overlap(wide)
+
+
+def test_forest_plot_narrow_range_missing_estimate_and_no_framework():
+    effects = effects_table(["Session, +1"], kind="rate ratio")
+    effects[["estimate", "ci_low", "ci_high"]] = [[1.01, 0.99, 1.03], [0.98, 0.96, 1.0],
+                                                  [np.nan, np.nan, np.nan]]  # fmt: skip
+    pooled = pd.DataFrame([("Session, +1 (all)", None, 0.99, 0.98, 1.0, "rate ratio")],
+                          columns=effects.columns)  # fmt: skip
+    fig = drawn(plot_forest(pd.concat([effects, pooled])))
+    ax = fig.axes[0]
+    ticks = [float(t.get_text()) for t in ax.get_xticklabels()]
+    assert len(ticks) >= 3 and 1.0 in ticks  # round steps, not a lone "1"
+    assert [t.get_text() for t in ax.texts] == ["not estimable"]
+    assert colour(ax.texts[0]) == FRAMEWORK_COLORS["cognitive"].lower()
+    assert ax.texts[0].get_position()[1] == pytest.approx(0.22)  # cognitive's place in row 0
+    neutral = [c for c in ax.containers if c.get_label() == "_nolegend_"]
+    assert len(neutral) == 1 and colour(neutral[0].lines[0]) == "#333333"
+    assert neutral[0].lines[0].get_ydata().tolist() == [1.0]  # alone in its row: centred
+    # every framework of the table is in the legend, the neutral pooled row is not
+    assert len(fig.legends[0].get_texts()) == 3
+    assert_no_overlap(fig)
+
+
+def test_forest_plot_rejects_log_scale_values_and_repeated_effects():
+    effects = effects_table()
+    effects.loc[1, "estimate"] = -0.3
+    with pytest.raises(DataError, match=r"row 2 \(Repair rate.*'estimate' has the value '-0.3'"):
+        plot_forest(effects)
+    with pytest.raises(DataError, match="rows 1 and 4 have the same ratio_kind, label, framework"):
+        plot_forest(pd.concat([effects_table(), effects_table()]))
+
+
+# ------------------------------------------------------------------ retention curves
+
+
+def retention_table(frameworks=FRAMEWORKS, tertiles=None):
+    rows = []
+    for k, framework in enumerate(frameworks):
+        for j, group in enumerate(tertiles or [None]):
+            survival = 1.0
+            for session in range(1, 11):
+                survival *= 1 - (0.02 + 0.01 * k + 0.01 * j)
+                row = {"framework": framework, "session": session, "survival": survival,
+                       "ci_low": survival - 0.06, "ci_high": min(1.0, survival + 0.05),
+                       "suppressed": False}  # fmt: skip
+                if group is not None:
+                    row["repair_tertile"] = group
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_retention_plot_step_curves_from_100_percent():
+    curves = retention_table()
+    curves.loc[curves.index[-2:], ["survival", "ci_low", "ci_high"]] = np.nan  # suppressed
+    fig = drawn(plot_retention_curves(curves))
+    ax = fig.axes[0]
+    lines = ax.get_lines()
+    assert len(lines) == len(bands(ax)) == 3
+    for line, band, framework in zip(lines, bands(ax), FRAMEWORKS, strict=True):
+        assert line.get_drawstyle() == "steps-post"
+        assert colour(line) == band_colour(band) == FRAMEWORK_COLORS[framework].lower()
+        assert (line.get_xdata()[0], line.get_ydata()[0]) == (0, 100)
+    first = curves[curves["framework"] == "psychoanalytic"]["survival"].to_numpy()
+    assert lines[0].get_ydata()[1:].tolist() == pytest.approx((100 * first).tolist())
+    assert lines[2].get_xdata()[-1] == 8  # the curve ends before its suppressed sessions
+    assert ax.get_ylabel() == "Still in therapy (%)"
+    assert ax.get_xlabel() == "Session"
+    assert ax.get_ylim() == (60, 101)  # the 10% step below the lowest interval (0.6...)
+    assert_readable_layout(fig)
+    assert_no_overlap(fig)
+
+
+def test_retention_plot_repair_tertile_panels():
+    groups = ["Low repair", "Middle repair", "High repair", "No ruptures"]
+    fig = drawn(plot_retention_curves(retention_table(), retention_table(tertiles=groups)))
+    assert len(fig.axes) == 4
+    assert [ax.get_title() for ax in fig.axes] == [
+        "By framework",
+        "Psychoanalytic",
+        "Behavioral",
+        "Cognitive",
+    ]
+    assert fig.get_size_inches()[0] == pytest.approx(7.2)
+    for ax, framework in zip(fig.axes[1:], FRAMEWORKS, strict=True):
+        lines = ax.get_lines()
+        assert [line.get_label() for line in lines] == groups
+        assert {colour(line) for line in lines} == {FRAMEWORK_COLORS[framework].lower()}
+        assert len({str(line.get_linestyle()) for line in lines}) == 4  # told apart by style
+        assert len(bands(ax)) == 4
+        assert ax.get_ylim() == fig.axes[0].get_ylim()
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert [t for t in legend if t.strip()] == [
+        "Psychoanalytic",
+        "Low repair",
+        "Behavioral",
+        "Middle repair",
+        "Cognitive",
+        "High repair",
+        "No ruptures",
+    ]  # column by column: frameworks on the first row, repair groups on the second
+    assert_no_overlap(fig)
+
+
+# ------------------------------------------------------------------ model diagnostics
+
+
+@pytest.fixture(scope="module")
+def poisson_fit():
+    rng = np.random.default_rng(8)
+    g = np.repeat(np.arange(12), 10)
+    x = rng.normal(size=120)
+    y = rng.poisson(np.exp(0.3 + 0.4 * x + rng.normal(0, 0.5, 12)[g]))
+    return fit_mixed("y ~ x + (1 | g)", pd.DataFrame({"y": y, "x": x, "g": g}), "poisson")
+
+
+def test_pearson_residuals_of_a_poisson_fit(poisson_fit):
+    res = diagnostic_residuals(poisson_fit)
+    y = poisson_fit.design.y
+    # the fitted value is the conditional mean exp(X beta + Z b)
+    eta = poisson_fit.design.X @ poisson_fit.beta + poisson_fit.design.Zt.T @ poisson_fit.b
+    assert res["fitted"].to_numpy() == pytest.approx(np.exp(eta))
+    mu = res["fitted"].to_numpy()
+    assert res["residual"].to_numpy() == pytest.approx((y - mu) / np.sqrt(mu))
+    # sum of squares over residual df: the overdispersion ratio the engine reports itself
+    n, p = len(y), poisson_fit.n_params
+    ratio = poisson_fit.fit_statistics["overdispersion"]
+    assert np.sum(res["residual"] ** 2) / (n - p) == pytest.approx(ratio, rel=1e-8)
+
+
+def test_pearson_residuals_use_the_family_variance():
+    rng = np.random.default_rng(9)
+    g = np.repeat(np.arange(10), 12)
+    mu = np.exp(0.5 + rng.normal(0, 0.4, 10)[g])
+    y = rng.negative_binomial(2.0, 2.0 / (2.0 + mu))
+    fit = fit_mixed("y ~ 1 + (1 | g)", pd.DataFrame({"y": y, "g": g}), "negative_binomial")
+    res = diagnostic_residuals(fit)
+    fitted = res["fitted"].to_numpy()
+    variance = families.NegativeBinomial(alpha=1 / fit.nb_theta).variance(fitted)  # mu + mu^2/theta
+    assert res["residual"].to_numpy() == pytest.approx((y - fitted) / np.sqrt(variance))
+
+    frame = pd.DataFrame({"y": rng.normal(size=120) + rng.normal(size=10)[g], "g": g})
+    gaussian = fit_mixed("y ~ 1 + (1 | g)", frame)
+    res = diagnostic_residuals(gaussian)
+    # in residual SD units
+    assert (res["residual"] * gaussian.sigma).to_numpy() == pytest.approx(
+        frame["y"] - res["fitted"]
+    )
+
+
+def test_pearson_residuals_of_binomial_counts_match_their_bernoulli_rows():
+    # 8 groups x 5 units x 6 trials; the same data as 240 0/1 rows give the same fit, and
+    # the count residual is the sum of its Bernoulli residuals over sqrt(trials):
+    # (s - n mu) / sqrt(mu (1 - mu)) / sqrt(n) = (s / n - mu) sqrt(n / (mu (1 - mu))).
+    rng = np.random.default_rng(10)
+    g = np.repeat(np.arange(8), 5)
+    x = rng.normal(size=40)
+    successes = rng.binomial(6, 1 / (1 + np.exp(-(0.2 + 0.5 * x + rng.normal(0, 0.6, 8)[g]))))
+    counts = pd.DataFrame({"s": successes, "f": 6 - successes, "x": x, "g": g})
+    rows = counts.loc[counts.index.repeat(6)].reset_index(names="unit")
+    rows["y"] = (rows.groupby("unit").cumcount() < rows["s"]).astype(int)
+    by_count = diagnostic_residuals(fit_mixed("cbind(s, f) ~ x + (1 | g)", counts, "binomial"))
+    by_row = diagnostic_residuals(fit_mixed("y ~ x + (1 | g)", rows, "binomial"))
+    summed = by_row["residual"].groupby(rows["unit"]).sum() / np.sqrt(6)
+    assert by_count["residual"].to_numpy() == pytest.approx(summed.to_numpy(), rel=1e-5)
+
+
+def test_diagnostics_panel_residuals_and_one_quantile_plot_per_term():
+    rng = np.random.default_rng(11)
+    g = np.tile(np.arange(5), 24)  # 5 groups: random intercept and slope
+    h = np.repeat(np.arange(12), 10)  # 12 groups: random intercept
+    x = rng.normal(size=120)
+    y = (rng.normal(0, 0.1, 5)[g] + (1 + rng.normal(0, 2.0, 5)[g]) * x
+         + rng.normal(0, 1, 12)[h] + rng.normal(0, 0.5, 120))  # fmt: skip
+    fit = fit_mixed("y ~ x + (1 + x | g) + (1 | h)", pd.DataFrame({"y": y, "x": x, "g": g, "h": h}))
+    fig = drawn(plot_model_diagnostics(fit))
+    residual_ax, *quantile_axes = fig.axes
+    points, means = residual_ax.get_lines()[:2]
+    res = diagnostic_residuals(fit)
+    assert points.get_xdata().tolist() == pytest.approx(res["fitted"].tolist())
+    assert points.get_ydata().tolist() == pytest.approx(res["residual"].tolist())
+    assert len(means.get_xdata()) == 20
+    assert residual_ax.get_xlabel() == "Fitted value"
+    assert residual_ax.get_ylabel() == "Pearson residual"
+    # lme4 order: terms by decreasing number of levels; one axes per coefficient
+    assert [ax.get_title() for ax in quantile_axes] == ["h\nintercept", "g\nintercept", "g\nx"]
+    h_points = quantile_axes[0].get_lines()[0]
+    # R: qnorm(ppoints(12)) uses (i - 0.5) / 12; qnorm(ppoints(5)) uses (i - 3/8) / 5.25
+    assert h_points.get_xdata() == pytest.approx(stats.norm.ppf((np.arange(1, 13) - 0.5) / 12))
+    assert quantile_axes[1].get_lines()[0].get_xdata() == pytest.approx(
+        [-1.1797611, -0.4972006, 0.0, 0.4972006, 1.1797611], abs=1e-6
+    )
+    assert list(h_points.get_ydata()) == sorted(h_points.get_ydata())
+    # the slope modes (true SD 2) spread far more than the intercept modes (true SD 0.1)
+    spread = [np.std(ax.get_lines()[0].get_ydata()) for ax in quantile_axes[1:]]
+    assert spread[1] > 5 * spread[0]
+    assert all(
+        ax.get_ylabel() in ("", "Conditional mode\n(response units)") for ax in quantile_axes
+    )
+    assert quantile_axes[0].get_ylabel() and quantile_axes[2].get_xlabel() == "Normal quantile"
+    assert_no_overlap(fig)
+
+
+def test_diagnostics_of_a_logistic_model(poisson_fit):
+    rng = np.random.default_rng(12)
+    g = np.repeat(np.arange(15), 8)
+    y = rng.binomial(1, 1 / (1 + np.exp(-rng.normal(0, 1, 15)[g])))
+    fit = fit_mixed("y ~ 1 + (1 | g)", pd.DataFrame({"y": y, "g": g}), "binomial")
+    fig = drawn(plot_model_diagnostics(fit))
+    assert fig.axes[0].get_xlabel() == "Fitted probability"
+    assert fig.axes[1].get_ylabel() == "Conditional mode\n(log odds)"
+    poisson = drawn(plot_model_diagnostics(poisson_fit))
+    assert poisson.axes[0].get_xlabel() == "Fitted count"
+    assert poisson.axes[1].get_ylabel() == "Conditional mode\n(log rate)"
+    assert_no_overlap(fig)

@@ -7,9 +7,12 @@
 - :func:`resistance_profile`: Miller's resistance behaviours per attended session and per
   60 minutes, by framework.
 - :func:`rate_interval`: the rate estimate and confidence interval used by both.
+- :func:`retention_curves`: proportion still in therapy after each session (discrete-time
+  Kaplan-Meier with Greenwood intervals), by framework or by :func:`repair_tertile`.
 
-Inputs are the tables made by :func:`resistance_outcomes.derive.client_table` and
-:func:`resistance_outcomes.derive.session_table`.
+Inputs are the tables made by :func:`resistance_outcomes.derive.client_table`,
+:func:`resistance_outcomes.derive.session_table` and
+:func:`resistance_outcomes.derive.person_period`.
 """
 
 from __future__ import annotations
@@ -748,3 +751,227 @@ def resistance_profile(
     )
     table = _ordered_frameworks(table, order)
     return _hide_small(table, "n_clients", min_cell)
+
+
+# --------------------------------------------------------------------------- retention
+
+#: Groups of :func:`repair_tertile`, in reporting order.
+REPAIR_GROUPS = ("Low repair", "Middle repair", "High repair", "No ruptures", "Not coded")
+RETENTION_COLUMNS = [
+    "session", "n_risk", "n_events", "survival", "se", "ci_low", "ci_high", "suppressed",
+]  # fmt: skip
+
+
+def repair_tertile(client_tbl: pd.DataFrame) -> pd.DataFrame:
+    """Group clients by the tertile of their repair rate (repaired / ruptures).
+
+    The repair rate ``repaired_total / ruptures_total`` is defined for clients with at least
+    one rupture. Their cut points are the 1/3 and 2/3 quantiles of that rate over all such
+    clients pooled across frameworks (linear interpolation, R's default type 7), so "low
+    repair" means the same in every framework: "Low repair" up to the first cut point,
+    "Middle repair" up to the second, "High repair" above it. Ties stay together, so the
+    groups are equal in size only when the rates are distinct. Clients without ruptures get
+    their own group, "No ruptures" (they take no part in the cut points), and clients with
+    no session coded for ruptures (``rupture_rate`` missing, e.g. no attended session) are
+    "Not coded".
+
+    The rate covers the whole of a client's therapy, so retention curves by these groups
+    describe; they do not estimate an effect of repair: a client who leaves early has had
+    fewer sessions in which to rupture and repair (early leavers are often in "No
+    ruptures"). The dropout-hazard model, with ruptures up to each session, is the
+    analysis of that effect.
+
+    Parameters
+    ----------
+    client_tbl : pandas.DataFrame
+        Output of :func:`resistance_outcomes.derive.client_table` (``study``, ``client``,
+        ``ruptures_total``, ``repaired_total``, ``rupture_rate``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``study``, ``client`` and ``repair_tertile``, an ordered categorical with the
+        categories :data:`REPAIR_GROUPS`; to be merged into person-period data for
+        :func:`retention_curves`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> tbl = pd.DataFrame({"study": "s", "client": list("ABCDEFG"),
+    ...                     "ruptures_total": [4, 4, 4, 4, 4, 0, 0],
+    ...                     "repaired_total": [0, 1, 2, 3, 4, 0, 0],
+    ...                     "rupture_rate": [1, 1, 1, 1, 1, 0, None]})
+    >>> repair_tertile(tbl)["repair_tertile"].tolist()
+    ['Low repair', 'Low repair', 'Middle repair', 'High repair', 'High repair', \
+'No ruptures', 'Not coded']
+    """
+    require_columns(
+        client_tbl, [*CLIENT_KEY, "ruptures_total", "repaired_total", "rupture_rate"], "client"
+    )
+    ruptures = as_float(client_tbl, "ruptures_total", "client").to_numpy()
+    repaired = as_float(client_tbl, "repaired_total", "client").to_numpy()
+    coded = as_float(client_tbl, "rupture_rate", "client").notna().to_numpy()
+    with_ruptures = coded & (ruptures > 0)
+    rate = np.divide(repaired, ruptures, out=np.full(ruptures.shape, np.nan), where=with_ruptures)
+    labels = np.full(len(client_tbl), REPAIR_GROUPS[4], dtype=object)
+    labels[coded & ~with_ruptures] = REPAIR_GROUPS[3]
+    if with_ruptures.any():
+        low, high = np.quantile(rate[with_ruptures], [1 / 3, 2 / 3])
+        tertile = np.where(rate <= low, 0, np.where(rate <= high, 1, 2))
+        labels[with_ruptures] = np.take(REPAIR_GROUPS, tertile[with_ruptures])
+    out = client_tbl[CLIENT_KEY].reset_index(drop=True).copy()
+    out["repair_tertile"] = pd.Categorical(labels, categories=REPAIR_GROUPS, ordered=True)
+    return out
+
+
+def _group_order(values: pd.Series, column: str) -> list:
+    """Reporting order of one grouping column's values."""
+    if column == "framework":
+        return framework_order(values)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        present = set(values.dropna())
+        return [c for c in values.cat.categories if c in present]
+    return sorted(values.dropna().unique(), key=str)
+
+
+def _checked_survival_data(person_period: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """``time`` (whole sessions >= 1) and ``event`` (0/1) with the group columns, checked."""
+    require_columns(person_period, [*by, "time", "event"], "person-period")
+    time = as_float(person_period, "time", "person-period")
+    event = as_float(person_period, "event", "person-period")
+    rebuild = "build the table with derive.person_period"
+    checks = [
+        ("time", ~(time >= 1) | (time % 1 != 0), "a whole session number of at least 1", rebuild),
+        ("event", ~event.isin([0.0, 1.0]), "0 (still in therapy) or 1 (dropped out)", rebuild),
+    ]
+    checks += [
+        (c, person_period[c].isna(), "a group", "give every row a group or leave it out")
+        for c in by
+    ]
+    for column, bad, rule, advice in checks:
+        if bad.any():
+            position = int(np.flatnonzero(bad.to_numpy())[0])
+            row = person_period.iloc[position]
+            where = ", ".join(f"{k} '{row[k]}'" for k in ("client", "time") if k in row)
+            value = "is empty" if pd.isna(row[column]) else f"has the value '{row[column]}'"
+            raise DataError(
+                f"person-period table, row {position + 1} ({where}): column '{column}' "
+                f"{value}; it must be {rule}. Check the table or {advice}."
+            )
+    data = person_period[by].copy()
+    data["time"], data["event"] = time.astype(int), event
+    return data
+
+
+def _kaplan_meier(time: pd.Series, event: pd.Series, z: float) -> pd.DataFrame:
+    """Discrete-time Kaplan-Meier estimate with Greenwood SE and log(-log) interval."""
+    table = event.groupby(time).agg(["size", "sum"]).set_axis(["n_risk", "n_events"], axis=1)
+    n, d = table["n_risk"].to_numpy(float), table["n_events"].to_numpy(float)
+    survival = np.cumprod(1 - d / n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        greenwood = np.cumsum(np.where(d > 0, d / (n * (n - d)), 0.0))
+        se_loglog = np.sqrt(greenwood) / np.abs(np.log(survival))
+        low = survival ** np.exp(z * se_loglog)
+        high = survival ** np.exp(-z * se_loglog)
+        se = np.where(survival > 0, survival * np.sqrt(greenwood), np.nan)
+    no_events_yet = greenwood == 0
+    low[no_events_yet], high[no_events_yet] = 1.0, 1.0
+    low[survival == 0], high[survival == 0] = np.nan, np.nan
+    return pd.DataFrame(
+        {
+            "session": table.index.to_numpy(),
+            "n_risk": n.astype(int),
+            "n_events": d.astype(int),
+            "survival": survival,
+            "se": se,
+            "ci_low": low,
+            "ci_high": high,
+        }
+    )
+
+
+def retention_curves(
+    person_period: pd.DataFrame,
+    by: str | Sequence[str] = "framework",
+    level: float = 0.95,
+    min_cell: int = 5,
+) -> pd.DataFrame:
+    """Proportion of clients still in therapy after each session, one curve per group.
+
+    The discrete-time Kaplan-Meier estimate from person-period rows: at session ``t``,
+    ``n_t`` is the number of rows with ``time == t`` (clients at risk of leaving early at
+    that session) and ``d_t`` the number of those with ``event == 1``; the proportion still
+    in therapy after session ``t`` is ``S(t) = prod_{s <= t} (1 - d_s / n_s)``. The standard
+    error is Greenwood's, ``SE(S(t)) = S(t) sqrt(sum_{s <= t} d_s / (n_s (n_s - d_s)))``,
+    and the interval is built on the log(-log) scale, ``S(t) ** exp(-/+ z SE(S) / (S(t)
+    |log S(t)|))``, so it stays within 0 and 1 (R's ``survfit(conf.type = "log-log")``).
+    Before the first dropout the interval is (1, 1); once ``S(t) = 0`` (every client at
+    risk left) the SE and interval are missing.
+
+    A client who missed a session does not count as at risk at that session (there is no
+    person-period row), and clients leave the risk set after their last row (completers at
+    their planned final session, censored clients at their last attended one). Without
+    missed sessions this is the ordinary right-censored Kaplan-Meier estimate on (last
+    session, dropped out). Sessions at which 1 to ``min_cell - 1`` clients of a group are
+    at risk are suppressed (all numbers blank); the event counts of the sessions shown are
+    not hidden separately, as the curve itself determines them.
+
+    Parameters
+    ----------
+    person_period : pandas.DataFrame
+        Output of :func:`resistance_outcomes.derive.person_period` (``time``, ``event``
+        and the grouping columns), e.g. merged with :func:`repair_tertile`.
+    by : str or sequence of str, default "framework"
+        Grouping column(s): one curve per combination present.
+    level : float, default 0.95
+        Confidence level.
+    min_cell : int, default 5
+        Smallest number of clients at risk shown.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The grouping columns, ``session``, ``n_risk``, ``n_events``, ``survival``, ``se``,
+        ``ci_low``, ``ci_high``, ``suppressed``; groups in reporting order (frameworks by
+        :func:`framework_order`), sessions ascending.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> pp = pd.DataFrame({"framework": "cognitive", "client": list("AABCCDDDEEE"),
+    ...                    "time": [1, 2, 1, 1, 2, 1, 2, 3, 1, 2, 3],
+    ...                    "event": [0, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0]})
+    >>> curves = retention_curves(pp, min_cell=1)
+    >>> curves[["session", "n_risk", "n_events", "survival"]]
+       session  n_risk  n_events  survival
+    0        1       5         1       0.8
+    1        2       4         1       0.6
+    2        3       2         1       0.3
+
+    Curves by framework and repair tertile:
+
+    >>> from resistance_outcomes.derive import client_table, person_period
+    >>> pp = person_period(sessions, clients, {"rule": "end_status"})  # doctest: +SKIP
+    >>> pp = pp.merge(repair_tertile(client_table(sessions, clients)))  # doctest: +SKIP
+    >>> retention_curves(pp, by=["framework", "repair_tertile"])  # doctest: +SKIP
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    data = _checked_survival_data(person_period, by)
+    z = stats.norm.ppf(0.5 + level / 2)
+    orders = [_group_order(person_period[c], c) for c in by]
+    pieces = []
+    for key, rows in data.groupby(by, observed=True, sort=False):
+        curve = _kaplan_meier(rows["time"], rows["event"], z)
+        for column, value in zip(by, key, strict=True):
+            curve[column] = value
+        pieces.append(curve)
+    curves = pd.concat(pieces, ignore_index=True)[[*by, *RETENTION_COLUMNS[:-1]]]
+    for column, order in zip(by, orders, strict=True):
+        curves[column] = pd.Categorical(curves[column], categories=order, ordered=True)
+    curves = curves.sort_values([*by, "session"]).reset_index(drop=True)
+    small = curves["n_risk"].between(1, min_cell - 1)
+    numbers = RETENTION_COLUMNS[1:-1]
+    curves[["n_risk", "n_events"]] = curves[["n_risk", "n_events"]].astype("Int64")
+    curves.loc[small, numbers] = pd.NA
+    curves["suppressed"] = small.to_numpy()
+    return curves
