@@ -12,9 +12,9 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/derive.smk"
 include: "workflow/rules/describe.smk"
-include: "workflow/rules/figures.smk"
 include: "workflow/rules/reliability.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/figures.smk"
 
 
 report: "workflow/report/workflow.rst"

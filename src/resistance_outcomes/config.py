@@ -91,6 +91,18 @@ def config_problems(config: dict, schema: dict | str | Path) -> list[str]:
                     f"config key dropout.definitions.{name}: rule min_attended needs "
                     "'sessions: N' (dropout = fewer than N attended sessions)."
                 )
+    models = config.get("models") if isinstance(config, dict) else None
+    figures = config.get("figures") if isinstance(config, dict) else None
+    if isinstance(figures, dict):
+        known = set(models or {})
+        named = [figures.get("rupture_rate_model"), figures.get("dropout_model")]
+        named += list(figures.get("forest_models") or [])
+        for name in named:
+            if isinstance(name, str) and name not in known:
+                problems.append(
+                    f"config key figures: model {name!r} is not one of the configured "
+                    f"models ({', '.join(sorted(known))})."
+                )
     return problems
 
 

@@ -1101,3 +1101,18 @@ def save_figure(
         _save_atomic(fig, Path(png_path), "png", dpi)
     finally:
         plt.close(fig)
+
+
+def plot_not_fitted(model: str, reason: str, width: float = SINGLE_COLUMN) -> Figure:
+    """A small figure stating that a model was not fitted, and why (in place of its plots).
+
+    Examples
+    --------
+    >>> fig = plot_not_fitted("alliance_trajectory", "no alliance ratings in the data")
+    >>> fig.texts[0].get_text().startswith("alliance_trajectory")
+    True
+    """
+    with plt.style.context(STYLE):
+        fig = plt.figure(figsize=(width, 1.0))
+        fig.text(0.5, 0.5, f"{model}: not fitted\n{reason}", ha="center", va="center", wrap=True)
+    return fig

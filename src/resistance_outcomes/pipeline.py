@@ -18,7 +18,16 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from . import analysis, derive, describe, figures, recovery, reliability, sensitivity
+from . import (
+    analysis,
+    derive,
+    describe,
+    figures,
+    predictions,
+    recovery,
+    reliability,
+    sensitivity,
+)
 from .codebook import load_codebook
 from .config import ConfigError
 from .ingest import format_validation_report, ingest
@@ -118,10 +127,70 @@ def session_descriptives_step(input, output, params, **_) -> None:
     _write_csv(profile, output.resistance_profile)
 
 
+def _model_folder(spec_path: str | Path) -> Path:
+    return Path(spec_path).parent
+
+
 def figure_rupture_rate_step(input, output, **_) -> None:
-    """Figure: rupture rate across sessions by framework (PDF and 300-dpi PNG)."""
-    fig = figures.plot_rupture_rate_by_session(pd.read_csv(input[0]))
+    """Figure: observed rupture rate across sessions by framework, with the rupture-frequency
+    model's population-level prediction when that model is configured (PDF and PNG)."""
+    prediction = None
+    if "model_spec" in input.keys():
+        folder = _model_folder(input.model_spec)
+        spec, fit = predictions.refit_model(folder)
+        frame = analysis.read_model_frame(folder / "model_frame.csv", spec)
+        prediction = predictions.rupture_rate_prediction(spec, fit, frame)
+    fig = figures.plot_rupture_rate_by_session(pd.read_csv(input.rates), prediction=prediction)
     figures.save_figure(fig, output.pdf, output.png)
+
+
+def figure_dropout_by_repair_step(input, output, **_) -> None:
+    """Figure: predicted probability of dropout against repair rate, one line per framework."""
+    folder = _model_folder(input.model_spec)
+    spec, fit = predictions.refit_model(folder)
+    frame = analysis.read_model_frame(folder / "model_frame.csv", spec)
+    curves = predictions.dropout_by_repair_prediction(spec, fit, frame)
+    figures.save_figure(figures.plot_dropout_by_repair(curves), output.pdf, output.png)
+
+
+def figure_forest_step(input, output, **_) -> None:
+    """Figure: forest plot of the framework-specific effects (simple slopes) of the models."""
+    tables, labels = {}, {}
+    for spec_path, contrasts_path in zip(input.specs, input.contrasts, strict=True):
+        spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+        tables[spec["name"]] = pd.read_csv(contrasts_path)
+        labels[spec["name"]] = spec.get("description") or spec["name"]
+    effects = predictions.forest_effects(tables, labels)
+    figures.save_figure(figures.plot_forest(effects), output.pdf, output.png)
+
+
+def figure_retention_step(input, output, params, **_) -> None:
+    """Figure: proportion still in therapy by session, by framework and by repair tertile."""
+    person_period = pd.read_parquet(input.person_period)
+    clients = pd.read_parquet(input.clients)
+    curves = describe.retention_curves(person_period, by="framework", min_cell=params.min_cell)
+    with_tertile = person_period.merge(describe.repair_tertile(clients), how="left")
+    tertiles = describe.retention_curves(
+        with_tertile, by=["framework", "repair_tertile"], min_cell=params.min_cell
+    )
+    _write_csv(curves, output.curves)
+    fig = figures.plot_retention_curves(curves, tertile_curves=tertiles)
+    figures.save_figure(fig, output.pdf, output.png)
+
+
+def figure_diagnostics_step(input, output, **_) -> None:
+    """Figure: one model's diagnostics (residuals against fitted, random-effect quantiles)."""
+    summary = json.loads(Path(input.fit).read_text(encoding="utf-8"))
+    if not summary.get("fitted", True):
+        fig = figures.plot_not_fitted(summary["model"], summary.get("reason", ""))
+        figures.save_figure(fig, output.pdf, output.png)
+        return
+    _, fit = predictions.refit_model(_model_folder(input.spec))
+    if not hasattr(fit, "design"):
+        raise analysis.ModelEntryError(
+            "diagnostics need a mixed-model fit; population-averaged (GEE) fits have none"
+        )
+    figures.save_figure(figures.plot_model_diagnostics(fit), output.pdf, output.png)
 
 
 def figure_resistance_profile_step(input, output, **_) -> None:
@@ -186,8 +255,10 @@ def recovery_step(input, output, params, **_) -> None:
     """
     truth = recovery.load_truth(input.truth)
     folders = [_read_model_folder(path) for path in input.specs]
-    fits = {model: {**folder, "process": process}
-            for folder, (model, process) in zip(folders, params.models.items(), strict=True)}
+    fits = {
+        model: {**folder, "process": process}
+        for folder, (model, process) in zip(folders, params.models.items(), strict=True)
+    }
     table = recovery.recovery_table(truth, fits)
     pattern = None
     if params.repair_effect:
@@ -195,14 +266,19 @@ def recovery_step(input, output, params, **_) -> None:
         if model not in fits:
             raise recovery.RecoveryError(
                 f"recovery.repair_effect: model {model!r} is not among recovery.models "
-                f"({', '.join(fits)}); map it to its generating process there.")
-        pattern = recovery.repair_pattern(truth, fits[model]["process"], fits[model]["spec"],
-                                          fits[model]["contrasts"], slope)
+                f"({', '.join(fits)}); map it to its generating process there."
+            )
+        pattern = recovery.repair_pattern(
+            truth, fits[model]["process"], fits[model]["spec"], fits[model]["contrasts"], slope
+        )
     summary = recovery.recovery_summary(table, pattern)
     _write_csv(table, output.csv)
     analysis.write_json(summary, output.summary)
-    log.info("%d of %d true fixed effects inside their 95%% CIs",
-             summary["inside_ci"], summary["fixed_effects_with_truth"])
+    log.info(
+        "%d of %d true fixed effects inside their 95%% CIs",
+        summary["inside_ci"],
+        summary["fixed_effects_with_truth"],
+    )
 
 
 def reliability_step(input, output, params, **_) -> None:

@@ -36,14 +36,11 @@ def final_outputs():
         "results/tables/table1.md",
         "results/descriptives/rupture_rate_by_session.csv",
         "results/descriptives/resistance_profile.csv",
-        "results/figures/rupture_rate_by_session.pdf",
-        "results/figures/rupture_rate_by_session.png",
-        "results/figures/resistance_profile.pdf",
-        "results/figures/resistance_profile.png",
         "results/reliability/reliability.csv",
         "results/reliability/reliability.md",
         "results/reliability/gate.md",
         "results/figures/reliability_agreement.pdf",
         "results/figures/reliability_agreement.png",
         *MODEL_OUTPUTS,  # defined in models.smk
+        *FIGURE_OUTPUTS,  # defined in figures.smk
     ]

@@ -1,6 +1,30 @@
+# Figures: descriptive ones from the session tables, model-based ones from the model
+# folders (each refits its model from the saved model frame), all as PDF and 300-dpi PNG.
+FIGURES = config.get("figures") or {}
+RATE_MODEL = FIGURES.get("rupture_rate_model")
+DROPOUT_MODEL = FIGURES.get("dropout_model")
+FOREST_MODELS = FIGURES.get("forest_models") or []
+DIAGNOSED = MODELS if FIGURES.get("diagnostics", True) else []
+
+FIGURE_NAMES = ["rupture_rate_by_session", "resistance_profile", "retention_curves"]
+FIGURE_NAMES += ["dropout_by_repair"] if DROPOUT_MODEL else []
+FIGURE_NAMES += ["forest"] if FOREST_MODELS else []
+FIGURE_OUTPUTS = [
+    f"results/figures/{name}.{ext}" for name in FIGURE_NAMES for ext in ("pdf", "png")
+]
+FIGURE_OUTPUTS += [
+    f"results/figures/diagnostics/{m}.{ext}" for m in DIAGNOSED for ext in ("pdf", "png")
+]
+
+
 rule figure_rupture_rate:
     input:
-        "results/descriptives/rupture_rate_by_session.csv",
+        rates="results/descriptives/rupture_rate_by_session.csv",
+        **(
+            {"model_spec": f"results/models/{RATE_MODEL}/spec.json"}
+            if RATE_MODEL
+            else {}
+        ),
     output:
         pdf="results/figures/rupture_rate_by_session.pdf",
         png=report(
@@ -32,3 +56,84 @@ rule figure_resistance_profile:
         ENV
     script:
         "../../scripts/figure_resistance_profile.py"
+
+
+rule figure_dropout_by_repair:
+    input:
+        model_spec=f"results/models/{DROPOUT_MODEL}/spec.json",
+    output:
+        pdf="results/figures/dropout_by_repair.pdf",
+        png=report(
+            "results/figures/dropout_by_repair.png",
+            category="Figures",
+            caption="../report/dropout_by_repair_figure.rst",
+        ),
+    log:
+        "results/logs/figure_dropout_by_repair.log",
+    conda:
+        ENV
+    script:
+        "../../scripts/figure_dropout_by_repair.py"
+
+
+rule figure_forest:
+    input:
+        specs=[f"results/models/{m}/spec.json" for m in FOREST_MODELS],
+        contrasts=[f"results/models/{m}/contrasts.csv" for m in FOREST_MODELS],
+    output:
+        pdf="results/figures/forest.pdf",
+        png=report(
+            "results/figures/forest.png",
+            category="Figures",
+            caption="../report/forest_figure.rst",
+        ),
+    log:
+        "results/logs/figure_forest.log",
+    conda:
+        ENV
+    script:
+        "../../scripts/figure_forest.py"
+
+
+rule figure_retention:
+    input:
+        person_period="results/derived/person_period.parquet",
+        clients="results/derived/client_table.parquet",
+    output:
+        curves="results/descriptives/retention_curves.csv",
+        pdf="results/figures/retention_curves.pdf",
+        png=report(
+            "results/figures/retention_curves.png",
+            category="Figures",
+            caption="../report/retention_figure.rst",
+        ),
+    log:
+        "results/logs/figure_retention.log",
+    conda:
+        ENV
+    params:
+        min_cell=config["tables"]["min_cell"],
+    script:
+        "../../scripts/figure_retention.py"
+
+
+rule figure_diagnostics:
+    input:
+        spec="results/models/{model}/spec.json",
+        fit="results/models/{model}/fit.json",
+    output:
+        pdf="results/figures/diagnostics/{model}.pdf",
+        png=report(
+            "results/figures/diagnostics/{model}.png",
+            category="Models",
+            subcategory="{model}",
+            caption="../report/diagnostics_figure.rst",
+        ),
+    log:
+        "results/logs/figure_diagnostics/{model}.log",
+    wildcard_constraints:
+        model=MODEL_NAMES,
+    conda:
+        ENV
+    script:
+        "../../scripts/figure_diagnostics.py"
