@@ -15,6 +15,7 @@ include: "workflow/rules/describe.smk"
 include: "workflow/rules/reliability.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
 
 
 report: "workflow/report/workflow.rst"

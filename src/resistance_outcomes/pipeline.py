@@ -24,6 +24,8 @@ from . import (
     describe,
     figures,
     predictions,
+    provenance,
+    publish,
     recovery,
     reliability,
     sensitivity,
@@ -318,6 +320,46 @@ def reliability_gate_markdown(messages: list[str], mode: str) -> str:
         lines.append("")
         lines += [f"- {message}" for message in messages]
     return "\n".join(lines) + "\n"
+
+
+def publication_tables_step(input, output, params, **_) -> None:
+    """APA tables (CSV, LaTeX, Markdown each, and one Word file) from every result table."""
+    models = [publish.read_model_folder(Path(spec).parent) for spec in input.model_specs]
+    sensitivity = pd.read_csv(input.sensitivity) if "sensitivity" in input.keys() else None
+    tables = publish.publication_tables(
+        models,
+        table1_long=pd.read_csv(input.table1),
+        reliability=pd.read_csv(input.reliability),
+        sensitivity=sensitivity,
+        main_models=params.main_models,
+        min_cell=params.min_cell,
+    )
+    folder = Path(output.docx).parent
+    for name, (table, raw) in tables.items():
+        publish.write_table_formats(table, raw, folder / name)
+    publish.write_docx([table for table, _ in tables.values()], output.docx)
+    log.info("%d tables: %s", len(tables), ", ".join(tables))
+
+
+def summary_step(input, output, params, **_) -> None:
+    """The report's summary page: main results in sentences, flags, validation, gate."""
+    analyses = [publish.read_model_folder(Path(spec).parent) for spec in input.model_specs]
+    validation = publish.read_validation_report(Path(input.validation).read_text("utf-8"))
+    validation["mode"] = params.validation_mode
+    gate = publish.read_gate_report(Path(input.gate).read_text("utf-8"))
+    recovery_summary = None
+    if "recovery" in input.keys():
+        recovery_summary = json.loads(Path(input.recovery).read_text("utf-8"))
+    text = publish.summary_sentences(
+        analyses, validation, gate, recovery_summary, min_cell=params.min_cell
+    )
+    _write_text(output.md, text)
+
+
+def provenance_step(input, output, params, **_) -> None:
+    """results/provenance.json: input hashes, resolved config, seed, versions, code state."""
+    record = provenance.provenance_record(dict(input.items()), params.config, code_dir=".")
+    _write_text(output.json, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def run_step(step: Callable[..., None], smk) -> None:

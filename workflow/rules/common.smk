@@ -43,4 +43,5 @@ def final_outputs():
         "results/figures/reliability_agreement.png",
         *MODEL_OUTPUTS,  # defined in models.smk
         *FIGURE_OUTPUTS,  # defined in figures.smk
+        *REPORT_OUTPUTS,  # defined in report.smk
     ]

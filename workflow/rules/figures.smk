@@ -13,18 +13,20 @@ FIGURE_OUTPUTS = [
     f"results/figures/{name}.{ext}" for name in FIGURE_NAMES for ext in ("pdf", "png")
 ]
 FIGURE_OUTPUTS += [
-    f"results/figures/diagnostics/{m}.{ext}" for m in DIAGNOSED for ext in ("pdf", "png")
+    f"results/figures/diagnostics/{m}.{ext}"
+    for m in DIAGNOSED
+    for ext in ("pdf", "png")
 ]
 
 
 rule figure_rupture_rate:
     input:
-        rates="results/descriptives/rupture_rate_by_session.csv",
         **(
             {"model_spec": f"results/models/{RATE_MODEL}/spec.json"}
             if RATE_MODEL
             else {}
         ),
+        rates="results/descriptives/rupture_rate_by_session.csv",
     output:
         pdf="results/figures/rupture_rate_by_session.pdf",
         png=report(

@@ -1,0 +1,97 @@
+# Publication tables, the report's summary page, and the provenance record.
+MAIN_MODELS = (config.get("tables") or {}).get(
+    "main_models", ["rupture_frequency", "repair_retention", "dropout_hazard"]
+)
+PUBLICATION_TABLES = ["table1", "reliability", "contrasts"]
+PUBLICATION_TABLES += ["models_combined"] if set(MAIN_MODELS) & set(MODELS) else []
+PUBLICATION_TABLES += ["sensitivity"] if VARIANTS else []
+PUBLICATION_TABLES += [f"model_{m}" for m in MODELS]
+REPORT_OUTPUTS = [
+    f"results/publication/{name}.{ext}"
+    for name in PUBLICATION_TABLES
+    for ext in ("csv", "tex", "md")
+]
+REPORT_OUTPUTS += [
+    "results/publication/tables.docx",
+    "results/summary.md",
+    "results/provenance.json",
+]
+
+
+rule publication_tables:
+    input:
+        **(
+            {"sensitivity": "results/sensitivity/sensitivity_table.csv"}
+            if VARIANTS
+            else {}
+        ),
+        table1="results/tables/table1.csv",
+        reliability="results/reliability/reliability.csv",
+        model_specs=[f"results/models/{m}/spec.json" for m in MODELS],
+    output:
+        tables=[
+            f"results/publication/{name}.{ext}"
+            for name in PUBLICATION_TABLES
+            for ext in ("csv", "tex", "md")
+        ],
+        docx=report(
+            "results/publication/tables.docx",
+            category="Tables",
+            caption="../report/publication_tables.rst",
+        ),
+    log:
+        "results/logs/publication_tables.log",
+    conda:
+        ENV
+    params:
+        main_models=[m for m in MAIN_MODELS if m in MODELS],
+        min_cell=config["tables"]["min_cell"],
+    script:
+        "../../scripts/publication_tables.py"
+
+
+rule summary:
+    input:
+        **(
+            {"recovery": "results/recovery/summary.json"}
+            if "recovery" in config
+            else {}
+        ),
+        validation="results/validation/report.md",
+        gate="results/reliability/gate.md",
+        model_specs=[f"results/models/{m}/spec.json" for m in MODELS]
+        + [f"results/sensitivity/{v}/spec.json" for v in VARIANTS],
+    output:
+        md=report(
+            "results/summary.md",
+            category="Summary",
+            caption="../report/summary.rst",
+        ),
+    log:
+        "results/logs/summary.log",
+    conda:
+        ENV
+    params:
+        validation_mode=config["validation"]["mode"],
+        min_cell=config["tables"]["min_cell"],
+    script:
+        "../../scripts/summary.py"
+
+
+rule provenance:
+    input:
+        unpack(raw_inputs),
+    output:
+        json=report(
+            "results/provenance.json",
+            category="Provenance",
+            caption="../report/provenance.rst",
+        ),
+    log:
+        "results/logs/provenance.log",
+    conda:
+        ENV
+    params:
+        config=config,
+    script:
+        "../../scripts/provenance.py"
