@@ -5,6 +5,7 @@ Table 1 is checked against an independent computation from the raw files with pl
 result that looks complete.
 """
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 import yaml
 
 from resistance_outcomes.analysis import ModelSpec, fit_model, read_model_frame
-from resistance_outcomes.pipeline import model_step
+from resistance_outcomes.pipeline import model_step, publication_tables_step
 from resistance_outcomes.sensitivity import variant_entries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,8 +28,14 @@ BIN = Path(sys.executable).parent
 EXAMPLE = ROOT / "resources" / "example"
 PROJECT_PARTS = ["Snakefile", "environment.yml", "config", "workflow", "scripts", "resources"]
 CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-MODEL_FILES = ["spec.json", "model_frame.csv", "coefficients.csv", "variance_components.csv",
-               "fit.json", "contrasts.csv"]
+MODEL_FILES = [
+    "spec.json",
+    "model_frame.csv",
+    "coefficients.csv",
+    "variance_components.csv",
+    "fit.json",
+    "contrasts.csv",
+]
 ELAPSED = {}
 
 pytestmark = pytest.mark.slow
@@ -105,9 +112,25 @@ def test_report_names_every_figure_and_table(finished_run):
     run = snakemake(finished_run, "--report", "results/report.html")
     assert run.returncode == 0, run.stderr[-3000:]
     html = (finished_run / "results" / "report.html").read_text(errors="replace")
-    for item in ["rupture_rate_by_session.png", "resistance_profile.png", "table1.csv",
-                 "coefficients.csv", "contrasts.csv", "sensitivity_table.csv", "recovery.csv"]:
-        assert item in html
+    for item in [
+        "rupture_rate_by_session.png",
+        "resistance_profile.png",
+        "table1.csv",
+        "coefficients.csv",
+        "contrasts.csv",
+        "sensitivity_table.csv",
+        "recovery.csv",
+        "dropout_by_repair.png",
+        "forest.png",
+        "retention_curves.png",
+        "reliability_agreement.png",
+        "reliability.csv",
+        "tables.docx",
+        "summary.md",
+        "provenance.json",
+        *(f"{m}.png" for m in CONFIG["models"]),
+    ]:
+        assert item in html, item
 
 
 def test_lint_is_clean():
@@ -146,9 +169,12 @@ def test_every_model_variant_and_table_is_made(finished_run):
         assert fit["fitted"] or fit["flags"] == ["not fitted"]
         log = "models" if folder.parent.name == "models" else "sensitivity"
         assert (finished_run / "results" / "logs" / log / f"{folder.name}.log").is_file()
-    for path in ["results/sensitivity/sensitivity_table.csv",
-                 "results/sensitivity/sensitivity_table.md",
-                 "results/recovery/recovery.csv", "results/recovery/summary.json"]:
+    for path in [
+        "results/sensitivity/sensitivity_table.csv",
+        "results/sensitivity/sensitivity_table.md",
+        "results/recovery/recovery.csv",
+        "results/recovery/summary.json",
+    ]:
         assert (finished_run / path).is_file(), path
 
 
@@ -160,8 +186,9 @@ def test_each_default_model_refits_from_its_model_frame(finished_run):
         refit = fit_model(ModelSpec.from_dict(spec), frame).coefficients
         written = pd.read_csv(folder / "coefficients.csv")
         assert refit["term"].tolist() == written["term"].tolist(), name
-        np.testing.assert_allclose(refit["estimate"], written["estimate"], rtol=1e-6,
-                                   atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(
+            refit["estimate"], written["estimate"], rtol=1e-6, atol=1e-9, err_msg=name
+        )
 
 
 def test_model_frames_hold_only_pseudonymous_keys_and_analysis_variables(finished_run):
@@ -184,12 +211,14 @@ def test_model_outputs_are_identical_when_rerun(finished_run, tmp_path):
     keys = ["spec", "frame", "coefficients", "variance_components", "fit", "contrasts"]
     for name, entry in CONFIG["models"].items():
         output = dict(zip(keys, (tmp_path / name / f for f in MODEL_FILES), strict=True))
-        params = SimpleNamespace(name=name, entry=entry, dropout=CONFIG["dropout"],
-                                 adjust=CONFIG["contrasts"]["adjust"])
+        params = SimpleNamespace(
+            name=name, entry=entry, dropout=CONFIG["dropout"], adjust=CONFIG["contrasts"]["adjust"]
+        )
         model_step(input=inputs, output=output, params=params)
         for file in MODEL_FILES:
             assert (tmp_path / name / file).read_bytes() == (
-                results / "models" / name / file).read_bytes(), (name, file)
+                results / "models" / name / file
+            ).read_bytes(), (name, file)
 
 
 def test_sensitivity_table_compares_every_variant_with_its_model(finished_run):
@@ -327,3 +356,70 @@ def test_bad_input_stops_before_analysis_with_a_readable_message(tmp_path):
     assert "Traceback" not in output
     assert not (work / "results" / "data" / "clients.parquet").exists()
     assert not (work / "results" / "tables").exists()
+
+
+# --- Publication output and provenance ---------------------------------------------------
+
+
+def test_publication_model_tables_carry_the_model_numbers(finished_run):
+    results = finished_run / "results"
+    for name in CONFIG["models"]:
+        coefficients = pd.read_csv(results / "models" / name / "coefficients.csv")
+        if coefficients.empty:
+            continue
+        table = pd.read_csv(results / "publication" / f"model_{name}.csv")
+        fixed = table[table["section"] == "fixed"].set_index("term")
+        for _, row in coefficients.iterrows():
+            for column in ["estimate", "std_error", "ci_low", "ci_high", "p_value"]:
+                assert fixed.loc[row["term"], column] == pytest.approx(
+                    row[column], rel=1e-12, nan_ok=True
+                ), (name, row["term"], column)
+
+
+def test_word_file_holds_every_publication_table(finished_run):
+    docx = pytest.importorskip("docx")
+    document = docx.Document(finished_run / "results" / "publication" / "tables.docx")
+    markdown = sorted((finished_run / "results" / "publication").glob("*.md"))
+    assert len(document.tables) == len(markdown)
+    captions = [p.text for p in document.paragraphs if p.text.startswith("Table ")]
+    assert captions[:2] == ["Table 1", "Table 2"]
+
+
+def test_publication_tables_are_identical_when_rerun(finished_run, tmp_path):
+    results = finished_run / "results"
+    names = [f"model_{m}" for m in CONFIG["models"]] + ["table1", "contrasts"]
+    inputs = SimpleNamespace(
+        table1=results / "tables" / "table1.csv",
+        reliability=results / "reliability" / "reliability.csv",
+        sensitivity=results / "sensitivity" / "sensitivity_table.csv",
+        model_specs=[results / "models" / m / "spec.json" for m in CONFIG["models"]],
+        keys=lambda: ["table1", "reliability", "sensitivity", "model_specs"],
+    )
+    output = SimpleNamespace(docx=tmp_path / "tables.docx")
+    params = SimpleNamespace(
+        main_models=["rupture_frequency", "repair_retention", "dropout_hazard"],
+        min_cell=CONFIG["tables"]["min_cell"],
+    )
+    publication_tables_step(input=inputs, output=output, params=params)
+    for name in names:
+        assert (tmp_path / f"{name}.csv").read_bytes() == (
+            results / "publication" / f"{name}.csv"
+        ).read_bytes(), name
+
+
+def test_provenance_records_input_hashes_and_config(finished_run):
+    record = json.loads((finished_run / "results" / "provenance.json").read_text())
+    for name in ["clients", "sessions", "codes", "coding_log"]:
+        entry = record["inputs"][name]
+        digest = hashlib.sha256((finished_run / entry["path"]).read_bytes()).hexdigest()
+        assert entry["sha256"] == digest
+    assert record["config"]["seed"] == CONFIG["seed"] == record["seed"]
+    assert record["packages"]["pandas"] == pd.__version__
+    assert set(record["code"]) == {"commit", "dirty"}
+
+
+def test_summary_states_results_in_sentences(finished_run):
+    summary = (finished_run / "results" / "summary.md").read_text()
+    assert "95% CI" in summary and "Holm-adjusted" in summary
+    assert "Validation (strict mode) read" in summary
+    assert "Reliability gate (warn mode)" in summary
