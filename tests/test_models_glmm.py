@@ -9,27 +9,39 @@ The lme4 reference cases run in both PIRLS modes: ``"exact"`` (the exact Laplace
 optimum, the default) and ``"lme4"`` (lme4's own deviance), see ``PIRLS_MODES``.
 """
 
+import math
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from scipy import optimize, special
+from scipy import optimize, special, stats
 
 from resistance_outcomes.models import ModelSpecError, fit_mixed
 from resistance_outcomes.models.design import build_design
 from resistance_outcomes.models.families import (
+    SIZE_BOUNDS,
     Binomial,
     NegativeBinomial2,
     Poisson,
+    digamma_ratio,
     get_family,
+    log_rising_ratio,
 )
 from resistance_outcomes.models.glmm import (
+    DEFAULT_CONTROL,
+    _attempt,
+    _bounds,
+    _converged,
     _deriv12,
     _lme4_vcov,
     _Lme4Deviance,
     _NestedSolver,
     _Objective,
+    _optimise,
     _SparseSolver,
+    _vcov_and_checks,
     estimate_glmm,
     fit_glmm,
 )
@@ -389,12 +401,13 @@ def test_family_derivatives_match_statsmodels_loglik(family):
                                atol=1e-12)
 
 
-def test_nb2_dispersion_derivatives():
-    fam = NegativeBinomial2(theta=1.7)
+@pytest.mark.parametrize("size", [1.7, 350.0, 1e5])  # gammaln/digamma and Stirling branches
+def test_nb2_dispersion_derivatives(size):
+    fam = NegativeBinomial2(theta=size)
     y, pw, eta = np.array([0.0, 2, 9]), np.ones(3), np.array([0.1, 0.7, 1.9])
-    dl, ds, dw = fam.dispersion_terms(eta, y, pw)
-    h = 1e-6
-    up, down = fam.with_dispersion([np.log(1.7) + h]), fam.with_dispersion([np.log(1.7) - h])
+    dl, ds, dw = fam.dispersion_terms(eta, y, pw)  # with respect to sigma = size**-0.5
+    h, sigma = 1e-6, size**-0.5
+    up, down = fam.with_dispersion([sigma + h]), fam.with_dispersion([sigma - h])
     np.testing.assert_allclose(dl, (up.kernel(eta, y, pw) - down.kernel(eta, y, pw)) / (2 * h),
                                atol=1e-7)
     np.testing.assert_allclose(ds, (up.score_weight(eta, y, pw)[0]
@@ -440,6 +453,258 @@ def test_lme4_vcov_rule():
     np.testing.assert_allclose(_lme4_vcov(np.array([[4.0, 1.0], [1.0, 2.0]]), 1, unscaled),
                                [[8.0 / 7.0]])
     assert _lme4_vcov(np.array([[1.0, 0.0], [0.0, 0.0]]), 1, unscaled) is unscaled
+
+
+# --- robustness: sparse counts, NB2 and its Poisson limit --------------------------------
+
+SPARSE_FORMULA = "y ~ framework * session_c + offset(log(minutes)) + (1 | therapist/client)"
+
+
+def simulate_sparse_sessions(seed, therapists, clients_per_therapist, sessions, size=None):
+    """Session counts like the example's withdrawal ruptures: about 0.4 per session (rate
+    exp(-4.5) per minute, 40-60 minutes), lower under the behavioral (-0.4) and cognitive
+    (-1.1) frameworks, therapist SD 0.27 and client SD 0.45 (log scale); Poisson, or NB2
+    with the given size (gamma-Poisson mixture)."""
+    rng = np.random.default_rng(seed)
+    therapist = np.repeat(np.arange(therapists), clients_per_therapist * sessions)
+    client = np.repeat(np.arange(therapists * clients_per_therapist), sessions)
+    session = np.tile(np.arange(1, sessions + 1), therapists * clients_per_therapist)
+    framework = therapist % 3
+    minutes = rng.uniform(40, 60, therapist.size)
+    session_c = session - (sessions + 1) / 2
+    eta = (-4.5 + np.array([0.0, -0.4, -1.1])[framework] + 0.01 * session_c
+           + rng.normal(0, 0.27, therapists)[therapist]
+           + rng.normal(0, 0.45, client.max() + 1)[client] + np.log(minutes))
+    mu = np.exp(eta)
+    if size is not None:
+        mu = rng.gamma(size, mu / size)
+    names = np.array(["psychoanalytic", "behavioral", "cognitive"])
+    return pd.DataFrame({
+        "y": rng.poisson(mu), "framework": pd.Categorical(names[framework], names),
+        "session_c": session_c, "minutes": minutes,
+        "therapist": [f"t{i}" for i in therapist], "client": [f"c{i}" for i in client]})
+
+
+@pytest.fixture(scope="module")
+def sparse_nb():
+    # seed 1 reproduces the failure on the example's rupture_withdrawal: NB2 started from
+    # a diverging NB GLM, the engine used to end at therapist SD 7.6 and logLik -1263.68,
+    # far below the Poisson fit (-1189.32), with overflow warnings and "not converged"
+    data = simulate_sparse_sessions(1, 24, 6, 10, size=3.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning reaches the user
+        poisson = fit_mixed(SPARSE_FORMULA, data, family="poisson")
+        nb = fit_mixed(SPARSE_FORMULA, data, family="negative_binomial")
+    return data, poisson, nb
+
+
+def test_nb_on_sparse_counts_is_at_least_its_poisson_limit(sparse_nb):
+    data, poisson, nb = sparse_nb
+    assert poisson.converged and nb.converged and not nb.singular
+    assert nb.loglik >= poisson.loglik - 1e-6
+    assert nb.loglik - poisson.loglik > 5  # the counts are overdispersed (size 3)
+    assert abs(nb.extra["poisson_loglik"] - poisson.loglik) < 1e-9
+    assert nb.extra["nb_size_at_bound"] is None
+    # the simulation truth, loosely (24 therapists): SDs 0.45 and 0.27, size 3
+    assert 0.3 < sds(nb)["therapist:client"] < 0.6 and sds(nb)["therapist"] < 0.6
+    assert 1 < nb.nb_theta < 6
+
+
+def _dense_nb_laplace(design, x):
+    """-2 log-likelihood of an NB2 GLMM by the Laplace approximation, written out densely.
+
+    ``x = (theta, beta, log size)``. Newton's method (with step halving) on the spherical
+    random effects ``u`` to the mode of ``-2 log f(y | u) + |u|^2``, ``f`` from
+    ``scipy.stats.nbinom``; then ``-2 log f(y | u) + |u|^2 + log det(L'Z'WZL + I)`` with
+    ``W`` the observed information ``size mu (size + y) / (size + mu)^2``.
+    """
+    n_theta = len(design.theta0)
+    zl = design.Zt.T.toarray() @ design.lambdat(x[:n_theta]).T.toarray()
+    beta, size = x[n_theta:-1], np.exp(x[-1])
+    y, fixed = design.y, design.X @ x[n_theta:-1] + design.offset
+
+    def penalised(u):
+        mu = np.exp(fixed + zl @ u)
+        return mu, -2 * stats.nbinom.logpmf(y, size, size / (size + mu)).sum() + u @ u
+
+    u = np.zeros(zl.shape[1])
+    mu, pen = penalised(u)
+    for _ in range(100):
+        w = size * mu * (size + y) / (size + mu) ** 2
+        step = np.linalg.solve(zl.T @ (w[:, None] * zl) + np.eye(u.size),
+                               zl.T @ (size * (y - mu) / (size + mu)) - u)
+        for scale in 0.5 ** np.arange(30):
+            mu_new, pen_new = penalised(u + scale * step)
+            if pen_new <= pen:
+                break
+        u, mu, done = u + scale * step, mu_new, pen - pen_new < 1e-13 * pen
+        pen = pen_new
+        if done:
+            break
+    w = size * mu * (size + y) / (size + mu) ** 2
+    assert beta.size == design.X.shape[1]
+    return pen + np.linalg.slogdet(zl.T @ (w[:, None] * zl) + np.eye(u.size))[1]
+
+
+def test_nb_optimum_is_the_dense_laplace_optimum(sparse_nb):
+    # the engine's NB2 logLik is the dense Laplace approximation's, and the engine's
+    # estimates are its minimum along every coordinate: central differences (step 1e-3)
+    # give a positive curvature and a Newton step below 1e-3
+    _, _, nb = sparse_nb
+    x_hat = np.r_[nb.theta, nb.beta, np.log(nb.nb_theta)]
+    centre = _dense_nb_laplace(nb.design, x_hat)
+    assert abs(centre - (-2 * nb.loglik)) < 1e-6
+    h = 1e-3
+    for j in range(x_hat.size):
+        e = np.eye(x_hat.size)[j] * h
+        up, down = _dense_nb_laplace(nb.design, x_hat + e), _dense_nb_laplace(nb.design, x_hat - e)
+        gradient, curvature = (up - down) / (2 * h), (up - 2 * centre + down) / h**2
+        assert curvature > 0, j
+        assert abs(gradient / curvature) < 1e-3, (j, gradient, curvature)
+
+
+def test_poisson_limit_is_reported_not_failed():
+    # Poisson counts (seed 0): the NB2 likelihood increases all the way to size -> inf.
+    # The engine used to report size 9e18 with logLik -54.5 (cancellation in gammaln)
+    # and "not converged"; now the size stops at its upper bound, where the NB2 logLik
+    # is the Poisson one (difference about sum((y - mu)^2 - y) / 2e8), and says so.
+    data = simulate_sparse_sessions(0, 12, 5, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        poisson = fit_mixed(SPARSE_FORMULA, data, family="poisson")
+        nb = fit_mixed(SPARSE_FORMULA, data, family="negative_binomial")
+    assert nb.converged and poisson.converged
+    assert nb.extra["nb_size_at_bound"] == "upper"
+    assert nb.nb_theta == pytest.approx(SIZE_BOUNDS[1])
+    assert abs(nb.loglik - poisson.loglik) < 1e-4
+    np.testing.assert_allclose(nb.beta, poisson.beta, atol=1e-5)
+    np.testing.assert_allclose(np.sqrt(np.diag(nb.vcov)), np.sqrt(np.diag(poisson.vcov)),
+                               rtol=1e-3)
+    note = [m for m in nb.messages if "upper bound" in m]
+    assert note and "no overdispersion beyond Poisson" in note[0]
+    assert not any("failed" in m for m in nb.messages)
+    # the NB2 profile likelihood at finite sizes (other parameters optimised by plain
+    # L-BFGS-B) stays below the limit
+    design = nb.design
+    solver = _NestedSolver.from_design(design)
+    rows = solver.row_order
+    obj = _Objective(design.X[rows], design.y[rows], design.prior_weights[rows],
+                     design.offset[rows], NegativeBinomial2(), solver, 2)
+    x_hat = np.r_[nb.theta, nb.beta]
+    limit = obj.deviance(np.r_[x_hat, nb.nb_theta**-0.5])[0]
+    for size in [3.0, 30.0, 300.0]:
+        def profile(z, sigma=size**-0.5):  # the objective's scale: sigma = size**-0.5
+            value, grad = obj.value_and_gradient(np.r_[z, sigma])
+            return value, grad[:-1]
+        opt = optimize.minimize(profile, x_hat, jac=True, method="L-BFGS-B",
+                                bounds=[(0, None)] * 2 + [(None, None)] * nb.beta.size)
+        assert opt.fun > limit
+
+
+def test_restarts_recover_from_a_bad_start(sparse_nb):
+    # from the kind of start the engine used to take (fixed effects of a diverging NB
+    # GLM: intercept -20), one L-BFGS-B run (and Newton) stops 15 deviance units above the
+    # optimum and fails the checks; the restarts reach it
+    _, _, nb = sparse_nb
+    design = nb.design
+    solver = _NestedSolver.from_design(design)
+    rows = solver.row_order
+    obj = _Objective(design.X[rows], design.y[rows], design.prior_weights[rows],
+                     design.offset[rows], NegativeBinomial2(), solver, 2)
+    lower, upper = _bounds(design, nb.beta.size, NegativeBinomial2())
+    optimum = obj.deviance(np.r_[nb.theta, nb.beta, nb.nb_theta**-0.5])[0]
+    start = np.r_[1.0, 1.0, -20.0, -2.0, -5.0, np.zeros(nb.beta.size - 3), 0.5]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        single = _attempt(obj, start, lower, upper, 2, DEFAULT_CONTROL)
+        best, n_attempts = _optimise(obj, [start], lower, upper, design.theta0,
+                                     DEFAULT_CONTROL)
+    assert single.value > optimum + 1 and not _converged(single.checks)
+    assert n_attempts > 1 and _converged(best.checks)
+    assert abs(best.value - optimum) < 1e-6
+
+
+def test_zero_variance_saddle_is_not_an_optimum():
+    # the deviance is even in each scalar theta, so its gradient at theta = 0 is zero even
+    # where it decreases away from zero. Poisson, seed 4: the engine used to stop at client
+    # SD 0 ("singular", logLik -1263.656, which is the therapist-only model's). The full
+    # model's logLik must be at least that of each model with one term left out (a theta
+    # fixed at 0); here it is above both.
+    data = simulate_sparse_sessions(4, 24, 6, 10, size=3.0)
+    full = fit_mixed(SPARSE_FORMULA, data, family="poisson")
+    base = "y ~ framework * session_c + offset(log(minutes)) + "
+    clients_only = fit_mixed(base + "(1 | therapist:client)", data, family="poisson")
+    therapists_only = fit_mixed(base + "(1 | therapist)", data, family="poisson")
+    assert full.converged and not full.singular
+    assert full.loglik > clients_only.loglik + 1
+    assert full.loglik > therapists_only.loglik + 1
+
+
+def test_descent_from_zero_fails_the_checks():
+    # theta at 0 with the deviance curving down (Hessian -1) is a saddle; curving up (+1)
+    # a boundary minimum
+    x, gradient = np.array([0.0, 1.0]), np.zeros(2)
+    lower, upper = np.array([0.0, -np.inf]), np.full(2, np.inf)
+    _, saddle = _vcov_and_checks(np.diag([-1.0, 2.0]), gradient, x, lower, upper, 1, 1)
+    _, minimum = _vcov_and_checks(np.diag([1.0, 2.0]), gradient, x, lower, upper, 1, 1)
+    assert saddle["descent_from_zero"] and not _converged(saddle)
+    assert not minimum["descent_from_zero"] and _converged(minimum)
+
+
+def test_nb2_loglik_matches_statsmodels_and_tends_to_poisson():
+    y = np.array([0.0, 1, 2, 5, 17, 40])
+    eta = np.log([0.3, 1.2, 2.0, 4.5, 12.0, 35.0])
+    pw = np.ones(6)
+    mu = np.exp(eta)
+    # moderate size: statsmodels' NegativeBinomial(alpha = 1/size).loglike_obs
+    for size in [0.4, 2.3, 80.0, 250.0]:
+        reference = sm.families.NegativeBinomial(alpha=1 / size).loglike_obs(y, mu)
+        np.testing.assert_allclose(NegativeBinomial2(theta=size).loglik_obs(eta, y, pw),
+                                   reference, rtol=1e-11, atol=1e-11)
+    # large size: log NB - log Poisson = ((y - mu)^2 - y) / (2 size) + O(size^-2)
+    for size in [1e8, 1e12]:
+        diff = NegativeBinomial2(theta=size).loglik_obs(eta, y, pw) - stats.poisson.logpmf(y, mu)
+        np.testing.assert_allclose(diff, ((y - mu) ** 2 - y) / (2 * size),
+                                   rtol=1e-3, atol=1e-13)
+
+
+@pytest.mark.parametrize("size", [1e-3, 0.7, 99.0, 100.0, 1e4, 1e8, 1e12])
+def test_log_rising_ratio_and_digamma_ratio_match_exact_sums(size):
+    # for whole y: log Gamma(y+t) - log Gamma(t) - y log t = sum_{k<y} log(1 + k/t) and
+    # psi(y+t) - psi(t) - y/t = sum_{k<y} 1/(t+k) - y/t (math.fsum)
+    for y in [0, 1, 3, 40, 500]:
+        exact = math.fsum(math.log1p(k / size) for k in range(y))
+        exact_psi = math.fsum([1 / (size + k) for k in range(y)] + [-y / size])
+        got = log_rising_ratio(np.array([float(y)]), size)[0]
+        got_psi = digamma_ratio(np.array([float(y)]), size)[0]
+        assert abs(got - exact) <= 1e-12 * max(1.0, abs(exact)), (y, got, exact)
+        assert abs(got_psi - exact_psi) * size <= 1e-11 * max(1.0, abs(exact_psi) * size)
+
+
+def test_nb2_is_finite_for_extreme_linear_predictors():
+    # written through p = expit(eta - log size): no overflow of exp(eta)
+    fam = NegativeBinomial2(theta=2.0)
+    eta, y, pw = np.array([-800.0, 0.0, 800.0]), np.array([0.0, 1.0, 3.0]), np.ones(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values = [fam.kernel(eta, y, pw), *fam.score_weight(eta, y, pw),
+                  fam.dweight(eta, y, pw), *fam.dispersion_terms(eta, y, pw)]
+    assert all(np.all(np.isfinite(v)) for v in values)
+    # at eta = 800 the score is -size (all of y - mu is absorbed), the weight 0
+    s, w = fam.score_weight(eta, y, pw)
+    assert s[2] == -2.0 and w[2] == 0.0
+
+
+def test_deviance_is_infinite_where_it_overflows(grouseticks):
+    # Poisson with an intercept of 800: exp(eta) overflows; the objective reports +inf
+    # (and a zero gradient) instead of NaN, so that line searches back off
+    design = build_design(TICKS_FORMULA, grouseticks)
+    solver = _NestedSolver.from_design(design)
+    rows = solver.row_order
+    obj = _Objective(design.X[rows], design.y[rows], design.prior_weights[rows],
+                     design.offset[rows], Poisson(), solver, 2)
+    with np.errstate(over="ignore", invalid="ignore"):
+        value, grad = obj.value_and_gradient(np.r_[0.8, 0.6, 800.0, 1.0, -1.0, -0.8])
+    assert value == np.inf and np.all(grad == 0)
 
 
 # --- results and diagnostics ------------------------------------------------------------

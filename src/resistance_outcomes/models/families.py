@@ -20,7 +20,8 @@ poisson
     Log link; non-negative whole counts.
 negative_binomial
     NB2 with log link, variance ``mu + mu**2 / theta`` (glmmTMB's ``nbinom2``); the size
-    ``theta`` is estimated, parametrised as ``log(theta)`` by the fitting routine.
+    ``theta`` is estimated, parametrised by the frailty SD ``theta**-0.5`` in the fitting
+    routine and kept within ``SIZE_BOUNDS``.
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ __all__ = [
     "GlmmFamily",
     "NegativeBinomial2",
     "Poisson",
+    "digamma_ratio",
     "get_family",
+    "log_rising_ratio",
 ]
+
+SIZE_BOUNDS = (1e-6, 1e8)  # NB2 size (theta) allowed in the fit
 
 FAMILY_ALIASES = {
     "binomial": "binomial",
@@ -94,6 +99,10 @@ class GlmmFamily:
     def with_dispersion(self, values: np.ndarray) -> GlmmFamily:
         """A copy with new dispersion parameters (optimisation scale)."""
         return self
+
+    def dispersion_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds of the dispersion parameters (optimisation scale)."""
+        return np.empty(0), np.empty(0)
 
     def loglik_obs(self, eta, y, pw, trials: bool = False) -> np.ndarray:
         """Complete per-observation log-likelihood from statsmodels.
@@ -238,8 +247,21 @@ def _check_counts(y, response, index, family):
 class NegativeBinomial2(GlmmFamily):
     """Negative binomial NB2 with log link: variance ``mu + mu**2 / theta``.
 
-    ``theta`` is glmmTMB's dispersion parameter for ``nbinom2`` (R's ``size``). The
-    optimisation scale is ``log(theta)``.
+    ``theta`` is glmmTMB's dispersion parameter for ``nbinom2`` (R's ``size``). NB2 is a
+    Poisson whose mean is multiplied by a gamma frailty of mean 1 and SD
+    ``sigma = theta**-0.5``; ``sigma`` is the optimisation scale. As ``sigma -> 0``
+    (``theta -> inf``) the distribution tends to the Poisson, and the deviance is a
+    smooth function of ``sigma`` there (``D_Poisson - c1 sigma^2 + c2 sigma^4``), whereas
+    in ``log(theta)`` it flattens out like ``1 / theta`` and the optimisation becomes
+    ill-conditioned. ``theta = inf`` is the Poisson family itself.
+
+    Everything is written in terms of ``p = mu / (theta + mu) = expit(eta - log theta)``,
+    which keeps the log-likelihood and its derivatives finite for every finite ``eta``
+    (no ``exp(eta)`` that could overflow), and in terms of
+    ``log Gamma(y + theta) - log Gamma(theta) - y log(theta)`` computed without
+    cancellation for large ``theta`` (see :func:`log_rising_ratio`), so that the
+    log-likelihood near the Poisson limit is accurate. ``loglik_obs`` is statsmodels'
+    ``NegativeBinomial(alpha=1/theta).loglike_obs`` written this way.
 
     Examples
     --------
@@ -248,6 +270,8 @@ class NegativeBinomial2(GlmmFamily):
     >>> s, w = fam.score_weight(np.log([2.0]), np.array([2.0]), np.array([1.0]))
     >>> float(s[0]), float(w[0])
     (0.0, 1.0)
+    >>> round(float(fam.dispersion()[0]) ** -2, 12)  # the size from the frailty SD
+    2.0
     """
 
     theta: float = 1.0
@@ -259,44 +283,79 @@ class NegativeBinomial2(GlmmFamily):
         return np.exp(eta)
 
     def dispersion(self):
-        return np.array([np.log(self.theta)])
+        return np.array([self.theta**-0.5])
 
     def with_dispersion(self, values):
-        return replace(self, theta=float(np.exp(values[0])))
+        sigma = float(values[0])
+        return replace(self, theta=sigma**-2 if sigma != 0.0 else np.inf)
+
+    def dispersion_bounds(self):
+        """``sigma = theta**-0.5`` with ``theta`` within ``SIZE_BOUNDS``: at 1e8 the NB2
+        log-likelihood is the Poisson one to about ``sum((y - mu)^2 - y) / 2e8``."""
+        return np.array([SIZE_BOUNDS[1] ** -0.5]), np.array([SIZE_BOUNDS[0] ** -0.5])
+
+    @property
+    def _poisson(self) -> bool:
+        return bool(np.isinf(self.theta))
+
+    def _p_q(self, eta):
+        """``p = mu / (theta + mu)`` and ``q = 1 - p``, each to full relative precision."""
+        z = eta - np.log(self.theta)
+        return special.expit(z), special.expit(-z)
 
     def kernel(self, eta, y, pw):
+        # log Gamma(y+t) - log Gamma(t) + t log t - (t+y) log(t+mu) + y eta
+        #   = log_rising_ratio(y, t) - (t+y) log(1 + mu/t) + y eta
+        if self._poisson:
+            return Poisson().kernel(eta, y, pw)
         t = self.theta
-        mu = np.exp(eta)
-        return pw * (special.gammaln(y + t) - special.gammaln(t) + t * np.log(t)
-                     - (t + y) * np.log(t + mu) + y * eta)
+        return pw * (log_rising_ratio(y, t) - (t + y) * np.logaddexp(0.0, eta - np.log(t))
+                     + y * eta)
+
+    def loglik_obs(self, eta, y, pw, trials=False):
+        return self.kernel(eta, y, pw) - pw * special.gammaln(y + 1.0)
 
     def score_weight(self, eta, y, pw):
+        # s = t (y - mu) / (t + mu) = y q - t p;  w = t mu (t + y) / (t + mu)^2 = (t + y) p q
+        if self._poisson:
+            return Poisson().score_weight(eta, y, pw)
         t = self.theta
-        mu = np.exp(eta)
-        denom = t + mu
-        return pw * t * (y - mu) / denom, pw * t * mu * (t + y) / denom**2
+        p, q = self._p_q(eta)
+        return pw * (y * q - t * p), pw * (t + y) * p * q
 
     def dweight(self, eta, y, pw):
-        t = self.theta
-        mu = np.exp(eta)
-        return pw * t * (t + y) * mu * (t - mu) / (t + mu) ** 3
+        # t (t + y) mu (t - mu) / (t + mu)^3 = (t + y) p q (q - p)
+        if self._poisson:
+            return Poisson().dweight(eta, y, pw)
+        p, q = self._p_q(eta)
+        return pw * (self.theta + y) * p * q * (q - p)
 
     def dispersion_terms(self, eta, y, pw):
-        """Derivatives with respect to ``log(theta)`` of the kernel, the score and ``w``.
+        """Derivatives with respect to ``sigma = theta**-0.5`` of the kernel, the score
+        and ``w``.
+
+        With ``p = mu / (t + mu)``, ``q = 1 - p``, the derivatives with respect to
+        ``log(t)`` are ``dl = t [psi(y + t) - psi(t) - y / t] - t log(1 + mu / t)
+        + (t + y) p``, ``ds = p (y q - t p)`` and ``dw = p q (2 t p + y (p - q))``, each
+        ``O(1 / t)``; ``d log(t) / d sigma = -2 sqrt(t)``. All are zero at ``t = inf``
+        (the deviance is even in ``sigma``).
 
         Returns
         -------
         dl, ds, dw : ndarray
             Per-observation derivatives.
         """
+        if self._poisson:
+            zeros = np.zeros(np.broadcast(eta, y, pw).shape)
+            return zeros, zeros, zeros
         t = self.theta
-        mu = np.exp(eta)
-        denom = t + mu
-        dl = (special.digamma(y + t) - special.digamma(t) + np.log(t) + 1.0
-              - np.log(denom) - (t + y) / denom)
-        ds = (y - mu) * mu / denom**2
-        dw = mu * (2.0 * t * mu - t * y + y * mu) / denom**3
-        return pw * t * dl, pw * t * ds, pw * t * dw
+        p, q = self._p_q(eta)
+        dl = (t * digamma_ratio(y, t) - t * np.logaddexp(0.0, eta - np.log(t))
+              + (t + y) * p)
+        ds = p * (y * q - t * p)
+        dw = p * q * (2.0 * t * p + y * (p - q))
+        scale = -2.0 * np.sqrt(t) * pw
+        return scale * dl, scale * ds, scale * dw
 
     def statsmodels_family(self, pw, trials):
         return sm_families.NegativeBinomial(alpha=1.0 / self.theta), pw
@@ -304,6 +363,55 @@ class NegativeBinomial2(GlmmFamily):
     def validate(self, y, pw, response, index):
         super().validate(y, pw, response, index)
         _check_counts(y, response, index, self.name)
+
+
+STIRLING_FROM = 100.0  # size from which the asymptotic series below replace gammaln/digamma
+
+
+def log_rising_ratio(y, t: float):
+    """``log Gamma(y + t) - log Gamma(t) - y log(t)``, accurate for any size ``t > 0``.
+
+    For integer ``y`` this is ``sum_{k < y} log(1 + k / t)``, which tends to 0 as ``t``
+    grows; the direct difference of ``gammaln`` loses up to ``1e-16 * t log t`` to
+    cancellation (2e-7 at ``t = 1e8``). From ``t = 100`` on, Stirling's series
+    ``log Gamma(x) = (x - 1/2) log x - x + log(2 pi)/2 + 1/(12 x) - 1/(360 x^3) + ...``
+    gives the difference without cancellation (truncation error below
+    ``1 / (1260 t^5)``, i.e. 1e-13).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bool(np.isclose(log_rising_ratio(np.array([3.0]), 2.0)[0], np.log(2 * 3 * 4 / 2**3)))
+    True
+    """
+    y = np.asarray(y, dtype=float)
+    if t < STIRLING_FROM:
+        return special.gammaln(y + t) - special.gammaln(t) - y * np.log(t)
+    x = t + y
+    return ((x - 0.5) * np.log1p(y / t) - y - y / (12.0 * t * x)
+            - (1.0 / x**3 - 1.0 / t**3) / 360.0)
+
+
+def digamma_ratio(y, t: float):
+    """``psi(y + t) - psi(t) - y / t``, the derivative of :func:`log_rising_ratio` in ``t``.
+
+    From ``t = 100`` on, the asymptotic series
+    ``psi(x) = log x - 1/(2 x) - 1/(12 x^2) + 1/(120 x^4) - ...`` (truncation error below
+    ``1 / (252 t^6)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(digamma_ratio(np.array([2.0]), 1.0)[0])  # 1/1 + 1/2 - 2
+    -0.5
+    """
+    y = np.asarray(y, dtype=float)
+    if t < STIRLING_FROM:
+        return special.digamma(y + t) - special.digamma(t) - y / t
+    x = t + y
+    z = y / t
+    return (np.log1p(z) - z + y / (2.0 * t * x) + y * (t + x) / (12.0 * t**2 * x**2)
+            + (1.0 / x**4 - 1.0 / t**4) / 120.0)
 
 
 def get_family(name: str) -> GlmmFamily:

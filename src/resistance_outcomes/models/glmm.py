@@ -15,8 +15,24 @@ with ``W`` the observed information of each observation at ``u_hat`` (for the ca
 binomial and Poisson links the same as lme4's working weights; for NB2 the same as
 glmmTMB's Laplace approximation). ``D`` is minimised over the covariance parameters
 ``theta`` (bounded below as in lme4), the fixed effects ``beta`` and, for NB2,
-``log(theta_nb)``: L-BFGS-B with the gradient, finished by Newton steps with the
+``theta_nb**-0.5`` (the SD of NB2's gamma frailty, smooth at the Poisson limit
+``theta_nb -> inf``): L-BFGS-B with the gradient, finished by Newton steps with the
 numerical Hessian (the default ``"exact"`` mode below).
+
+Safeguards of that optimisation:
+
+* where the deviance cannot be evaluated (``exp(eta)`` overflows) it is ``+inf``, so
+  that line searches back off; floating-point warnings stay inside the engine;
+* a run whose end point fails the convergence checks (Hessian positive definite, scaled
+  gradient below lme4's 2e-3, no variance at zero where the deviance still decreases
+  away from zero) is continued from that point, then restarted with the covariance
+  parameters reset; covariance parameters never start at zero, where the gradient of
+  the (even) deviance vanishes;
+* NB2 starts from the Poisson GLMM, its limit as ``theta_nb -> inf``, with a moment
+  estimate of ``theta_nb``, which is kept within [1e-6, 1e8]. The NB2 log-likelihood is
+  compared with the Poisson one: a fit below it fails the checks (and says so), and
+  ``theta_nb`` at the upper bound is reported as the Poisson limit, where the two
+  log-likelihoods agree.
 
 Two solvers handle ``H``:
 
@@ -60,7 +76,7 @@ to its last reported digits, ``"exact"`` otherwise.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,7 +84,7 @@ from scipy import optimize, special
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
-from .families import GlmmFamily, get_family
+from .families import GlmmFamily, Poisson, get_family
 from .formula import ModelSpecError
 from .linalg import SparseCholesky
 
@@ -79,6 +95,13 @@ DEFAULT_CONTROL = {"solver": "auto", "pirls": "exact", "maxiter": 500, "ftol": 1
                    "newton_steps": 10}
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on theta
 GRADIENT_TOL = 2e-3  # lme4's check.conv.grad tolerance on the scaled gradient
+BOUND_TOL = 1e-8  # a parameter this close to a finite bound is at the bound
+MAX_RUNS_PER_START = 3  # L-BFGS-B runs from one start while they lower the deviance
+MAX_NEWTON_HALVINGS = 6
+MAX_MODIFIED_STEP = 2.0  # longest Newton step where the Hessian is not positive definite
+THETA_START_MIN = 0.1  # starting value of a covariance parameter found at its bound
+POISSON_LIMIT_TOL = 1e-6  # NB2 logLik may fall this far below the Poisson one (rounding;
+# times 1 + 1e-4 |logLik| for large data)
 MAX_NAGQ = 25
 
 
@@ -406,6 +429,12 @@ class _Objective:
         eta_fixed = self.X @ beta + self.offset
         eta = eta_fixed + solver.linpred(theta, u)
         pen = -2.0 * fam.kernel(eta, y, pw).sum() + u @ u
+        if not np.isfinite(pen) and np.any(u):  # the previous mode may not suit x: u = 0
+            u, eta = np.zeros_like(u), eta_fixed
+            pen = -2.0 * fam.kernel(eta, y, pw).sum()
+        if not np.isfinite(pen):  # e.g. exp(eta) overflows: no mode to look for
+            self.n_evaluations += 1
+            return _Mode(u, eta, np.inf, None, None, None)
         for _ in range(self.pirls_maxit):
             s, w = fam.score_weight(eta, y, pw)
             fac = solver.factor(theta, w)
@@ -428,12 +457,20 @@ class _Objective:
         self.n_evaluations += 1
         return _Mode(u, eta, pen, fac, s, w)
 
-    def deviance(self, x, u_start=None) -> tuple[float, _Mode]:
-        """Laplace (or AGQ) deviance up to the data-only constant, and the mode."""
-        md = self.mode(x, u_start)
-        if self.nagq > 1:
-            return self._agq(x, md), md
-        return md.penalised + md.factor.logdet(), md
+    def deviance(self, x, u_start=None) -> tuple[float, _Mode | None]:
+        """Laplace (or AGQ) deviance up to the data-only constant, and the mode.
+
+        Where the deviance cannot be evaluated (``exp(eta)`` overflows, ``H`` is not
+        numerically positive definite) it is ``+inf``, so that line searches back off.
+        """
+        try:
+            md = self.mode(x, u_start)
+            if md.factor is None:
+                return np.inf, md
+            value = self._agq(x, md) if self.nagq > 1 else md.penalised + md.factor.logdet()
+        except np.linalg.LinAlgError:
+            return np.inf, None
+        return (float(value) if np.isfinite(value) else np.inf), md
 
     def _agq(self, x, md: _Mode) -> float:
         """Adaptive Gauss-Hermite quadrature over one scalar grouping factor (lme4's nAGQ).
@@ -465,12 +502,16 @@ class _Objective:
         """Deviance and its gradient (exact for nested scalar factors and Laplace)."""
         x = np.asarray(x, dtype=float)
         value, md = self.deviance(x)
-        if not np.isfinite(value):  # e.g. overflow of exp(eta): make the line search back off
-            return np.finfo(float).max / 1e6, np.zeros_like(x)
-        self.u_start = md.u
+        if not np.isfinite(value):
+            return np.inf, np.zeros_like(x)
         if self.solver.analytic_gradient and self.nagq == 1:
-            return value, self._laplace_gradient(x, md)
-        return value, self._fd_gradient(x, md.u)
+            grad = self._laplace_gradient(x, md)
+        else:
+            grad = self._fd_gradient(x, md.u)
+        if not np.all(np.isfinite(grad)):  # next to an overflow: treat as out of range
+            return np.inf, np.zeros_like(x)
+        self.u_start = md.u
+        return value, grad
 
     def _fd_gradient(self, x, u, rel_step=1e-5):
         grad = np.empty_like(x)
@@ -511,7 +552,8 @@ class _Objective:
         return grad
 
     def hessian(self, x, rel_step=1e-4):
-        """Hessian of the deviance: central differences of the gradient, symmetrised."""
+        """Hessian of the deviance: central differences of the gradient, symmetrised; NaN
+        in the columns whose differences reach a point where the deviance is infinite."""
         _, md = self.deviance(x)
         self.u_start = md.u
         n_par = x.size
@@ -522,10 +564,11 @@ class _Objective:
             up[j] += step
             down[j] -= step
             self.u_start = md.u
-            g_up = self.value_and_gradient(up)[1]
+            v_up, g_up = self.value_and_gradient(up)
             self.u_start = md.u
-            g_down = self.value_and_gradient(down)[1]
-            hess[:, j] = (g_up - g_down) / (2.0 * step)
+            v_down, g_down = self.value_and_gradient(down)
+            finite = np.isfinite(v_up) and np.isfinite(v_down)
+            hess[:, j] = (g_up - g_down) / (2.0 * step) if finite else np.nan
         self.u_start = md.u
         return 0.5 * (hess + hess.T)
 
@@ -833,14 +876,11 @@ def _glm_start(X, y, pw, offset, family: GlmmFamily, iterations=25):
 
 
 def _nb_theta_start(X, y, pw, offset, family):
-    """Moment estimate of the NB2 size from a Poisson fit, kept within [0.05, 1e4]."""
-    from .families import Poisson
-
+    """Moment estimate of the NB2 size from a Poisson GLM fit, kept within [0.05, 1e4]
+    (the working dispersion of the GEE)."""
     beta = _glm_start(X, y, pw, offset, Poisson())
-    mu = np.exp(X @ beta + offset)
-    excess = np.sum(pw * ((y - mu) ** 2 - mu))
-    theta = np.sum(pw * mu**2) / excess if excess > 0 else 1e4
-    return family.with_dispersion(np.log([np.clip(theta, 0.05, 1e4)]))
+    size = _nb_size_moment(y, np.exp(X @ beta + offset), pw)
+    return replace(family, theta=float(np.clip(size, 0.05, 1e4)))
 
 
 def estimate_glmm(design, family: str | GlmmFamily, nagq: int = 1,
@@ -884,7 +924,9 @@ def estimate_glmm(design, family: str | GlmmFamily, nagq: int = 1,
     >>> bool(est.converged), est.method
     (True, 'Laplace')
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    # overflow far from the optimum is handled (the deviance there is +inf), not reported
+    with threadpool_limits(limits=1, user_api="blas"), np.errstate(
+            over="ignore", invalid="ignore", divide="ignore"):
         return _estimate(design, family, nagq, dict(control or {}))
 
 
@@ -927,6 +969,7 @@ def _estimate(design, family, nagq, control) -> GlmmEstimates:
         "optimizer_message": str(best.report.message),
         "optimizer_iterations": int(best.report.nit),
         "function_evaluations": int(best.n_evaluations),
+        "optimizer_attempts": int(best.attempts),
         "solver": "nested" if isinstance(solver, _NestedSolver) else "sparse",
         "gradient": best.gradient.tolist(),
         "scaled_gradient_max": best.checks["scaled_gradient_max"],
@@ -936,13 +979,13 @@ def _estimate(design, family, nagq, control) -> GlmmEstimates:
         "overdispersion_ratio": float(np.sum(pearson**2) / max(y.size - n_params, 1)),
         "fit_seconds": fit_seconds,
         "total_seconds": time.perf_counter() - started,
+        **best.extra,
     }
-    checks = best.checks
     return GlmmEstimates(
         family=fam, method="Laplace" if nagq == 1 else f"AGQ({nagq})", theta=theta,
         beta=beta, vcov=best.vcov, b=solver.effects(theta, best.u), eta=eta, loglik=loglik,
-        converged=checks["positive_definite"] and checks["scaled_gradient_max"] < GRADIENT_TOL,
-        singular=singular, messages=_messages(best, singular), extra=extra)
+        converged=_converged(best.checks), singular=singular,
+        messages=_messages(best, singular), extra=extra)
 
 
 @dataclass
@@ -960,23 +1003,127 @@ class _Optimum:
     optimizer: str
     report: optimize.OptimizeResult
     n_evaluations: int
+    attempts: int = 1  # runs of the optimizer (see :func:`_optimise`)
+    notes: list[str] = field(default_factory=list)  # for the result's messages
+    extra: dict = field(default_factory=dict)  # for the result's ``extra``
+
+
+@dataclass
+class _Attempt:
+    """One run of :func:`_minimise` and the checks at the point it reached."""
+
+    x: np.ndarray
+    value: float
+    report: optimize.OptimizeResult
+    vcov: np.ndarray
+    checks: dict
 
 
 def _fit_exact(design, data, fam, solver, nagq, control) -> _Optimum:
-    """Exact Laplace (or AGQ) optimum: L-BFGS-B then Newton (see :func:`_minimise`)."""
-    X, y, pw, offset = data
-    n_theta = len(design.theta0)
+    """Exact Laplace (or AGQ) optimum: L-BFGS-B then Newton (:func:`_minimise`), restarted
+    when the convergence checks fail (:func:`_optimise`). NB2 starts from the Poisson fit
+    (:func:`_fit_negative_binomial`)."""
     if fam.n_dispersion:
-        fam = _nb_theta_start(X, y, pw, offset, fam)
-    beta0 = _glm_start(X, y, pw, offset, fam)
-    objective = _Objective(X, y, pw, offset, fam, solver, n_theta, nagq=nagq)
-    x0 = np.concatenate([design.theta0, beta0, fam.dispersion()])
-    x_hat, opt, hessian = _minimise(objective, x0, design.theta_lower, control)
-    deviance, md = objective.deviance(x_hat)
-    vcov, checks = _vcov_and_checks(hessian, opt.jac, x_hat, design.theta_lower, n_theta,
-                                    beta0.size)
-    return _Optimum(x_hat, objective.unpack(x_hat)[2], deviance, md.u, md.eta, vcov, opt.jac,
-                    checks, "L-BFGS-B", opt, objective.n_evaluations)
+        return _fit_negative_binomial(design, data, fam, solver, nagq, control)
+    X, y, pw, offset = data
+    objective = _Objective(X, y, pw, offset, fam, solver, len(design.theta0), nagq=nagq)
+    x0 = np.concatenate([design.theta0, _glm_start(X, y, pw, offset, fam)])
+    lower, upper = _bounds(design, X.shape[1], fam)
+    attempt, n_attempts = _optimise(objective, [x0], lower, upper, design.theta0, control)
+    return _optimum(objective, attempt, n_attempts)
+
+
+def _optimum(objective, attempt: _Attempt, n_attempts, notes=(), extra=None) -> _Optimum:
+    deviance, md = objective.deviance(attempt.x)
+    return _Optimum(attempt.x, objective.unpack(attempt.x)[2], deviance, md.u, md.eta,
+                    attempt.vcov, attempt.report.jac, attempt.checks, "L-BFGS-B",
+                    attempt.report, objective.n_evaluations, n_attempts, list(notes),
+                    dict(extra or {}))
+
+
+def _bounds(design, p, fam):
+    """Lower and upper bounds of x = (theta, beta, dispersion): lme4's bounds on theta,
+    none on beta, the family's on its dispersion (optimisation scale)."""
+    disp_lower, disp_upper = fam.dispersion_bounds()
+    n_theta = len(design.theta0)
+    lower = np.concatenate([design.theta_lower, np.full(p, -np.inf), disp_lower])
+    upper = np.concatenate([np.full(n_theta + p, np.inf), disp_upper])
+    return lower, upper
+
+
+def _fit_negative_binomial(design, data, fam, solver, nagq, control) -> _Optimum:
+    """NB2 from the Poisson fit, its limit as the size grows, and never below it.
+
+    Starts: the Poisson GLMM's (theta, beta) with a moment estimate of the size from its
+    conditional means, then the same (theta, beta) with the size at its upper bound (the
+    Poisson limit). Since the Poisson model is the limit of NB2, the NB2 log-likelihood
+    is at least the Poisson one: an optimum below it (beyond rounding) fails the
+    convergence checks, and is reported as such if no start does better. A size at its
+    upper bound means the data show no overdispersion beyond the Poisson: the fit is
+    the Poisson limit, and said so.
+    """
+    X, y, pw, offset = data
+    poisson = _fit_exact(design, data, Poisson(), solver, nagq, control)
+    poisson_loglik = _complete_loglik(poisson.deviance, poisson.eta, y, pw, Poisson(), False)
+    constant = _loglik_constant(poisson.eta, y, pw, fam, False)
+    objective = _Objective(X, y, pw, offset, fam, solver, len(design.theta0), nagq=nagq)
+    lower, upper = _bounds(design, X.shape[1], fam)
+
+    def below_limit(attempt):  # a size held at the upper bound is the limit itself
+        tol = POISSON_LIMIT_TOL * (1.0 + 1e-4 * abs(poisson_loglik))
+        return (-0.5 * attempt.value + constant < poisson_loglik - tol
+                and _dispersion_bound(attempt, lower, upper) != "upper")
+
+    sigma = _nb_size_moment(y, np.exp(poisson.eta), pw) ** -0.5  # 0 for no excess
+    starts = [np.concatenate([poisson.x, lower[-1:]])]  # the Poisson limit
+    if sigma > lower[-1]:
+        starts.insert(0, np.concatenate([poisson.x, [sigma]]))
+    attempt, n_attempts = _optimise(objective, starts, lower, upper, design.theta0, control,
+                                    accept=lambda a: not below_limit(a))
+    attempt.checks["below_poisson_limit"] = below_limit(attempt)
+    loglik = -0.5 * attempt.value + constant
+    bound = _dispersion_bound(attempt, lower, upper)
+    notes = _nb_notes(bound, attempt.checks["below_poisson_limit"], loglik, poisson_loglik,
+                      attempt.x[-1] ** -2)
+    optimum = _optimum(objective, attempt, n_attempts, notes,
+                       {"poisson_loglik": poisson_loglik, "nb_size_at_bound": bound})
+    optimum.n_evaluations += poisson.n_evaluations
+    return optimum
+
+
+def _nb_size_moment(y, mu, pw) -> float:
+    """Moment estimate of the NB2 size: ``sum(mu^2) / sum((y - mu)^2 - mu)``, weighted;
+    infinite when the counts vary no more than Poisson counts with means ``mu``."""
+    excess = np.sum(pw * ((y - mu) ** 2 - mu))
+    return float(np.sum(pw * mu**2) / excess) if excess > 0 else np.inf
+
+
+def _dispersion_bound(attempt: _Attempt, lower, upper) -> str | None:
+    """"upper" or "lower" when the NB2 size is held at that bound, else None (the size
+    is largest where its optimisation scale, ``size**-0.5``, is smallest)."""
+    held = _held_at_bound(attempt.x, attempt.report.jac, lower, upper)
+    if not held[-1]:
+        return None
+    return "upper" if attempt.x[-1] <= lower[-1] + BOUND_TOL else "lower"
+
+
+def _nb_notes(bound, below_limit, loglik, poisson_loglik, size) -> list[str]:
+    notes = []
+    if bound == "upper":
+        notes.append(
+            f"negative-binomial size (theta) at its upper bound {size:.3g}: the data show no "
+            "overdispersion beyond Poisson; this is the Poisson limit (log-likelihood "
+            f"{loglik:.4f}, Poisson {poisson_loglik:.4f}) and the Poisson fit is equivalent")
+    elif bound == "lower":
+        notes.append(
+            f"negative-binomial size (theta) at its lower bound {size:.3g}: extreme "
+            "overdispersion; check the response for excess zeros or a missing predictor")
+    if below_limit:
+        notes.append(
+            f"negative-binomial log-likelihood {loglik:.4f} is below that of its Poisson "
+            f"limit ({poisson_loglik:.4f}): the optimum was not found; report the Poisson "
+            "fit or simplify the model")
+    return notes
 
 
 def _fit_lme4(design, data, fam, solver, trials) -> _Optimum:
@@ -1003,7 +1150,9 @@ def _fit_lme4(design, data, fam, solver, trials) -> _Optimum:
         raise _lme4_stopped("at the optimum or next to it")
     theta = x_hat[:n_theta]
     vcov = _lme4_vcov(hessian, n_theta, dev.unscaled_vcov(theta))
-    _, checks = _vcov_and_checks(hessian, gradient, x_hat, lower, n_theta, beta0.size)
+    no_upper = np.full(x_hat.size, np.inf)
+    _, checks = _vcov_and_checks(hessian, gradient, x_hat, full_lower, no_upper, n_theta,
+                                 beta0.size)
     return _Optimum(x_hat, fam, deviance, dev.last.u, dev.last.eta, vcov, gradient, checks,
                     "Nelder-Mead", opt, dev.n_evaluations)
 
@@ -1041,14 +1190,73 @@ def _check_pirls(mode, fam, nagq) -> None:
             f"(nagq=1), not quadrature (nagq={nagq}); leave control['pirls'] at 'exact'")
 
 
-def _minimise(objective: _Objective, x0, lower, control):
-    """Minimise the deviance: L-BFGS-B to the neighbourhood of the optimum, then Newton.
+def _optimise(objective: _Objective, starts, lower, upper, theta0, control,
+              accept=None) -> tuple[_Attempt, int]:
+    """Minimise from the starts in turn until an attempt passes the convergence checks
+    (:func:`_converged`) and ``accept`` (a further test of an attempt, if given).
+
+    An attempt that does not pass is continued from where it stopped, with a fresh
+    L-BFGS-B memory, while that lowers the deviance (at most ``MAX_RUNS_PER_START`` runs
+    per start): L-BFGS-B's line search can end the run early after a step into a region
+    where the deviance is infinite. After the given starts, the best point so far with
+    the covariance parameters reset to ``theta0`` is tried.
+
+    Returns
+    -------
+    attempt : _Attempt
+        The attempt with the lowest deviance.
+    n_attempts : int
+    """
+    n_theta = len(theta0)
+    best, n_attempts, pending, reset = None, 0, list(starts), False
+    while pending:
+        x0, previous = pending.pop(0), np.inf
+        for _ in range(MAX_RUNS_PER_START):
+            attempt = _attempt(objective, np.clip(x0, lower, upper), lower, upper, n_theta,
+                               control)
+            n_attempts += 1
+            if best is None or attempt.value < best.value:
+                best = attempt
+            if _converged(best.checks) and (accept is None or accept(best)):
+                return best, n_attempts
+            if not attempt.value < previous - 1e-9 * abs(attempt.value):
+                break
+            x0, previous = attempt.x, attempt.value
+        if not pending and not reset:
+            reset = True
+            pending.append(np.concatenate([theta0, best.x[n_theta:]]))
+    return best, n_attempts
+
+
+def _attempt(objective, x0, lower, upper, n_theta, control) -> _Attempt:
+    """One run of :func:`_minimise`. Covariance parameters at their lower bound start at
+    ``THETA_START_MIN`` instead: the deviance is even in each scalar theta, so its
+    gradient there is exactly zero and L-BFGS-B would not move."""
+    x0 = x0.copy()
+    at_zero = np.isfinite(lower[:n_theta]) & (x0[:n_theta] <= lower[:n_theta] + BOUND_TOL)
+    x0[:n_theta][at_zero] = lower[:n_theta][at_zero] + THETA_START_MIN
+    x, opt, hessian = _minimise(objective, x0, lower, upper, control)
+    vcov, checks = _vcov_and_checks(hessian, opt.jac, x, lower, upper, n_theta, objective.p)
+    return _Attempt(x, float(opt.fun), opt, vcov, checks)
+
+
+def _converged(checks) -> bool:
+    return bool(checks["positive_definite"] and checks["scaled_gradient_max"] < GRADIENT_TOL
+                and not checks["descent_from_zero"]
+                and not checks.get("below_poisson_limit", False))
+
+
+def _minimise(objective: _Objective, x0, lower, upper, control):
+    """Minimise the deviance within bounds: L-BFGS-B to the neighbourhood of the optimum,
+    then Newton.
 
     L-BFGS-B (with the exact gradient) stops once the relative decrease of the deviance
     falls below ``control["ftol"]`` (1e-10). The Hessian there (central differences of
-    the gradient, needed for the standard errors anyway) drives Newton steps until the
-    step is below 1e-6 standard errors; the Hessian is recomputed at the end only if the
-    Newton steps moved a parameter by more than 0.01 standard errors.
+    the gradient, needed for the standard errors anyway) drives Newton steps, halved
+    until the deviance does not increase, until the step is below 1e-6 standard errors;
+    parameters at a bound that the gradient pushes outwards stay there. The Hessian is
+    recomputed at the end only if the Newton steps moved a parameter by more than 0.01
+    standard errors.
 
     Returns
     -------
@@ -1056,51 +1264,80 @@ def _minimise(objective: _Objective, x0, lower, control):
     opt : scipy.optimize.OptimizeResult
         The L-BFGS-B report, with ``x``, ``fun`` and ``jac`` updated after the Newton steps.
     hessian : ndarray
+        All NaN when the deviance is infinite at ``x`` (no finite point was found).
     """
-    n_theta = len(lower)
-    full_lower = np.concatenate([lower, np.full(x0.size - n_theta, -np.inf)])
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in full_lower]
+    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
+              for lo, hi in zip(lower, upper, strict=True)]
     opt = optimize.minimize(objective.value_and_gradient, x0, jac=True, method="L-BFGS-B",
                             bounds=bounds,
                             options={"maxiter": control["maxiter"],
                                      "ftol": control["ftol"], "gtol": 1e-10,
                                      "maxcor": 20})
-    x = np.maximum(opt.x, full_lower)
-    hessian = objective.hessian(x)
+    x = np.clip(opt.x, lower, upper)
     value, grad = objective.value_and_gradient(x)
+    if not np.isfinite(value):
+        opt.x, opt.fun, opt.jac = x, value, grad
+        return x, opt, np.full((x.size, x.size), np.nan)
+    hessian = objective.hessian(x)
     x_start = x.copy()
+    sd = _newton_sd(hessian)
     for _ in range(control["newton_steps"]):
-        step = _newton_step(hessian, grad, x, full_lower)
-        if step is None:
+        step = _newton_step(hessian, grad, x, lower, upper)
+        if step is None or np.all(np.abs(step) <= 1e-6 * sd):
             break
-        sd = np.sqrt(np.maximum(np.diag(np.linalg.pinv(hessian)), 0.0))
-        if np.all(np.abs(step) <= 1e-6 * np.maximum(sd, 1e-12)):
-            break
-        trial = np.maximum(x + step, full_lower)
-        trial_value, trial_grad = objective.value_and_gradient(trial)
-        if trial_value > value + 1e-12 * abs(value):
+        for scale in 0.5 ** np.arange(MAX_NEWTON_HALVINGS):
+            trial = np.clip(x + scale * step, lower, upper)
+            trial_value, trial_grad = objective.value_and_gradient(trial)
+            if trial_value <= value + 1e-12 * abs(value):
+                break
+        else:
             break
         x, value, grad = trial, trial_value, trial_grad
-    sd = np.sqrt(np.maximum(np.diag(np.linalg.pinv(hessian)), 0.0))
-    if np.any(np.abs(x - x_start) > 0.01 * np.maximum(sd, 1e-12)):
+    if np.any(np.abs(x - x_start) > 0.01 * sd):
         hessian = objective.hessian(x)
         value, grad = objective.value_and_gradient(x)
     opt.x, opt.fun, opt.jac = x, value, grad
     return x, opt, hessian
 
 
-def _newton_step(hessian, grad, x, lower):
-    """Newton step with covariance parameters at their bound held there; None if the
-    Hessian of the free parameters is not positive definite."""
-    free = ~((x <= lower) & (grad > 0))
+def _newton_sd(hessian):
+    """``sqrt(diag(pinv(hessian)))``, floored at 1e-12; 1e-12 if the Hessian is not finite."""
+    if not np.all(np.isfinite(hessian)):
+        return np.full(hessian.shape[0], 1e-12)
+    return np.sqrt(np.maximum(np.diag(np.linalg.pinv(hessian)), 1e-24))
+
+
+def _held_at_bound(x, grad, lower, upper):
+    """Parameters at a bound with the gradient pushing them outwards."""
+    return (((x <= lower + BOUND_TOL) & (grad > 0))
+            | ((x >= upper - BOUND_TOL) & (grad < 0)))
+
+
+def _newton_step(hessian, grad, x, lower, upper):
+    """Newton step with parameters held at their bounds (:func:`_held_at_bound`).
+
+    Where the Hessian of the free parameters is not positive definite (a concave stretch
+    of the deviance, e.g. of a flat NB2 size profile) the step uses the absolute values
+    of its eigenvalues, a descent direction that leaves the concave region, and is
+    shortened to at most ``MAX_MODIFIED_STEP`` in every parameter. None if the Hessian is
+    not finite or singular.
+    """
+    if not np.all(np.isfinite(hessian)):
+        return None
+    free = ~_held_at_bound(x, grad, lower, upper)
     sub = hessian[np.ix_(free, free)]
+    step = np.zeros_like(x)
     try:
         np.linalg.cholesky(sub)
+        step[free] = -np.linalg.solve(sub, grad[free])
+        return step
     except np.linalg.LinAlgError:
+        pass
+    values, vectors = np.linalg.eigh(sub)
+    if np.min(np.abs(values)) <= 1e-12 * np.max(np.abs(values)):
         return None
-    step = np.zeros_like(x)
-    step[free] = -np.linalg.solve(sub, grad[free])
-    return step
+    step[free] = -vectors @ ((vectors.T @ grad[free]) / np.abs(values))
+    return step * min(1.0, MAX_MODIFIED_STEP / np.max(np.abs(step)))
 
 
 def _is_cbind(design) -> bool:
@@ -1119,23 +1356,41 @@ def _check_nagq(nagq, design) -> int:
 
 
 def _complete_loglik(deviance, eta, y, pw, fam, trials) -> float:
-    """Add the data-only constants (from statsmodels' log-likelihood) to -deviance / 2."""
-    constant = fam.loglik_obs(eta, y, pw, trials).sum() - fam.kernel(eta, y, pw).sum()
-    return float(-0.5 * deviance + constant)
+    """Add the data-only constants to -deviance / 2."""
+    return float(-0.5 * deviance + _loglik_constant(eta, y, pw, fam, trials))
 
 
-def _vcov_and_checks(hessian, gradient, x, lower, n_theta, p):
+def _loglik_constant(eta, y, pw, fam, trials) -> float:
+    """Sum of the data-only terms of the log-likelihood (e.g. ``-log(y!)``): the family's
+    complete log-likelihood (statsmodels') minus its kernel; free of ``eta``."""
+    return float(fam.loglik_obs(eta, y, pw, trials).sum() - fam.kernel(eta, y, pw).sum())
+
+
+def _vcov_and_checks(hessian, gradient, x, lower, upper, n_theta, p):
     """vcov(beta) = 2 [H^-1]_beta,beta (lme4's use.hessian); convergence checks.
 
-    Covariance parameters at their boundary are held fixed (their rows are dropped);
-    when the Hessian is not positive definite the beta block alone is used.
+    Covariance parameters at their boundary (theta below ``SINGULAR_TOL``) and a
+    dispersion held at a bound (:func:`_held_at_bound`) are fixed: their rows are
+    dropped. When the Hessian is not positive definite the beta block alone is used.
+    ``descent_from_zero``: a theta at zero where the quadratic model of the deviance
+    (gradient and Hessian diagonal) decreases within ``THETA_START_MIN`` of zero. For a
+    scalar term the gradient there is zero by symmetry, so the curvature alone tells a
+    boundary minimum from a saddle.
     """
     free = np.ones(x.size, dtype=bool)
-    free[:n_theta] = ~(np.isfinite(lower) & (x[:n_theta] < SINGULAR_TOL))
+    at_zero = np.isfinite(lower[:n_theta]) & (x[:n_theta] < SINGULAR_TOL)
+    free[:n_theta] = ~at_zero
+    free[n_theta + p :] = ~_held_at_bound(x, gradient, lower, upper)[n_theta + p :]
+    beta_idx = np.arange(n_theta, n_theta + p)
+    if not np.all(np.isfinite(hessian)):
+        return np.full((p, p), np.nan), {"eigenvalues": [], "positive_definite": False,
+                                         "scaled_gradient_max": np.inf,
+                                         "descent_from_zero": False}
+    slope, curvature = gradient[:n_theta], np.diag(hessian)[:n_theta]
+    descent = bool(np.any(at_zero & (slope + 0.5 * curvature * THETA_START_MIN < 0)))
     sub = hessian[np.ix_(free, free)]
     eigenvalues = np.linalg.eigvalsh(sub)
     positive = bool(eigenvalues.min() > 0)
-    beta_idx = np.arange(n_theta, n_theta + p)
     if positive:
         inv = np.linalg.inv(sub)
         pos = np.flatnonzero(free)
@@ -1150,17 +1405,21 @@ def _vcov_and_checks(hessian, gradient, x, lower, n_theta, p):
         "eigenvalues": eigenvalues.tolist(),
         "positive_definite": positive,
         "scaled_gradient_max": float(np.max(np.abs(scaled))) if scaled.size else 0.0,
+        "descent_from_zero": descent,
     }
 
 
 def _messages(best: _Optimum, singular) -> list[str]:
     checks = best.checks
-    messages = [f"optimizer ({best.optimizer}): {best.report.message}"]
+    messages = [f"optimizer ({best.optimizer}): {best.report.message}", *best.notes]
     if not checks["positive_definite"]:
         fallback = ("lme4's unscaled covariance" if best.optimizer == "Nelder-Mead"
                     else "the fixed-effects block only")
         messages.append("Hessian of the deviance is not positive definite: standard errors "
                         f"use {fallback}; consider simplifying the model")
+    if checks["descent_from_zero"]:
+        messages.append("model failed to converge: a random-effect variance is at zero "
+                        "where the deviance still decreases away from zero")
     if checks["scaled_gradient_max"] >= GRADIENT_TOL:
         messages.append(f"model failed to converge: max|scaled gradient| = "
                         f"{checks['scaled_gradient_max']:.3g} (tolerance {GRADIENT_TOL})")
@@ -1195,9 +1454,11 @@ def fit_glmm(design, family: str, nagq: int = 1, control: dict | None = None):
     -------
     MixedResult
         ``deviance`` is ``-2 * loglik``; ``extra`` holds the PIRLS mode, the optimizer
-        report, the gradient, the Hessian eigenvalues and the Pearson overdispersion
-        ratio (``overdispersion``: sum of squared Pearson residuals over
-        ``nobs - n_params``).
+        report (``optimizer_attempts``: runs needed, see the module notes), the gradient,
+        the Hessian eigenvalues and the Pearson overdispersion ratio
+        (``overdispersion``: sum of squared Pearson residuals over ``nobs - n_params``);
+        for NB2 also ``poisson_loglik`` (the Poisson GLMM it started from) and
+        ``nb_size_at_bound`` (``"upper"``: the Poisson limit, ``"lower"``, or None).
 
     Examples
     --------
