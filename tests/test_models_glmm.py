@@ -37,10 +37,12 @@ from resistance_outcomes.models.glmm import (
     _deriv12,
     _lme4_vcov,
     _Lme4Deviance,
+    _mirror_zero_columns,
     _NestedSolver,
     _Objective,
     _optimise,
     _SparseSolver,
+    _theta_columns,
     _vcov_and_checks,
     estimate_glmm,
     fit_glmm,
@@ -705,6 +707,226 @@ def test_deviance_is_infinite_where_it_overflows(grouseticks):
     with np.errstate(over="ignore", invalid="ignore"):
         value, grad = obj.value_and_gradient(np.r_[0.8, 0.6, 800.0, 1.0, -1.0, -0.8])
     assert value == np.inf and np.all(grad == 0)
+
+
+# --- optimizer: units of a random-slope covariate, false zero variances ------------------
+
+
+def simulate_session_slopes(seed, therapists=8, clients_per_therapist=6, sessions=16,
+                            sd_slope=0.01, keep=0.8):
+    """Session counts with a client random intercept and a small random slope on the
+    session number (1..16, unscaled): log rate 0.5 - 0.02 session + client intercept
+    (SD 0.4) + client slope (SD ``sd_slope``, correlation -0.2), Poisson; clients nested
+    in therapists; each session kept with probability ``keep``. Also ``session_scaled``,
+    the session in units of 7.5 sessions."""
+    rng = np.random.default_rng(seed)
+    n_clients = therapists * clients_per_therapist
+    client = np.repeat(np.arange(n_clients), sessions)
+    session = np.tile(np.arange(1.0, sessions + 1), n_clients)
+    cov = -0.2 * 0.4 * sd_slope
+    u = rng.multivariate_normal([0.0, 0.0], [[0.16, cov], [cov, sd_slope**2]], n_clients)
+    y = rng.poisson(np.exp(0.5 - 0.02 * session + u[client, 0] + u[client, 1] * session))
+    kept = rng.random(session.size) < keep
+    data = pd.DataFrame({"y": y, "session": session, "session_scaled": session / 7.5,
+                         "therapist": [f"t{i // clients_per_therapist}" for i in client],
+                         "client": [f"c{i}" for i in client]})
+    return data[kept].reset_index(drop=True)
+
+
+def slope_formula(covariate):
+    return f"y ~ {covariate} + (1 + {covariate} | client)"
+
+
+def _laplace_slope_deviance(data, params):
+    """-2 log-likelihood of ``y ~ session + (1 + session | client)`` (Poisson) by the
+    Laplace approximation, written out per client.
+
+    ``params = (T11, T21, T22, beta0, beta1)``, any signs (the covariance is ``T T'``).
+    Newton's method with step halving on each client's spherical effects ``u_k`` (2 each)
+    to the mode of ``-2 log f(y | u) + |u|^2``, ``f`` from ``scipy.stats.poisson``; then
+    plus ``sum_k log det(H_k)``, ``H_k = sum_i mu_i z_i z_i' + I`` with
+    ``z_i = T' (1, session_i)``.
+    """
+    t11, t21, t22, b0, b1 = params
+    codes, levels = pd.factorize(data["client"])
+    x, y = data["session"].to_numpy(float), data["y"].to_numpy(float)
+    m = len(levels)
+    z = np.column_stack([t11 + t21 * x, t22 * x])
+    fixed = b0 + b1 * x
+
+    def per_client(values):
+        return np.column_stack([np.bincount(codes, v, m) for v in values.T])
+
+    def penalised(u):
+        eta = fixed + np.sum(z * u[codes], axis=1)
+        return -2 * stats.poisson.logpmf(y, np.exp(eta)).sum() + np.sum(u**2)
+
+    def information(u):  # H_k as (h00, h01, h11) per client
+        mu = np.exp(fixed + np.sum(z * u[codes], axis=1))
+        products = np.column_stack([z[:, 0] ** 2, z[:, 0] * z[:, 1], z[:, 1] ** 2])
+        return mu, per_client(mu[:, None] * products) + [1.0, 0.0, 1.0]
+
+    u = np.zeros((m, 2))
+    value = penalised(u)
+    for _ in range(100):
+        mu, h = information(u)
+        g = per_client((y - mu)[:, None] * z) - u
+        det = h[:, 0] * h[:, 2] - h[:, 1] ** 2
+        step = np.column_stack([h[:, 2] * g[:, 0] - h[:, 1] * g[:, 1],
+                                h[:, 0] * g[:, 1] - h[:, 1] * g[:, 0]]) / det[:, None]
+        for scale in 0.5 ** np.arange(30):
+            new = penalised(u + scale * step)
+            if new <= value:
+                break
+        u, done, value = u + scale * step, value - new < 1e-13 * value, new
+        if done:
+            break
+    _, h = information(u)
+    return value + np.sum(np.log(h[:, 0] * h[:, 2] - h[:, 1] ** 2))
+
+
+def _corr(fit):
+    vc = fit.variance_components
+    return float(vc.loc[vc["term2"].notna(), "corr"].iloc[0])
+
+
+def _client_sd(fit, term):
+    vc = fit.variance_components
+    return float(vc.loc[(vc["term1"] == term) & vc["term2"].isna(), "sd"].iloc[0])
+
+
+# (seed, therapists, slope SD). Before the optimizer worked in scaled coordinates, the
+# fits with the session unscaled and in units of 7.5 sessions ended at: seed 4, logLik
+# -1004.831 (converged) and -1011.552 (singular, not converged); seed 6, -986.336
+# (singular: a false zero intercept variance) and -971.590; seed 14, -1154.886 (false
+# zero intercept variance) and -1150.418. With scaled coordinates alone, both seed-14
+# fits stopped at -1154.886, where the mirrored factor column descends (next tests).
+SLOPE_CASES = [(4, 8, 0.01), (6, 8, 0.01), (14, 10, 0.03)]
+
+
+@pytest.mark.parametrize(("seed", "therapists", "sd_slope"), SLOPE_CASES)
+def test_random_slope_fit_does_not_depend_on_the_covariate_units(seed, therapists, sd_slope):
+    # The session in units of 7.5 sessions is the same model. Exact consequences: the
+    # log-likelihood, the correlation and the z statistics are unchanged; the slope SD,
+    # the fixed slope and its SE are multiplied by 7.5.
+    data = simulate_session_slopes(seed, therapists=therapists, sd_slope=sd_slope)
+    fit = fit_mixed(slope_formula("session"), data, family="poisson")
+    scaled = fit_mixed(slope_formula("session_scaled"), data, family="poisson")
+    assert fit.converged and scaled.converged
+    assert scaled.loglik == pytest.approx(fit.loglik, rel=1e-9)
+    assert _client_sd(scaled, "session_scaled") == pytest.approx(
+        7.5 * _client_sd(fit, "session"), rel=1e-6)
+    assert _client_sd(scaled, "(Intercept)") == pytest.approx(_client_sd(fit, "(Intercept)"),
+                                                             rel=1e-6)
+    assert _corr(scaled) == pytest.approx(_corr(fit), abs=1e-6)
+    assert scaled.beta[1] == pytest.approx(7.5 * fit.beta[1], rel=1e-6)
+    np.testing.assert_allclose(scaled.coefficients["std_error"],
+                               fit.coefficients["std_error"] * [1.0, 7.5], rtol=1e-5)
+    np.testing.assert_allclose(scaled.coefficients["statistic"],
+                               fit.coefficients["statistic"], rtol=1e-5)
+
+
+@pytest.mark.parametrize(("seed", "therapists", "sd_slope"), SLOPE_CASES)
+def test_random_slope_fit_is_the_laplace_optimum(seed, therapists, sd_slope):
+    # Reference: the Laplace deviance written out per client (_laplace_slope_deviance),
+    # minimised by Nelder-Mead over the unconstrained factor entries and fixed effects
+    # from a generic start (client SD 0.5, slope SD 0.02, no correlation, fixed effects of
+    # the Poisson GLM by statsmodels). Seed 4: logLik -1004.83125, interior (correlation
+    # -0.38); seed 6: -971.58999, at the boundary (correlation +1); seed 14: -1150.418.
+    data = simulate_session_slopes(seed, therapists=therapists, sd_slope=sd_slope)
+    fit = fit_mixed(slope_formula("session"), data, family="poisson")
+    glm = sm.GLM(data["y"], sm.add_constant(data["session"]),
+                 family=sm.families.Poisson()).fit()
+    reference = optimize.minimize(
+        lambda params: _laplace_slope_deviance(data, params),
+        np.r_[0.5, 0.0, 0.02, glm.params.to_numpy()], method="Nelder-Mead",
+        options={"xatol": 1e-9, "fatol": 1e-10, "maxfev": 5000, "adaptive": True})
+    estimates = np.r_[fit.theta, fit.beta]
+    assert abs(_laplace_slope_deviance(data, estimates) - (-2 * fit.loglik)) < 1e-8
+    assert fit.loglik == pytest.approx(-0.5 * reference.fun, abs=1e-6)
+    covariance = fit.design.covariance_matrices(fit.theta, 1.0)[0]
+    t = reference.x[:3]
+    reference_covariance = np.array([[t[0] ** 2, t[0] * t[1]],
+                                     [t[0] * t[1], t[1] ** 2 + t[2] ** 2]])
+    np.testing.assert_allclose(covariance, reference_covariance, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(fit.beta, reference.x[3:], rtol=1e-5, atol=1e-7)
+
+
+def _palindromic_sessions(seed, clients=48, sessions=16):
+    """Counts of sessions 1..8 drawn with a client random intercept (SD 0.4, rate
+    exp(0.5)) and no slope, repeated in reverse order for sessions 9..16."""
+    rng = np.random.default_rng(seed)
+    half = sessions // 2
+    rate = np.exp(0.5 + rng.normal(0, 0.4, clients))
+    first = rng.poisson(rate[:, None] * np.ones(half))
+    y = np.hstack([first, first[:, ::-1]]).ravel()
+    session = np.tile(np.arange(1.0, sessions + 1), clients)
+    return pd.DataFrame({"y": y, "session": session, "session_scaled": session / 7.5,
+                         "client": np.repeat([f"c{i}" for i in range(clients)], sessions)})
+
+
+@pytest.mark.parametrize("covariate", ["session", "session_scaled"])
+def test_zero_slope_variance_stays_singular_without_restarts(covariate):
+    # Each client's counts read the same forwards and backwards, so the data are
+    # symmetric about session 8.5: the deviance is even in the fixed slope and in the
+    # intercept-slope covariance (both about session 8.5), which are 0 at the optimum.
+    # There each client's conditional mode has no slope, so a slope variance leaves the
+    # penalised deviance at the mode unchanged and only raises log det(H): the estimate
+    # is the random-intercept model's, with slope variance 0, found without a restart
+    # (the optimizer in unscaled coordinates needed one, with the session unscaled).
+    data = _palindromic_sessions(0)
+    fit = fit_mixed(slope_formula(covariate), data, family="poisson")
+    intercept_only = fit_mixed(f"y ~ {covariate} + (1 | client)", data, family="poisson")
+    assert fit.singular and fit.converged
+    assert fit.extra["optimizer_attempts"] == 1
+    assert _client_sd(fit, covariate) < 1e-8
+    assert fit.loglik == pytest.approx(intercept_only.loglik, abs=1e-6)
+    assert _client_sd(fit, "(Intercept)") == pytest.approx(sds(intercept_only)["client"],
+                                                           rel=1e-6)
+    np.testing.assert_allclose(fit.beta, intercept_only.beta, atol=1e-7)
+    assert abs(fit.beta[1]) < 1e-7
+
+
+def test_mirrored_factor_column_has_the_same_deviance_and_flips_the_gradient():
+    # With T11 = 0, the factors [[0, 0], [t21, 0]] and [[0, 0], [-t21, 0]] give the same
+    # covariance (the sign of a column of T is arbitrary), hence the same deviance; the
+    # gradient of the deviance in T11 and T21 changes sign (dD/dT11 = 2 G12 T21 with
+    # G = dD/dSigma). Where dD/dT11 > 0 the optimizer holds T11 at zero, although the
+    # mirrored point descends: the checks must see it there.
+    data = simulate_session_slopes(6)
+    design = build_design(slope_formula("session"), data)
+    obj = _Objective(design.X, design.y, design.prior_weights, design.offset, Poisson(),
+                     _SparseSolver(design), 3, columns=_theta_columns(design))
+    x = np.r_[0.0, 0.04, 0.0, 0.6, -0.02]
+    flip = np.array([1.0, -1.0, 1.0, 1.0, 1.0])
+    value, gradient = obj.value_and_gradient(x)
+    value_mirrored, gradient_mirrored = obj.value_and_gradient(x * flip)
+    assert value_mirrored == pytest.approx(value, abs=1e-9)
+    np.testing.assert_allclose(gradient_mirrored, gradient * [-1, -1, 1, 1, 1], rtol=1e-5,
+                               atol=1e-4)
+    assert gradient[0] < -10  # so T11 is held at zero at the mirrored point
+    held, g_held = x * flip, gradient_mirrored
+    hessian = np.diag([1e3, 1e3, 1e3, 1e3, 1e3])
+    lower, upper = _bounds(design, 2, Poisson())
+    _, held_checks = _vcov_and_checks(hessian, g_held, held, lower, upper, 3, 2)
+    assert not held_checks["descent_from_zero"]  # as the optimizer sees it
+    moved, g_moved, h_moved = _mirror_zero_columns(held, g_held, hessian, obj.columns)
+    np.testing.assert_array_equal(moved, held * flip)
+    assert g_moved[0] == -g_held[0] and g_moved[1] == -g_held[1]
+    _, checks = _vcov_and_checks(h_moved, g_moved, moved, lower, upper, 3, 2)
+    assert checks["descent_from_zero"] and not _converged(checks)
+
+
+def test_negative_gradient_at_zero_fails_the_checks():
+    # theta at 0 with gradient -1 and curvature 100: the quadratic model has its minimum
+    # at 0.01 > GRADIENT_TOL = 2e-3, deviance 0.005 lower; gradient -0.1: minimum at 1e-3,
+    # within tolerance (as the scaled gradient of a free parameter)
+    x, lower, upper = np.array([0.0, 1.0]), np.array([0.0, -np.inf]), np.full(2, np.inf)
+    hessian = np.diag([100.0, 2.0])
+    _, steep = _vcov_and_checks(hessian, np.array([-1.0, 0.0]), x, lower, upper, 1, 1)
+    _, flat = _vcov_and_checks(hessian, np.array([-0.1, 0.0]), x, lower, upper, 1, 1)
+    assert steep["descent_from_zero"] and not _converged(steep)
+    assert not flat["descent_from_zero"] and _converged(flat)
 
 
 # --- results and diagnostics ------------------------------------------------------------

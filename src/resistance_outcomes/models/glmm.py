@@ -21,6 +21,11 @@ numerical Hessian (the default ``"exact"`` mode below).
 
 Safeguards of that optimisation:
 
+* the optimizer works on each parameter times the root mean square of its column (of the
+  random-effects model matrix for theta, as the LMM's
+  :func:`~resistance_outcomes.models.lmm.theta_scale`; of ``X`` for beta), and converts
+  back exactly: its path, starting values, tolerances and zero checks, and so the fit,
+  do not depend on the units of a covariate;
 * where the deviance cannot be evaluated (``exp(eta)`` overflows) it is ``+inf``, so
   that line searches back off; floating-point warnings stay inside the engine;
 * a run whose end point fails the convergence checks (Hessian positive definite, scaled
@@ -28,6 +33,10 @@ Safeguards of that optimisation:
   away from zero) is continued from that point, then restarted with the covariance
   parameters reset; covariance parameters never start at zero, where the gradient of
   the (even) deviance vanishes;
+* a diagonal entry of a term's factor at zero with entries below it (a zero random
+  intercept variance next to a random slope, say) can hide a descent: the sign of that
+  column is arbitrary there, and in the mirrored representation the gradient of the
+  entry changes sign; the checks look at the representation in which it is negative;
 * NB2 starts from the Poisson GLMM, its limit as ``theta_nb -> inf``, with a moment
   estimate of ``theta_nb``, which is kept within [1e-6, 1e8]. The NB2 log-likelihood is
   compared with the Poisson one: a fit below it fails the checks (and says so), and
@@ -63,7 +72,8 @@ Two PIRLS modes (``control["pirls"]``):
   covariance of ``beta`` is lme4's ``vcov`` from the ``deriv12`` Hessian (step 1e-4) of
   that deviance. Binomial and Poisson, Laplace only; the deviance is only piecewise
   smooth, so it is minimised without derivatives (Nelder-Mead, as lme4) and takes
-  more evaluations.
+  more evaluations. Like lme4 it works on theta and beta themselves (not scaled), so,
+  like lme4's, its path depends on the units of the covariates.
 
 The two differ only through lme4's inexact log-determinant, in the last digits: on
 ``cbpp`` lme4's fixed effects lie up to 4e-4 (relative) and its standard errors up to
@@ -84,22 +94,25 @@ from scipy import optimize, special
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
+from .design import _lower_triangle_colmajor
 from .families import GlmmFamily, Poisson, get_family
 from .formula import ModelSpecError
 from .linalg import SparseCholesky
+from .lmm import theta_scale
 
 __all__ = ["GlmmEstimates", "estimate_glmm", "fit_glmm"]
 
 PIRLS_MODES = ("exact", "lme4")
 DEFAULT_CONTROL = {"solver": "auto", "pirls": "exact", "maxiter": 500, "ftol": 1e-10,
                    "newton_steps": 10}
-SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on theta
+SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance, on theta in the optimizer's coordinates
 GRADIENT_TOL = 2e-3  # lme4's check.conv.grad tolerance on the scaled gradient
 BOUND_TOL = 1e-8  # a parameter this close to a finite bound is at the bound
 MAX_RUNS_PER_START = 3  # L-BFGS-B runs from one start while they lower the deviance
 MAX_NEWTON_HALVINGS = 6
 MAX_MODIFIED_STEP = 2.0  # longest Newton step where the Hessian is not positive definite
 THETA_START_MIN = 0.1  # starting value of a covariance parameter found at its bound
+# (optimizer's coordinates)
 POISSON_LIMIT_TOL = 1e-6  # NB2 logLik may fall this far below the Poisson one (rounding;
 # times 1 + 1e-4 |logLik| for large data)
 MAX_NAGQ = 25
@@ -395,14 +408,24 @@ class _Mode:
 
 
 class _Objective:
-    """Deviance of a GLMM as a function of x = (theta, beta, dispersion)."""
+    """Deviance of a GLMM as a function of ``x = (theta, beta, dispersion) * scale``.
+
+    ``scale`` (default 1) is a factor per parameter, :func:`_optimizer_scale` in a fit,
+    so that the optimizer's coordinates do not depend on the units of a covariate.
+    ``columns`` lists the theta indices of each column of each term's factor, diagonal
+    entry first (:func:`_theta_columns`; default: every theta entry a scalar term).
+    """
 
     def __init__(self, X, y, pw, offset, family: GlmmFamily, solver, n_theta, nagq=1,
-                 pirls_tol=1e-20, pirls_maxit=60):
+                 pirls_tol=1e-20, pirls_maxit=60, scale=None, columns=None):
         self.X, self.y, self.pw, self.offset = X, y, pw, offset
         self.family = family
         self.solver = solver
         self.n_theta = n_theta
+        n_par = n_theta + X.shape[1] + family.n_dispersion
+        self.scale = np.ones(n_par) if scale is None else np.asarray(scale, dtype=float)
+        self.columns = ([np.array([j]) for j in range(n_theta)] if columns is None
+                        else columns)
         self.p = X.shape[1]
         self.nagq = nagq
         self.pirls_tol = pirls_tol
@@ -414,7 +437,7 @@ class _Objective:
             self.gh = (nodes, np.log(weights / np.sqrt(2.0 * np.pi)) + nodes**2 / 2.0)
 
     def unpack(self, x):
-        x = np.asarray(x, dtype=float)
+        x = np.asarray(x, dtype=float) / self.scale
         theta = x[: self.n_theta]
         beta = x[self.n_theta : self.n_theta + self.p]
         family = self.family.with_dispersion(x[self.n_theta + self.p :])
@@ -531,7 +554,8 @@ class _Objective:
         and ``deta/dp = deta_u + Z Lambda du/dp`` with ``du/dp = -H^-1 rhs_p``,
         ``rhs_p = Lambda'Z'(w deta_u - ds/dp) - dLambda_p'Z's``. The terms through
         ``du/dp`` are collected with one adjoint solve ``a = H^-1 Lambda'Z'(h dw)``, where
-        ``h_i = [Z Lambda H^-1 Lambda' Z']_ii``.
+        ``h_i = [Z Lambda H^-1 Lambda' Z']_ii``. Divided by ``scale`` at the end: the
+        gradient with respect to the optimizer's coordinates ``x``.
         """
         theta, _, fam = self.unpack(x)
         solver, y, pw = self.solver, self.y, self.pw
@@ -549,7 +573,7 @@ class _Objective:
         if fam.n_dispersion:
             dl, ds, dwd = fam.dispersion_terms(md.eta, y, pw)
             grad[-1] = -2.0 * dl.sum() + h @ dwd + zeta @ ds
-        return grad
+        return grad / self.scale  # with respect to the optimizer's coordinates
 
     def hessian(self, x, rel_step=1e-4):
         """Hessian of the deviance: central differences of the gradient, symmetrised; NaN
@@ -956,11 +980,12 @@ def _estimate(design, family, nagq, control) -> GlmmEstimates:
         best = _fit_exact(design, data, fam, solver, nagq, control)
     fit_seconds = time.perf_counter() - started
     n_theta, p = len(design.theta0), X.shape[1]
-    theta, beta, fam = best.x[:n_theta], best.x[n_theta : n_theta + p], best.family
+    natural, fam = best.x / best.scale, best.family
+    theta, beta = natural[:n_theta], natural[n_theta : n_theta + p]
     eta = np.empty_like(best.eta)
     eta[rows] = best.eta
     loglik = _complete_loglik(best.deviance, eta, y, pw, fam, trials)
-    singular = bool(np.any(theta[np.isfinite(design.theta_lower)] < SINGULAR_TOL))
+    singular = bool(np.any(best.x[:n_theta][np.isfinite(design.theta_lower)] < SINGULAR_TOL))
     n_params = n_theta + p + fam.n_dispersion
     pearson = fam.pearson_residuals(eta, y, pw)
     extra = {
@@ -971,6 +996,7 @@ def _estimate(design, family, nagq, control) -> GlmmEstimates:
         "function_evaluations": int(best.n_evaluations),
         "optimizer_attempts": int(best.attempts),
         "solver": "nested" if isinstance(solver, _NestedSolver) else "sparse",
+        "optimizer_scale": best.scale.tolist(),
         "gradient": best.gradient.tolist(),
         "scaled_gradient_max": best.checks["scaled_gradient_max"],
         "hessian_eigenvalues": best.checks["eigenvalues"],
@@ -992,13 +1018,14 @@ def _estimate(design, family, nagq, control) -> GlmmEstimates:
 class _Optimum:
     """What a fitting route hands back: the optimum and what was computed there."""
 
-    x: np.ndarray  # (theta, beta, dispersion)
+    x: np.ndarray  # (theta, beta, dispersion) * scale: the optimizer's coordinates
+    scale: np.ndarray  # see :func:`_optimizer_scale`
     family: GlmmFamily  # with the estimated dispersion
     deviance: float  # Laplace (or AGQ) deviance without data-only constants
     u: np.ndarray
     eta: np.ndarray  # solver row order
-    vcov: np.ndarray
-    gradient: np.ndarray
+    vcov: np.ndarray  # of beta (not scaled)
+    gradient: np.ndarray  # in the optimizer's coordinates, as the checks
     checks: dict
     optimizer: str
     report: optimize.OptimizeResult
@@ -1026,8 +1053,12 @@ def _fit_exact(design, data, fam, solver, nagq, control) -> _Optimum:
     if fam.n_dispersion:
         return _fit_negative_binomial(design, data, fam, solver, nagq, control)
     X, y, pw, offset = data
-    objective = _Objective(X, y, pw, offset, fam, solver, len(design.theta0), nagq=nagq)
-    x0 = np.concatenate([design.theta0, _glm_start(X, y, pw, offset, fam)])
+    scale = _optimizer_scale(design, X, fam)
+    objective = _Objective(X, y, pw, offset, fam, solver, len(design.theta0), nagq=nagq,
+                           scale=scale, columns=_theta_columns(design))
+    # theta starts at design.theta0 in the optimizer's coordinates (see _optimizer_scale)
+    beta0 = _glm_start(X, y, pw, offset, fam) * scale[len(design.theta0) :]
+    x0 = np.concatenate([design.theta0, beta0])
     lower, upper = _bounds(design, X.shape[1], fam)
     attempt, n_attempts = _optimise(objective, [x0], lower, upper, design.theta0, control)
     return _optimum(objective, attempt, n_attempts)
@@ -1035,10 +1066,36 @@ def _fit_exact(design, data, fam, solver, nagq, control) -> _Optimum:
 
 def _optimum(objective, attempt: _Attempt, n_attempts, notes=(), extra=None) -> _Optimum:
     deviance, md = objective.deviance(attempt.x)
-    return _Optimum(attempt.x, objective.unpack(attempt.x)[2], deviance, md.u, md.eta,
-                    attempt.vcov, attempt.report.jac, attempt.checks, "L-BFGS-B",
+    beta_scale = objective.scale[objective.n_theta : objective.n_theta + objective.p]
+    vcov = attempt.vcov / np.outer(beta_scale, beta_scale)
+    return _Optimum(attempt.x, objective.scale, objective.unpack(attempt.x)[2], deviance,
+                    md.u, md.eta, vcov, attempt.report.jac, attempt.checks, "L-BFGS-B",
                     attempt.report, objective.n_evaluations, n_attempts, list(notes),
                     dict(extra or {}))
+
+
+def _theta_columns(design) -> list[np.ndarray]:
+    """Theta indices of each column of each term's factor, the diagonal entry first."""
+    columns = []
+    for block in design.blocks:
+        _, cols = _lower_triangle_colmajor(block.n_coef)
+        columns += [block.theta_slice.start + np.flatnonzero(cols == c)
+                    for c in range(block.n_coef)]
+    return columns
+
+
+def _optimizer_scale(design, X, fam) -> np.ndarray:
+    """Factor from ``(theta, beta, dispersion)`` to the optimizer's coordinates.
+
+    Theta entries: :func:`~resistance_outcomes.models.lmm.theta_scale` (the root mean
+    square of the entry's random-effects column); fixed effects: the root mean square of
+    their column of ``X`` (1 for a column of zeros); the dispersion, which has no units:
+    1. Rescaling a covariate then leaves the optimizer's path unchanged, and its
+    tolerances, starting values and zero checks mean the same in any units.
+    """
+    rms = np.sqrt(np.mean(X**2, axis=0))
+    return np.concatenate([theta_scale(design), np.where(rms > 0, rms, 1.0),
+                           np.ones(fam.n_dispersion)])
 
 
 def _bounds(design, p, fam):
@@ -1066,7 +1123,9 @@ def _fit_negative_binomial(design, data, fam, solver, nagq, control) -> _Optimum
     poisson = _fit_exact(design, data, Poisson(), solver, nagq, control)
     poisson_loglik = _complete_loglik(poisson.deviance, poisson.eta, y, pw, Poisson(), False)
     constant = _loglik_constant(poisson.eta, y, pw, fam, False)
-    objective = _Objective(X, y, pw, offset, fam, solver, len(design.theta0), nagq=nagq)
+    objective = _Objective(X, y, pw, offset, fam, solver, len(design.theta0), nagq=nagq,
+                           scale=_optimizer_scale(design, X, fam),
+                           columns=_theta_columns(design))
     lower, upper = _bounds(design, X.shape[1], fam)
 
     def below_limit(attempt):  # a size held at the upper bound is the limit itself
@@ -1153,8 +1212,8 @@ def _fit_lme4(design, data, fam, solver, trials) -> _Optimum:
     no_upper = np.full(x_hat.size, np.inf)
     _, checks = _vcov_and_checks(hessian, gradient, x_hat, full_lower, no_upper, n_theta,
                                  beta0.size)
-    return _Optimum(x_hat, fam, deviance, dev.last.u, dev.last.eta, vcov, gradient, checks,
-                    "Nelder-Mead", opt, dev.n_evaluations)
+    return _Optimum(x_hat, np.ones(x_hat.size), fam, deviance, dev.last.u, dev.last.eta, vcov,
+                    gradient, checks, "Nelder-Mead", opt, dev.n_evaluations)
 
 
 def _lme4_stopped(where: str) -> ModelSpecError:
@@ -1231,13 +1290,40 @@ def _optimise(objective: _Objective, starts, lower, upper, theta0, control,
 def _attempt(objective, x0, lower, upper, n_theta, control) -> _Attempt:
     """One run of :func:`_minimise`. Covariance parameters at their lower bound start at
     ``THETA_START_MIN`` instead: the deviance is even in each scalar theta, so its
-    gradient there is exactly zero and L-BFGS-B would not move."""
+    gradient there is exactly zero and L-BFGS-B would not move. The end point is
+    mirrored (:func:`_mirror_zero_columns`) before the convergence checks."""
     x0 = x0.copy()
     at_zero = np.isfinite(lower[:n_theta]) & (x0[:n_theta] <= lower[:n_theta] + BOUND_TOL)
     x0[:n_theta][at_zero] = lower[:n_theta][at_zero] + THETA_START_MIN
     x, opt, hessian = _minimise(objective, x0, lower, upper, control)
+    x, opt.jac, hessian = _mirror_zero_columns(x, opt.jac, hessian, objective.columns)
+    opt.x = x
     vcov, checks = _vcov_and_checks(hessian, opt.jac, x, lower, upper, n_theta, objective.p)
     return _Attempt(x, float(opt.fun), opt, vcov, checks)
+
+
+def _mirror_zero_columns(x, gradient, hessian, columns):
+    """The same point with each column of a term's factor whose diagonal entry is at zero
+    and whose gradient there is positive changed in sign.
+
+    The deviance is unchanged when a column of a factor ``T`` (and of ``u``) changes sign.
+    With the diagonal entry at zero this flips only the entries below it, a point
+    L-BFGS-B cannot reach from here (the diagonal is bounded below by zero), and flips the
+    sign of the gradient of the diagonal entry: where that gradient is positive, a
+    variance held at zero (e.g. a random intercept, with the slope's SD in the entry
+    below) decreases the deviance, with the opposite correlation, in the mirrored
+    representation. The checks of :func:`_vcov_and_checks` see that descent there.
+    Gradient and Hessian are transformed with the point (``S g`` and ``S H S``, ``S``
+    the diagonal matrix of signs).
+    """
+    sign = np.ones(x.size)
+    for column in columns:
+        diagonal, below = column[0], column[1:]
+        if x[diagonal] == 0.0 and gradient[diagonal] > 0 and np.any(x[below] != 0.0):
+            sign[column] = -1.0
+    if np.all(sign > 0):
+        return x, gradient, hessian
+    return x * sign + 0.0, gradient * sign, hessian * np.outer(sign, sign)
 
 
 def _converged(checks) -> bool:
@@ -1373,9 +1459,12 @@ def _vcov_and_checks(hessian, gradient, x, lower, upper, n_theta, p):
     dispersion held at a bound (:func:`_held_at_bound`) are fixed: their rows are
     dropped. When the Hessian is not positive definite the beta block alone is used.
     ``descent_from_zero``: a theta at zero where the quadratic model of the deviance
-    (gradient and Hessian diagonal) decreases within ``THETA_START_MIN`` of zero. For a
-    scalar term the gradient there is zero by symmetry, so the curvature alone tells a
-    boundary minimum from a saddle.
+    (gradient and Hessian diagonal) decreases at ``THETA_START_MIN``, or has its minimum
+    further than ``GRADIENT_TOL`` from zero (a Newton step away from zero that the
+    scaled-gradient check would not accept). For a scalar term the gradient there is
+    zero by symmetry, so the curvature alone tells a boundary minimum from a saddle; a
+    diagonal entry with entries below it can have a negative gradient at zero (see
+    :func:`_mirror_zero_columns`).
     """
     free = np.ones(x.size, dtype=bool)
     at_zero = np.isfinite(lower[:n_theta]) & (x[:n_theta] < SINGULAR_TOL)
@@ -1387,7 +1476,8 @@ def _vcov_and_checks(hessian, gradient, x, lower, upper, n_theta, p):
                                          "scaled_gradient_max": np.inf,
                                          "descent_from_zero": False}
     slope, curvature = gradient[:n_theta], np.diag(hessian)[:n_theta]
-    descent = bool(np.any(at_zero & (slope + 0.5 * curvature * THETA_START_MIN < 0)))
+    descent = bool(np.any(at_zero & ((slope + 0.5 * curvature * THETA_START_MIN < 0)
+                                     | (-slope > GRADIENT_TOL * curvature))))
     sub = hessian[np.ix_(free, free)]
     eigenvalues = np.linalg.eigvalsh(sub)
     positive = bool(eigenvalues.min() > 0)
@@ -1454,8 +1544,10 @@ def fit_glmm(design, family: str, nagq: int = 1, control: dict | None = None):
     -------
     MixedResult
         ``deviance`` is ``-2 * loglik``; ``extra`` holds the PIRLS mode, the optimizer
-        report (``optimizer_attempts``: runs needed, see the module notes), the gradient,
-        the Hessian eigenvalues and the Pearson overdispersion ratio
+        report (``optimizer_attempts``: runs needed, see the module notes;
+        ``optimizer_scale``: the factor from each parameter to the optimizer's
+        coordinates), the gradient and the Hessian eigenvalues in those coordinates,
+        and the Pearson overdispersion ratio
         (``overdispersion``: sum of squared Pearson residuals over ``nobs - n_params``);
         for NB2 also ``poisson_loglik`` (the Poisson GLMM it started from) and
         ``nb_size_at_bound`` (``"upper"``: the Poisson limit, ``"lower"``, or None).
