@@ -51,26 +51,45 @@ def simulate_dropout(clients: int, therapists: int, seed: int) -> pd.DataFrame:
     truth = TRUTH["a"]
     therapist = np.arange(clients) % therapists
     x = rng.normal(size=clients)
-    eta = (truth["(Intercept)"] + truth["x"] * x
-           + rng.normal(0.0, truth["sd_therapist"], therapists)[therapist])
-    return pd.DataFrame({"dropout": rng.binomial(1, 1.0 / (1.0 + np.exp(-eta))), "x": x,
-                         "therapist": pd.Categorical(therapist)})
+    eta = (
+        truth["(Intercept)"]
+        + truth["x"] * x
+        + rng.normal(0.0, truth["sd_therapist"], therapists)[therapist]
+    )
+    return pd.DataFrame(
+        {
+            "dropout": rng.binomial(1, 1.0 / (1.0 + np.exp(-eta))),
+            "x": x,
+            "therapist": pd.Categorical(therapist),
+        }
+    )
 
 
-def simulate_ruptures(sessions: int, clients: int, therapists: int, seed: int,
-                      truth: dict) -> pd.DataFrame:
+def simulate_ruptures(
+    sessions: int, clients: int, therapists: int, seed: int, truth: dict
+) -> pd.DataFrame:
     """Session-level rupture counts, clients nested in therapists (simulated data)."""
     rng = np.random.default_rng(seed)
     client = np.arange(sessions) % clients
     therapist = client % therapists
     minutes = rng.uniform(40.0, 60.0, sessions)
     x = rng.normal(size=sessions)
-    eta = (truth["(Intercept)"] + truth["x"] * x + np.log(minutes)
-           + rng.normal(0.0, truth["sd_therapist"], therapists)[therapist]
-           + rng.normal(0.0, truth["sd_client"], clients)[client])
-    return pd.DataFrame({"ruptures": rng.poisson(np.exp(eta)), "x": x, "minutes": minutes,
-                         "therapist": pd.Categorical(therapist),
-                         "client": pd.Categorical(client)})
+    eta = (
+        truth["(Intercept)"]
+        + truth["x"] * x
+        + np.log(minutes)
+        + rng.normal(0.0, truth["sd_therapist"], therapists)[therapist]
+        + rng.normal(0.0, truth["sd_client"], clients)[client]
+    )
+    return pd.DataFrame(
+        {
+            "ruptures": rng.poisson(np.exp(eta)),
+            "x": x,
+            "minutes": minutes,
+            "therapist": pd.Categorical(therapist),
+            "client": pd.Categorical(client),
+        }
+    )
 
 
 def run_case(case: str, seed: int) -> dict:
@@ -87,11 +106,12 @@ def run_case(case: str, seed: int) -> dict:
     seconds = time.perf_counter() - started
     vc = fit.variance_components
     return {
-        "case": case, "rows": len(data), "seconds": round(seconds, 2),
+        "case": case,
+        "rows": len(data),
+        "seconds": round(seconds, 2),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "converged": fit.converged,
-        "estimates": dict(zip(fit.design.fixed_names, np.round(fit.beta, 4).tolist(),
-                              strict=True)),
+        "estimates": dict(zip(fit.design.fixed_names, np.round(fit.beta, 4).tolist(), strict=True)),
         "sd": dict(zip(vc["group"], np.round(vc["sd"], 4).tolist(), strict=True)),
         "truth": TRUTH[case],
         "optimizer_iterations": fit.extra.get("optimizer_iterations"),
@@ -106,8 +126,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.case == "all":
         for case in "abc":
-            subprocess.run([sys.executable, __file__, "--case", case, "--seed", str(args.seed)],
-                           check=True)
+            subprocess.run(
+                [sys.executable, __file__, "--case", case, "--seed", str(args.seed)], check=True
+            )
         return
     print(run_case(args.case, args.seed), flush=True)
 

@@ -59,26 +59,47 @@ def simulate(design: str, rng: np.random.Generator, sizes: dict | None = None) -
     u_ther = rng.normal(0.0, sd["therapist"], n_ther)
     if design == "binomial":
         x = rng.normal(size=n_cli)
-        eta = (beta["(Intercept)"] + beta["x"] * x + beta["cognitive"] * cognitive
-               + u_ther[client_therapist])
-        return pd.DataFrame({"dropout": rng.binomial(1, 1.0 / (1.0 + np.exp(-eta))), "x": x,
-                             "cognitive": cognitive,
-                             "therapist": client_therapist.astype(str)})
+        eta = (
+            beta["(Intercept)"]
+            + beta["x"] * x
+            + beta["cognitive"] * cognitive
+            + u_ther[client_therapist]
+        )
+        return pd.DataFrame(
+            {
+                "dropout": rng.binomial(1, 1.0 / (1.0 + np.exp(-eta))),
+                "x": x,
+                "cognitive": cognitive,
+                "therapist": client_therapist.astype(str),
+            }
+        )
     client = np.repeat(np.arange(n_cli), sizes["sessions"])
     n = client.size
     x = rng.normal(size=n)
     minutes = rng.uniform(40.0, 60.0, n)
-    eta = (beta["(Intercept)"] + beta["x"] * x + beta["cognitive"] * cognitive[client]
-           + np.log(minutes) + u_ther[client_therapist[client]]
-           + rng.normal(0.0, sd["client"], n_cli)[client])
-    return pd.DataFrame({"ruptures": rng.poisson(np.exp(eta)), "x": x,
-                         "cognitive": cognitive[client], "minutes": minutes,
-                         "therapist": client_therapist[client].astype(str),
-                         "client": client.astype(str)})
+    eta = (
+        beta["(Intercept)"]
+        + beta["x"] * x
+        + beta["cognitive"] * cognitive[client]
+        + np.log(minutes)
+        + u_ther[client_therapist[client]]
+        + rng.normal(0.0, sd["client"], n_cli)[client]
+    )
+    return pd.DataFrame(
+        {
+            "ruptures": rng.poisson(np.exp(eta)),
+            "x": x,
+            "cognitive": cognitive[client],
+            "minutes": minutes,
+            "therapist": client_therapist[client].astype(str),
+            "client": client.astype(str),
+        }
+    )
 
 
-def replicate_fits(design: str, replicates: int, seed: int,
-                   sizes: dict | None = None) -> pd.DataFrame:
+def replicate_fits(
+    design: str, replicates: int, seed: int, sizes: dict | None = None
+) -> pd.DataFrame:
     """Fit ``replicates`` simulated data sets; one row per replicate and term."""
     spec = DESIGNS[design]
     rows = []
@@ -86,8 +107,11 @@ def replicate_fits(design: str, replicates: int, seed: int,
         data = simulate(design, np.random.default_rng(child), sizes)
         fit = fit_mixed(spec["formula"], data, family=spec["family"])
         coef = fit.coefficients
-        rows.append(coef.assign(replicate=i, converged=fit.converged)[
-            ["replicate", "term", "estimate", "std_error", "ci_low", "ci_high", "converged"]])
+        rows.append(
+            coef.assign(replicate=i, converged=fit.converged)[
+                ["replicate", "term", "estimate", "std_error", "ci_low", "ci_high", "converged"]
+            ]
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -97,21 +121,35 @@ def summarise(fits: pd.DataFrame, design: str) -> pd.DataFrame:
     fits = fits.join(truth, on="term")
     fits["covered"] = (fits["ci_low"] <= fits["truth"]) & (fits["truth"] <= fits["ci_high"])
     grouped = fits.groupby("term", sort=False)
-    out = pd.DataFrame({
-        "truth": grouped["truth"].first(),
-        "mean_estimate": grouped["estimate"].mean(),
-        "empirical_sd": grouped["estimate"].std(ddof=1),
-        "mean_model_se": grouped["std_error"].mean(),
-        "coverage": grouped["covered"].mean(),
-        "replicates": grouped.size(),
-        "converged": grouped["converged"].mean(),
-    })
+    out = pd.DataFrame(
+        {
+            "truth": grouped["truth"].first(),
+            "mean_estimate": grouped["estimate"].mean(),
+            "empirical_sd": grouped["estimate"].std(ddof=1),
+            "mean_model_se": grouped["std_error"].mean(),
+            "coverage": grouped["covered"].mean(),
+            "replicates": grouped.size(),
+            "converged": grouped["converged"].mean(),
+        }
+    )
     out["bias"] = out["mean_estimate"] - out["truth"]
     out["bias_over_sd"] = out["bias"] / out["empirical_sd"]
     out["coverage_mc_se"] = np.sqrt(out["coverage"] * (1 - out["coverage"]) / out["replicates"])
-    return out.reset_index()[["term", "truth", "mean_estimate", "bias", "empirical_sd",
-                              "mean_model_se", "bias_over_sd", "coverage", "coverage_mc_se",
-                              "replicates", "converged"]]
+    return out.reset_index()[
+        [
+            "term",
+            "truth",
+            "mean_estimate",
+            "bias",
+            "empirical_sd",
+            "mean_model_se",
+            "bias_over_sd",
+            "coverage",
+            "coverage_mc_se",
+            "replicates",
+            "converged",
+        ]
+    ]
 
 
 def main(argv=None) -> None:
@@ -124,9 +162,11 @@ def main(argv=None) -> None:
     for design in designs:
         started = time.perf_counter()
         table = summarise(replicate_fits(design, args.replicates, args.seed), design)
-        print(f"\n{design}: {DESIGNS[design]['formula']} "
-              f"({args.replicates} replicates, seed {args.seed}, "
-              f"{time.perf_counter() - started:.0f} s)")
+        print(
+            f"\n{design}: {DESIGNS[design]['formula']} "
+            f"({args.replicates} replicates, seed {args.seed}, "
+            f"{time.perf_counter() - started:.0f} s)"
+        )
         print(table.to_markdown(index=False, floatfmt=".4f"))
 
 

@@ -25,52 +25,67 @@ from resistance_outcomes.models import gee
 FRAMEWORKS = ["psychoanalytic", "behavioral", "cognitive"]
 DROPOUT = {
     "primary": "judged",
-    "definitions": {"judged": {"rule": "end_status"}, "fewer_than_3": {
-        "rule": "min_attended", "sessions": 3}},
+    "definitions": {
+        "judged": {"rule": "end_status"},
+        "fewer_than_3": {"rule": "min_attended", "sessions": 3},
+    },
 }
 FILES = ["spec", "frame", "coefficients", "variance_components", "fit", "contrasts"]
 
 
 def output_paths(folder):
-    return {key: folder / f"{key}.{'json' if key in ('spec', 'fit') else 'csv'}"
-            for key in FILES}
+    return {key: folder / f"{key}.{'json' if key in ('spec', 'fit') else 'csv'}" for key in FILES}
 
 
 def hand_tables():
     """Four clients: C1 (T1, psychoanalytic) attends 1, 2, 3 of 3 and completes; C2 (T1)
     attends 1, misses 2 and drops out; C3 (T2, cognitive) attends 1, 2 of 4 and drops out;
     C4 (T2) attends 1 of 2, its session uncoded, and is ongoing."""
-    clients = pd.DataFrame({
-        "study": "s", "client": ["C1", "C2", "C3", "C4"], "therapist": ["T1", "T1", "T2", "T2"],
-        "framework": pd.Categorical(["psychoanalytic", "psychoanalytic", "cognitive",
-                                     "cognitive"], categories=FRAMEWORKS),
-        "planned_sessions": [3, 3, 4, 2],
-        "end_status": ["completed", "dropout", "dropout", "ongoing"],
-    })
-    sessions = pd.DataFrame({
-        "study": "s",
-        "client": ["C1", "C1", "C1", "C2", "C2", "C3", "C3", "C4"],
-        "session": [1, 2, 3, 1, 2, 1, 2, 1],
-        "attended": [True, True, True, True, False, True, True, True],
-        "minutes": [50.0, 40.0, 50.0, 45.0, None, 50.0, 60.0, 50.0],
-        "ruptures": pd.array([2, 0, 1, 3, None, 1, 2, None], dtype="Int64"),
-        "repaired": pd.array([1, 0, 1, 1, None, 0, 2, None], dtype="Int64"),
-        "resistance_arguing": pd.array([1, 0, 2, 0, None, 4, 1, None], dtype="Int64"),
-        "resistance_denying": pd.array([0, 3, 0, 1, None, 0, 0, None], dtype="Int64"),
-        "alliance": [5.0, 5.5, 6.0, 4.0, None, 4.5, None, 5.0],
-    })
+    clients = pd.DataFrame(
+        {
+            "study": "s",
+            "client": ["C1", "C2", "C3", "C4"],
+            "therapist": ["T1", "T1", "T2", "T2"],
+            "framework": pd.Categorical(
+                ["psychoanalytic", "psychoanalytic", "cognitive", "cognitive"],
+                categories=FRAMEWORKS,
+            ),
+            "planned_sessions": [3, 3, 4, 2],
+            "end_status": ["completed", "dropout", "dropout", "ongoing"],
+        }
+    )
+    sessions = pd.DataFrame(
+        {
+            "study": "s",
+            "client": ["C1", "C1", "C1", "C2", "C2", "C3", "C3", "C4"],
+            "session": [1, 2, 3, 1, 2, 1, 2, 1],
+            "attended": [True, True, True, True, False, True, True, True],
+            "minutes": [50.0, 40.0, 50.0, 45.0, None, 50.0, 60.0, 50.0],
+            "ruptures": pd.array([2, 0, 1, 3, None, 1, 2, None], dtype="Int64"),
+            "repaired": pd.array([1, 0, 1, 1, None, 0, 2, None], dtype="Int64"),
+            "resistance_arguing": pd.array([1, 0, 2, 0, None, 4, 1, None], dtype="Int64"),
+            "resistance_denying": pd.array([0, 3, 0, 1, None, 0, 0, None], dtype="Int64"),
+            "alliance": [5.0, 5.5, 6.0, 4.0, None, 4.5, None, 5.0],
+        }
+    )
     return AnalysisTables(
-        clients=clients, sessions=sessions,
+        clients=clients,
+        sessions=sessions,
         session_table=derive.session_table(sessions, clients),
-        client_table=derive.client_table(sessions, clients, DROPOUT["definitions"],
-                                         primary="judged"),
+        client_table=derive.client_table(
+            sessions, clients, DROPOUT["definitions"], primary="judged"
+        ),
         dropout_definitions=DROPOUT["definitions"],
     )
 
 
 def spec(name="m", **entry):
-    entry = {"data": "sessions", "family": "poisson",
-             "formula": "ruptures ~ framework + offset(log(minutes)) + (1 | client)", **entry}
+    entry = {
+        "data": "sessions",
+        "family": "poisson",
+        "formula": "ruptures ~ framework + offset(log(minutes)) + (1 | client)",
+        **entry,
+    }
     return parse_model_spec(name, entry, DROPOUT)
 
 
@@ -88,8 +103,10 @@ def test_resistance_long_one_row_per_attended_session_and_type():
     assert c1["session"].tolist() == [1, 1, 2, 2, 3, 3]
     assert c1["resistance_count"].tolist() == [1, 0, 0, 3, 2, 0]
     assert long[long["client"] == "C4"]["resistance_count"].isna().all()
-    assert not any(c.startswith("resistance_") and c != "resistance_type"
-                   and c != "resistance_count" for c in long.columns)
+    assert not any(
+        c.startswith("resistance_") and c != "resistance_type" and c != "resistance_count"
+        for c in long.columns
+    )
     assert {"therapist", "framework", "session_c", "minutes"} <= set(long.columns)
 
 
@@ -127,7 +144,11 @@ def test_bad_entry_names_model_and_key(change, fragment):
 def test_entry_defaults_and_aliases():
     parsed = spec(data="person-period", family="nbinom2")
     assert (parsed.data, parsed.family, parsed.method, parsed.dropout) == (
-        "person_period", "negative_binomial", "mixed", "judged")
+        "person_period",
+        "negative_binomial",
+        "mixed",
+        "judged",
+    )
     assert spec().dropout is None  # sessions do not depend on a dropout definition
 
 
@@ -156,35 +177,59 @@ def test_person_period_level_for_the_definition():
     # C1 completer: sessions before the planned last (1, 2); C2 dropout: 1 (event);
     # C3 dropout: 1, 2 (event at 2); C4 ongoing, planned 2: session 1, censored
     assert list(zip(rows["client"], rows["time"], rows["event"], strict=True)) == [
-        ("C1", 1, 0), ("C1", 2, 0), ("C2", 1, 1), ("C3", 1, 0), ("C3", 2, 1), ("C4", 1, 0)]
+        ("C1", 1, 0),
+        ("C1", 2, 0),
+        ("C2", 1, 1),
+        ("C3", 1, 0),
+        ("C3", 2, 1),
+        ("C4", 1, 0),
+    ]
     assert why == []
 
 
 def test_min_attended_leaves_out_clients_and_counts_their_rows():
     rows, why = data_level(spec(min_attended=2), hand_tables())
     assert sorted(set(rows["client"])) == ["C1", "C3"]
-    assert why == [{"reason": "scheduled session not attended", "rows": 1},
-                   {"reason": "client attended fewer than 2 sessions", "rows": 2}]
+    assert why == [
+        {"reason": "scheduled session not attended", "rows": 1},
+        {"reason": "client attended fewer than 2 sessions", "rows": 2},
+    ]
 
 
 def test_model_frame_keeps_exactly_the_rows_and_columns_fitted():
-    model = spec(formula="alliance ~ framework + session_c + (1 | therapist/client)",
-                 family="gaussian")
+    model = spec(
+        formula="alliance ~ framework + session_c + (1 | therapist/client)", family="gaussian"
+    )
     rows, _ = data_level(model, hand_tables())
     frame, why = model_frame(model, rows)
     # attended sessions with an alliance rating: C1 1-3, C2 1, C3 1, C4 1 (C3's session 2
     # has none); session_c = session - mean attended session (1 + 2 + 3 + 1 + 1 + 2 + 1) / 7
-    assert list(frame.columns) == ["study", "therapist", "client", "session", "alliance",
-                                   "framework", "session_c"]
+    assert list(frame.columns) == [
+        "study",
+        "therapist",
+        "client",
+        "session",
+        "alliance",
+        "framework",
+        "session_c",
+    ]
     assert list(zip(frame["client"], frame["session"], strict=True)) == [
-        ("C1", 1), ("C1", 2), ("C1", 3), ("C2", 1), ("C3", 1), ("C4", 1)]
+        ("C1", 1),
+        ("C1", 2),
+        ("C1", 3),
+        ("C2", 1),
+        ("C3", 1),
+        ("C4", 1),
+    ]
     np.testing.assert_allclose(frame["session_c"], frame["session"] - 11 / 7)
     assert why == [{"reason": "missing value in alliance", "rows": 1}]
 
 
 def test_missing_column_names_model_column_and_available_columns():
-    model = spec(name="rupture_frequency", formula="ruptures ~ framework * sesion_c"
-                 " + offset(log(minutes)) + (1 | therapist/client)")
+    model = spec(
+        name="rupture_frequency",
+        formula="ruptures ~ framework * sesion_c + offset(log(minutes)) + (1 | therapist/client)",
+    )
     rows, _ = data_level(model, hand_tables())
     with pytest.raises(ModelEntryError) as err:
         model_frame(model, rows)
@@ -197,15 +242,24 @@ def test_missing_column_names_model_column_and_available_columns():
 @pytest.mark.parametrize(
     ("entry", "fragment"),
     [
-        ({"formula": "alliance ~ framework + (1 | client)", "family": "poisson"},
-         "family poisson needs whole counts >= 0, but column 'alliance' has the value 5.5 "
-         "(study s, therapist T1, client C1, session 2)"),
-        ({"formula": "ruptures ~ framework + (1 | client)", "family": "binomial"},
-         "family binomial needs a 0/1 response (or cbind(successes, failures)), but column "
-         "'ruptures' has the value 2"),
-        ({"data": "clients", "formula": "dropout ~ framework + (1 | therapist)",
-          "family": "gaussian"},
-         "family gaussian does not fit the 0/1 response 'dropout'; use family: binomial"),
+        (
+            {"formula": "alliance ~ framework + (1 | client)", "family": "poisson"},
+            "family poisson needs whole counts >= 0, but column 'alliance' has the value 5.5 "
+            "(study s, therapist T1, client C1, session 2)",
+        ),
+        (
+            {"formula": "ruptures ~ framework + (1 | client)", "family": "binomial"},
+            "family binomial needs a 0/1 response (or cbind(successes, failures)), but column "
+            "'ruptures' has the value 2",
+        ),
+        (
+            {
+                "data": "clients",
+                "formula": "dropout ~ framework + (1 | therapist)",
+                "family": "gaussian",
+            },
+            "family gaussian does not fit the 0/1 response 'dropout'; use family: binomial",
+        ),
     ],
 )
 def test_family_that_does_not_fit_the_response_stops_before_fitting(entry, fragment):
@@ -220,8 +274,10 @@ def test_family_that_does_not_fit_the_response_stops_before_fitting(entry, fragm
 
 def test_derived_variables_give_the_centring_constants():
     tables = hand_tables()
-    model = spec(formula="alliance ~ session_c + unrepaired_within + unrepaired_between"
-                 " + (1 | client)", family="gaussian")
+    model = spec(
+        formula="alliance ~ session_c + unrepaired_within + unrepaired_between + (1 | client)",
+        family="gaussian",
+    )
     rows, _ = data_level(model, tables)
     frame, _ = model_frame(model, rows)
     derived = derived_variables(rows, frame)
@@ -243,28 +299,40 @@ def synthetic_tables(seed=7, therapists=12, clients=6, sessions=8):
     therapist = np.repeat([f"T{t:02d}" for t in range(therapists)], clients)
     framework = np.array(FRAMEWORKS)[np.repeat(np.arange(therapists) % 3, clients)]
     end = rng.choice(["completed", "dropout"], size=n, p=[0.75, 0.25])
-    clients_df = pd.DataFrame({
-        "study": "s", "client": client_ids, "therapist": therapist,
-        "framework": pd.Categorical(framework, categories=FRAMEWORKS),
-        "planned_sessions": sessions, "end_status": end,
-    })
+    clients_df = pd.DataFrame(
+        {
+            "study": "s",
+            "client": client_ids,
+            "therapist": therapist,
+            "framework": pd.Categorical(framework, categories=FRAMEWORKS),
+            "planned_sessions": sessions,
+            "end_status": end,
+        }
+    )
     rows = n * sessions
     ruptures = rng.poisson(0.8, rows)
     alliance = 5 + rng.normal(0, 0.5, n).repeat(sessions) + rng.normal(0, 0.4, rows)
-    sessions_df = pd.DataFrame({
-        "study": "s", "client": np.repeat(client_ids, sessions),
-        "session": np.tile(np.arange(1, sessions + 1), n),
-        "attended": rng.uniform(size=rows) > 0.1, "minutes": 50.0,
-        "ruptures": ruptures, "repaired": rng.binomial(ruptures, 0.6),
-        "resistance_arguing": rng.poisson(0.5, rows),
-        "resistance_denying": rng.poisson(0.7, rows),
-        "alliance": alliance.round(2),
-    })
+    sessions_df = pd.DataFrame(
+        {
+            "study": "s",
+            "client": np.repeat(client_ids, sessions),
+            "session": np.tile(np.arange(1, sessions + 1), n),
+            "attended": rng.uniform(size=rows) > 0.1,
+            "minutes": 50.0,
+            "ruptures": ruptures,
+            "repaired": rng.binomial(ruptures, 0.6),
+            "resistance_arguing": rng.poisson(0.5, rows),
+            "resistance_denying": rng.poisson(0.7, rows),
+            "alliance": alliance.round(2),
+        }
+    )
     return AnalysisTables(
-        clients=clients_df, sessions=sessions_df,
+        clients=clients_df,
+        sessions=sessions_df,
         session_table=derive.session_table(sessions_df, clients_df),
-        client_table=derive.client_table(sessions_df, clients_df, DROPOUT["definitions"],
-                                         primary="judged"),
+        client_table=derive.client_table(
+            sessions_df, clients_df, DROPOUT["definitions"], primary="judged"
+        ),
         dropout_definitions=DROPOUT["definitions"],
     )
 
@@ -275,23 +343,37 @@ def synthetic():
 
 
 MODELS = {
-    "rupture_frequency": {"data": "sessions", "family": "poisson",
-                          "formula": "ruptures ~ framework * session_c + offset(log(minutes))"
-                                     " + (1 | therapist/client)",
-                          "contrasts": {"slopes": ["session_c"]}},
-    "resistance_profile": {"data": "resistance_long", "family": "poisson",
-                           "formula": "resistance_count ~ framework * resistance_type"
-                                      " + offset(log(minutes)) + (1 | therapist/client)",
-                           "contrasts": {"by": "resistance_type"}},
-    "repair_retention": {"data": "clients", "family": "binomial",
-                         "formula": "dropout ~ framework + repair_rate_between"
-                                    " + (1 | therapist)"},
-    "dropout_hazard": {"data": "person_period", "family": "binomial",
-                       "formula": "event ~ log_time + framework + unrepaired_within"
-                                  " + (1 | therapist)", "method": "gee"},
-    "alliance": {"data": "sessions", "family": "gaussian",
-                 "formula": "alliance ~ framework * session_c + (1 | therapist/client)",
-                 "contrasts": {"slopes": ["session_c"]}},
+    "rupture_frequency": {
+        "data": "sessions",
+        "family": "poisson",
+        "formula": "ruptures ~ framework * session_c + offset(log(minutes))"
+        " + (1 | therapist/client)",
+        "contrasts": {"slopes": ["session_c"]},
+    },
+    "resistance_profile": {
+        "data": "resistance_long",
+        "family": "poisson",
+        "formula": "resistance_count ~ framework * resistance_type"
+        " + offset(log(minutes)) + (1 | therapist/client)",
+        "contrasts": {"by": "resistance_type"},
+    },
+    "repair_retention": {
+        "data": "clients",
+        "family": "binomial",
+        "formula": "dropout ~ framework + repair_rate_between + (1 | therapist)",
+    },
+    "dropout_hazard": {
+        "data": "person_period",
+        "family": "binomial",
+        "formula": "event ~ log_time + framework + unrepaired_within + (1 | therapist)",
+        "method": "gee",
+    },
+    "alliance": {
+        "data": "sessions",
+        "family": "gaussian",
+        "formula": "alliance ~ framework * session_c + (1 | therapist/client)",
+        "contrasts": {"slopes": ["session_c"]},
+    },
 }
 
 
@@ -310,16 +392,26 @@ def test_outputs_are_written_and_refit_from_the_model_frame(name, synthetic, tmp
     pd.testing.assert_frame_equal(frame, outputs.frame, check_dtype=False)
     refit = fit_model(ModelSpec.from_dict(written), frame)
     coefficients = pd.read_csv(paths["coefficients"])
-    np.testing.assert_allclose(refit.coefficients["estimate"], coefficients["estimate"],
-                               rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(refit.coefficients["std_error"], coefficients["std_error"],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        refit.coefficients["estimate"], coefficients["estimate"], rtol=1e-6, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        refit.coefficients["std_error"], coefficients["std_error"], rtol=1e-5
+    )
 
 
 def test_model_frame_holds_only_keys_and_analysis_variables(synthetic):
     outputs = run_model(parse_model_spec("m", MODELS["rupture_frequency"], DROPOUT), synthetic)
-    assert list(outputs.frame.columns) == ["study", "therapist", "client", "session",
-                                           "ruptures", "framework", "session_c", "minutes"]
+    assert list(outputs.frame.columns) == [
+        "study",
+        "therapist",
+        "client",
+        "session",
+        "ruptures",
+        "framework",
+        "session_c",
+        "minutes",
+    ]
 
 
 def test_gee_fit_matches_the_engines_gee(synthetic):
@@ -345,13 +437,11 @@ def test_singular_fit_still_writes_its_outputs_with_the_flag(synthetic, tmp_path
 def test_optional_model_without_its_response_is_reported_not_fitted(tmp_path):
     tables = hand_tables()
     tables.session_table = tables.session_table.drop(columns=["alliance"])
-    model = spec(formula="alliance ~ framework + (1 | client)", family="gaussian",
-                 optional=True)
+    model = spec(formula="alliance ~ framework + (1 | client)", family="gaussian", optional=True)
     outputs = run_model(model, tables)
     assert outputs.fit["fitted"] is False and outputs.fit["flags"] == ["not fitted"]
     assert "no values of the response 'alliance'" in outputs.fit["reason"]
     outputs.write(output_paths(tmp_path))
     assert json.loads((tmp_path / "fit.json").read_text())["fitted"] is False
     with pytest.raises(ModelEntryError, match="uses column"):
-        run_model(spec(formula="alliance ~ framework + (1 | client)", family="gaussian"),
-                  tables)
+        run_model(spec(formula="alliance ~ framework + (1 | client)", family="gaussian"), tables)

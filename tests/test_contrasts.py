@@ -35,25 +35,37 @@ def simulated_sessions(seed=11, therapists=18, clients=6, sessions=8):
     framework = np.array(FRAMEWORKS)[t % 3]
     kind = np.tile(["arguing", "denying"], therapists * clients * sessions)
     repair = rng.normal(size=t.size)
-    slope = pd.Series(framework).map({"psychoanalytic": 0.1, "behavioral": 0.3,
-                                      "cognitive": -0.2}).to_numpy()
-    base = pd.Series(framework).map({"psychoanalytic": 0.0, "behavioral": -0.3,
-                                     "cognitive": 0.4}).to_numpy()
-    eta = -0.5 + base + slope * repair + 0.5 * (kind == "denying") + rng.normal(0, .3,
-                                                                                 therapists)[t]
-    return pd.DataFrame({
-        "count": rng.poisson(np.exp(eta)),
-        "framework": pd.Categorical(framework, categories=FRAMEWORKS),
-        "kind": pd.Categorical(kind, categories=["arguing", "denying"]),
-        "repair": repair,
-        "therapist": t.astype(str),
-    })
+    slope = (
+        pd.Series(framework)
+        .map({"psychoanalytic": 0.1, "behavioral": 0.3, "cognitive": -0.2})
+        .to_numpy()
+    )
+    base = (
+        pd.Series(framework)
+        .map({"psychoanalytic": 0.0, "behavioral": -0.3, "cognitive": 0.4})
+        .to_numpy()
+    )
+    eta = (
+        -0.5 + base + slope * repair + 0.5 * (kind == "denying") + rng.normal(0, 0.3, therapists)[t]
+    )
+    return pd.DataFrame(
+        {
+            "count": rng.poisson(np.exp(eta)),
+            "framework": pd.Categorical(framework, categories=FRAMEWORKS),
+            "kind": pd.Categorical(kind, categories=["arguing", "denying"]),
+            "repair": repair,
+            "therapist": t.astype(str),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
 def poisson_fit():
-    return fit_mixed("count ~ framework * (repair + kind) + (1 | therapist)",
-                     simulated_sessions(), family="poisson")
+    return fit_mixed(
+        "count ~ framework * (repair + kind) + (1 | therapist)",
+        simulated_sessions(),
+        family="poisson",
+    )
 
 
 def by_hand(fit, weights: dict) -> tuple[float, float]:
@@ -136,8 +148,9 @@ def test_pairwise_contrasts_within_levels_of_by(poisson_fit):
     table = pairwise_contrasts(poisson_fit, "framework", by="kind", adjust="bh")
     assert table["by"].tolist() == ["arguing"] * 3 + ["denying"] * 3
     denying = table[table["by"] == "denying"].iloc[1]  # psychoanalytic - cognitive
-    estimate, se = by_hand(poisson_fit, {"frameworkcognitive": -1.0,
-                                         "frameworkcognitive:kinddenying": -1.0})
+    estimate, se = by_hand(
+        poisson_fit, {"frameworkcognitive": -1.0, "frameworkcognitive:kinddenying": -1.0}
+    )
     assert (denying.level, denying.reference) == ("psychoanalytic", "cognitive")
     assert denying.estimate == pytest.approx(estimate, rel=1e-12)
     assert denying.std_error == pytest.approx(se, rel=1e-12)
@@ -189,8 +202,11 @@ def test_slopes_of_a_variable_entering_non_linearly_or_not_at_all_are_refused():
 
 
 def test_unknown_contrast_factor_is_named(poisson_fit):
-    with pytest.raises(ModelSpecError, match="'treatment' is not a factor the model uses; "
-                                             "its factors are framework, kind, therapist"):
+    with pytest.raises(
+        ModelSpecError,
+        match="'treatment' is not a factor the model uses; "
+        "its factors are framework, kind, therapist",
+    ):
         pairwise_contrasts(poisson_fit, "treatment")
 
 

@@ -17,27 +17,31 @@ from resistance_outcomes.models.linalg import SparseCholesky
 
 @pytest.fixture
 def small():
-    return pd.DataFrame({
-        "y": [1.0, 2.0, 3.0, 4.0, 5.0, 7.0],
-        "x": [0.5, 1.0, 2.0, 0.0, 1.5, 3.0],
-        "g": ["a", "a", "a", "b", "b", "b"],
-        "h": ["u", "v", "w", "u", "v", "w"],
-        "minutes": [50.0, 45.0, 60.0, 50.0, 30.0, 55.0],
-    })
+    return pd.DataFrame(
+        {
+            "y": [1.0, 2.0, 3.0, 4.0, 5.0, 7.0],
+            "x": [0.5, 1.0, 2.0, 0.0, 1.5, 3.0],
+            "g": ["a", "a", "a", "b", "b", "b"],
+            "h": ["u", "v", "w", "u", "v", "w"],
+            "minutes": [50.0, 45.0, 60.0, 50.0, 30.0, 55.0],
+        }
+    )
 
 
 def test_zt_matches_hand_built_z_for_crossed_slope_and_intercept(small):
     d = build_design("y ~ x + (1 + x | g) + (1 | h)", small)
     # h has 3 levels, g 2: lme4 puts h first. Z columns: h=u, h=v, h=w, then for g=a
     # (intercept, x) and g=b (intercept, x).
-    expected_z = np.array([
-        [1, 0, 0, 1, 0.5, 0, 0],
-        [0, 1, 0, 1, 1.0, 0, 0],
-        [0, 0, 1, 1, 2.0, 0, 0],
-        [1, 0, 0, 0, 0, 1, 0.0],
-        [0, 1, 0, 0, 0, 1, 1.5],
-        [0, 0, 1, 0, 0, 1, 3.0],
-    ])
+    expected_z = np.array(
+        [
+            [1, 0, 0, 1, 0.5, 0, 0],
+            [0, 1, 0, 1, 1.0, 0, 0],
+            [0, 0, 1, 1, 2.0, 0, 0],
+            [1, 0, 0, 0, 0, 1, 0.0],
+            [0, 1, 0, 0, 0, 1, 1.5],
+            [0, 0, 1, 0, 0, 1, 3.0],
+        ]
+    )
     np.testing.assert_array_equal(d.Zt.toarray().T, expected_z)
     assert [b.group for b in d.blocks] == ["h", "g"]
     assert [b.coef_names for b in d.blocks] == [["(Intercept)"], ["(Intercept)", "x"]]
@@ -82,21 +86,29 @@ def test_lme4_random_effect_counts_for_the_reference_datasets():
 
 
 def test_r_style_fixed_names_for_factors_interactions_and_transforms():
-    df = pd.DataFrame({
-        "y": np.arange(12.0),
-        "framework": ["psychoanalytic", "behavioral", "cognitive"] * 4,
-        "session_c": np.linspace(-1, 1, 12),
-        "done": [True, False] * 6,
-        "minutes": np.linspace(30, 60, 12),
-        "g": ["a", "b"] * 6,
-    })
+    df = pd.DataFrame(
+        {
+            "y": np.arange(12.0),
+            "framework": ["psychoanalytic", "behavioral", "cognitive"] * 4,
+            "session_c": np.linspace(-1, 1, 12),
+            "done": [True, False] * 6,
+            "minutes": np.linspace(30, 60, 12),
+            "g": ["a", "b"] * 6,
+        }
+    )
     d = build_design(
         "y ~ framework * session_c + done + log(minutes) + I(session_c^2) + (1 | g)", df
     )
     assert d.fixed_names == [
-        "(Intercept)", "frameworkcognitive", "frameworkpsychoanalytic", "doneTRUE",
-        "session_c", "frameworkcognitive:session_c", "frameworkpsychoanalytic:session_c",
-        "log(minutes)", "I(session_c ** 2)",
+        "(Intercept)",
+        "frameworkcognitive",
+        "frameworkpsychoanalytic",
+        "doneTRUE",
+        "session_c",
+        "frameworkcognitive:session_c",
+        "frameworkpsychoanalytic:session_c",
+        "log(minutes)",
+        "I(session_c ** 2)",
     ]
     np.testing.assert_allclose(d.X[:, 7], np.log(df["minutes"]))
     np.testing.assert_allclose(d.X[:, 8], df["session_c"] ** 2)
@@ -198,9 +210,10 @@ def _spd_with_leading_blocks(q, n1, k, seed):
     return a, rng.normal(size=(q, 3))
 
 
-@pytest.mark.parametrize(("n1", "k", "dense_below"),
-                         [(0, 1, 0), (0, 1, 1000), (30, 1, 0), (30, 3, 0), (30, 3, 1000),
-                          (60, 2, 0)])
+@pytest.mark.parametrize(
+    ("n1", "k", "dense_below"),
+    [(0, 1, 0), (0, 1, 1000), (30, 1, 0), (30, 3, 0), (30, 3, 1000), (60, 2, 0)],
+)
 def test_sparse_cholesky_solves_and_logdet_match_dense_algebra(n1, k, dense_below):
     a, b = _spd_with_leading_blocks(60, n1, k, seed=n1 + k)
     chol = SparseCholesky(leading=(n1, k), dense_below=dense_below).factor(sp.csc_matrix(a))
@@ -224,10 +237,14 @@ def test_design_for_a_million_rows_is_built_quickly():
     rng = np.random.default_rng(3)
     n, n_clients = 1_200_000, 100_000
     client = rng.integers(0, n_clients, n)
-    df = pd.DataFrame({
-        "y": rng.poisson(2.0, n), "x": rng.normal(size=n),
-        "therapist": (client % 2000).astype(str), "client": client.astype(str),
-    })
+    df = pd.DataFrame(
+        {
+            "y": rng.poisson(2.0, n),
+            "x": rng.normal(size=n),
+            "therapist": (client % 2000).astype(str),
+            "client": client.astype(str),
+        }
+    )
     start = time.perf_counter()
     d = build_design("y ~ x + (1 | therapist/client)", df)
     assert time.perf_counter() - start < 20

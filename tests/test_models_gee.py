@@ -22,8 +22,14 @@ def dropout_data():
     client = np.arange(480)
     x = rng.normal(size=480)
     eta = -0.8 + 0.6 * x + rng.normal(0, 0.7, 40)[therapist]
-    return pd.DataFrame({"dropout": rng.binomial(1, special.expit(eta)), "x": x,
-                         "therapist": therapist.astype(str), "client": client.astype(str)})
+    return pd.DataFrame(
+        {
+            "dropout": rng.binomial(1, special.expit(eta)),
+            "x": x,
+            "therapist": therapist.astype(str),
+            "client": client.astype(str),
+        }
+    )
 
 
 def _logistic_sandwich(y, X, clusters):
@@ -43,21 +49,33 @@ def _logistic_sandwich(y, X, clusters):
 def test_independence_gee_is_glm_with_sandwich_errors(dropout_data):
     table = gee("dropout ~ x + (1 | therapist)", dropout_data, cov_struct="independence")
     X = np.column_stack([np.ones(len(dropout_data)), dropout_data["x"]])
-    beta, se = _logistic_sandwich(dropout_data["dropout"].to_numpy(float), X,
-                                  dropout_data["therapist"].to_numpy())
+    beta, se = _logistic_sandwich(
+        dropout_data["dropout"].to_numpy(float), X, dropout_data["therapist"].to_numpy()
+    )
     np.testing.assert_allclose(table["estimate"], beta, rtol=1e-6)
     np.testing.assert_allclose(table["std_error"], se, rtol=1e-6)
     z = beta / se
     np.testing.assert_allclose(table["p_value"], 2 * stats.norm.sf(np.abs(z)), rtol=1e-6)
-    np.testing.assert_allclose(table["exp_ci_low"], np.exp(beta - 1.959963984540054 * se),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        table["exp_ci_low"], np.exp(beta - 1.959963984540054 * se), rtol=1e-6
+    )
 
 
 def test_tidy_columns_and_cluster_from_nested_formula(dropout_data):
     table = gee("dropout ~ x + (1 | therapist/client)", dropout_data)
-    assert list(table.columns) == ["term", "estimate", "std_error", "statistic", "df",
-                                   "p_value", "ci_low", "ci_high", "exp_estimate",
-                                   "exp_ci_low", "exp_ci_high"]
+    assert list(table.columns) == [
+        "term",
+        "estimate",
+        "std_error",
+        "statistic",
+        "df",
+        "p_value",
+        "ci_low",
+        "ci_high",
+        "exp_estimate",
+        "exp_ci_low",
+        "exp_ci_high",
+    ]
     assert table["term"].tolist() == ["(Intercept)", "x"]
     assert table["df"].isna().all()
     assert table.attrs["cluster"] == "therapist"

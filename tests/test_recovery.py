@@ -34,18 +34,29 @@ GRAND_MEAN = 0.3  # unrepaired = within + between + 0.3
 
 
 def spec(formula, derived=None, levels=None):
-    return {"formula": formula, "factor_levels": {"framework": FRAMEWORKS, **(levels or {})},
-            "derived_variables": derived or {}}
+    return {
+        "formula": formula,
+        "factor_levels": {"framework": FRAMEWORKS, **(levels or {})},
+        "derived_variables": derived or {},
+    }
 
 
 def truth_of(table):
     return dict(zip(table["term"], table["truth"], strict=True))
 
 
-RUPTURE_TERMS = ["(Intercept)", "frameworkbehavioral", "frameworkcognitive", "session_c",
-                 "frameworkbehavioral:session_c", "frameworkcognitive:session_c"]
-RUPTURE_SPEC = spec("ruptures ~ framework * session_c + offset(log(minutes)) + (1 | client)",
-                    {"session_c": {"centre": CENTRE}})
+RUPTURE_TERMS = [
+    "(Intercept)",
+    "frameworkbehavioral",
+    "frameworkcognitive",
+    "session_c",
+    "frameworkbehavioral:session_c",
+    "frameworkcognitive:session_c",
+]
+RUPTURE_SPEC = spec(
+    "ruptures ~ framework * session_c + offset(log(minutes)) + (1 | client)",
+    {"session_c": {"centre": CENTRE}},
+)
 
 
 def rupture_cell(framework, share=1.0):
@@ -67,8 +78,7 @@ def test_rupture_truth_in_the_fitted_parametrisation():
 @pytest.mark.parametrize("kind", ["withdrawal", "confrontation"])
 def test_rupture_type_truth_thins_the_rate(kind):
     probability = P["ruptures"]["withdrawal_prob"]["value"]
-    share = {f: probability[f] if kind == "withdrawal" else 1 - probability[f]
-             for f in FRAMEWORKS}
+    share = {f: probability[f] if kind == "withdrawal" else 1 - probability[f] for f in FRAMEWORKS}
     truth = truth_of(true_coefficients(TRUTH, f"rupture_{kind}", RUPTURE_SPEC, RUPTURE_TERMS))
     (a_p, s_p), (a_b, _), (a_c, s_c) = (rupture_cell(f, share[f]) for f in FRAMEWORKS)
     # psychoanalytic withdrawal: log(0.75) below the rupture rate; slopes unchanged
@@ -81,26 +91,42 @@ def test_resistance_profile_truth_cell_by_cell():
     terms = ["(Intercept)", "frameworkbehavioral", "frameworkcognitive"]
     terms += [f"resistance_type{t}" for t in TYPES[1:]]
     terms += [f"framework{f}:resistance_type{t}" for t in TYPES[1:] for f in FRAMEWORKS[1:]]
-    model = spec("resistance_count ~ framework * resistance_type + offset(log(minutes))"
-                 " + (1 | client)", levels={"resistance_type": TYPES})
+    model = spec(
+        "resistance_count ~ framework * resistance_type + offset(log(minutes)) + (1 | client)",
+        levels={"resistance_type": TYPES},
+    )
     truth = truth_of(true_coefficients(TRUTH, "resistance", model, terms))
     g = P["resistance"]["resistance_log_rate"]["value"]
     assert truth["(Intercept)"] == pytest.approx(g["psychoanalytic"]["arguing"])  # -5.116
     assert truth["frameworkcognitive"] == pytest.approx(
-        g["cognitive"]["arguing"] - g["psychoanalytic"]["arguing"])
+        g["cognitive"]["arguing"] - g["psychoanalytic"]["arguing"]
+    )
     assert truth["resistance_typedenying"] == pytest.approx(
-        g["psychoanalytic"]["denying"] - g["psychoanalytic"]["arguing"])
+        g["psychoanalytic"]["denying"] - g["psychoanalytic"]["arguing"]
+    )
     assert truth["frameworkbehavioral:resistance_typeignoring"] == pytest.approx(
-        g["behavioral"]["ignoring"] - g["behavioral"]["arguing"]
-        - g["psychoanalytic"]["ignoring"] + g["psychoanalytic"]["arguing"])
+        g["behavioral"]["ignoring"]
+        - g["behavioral"]["arguing"]
+        - g["psychoanalytic"]["ignoring"]
+        + g["psychoanalytic"]["arguing"]
+    )
 
 
 def test_dropout_hazard_truth_and_the_between_slope_without_one():
-    terms = ["(Intercept)", "frameworkbehavioral", "frameworkcognitive", "log_time",
-             "unrepaired_within", "frameworkbehavioral:unrepaired_within",
-             "frameworkcognitive:unrepaired_within", "unrepaired_between"]
-    model = spec("event ~ log_time + framework * unrepaired_within + unrepaired_between"
-                 " + (1 | therapist)", {"unrepaired": {"grand_mean": GRAND_MEAN}})
+    terms = [
+        "(Intercept)",
+        "frameworkbehavioral",
+        "frameworkcognitive",
+        "log_time",
+        "unrepaired_within",
+        "frameworkbehavioral:unrepaired_within",
+        "frameworkcognitive:unrepaired_within",
+        "unrepaired_between",
+    ]
+    model = spec(
+        "event ~ log_time + framework * unrepaired_within + unrepaired_between + (1 | therapist)",
+        {"unrepaired": {"grand_mean": GRAND_MEAN}},
+    )
     table = true_coefficients(TRUTH, "dropout", model, terms)
     truth = truth_of(table)
     d0 = P["dropout"]["dropout_logit"]["value"]
@@ -109,23 +135,33 @@ def test_dropout_hazard_truth_and_the_between_slope_without_one():
     # psychoanalytic -3.6 + 0.3 * 0.3 = -3.51
     assert truth["(Intercept)"] == pytest.approx(-3.51, abs=1e-10)
     assert truth["frameworkcognitive"] == pytest.approx(
-        d0["cognitive"] + beta["cognitive"] * GRAND_MEAN - (-3.51), abs=1e-10)
+        d0["cognitive"] + beta["cognitive"] * GRAND_MEAN - (-3.51), abs=1e-10
+    )
     assert truth["log_time"] == pytest.approx(-0.4)
     assert truth["unrepaired_within"] == pytest.approx(0.3)
     assert truth["frameworkcognitive:unrepaired_within"] == pytest.approx(0.8 - 0.3)
     assert np.isnan(truth["unrepaired_between"])
     note = table.set_index("term").loc["unrepaired_between", "note"]
-    assert note == ("no single true value: the generating effect of unrepaired_between "
-                    "differs by framework")
+    assert note == (
+        "no single true value: the generating effect of unrepaired_between differs by framework"
+    )
 
 
 def test_alliance_truth_with_within_and_between_parts():
-    terms = ["(Intercept)", "frameworkbehavioral", "frameworkcognitive", "session_c",
-             "frameworkbehavioral:session_c", "frameworkcognitive:session_c",
-             "unrepaired_within", "unrepaired_between"]
-    model = spec("alliance ~ framework * session_c + unrepaired_within + unrepaired_between"
-                 " + (1 | client)", {"session_c": {"centre": CENTRE},
-                                     "unrepaired": {"grand_mean": GRAND_MEAN}})
+    terms = [
+        "(Intercept)",
+        "frameworkbehavioral",
+        "frameworkcognitive",
+        "session_c",
+        "frameworkbehavioral:session_c",
+        "frameworkcognitive:session_c",
+        "unrepaired_within",
+        "unrepaired_between",
+    ]
+    model = spec(
+        "alliance ~ framework * session_c + unrepaired_within + unrepaired_between + (1 | client)",
+        {"session_c": {"centre": CENTRE}, "unrepaired": {"grand_mean": GRAND_MEAN}},
+    )
     truth = truth_of(true_coefficients(TRUTH, "alliance", model, terms))
     # psychoanalytic: 4.7 + 0.25 * (6.25 - 8.5) / 7.5 - 0.25 * 0.3
     assert truth["(Intercept)"] == pytest.approx(4.7 + 0.25 * -0.3 - 0.075, abs=1e-10)
@@ -146,10 +182,16 @@ def test_conversion_agrees_with_an_independent_poisson_glm():
     b0 = pd.Series(framework).map(P["ruptures"]["rupture_log_rate"]["value"]).to_numpy()
     slope = pd.Series(framework).map(P["ruptures"]["rupture_session_slope"]["value"]).to_numpy()
     counts = rng.poisson(np.exp(b0 + slope * (session - 8.5) / 7.5 + np.log(minutes)))
-    data = pd.DataFrame({"y": counts, "framework": pd.Categorical(framework, FRAMEWORKS),
-                         "session_c": session - CENTRE})
-    glm = sm.GLM.from_formula("y ~ framework * session_c", data, family=sm.families.Poisson(),
-                              offset=np.log(minutes)).fit()
+    data = pd.DataFrame(
+        {
+            "y": counts,
+            "framework": pd.Categorical(framework, FRAMEWORKS),
+            "session_c": session - CENTRE,
+        }
+    )
+    glm = sm.GLM.from_formula(
+        "y ~ framework * session_c", data, family=sm.families.Poisson(), offset=np.log(minutes)
+    ).fit()
     truth = true_coefficients(TRUTH, "ruptures", RUPTURE_SPEC, RUPTURE_TERMS)["truth"]
     z = (np.asarray(glm.params) - truth.to_numpy()) / np.asarray(glm.bse)
     assert np.all(np.abs(z) < 4), z
@@ -179,43 +221,66 @@ def fitted(estimates, half_width, flags=()):
     coefficients = pd.DataFrame({"term": RUPTURE_TERMS, "estimate": estimates})
     coefficients["ci_low"] = coefficients["estimate"] - half_width
     coefficients["ci_high"] = coefficients["estimate"] + half_width
-    return {"process": "ruptures", "spec": RUPTURE_SPEC, "coefficients": coefficients,
-            "fit": {"flags": list(flags), "fitted": True}}
+    return {
+        "process": "ruptures",
+        "spec": RUPTURE_SPEC,
+        "coefficients": coefficients,
+        "fit": {"flags": list(flags), "fitted": True},
+    }
 
 
 def test_recovery_table_and_coverage():
     truth = true_coefficients(TRUTH, "ruptures", RUPTURE_SPEC, RUPTURE_TERMS)["truth"]
     shifted = truth.to_numpy() + np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.5])  # last misses
-    table = recovery_table(TRUTH, {
-        "rupture_frequency": fitted(shifted, 0.1, flags=["singular fit"]),
-        "alliance_trajectory": {"process": "alliance", "spec": {}, "coefficients": None,
-                                "fit": {"fitted": False, "reason": "no alliance ratings"}},
-    })
+    table = recovery_table(
+        TRUTH,
+        {
+            "rupture_frequency": fitted(shifted, 0.1, flags=["singular fit"]),
+            "alliance_trajectory": {
+                "process": "alliance",
+                "spec": {},
+                "coefficients": None,
+                "fit": {"fitted": False, "reason": "no alliance ratings"},
+            },
+        },
+    )
     assert table["inside_ci"].tolist()[:6] == [True] * 5 + [False]
     assert (table["flags"].iloc[:6] == "singular fit").all()
     assert table.iloc[6][["model", "flags", "note"]].tolist() == [
-        "alliance_trajectory", "not fitted", "no alliance ratings"]
+        "alliance_trajectory",
+        "not fitted",
+        "no alliance ratings",
+    ]
     summary = recovery_summary(table)
     assert summary["fixed_effects_with_truth"] == 6 and summary["inside_ci"] == 5
     assert summary["share_inside_ci"] == pytest.approx(5 / 6)
     assert summary["meets_target"] is False  # 0.83 < 0.9
-    assert summary["models_with_flags"] == {"rupture_frequency": "singular fit",
-                                            "alliance_trajectory": "not fitted"}
+    assert summary["models_with_flags"] == {
+        "rupture_frequency": "singular fit",
+        "alliance_trajectory": "not fitted",
+    }
 
 
 def test_repair_pattern_direction_and_strongest_framework():
-    contrasts = pd.DataFrame({
-        "kind": "simple_slope", "variable": "unrepaired_within", "level": FRAMEWORKS,
-        "estimate": [0.57, 0.42, 0.79], "ci_low": [0.04, -0.23, 0.12],
-        "ci_high": [1.11, 1.07, 1.46]})
-    model = spec("event ~ log_time + framework * unrepaired_within + (1 | therapist)",
-                 {"unrepaired": {"grand_mean": GRAND_MEAN}})
+    contrasts = pd.DataFrame(
+        {
+            "kind": "simple_slope",
+            "variable": "unrepaired_within",
+            "level": FRAMEWORKS,
+            "estimate": [0.57, 0.42, 0.79],
+            "ci_low": [0.04, -0.23, 0.12],
+            "ci_high": [1.11, 1.07, 1.46],
+        }
+    )
+    model = spec(
+        "event ~ log_time + framework * unrepaired_within + (1 | therapist)",
+        {"unrepaired": {"grand_mean": GRAND_MEAN}},
+    )
     pattern = repair_pattern(TRUTH, "dropout", model, contrasts, "unrepaired_within")
     # truth per framework: 0.3, 0.5, 0.8 (log odds ratio per unrepaired rupture)
     np.testing.assert_allclose([r["truth"] for r in pattern["by_framework"]], [0.3, 0.5, 0.8])
     assert pattern["signs_match"] is True
-    assert (pattern["strongest_true"], pattern["strongest_estimated"]) == ("cognitive",
-                                                                            "cognitive")
+    assert (pattern["strongest_true"], pattern["strongest_estimated"]) == ("cognitive", "cognitive")
     assert pattern["pattern_matches"] is True
     assert pattern["order_estimated"] == ["cognitive", "psychoanalytic", "behavioral"]
     flipped = contrasts.assign(estimate=[0.57, -0.42, 0.3])

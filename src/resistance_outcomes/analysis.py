@@ -74,8 +74,20 @@ COV_STRUCTS = {
     "independence": sm_cov_struct.Independence,
 }
 _ENTRY_KEYS = (
-    "description", "data", "formula", "family", "method", "dropout", "min_attended", "reml",
-    "nagq", "cov_struct", "contrasts", "optional", "variant_of", "changes",
+    "description",
+    "data",
+    "formula",
+    "family",
+    "method",
+    "dropout",
+    "min_attended",
+    "reml",
+    "nagq",
+    "cov_struct",
+    "contrasts",
+    "optional",
+    "variant_of",
+    "changes",
 )
 _CONTRAST_KEYS = ("factor", "pairwise", "slopes", "by")
 #: Pseudonymous keys kept in every model frame (when the data level has them).
@@ -191,9 +203,7 @@ def _fail(name: str, message: str) -> None:
     raise ModelEntryError(f"model '{name}': {message}")
 
 
-def parse_model_spec(
-    name: str, entry: Mapping, dropout: Mapping | None = None
-) -> ModelSpec:
+def parse_model_spec(name: str, entry: Mapping, dropout: Mapping | None = None) -> ModelSpec:
     """Check one configured model entry and return it as a :class:`ModelSpec`.
 
     Parameters
@@ -246,8 +256,11 @@ def parse_model_spec(
     if method not in METHODS:
         _fail(name, f"method {method!r} is not one of {', '.join(METHODS)}.")
     if method == "gee" and family == "negative_binomial":
-        _fail(name, "population-averaged (gee) fits of counts use family: poisson; their "
-                    "robust standard errors already allow for overdispersion.")
+        _fail(
+            name,
+            "population-averaged (gee) fits of counts use family: poisson; their "
+            "robust standard errors already allow for overdispersion.",
+        )
     cov_struct = entry.get("cov_struct", "exchangeable")
     if cov_struct not in COV_STRUCTS:
         _fail(name, f"cov_struct {cov_struct!r} is not one of {', '.join(COV_STRUCTS)}.")
@@ -277,8 +290,11 @@ def _dropout_definition(name, level, chosen, dropout) -> str | None:
     definitions = dropout.get("definitions", {})
     chosen = chosen if chosen is not None else dropout.get("primary")
     if chosen not in definitions:
-        _fail(name, f"dropout definition {chosen!r} is not among the configured ones "
-                    f"({', '.join(definitions) or 'none'}); see dropout.definitions.")
+        _fail(
+            name,
+            f"dropout definition {chosen!r} is not among the configured ones "
+            f"({', '.join(definitions) or 'none'}); see dropout.definitions.",
+        )
     return chosen
 
 
@@ -297,8 +313,11 @@ def _contrast_spec(name, entry) -> ContrastSpec | None:
         _fail(name, "contrasts must be a mapping, e.g. {slopes: [repair_rate_between]}.")
     unknown = sorted(set(entry) - set(_CONTRAST_KEYS))
     if unknown:
-        _fail(name, f"unknown contrasts key(s) {', '.join(unknown)}; known keys: "
-                    f"{', '.join(_CONTRAST_KEYS)}.")
+        _fail(
+            name,
+            f"unknown contrasts key(s) {', '.join(unknown)}; known keys: "
+            f"{', '.join(_CONTRAST_KEYS)}.",
+        )
     slopes = entry.get("slopes", [])
     slopes = [slopes] if isinstance(slopes, str) else list(slopes)
     return ContrastSpec(
@@ -415,8 +434,9 @@ def data_level(spec: ModelSpec, tables: AnalysisTables) -> tuple[pd.DataFrame, l
         attended = tables.client_table.set_index(["study", "client"])["sessions_attended"]
         keys = pd.MultiIndex.from_frame(rows[["study", "client"]])
         few = attended.reindex(keys).to_numpy() < spec.min_attended
-        exclusions.append(_exclusion(
-            f"client attended fewer than {spec.min_attended} sessions", few.sum()))
+        exclusions.append(
+            _exclusion(f"client attended fewer than {spec.min_attended} sessions", few.sum())
+        )
         rows = rows[~few].reset_index(drop=True)
     return rows, [e for e in exclusions if e["rows"] > 0]
 
@@ -472,15 +492,21 @@ def check_family(spec: ModelSpec, y: np.ndarray, rows: pd.DataFrame) -> None:
         need = "whole counts >= 0"
     else:
         if np.isin(y, (0.0, 1.0)).all():
-            _fail(spec.name, f"family gaussian does not fit the 0/1 response '{response}'; use "
-                             f"family: binomial. Available columns: {', '.join(rows.columns)}.")
+            _fail(
+                spec.name,
+                f"family gaussian does not fit the 0/1 response '{response}'; use "
+                f"family: binomial. Available columns: {', '.join(rows.columns)}.",
+            )
         return
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        _fail(spec.name, f"family {spec.family} needs {need}, but column '{response}' has the "
-                         f"value {y[i]:g} ({_describe_row(rows, rows.index[i])}). Choose "
-                         f"another family or response; available columns: "
-                         f"{', '.join(map(str, rows.columns))}.")
+        _fail(
+            spec.name,
+            f"family {spec.family} needs {need}, but column '{response}' has the "
+            f"value {y[i]:g} ({_describe_row(rows, rows.index[i])}). Choose "
+            f"another family or response; available columns: "
+            f"{', '.join(map(str, rows.columns))}.",
+        )
 
 
 def model_frame(spec: ModelSpec, rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
@@ -530,8 +556,9 @@ def model_frame(spec: ModelSpec, rows: pd.DataFrame) -> tuple[pd.DataFrame, list
     keys = [k for k in KEY_COLUMNS if k in rows.columns]
     columns = [*keys, *(c for c in used if c not in keys)]
     frame = rows.loc[design.frame.index, columns].reset_index(drop=True)
-    exclusions = [_exclusion(f"missing value in {column}", n) for column, n in
-                  design.dropped_columns.items()]
+    exclusions = [
+        _exclusion(f"missing value in {column}", n) for column, n in design.dropped_columns.items()
+    ]
     return frame, exclusions
 
 
@@ -560,8 +587,10 @@ def derived_variables(rows: pd.DataFrame, frame: pd.DataFrame) -> dict:
             continue
         parts = [f"{stem}_{p}" for p in ("within", "between") if f"{stem}_{p}" in rows]
         residual = derive.as_float(rows, stem, "model") - rows[parts].sum(axis=1, min_count=1)
-        out[stem] = {"definition": f"{stem} = {' + '.join(parts)} + grand_mean",
-                     "grand_mean": float(residual.mean())}
+        out[stem] = {
+            "definition": f"{stem} = {' + '.join(parts)} + grand_mean",
+            "grand_mean": float(residual.mean()),
+        }
     return out
 
 
@@ -606,8 +635,7 @@ def read_model_frame(path: str | os.PathLike, spec: Mapping) -> pd.DataFrame:
     """
     levels = spec.get("factor_levels", {})
     text = [k for k in KEY_COLUMNS if k != "session"] + list(levels)
-    frame = pd.read_csv(path, dtype={k: str for k in text}, keep_default_na=False,
-                        na_values=[""])
+    frame = pd.read_csv(path, dtype={k: str for k in text}, keep_default_na=False, na_values=[""])
     for column, order in levels.items():
         frame[column] = pd.Categorical(frame[column], categories=order)
     return frame
@@ -657,8 +685,12 @@ class PopulationAveragedFit:
     @property
     def coefficients(self) -> pd.DataFrame:
         """Tidy table as ``MixedResult.coefficients`` (z tests, robust standard errors)."""
-        return wald_table(self.design.fixed_names, self.beta, np.sqrt(np.diag(self.vcov)),
-                          exponentiate=self.family != "gaussian")
+        return wald_table(
+            self.design.fixed_names,
+            self.beta,
+            np.sqrt(np.diag(self.vcov)),
+            exponentiate=self.family != "gaussian",
+        )
 
     @property
     def variance_components(self) -> pd.DataFrame:
@@ -685,7 +717,8 @@ def _cluster_codes(design) -> tuple[np.ndarray, str]:
     if not groups:
         raise ModelSpecError(
             f"formula {design.formula.formula!r} names no clusters for a gee fit: add a "
-            "random term such as (1 | therapist)")
+            "random term such as (1 | therapist)"
+        )
     labels = {g: design.frame[g.split(":")].astype(str).agg(":".join, axis=1) for g in groups}
     outer = min(groups, key=lambda g: labels[g].nunique())
     return pd.factorize(labels[outer])[0], outer
@@ -722,18 +755,29 @@ def fit_population_averaged(spec: ModelSpec, frame: pd.DataFrame) -> PopulationA
     """
     design = build_design(spec.formula, frame)
     clusters, cluster = _cluster_codes(design)
-    model = GEE(design.y, design.X, groups=clusters, family=_GEE_FAMILIES[spec.family](),
-                cov_struct=COV_STRUCTS[spec.cov_struct](), offset=design.offset)
+    model = GEE(
+        design.y,
+        design.X,
+        groups=clusters,
+        family=_GEE_FAMILIES[spec.family](),
+        cov_struct=COV_STRUCTS[spec.cov_struct](),
+        offset=design.offset,
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         result = model.fit(cov_type="robust")
     messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     dependence = np.ravel(np.asarray(result.cov_struct.dep_params or [0.0], dtype=float))
     return PopulationAveragedFit(
-        design=design, family=spec.family, beta=np.asarray(result.params),
-        vcov=np.asarray(result.cov_params()), cluster=cluster,
-        n_clusters=int(clusters.max() + 1), cov_struct=spec.cov_struct,
-        working_correlation=float(dependence[0]), converged=not messages,
+        design=design,
+        family=spec.family,
+        beta=np.asarray(result.params),
+        vcov=np.asarray(result.cov_params()),
+        cluster=cluster,
+        n_clusters=int(clusters.max() + 1),
+        cov_struct=spec.cov_struct,
+        working_correlation=float(dependence[0]),
+        converged=not messages,
         messages=messages,
     )
 
@@ -766,8 +810,7 @@ def fit_model(spec: ModelSpec, frame: pd.DataFrame):
     try:
         if spec.method == "gee":
             return fit_population_averaged(spec, frame)
-        return fit_mixed(spec.formula, frame, family=spec.family, reml=spec.reml,
-                         nagq=spec.nagq)
+        return fit_mixed(spec.formula, frame, family=spec.family, reml=spec.reml, nagq=spec.nagq)
     except ModelSpecError as err:
         _fail(spec.name, str(err))
 
@@ -862,13 +905,26 @@ def fit_summary(spec: ModelSpec, fit, rows_in_data: int, exclusions: list[dict])
 
 
 def _not_fitted(spec: ModelSpec, reason: str, rows: int, exclusions: list[dict]) -> ModelOutputs:
-    fit = {"model": spec.name, "fitted": False, "reason": reason, "method": spec.method,
-           "family": spec.family, "formula": spec.formula, "flags": ["not fitted"],
-           "rows_in_data_level": rows, "rows_excluded": exclusions}
+    fit = {
+        "model": spec.name,
+        "fitted": False,
+        "reason": reason,
+        "method": spec.method,
+        "family": spec.family,
+        "formula": spec.formula,
+        "flags": ["not fitted"],
+        "rows_in_data_level": rows,
+        "rows_excluded": exclusions,
+    }
     empty = pd.DataFrame()
-    return ModelOutputs(spec=spec.to_dict(), frame=empty, coefficients=empty,
-                        variance_components=pd.DataFrame(columns=_VARIANCE_COLUMNS), fit=fit,
-                        contrasts=empty)
+    return ModelOutputs(
+        spec=spec.to_dict(),
+        frame=empty,
+        coefficients=empty,
+        variance_components=pd.DataFrame(columns=_VARIANCE_COLUMNS),
+        fit=fit,
+        contrasts=empty,
+    )
 
 
 def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> ModelOutputs:
@@ -895,8 +951,9 @@ def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> 
     >>> outputs.write(paths)  # doctest: +SKIP
     """
     if adjust not in ADJUSTMENTS:
-        raise ModelEntryError(f"contrasts.adjust: {adjust!r} is not one of "
-                              f"{', '.join(ADJUSTMENTS)}.")
+        raise ModelEntryError(
+            f"contrasts.adjust: {adjust!r} is not one of {', '.join(ADJUSTMENTS)}."
+        )
     rows, exclusions = data_level(spec, tables)
     response = _response_column(spec)
     if spec.optional and (response not in rows or rows[response].isna().all()):
@@ -910,9 +967,12 @@ def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> 
             contrasts = framework_contrasts(fit, spec.contrasts, adjust=adjust)
         except ModelSpecError as err:
             _fail(spec.name, str(err))
-    spec_json = {**spec.to_dict(), "one_row_is": DATA_LEVELS[spec.data],
-                 "factor_levels": factor_levels(frame),
-                 "derived_variables": derived_variables(rows, frame)}
+    spec_json = {
+        **spec.to_dict(),
+        "one_row_is": DATA_LEVELS[spec.data],
+        "factor_levels": factor_levels(frame),
+        "derived_variables": derived_variables(rows, frame),
+    }
     return ModelOutputs(
         spec=spec_json,
         frame=frame,

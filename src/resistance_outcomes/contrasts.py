@@ -41,12 +41,26 @@ __all__ = [
 
 #: Multiplicity adjustments: Holm's step-down, Benjamini-Hochberg's step-up, or none.
 ADJUSTMENTS = ("holm", "bh", "none")
-_RATIO_KIND = {"binomial": "odds ratio", "poisson": "rate ratio",
-               "negative_binomial": "rate ratio"}
+_RATIO_KIND = {"binomial": "odds ratio", "poisson": "rate ratio", "negative_binomial": "rate ratio"}
 CONTRAST_COLUMNS = [
-    "kind", "variable", "level", "reference", "by", "estimate", "std_error", "statistic",
-    "df", "p_value", "p_adjusted", "adjustment", "ci_low", "ci_high", "ratio",
-    "ratio_ci_low", "ratio_ci_high", "ratio_kind",
+    "kind",
+    "variable",
+    "level",
+    "reference",
+    "by",
+    "estimate",
+    "std_error",
+    "statistic",
+    "df",
+    "p_value",
+    "p_adjusted",
+    "adjustment",
+    "ci_low",
+    "ci_high",
+    "ratio",
+    "ratio_ci_low",
+    "ratio_ci_high",
+    "ratio_kind",
 ]
 
 
@@ -97,7 +111,8 @@ def _factor_levels(design, factor: str) -> list:
         factors = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
         raise ModelSpecError(
             f"contrast factor '{factor}' is not a factor the model uses; its factors are "
-            f"{', '.join(map(str, factors)) or 'none'}")
+            f"{', '.join(map(str, factors)) or 'none'}"
+        )
     return list(frame[factor].cat.categories)
 
 
@@ -140,11 +155,13 @@ def reference_grid(design, factor: str = "framework", by: str | None = None) -> 
         values = frame[column]
         if column in levels:
             position = varying.index(column)
-            grid[column] = pd.Categorical([c[position] for c in combos],
-                                          categories=values.cat.categories)
+            grid[column] = pd.Categorical(
+                [c[position] for c in combos], categories=values.cat.categories
+            )
         elif isinstance(values.dtype, pd.CategoricalDtype):
-            grid[column] = pd.Categorical([values.cat.categories[0]] * len(combos),
-                                          categories=values.cat.categories)
+            grid[column] = pd.Categorical(
+                [values.cat.categories[0]] * len(combos), categories=values.cat.categories
+            )
         else:
             grid[column] = np.zeros(len(combos))
     return pd.DataFrame(grid)
@@ -165,8 +182,13 @@ def _finish(table: pd.DataFrame, info: pd.DataFrame, fit, adjust: str) -> pd.Dat
     out = pd.concat([info.reset_index(drop=True), table.drop(columns="term")], axis=1)
     out["p_adjusted"] = adjust_pvalues(out["p_value"], adjust)
     out["adjustment"] = adjust
-    out = out.rename(columns={"exp_estimate": "ratio", "exp_ci_low": "ratio_ci_low",
-                              "exp_ci_high": "ratio_ci_high"})
+    out = out.rename(
+        columns={
+            "exp_estimate": "ratio",
+            "exp_ci_low": "ratio_ci_low",
+            "exp_ci_high": "ratio_ci_high",
+        }
+    )
     out["ratio_kind"] = _RATIO_KIND.get(fit.family, "")
     return out[CONTRAST_COLUMNS]
 
@@ -214,7 +236,7 @@ def pairwise_contrasts(
     by_levels = _factor_levels(fit.design, by) if by else [""]
     matrix, info = [], []
     for b, by_level in enumerate(by_levels):
-        block = rows[b * len(levels):(b + 1) * len(levels)] if by else rows
+        block = rows[b * len(levels) : (b + 1) * len(levels)] if by else rows
         for i, j in itertools.combinations(range(len(levels)), 2):
             matrix.append(block[i] - block[j])
             info.append(("pairwise", factor, levels[i], levels[j], by_level))
@@ -273,14 +295,16 @@ def simple_slopes(
     if variable not in frame.columns or isinstance(frame[variable].dtype, pd.CategoricalDtype):
         raise ModelSpecError(
             f"simple slopes: '{variable}' is not a numeric predictor of the model; its "
-            f"columns are {', '.join(map(str, frame.columns))}")
+            f"columns are {', '.join(map(str, frame.columns))}"
+        )
     grid = reference_grid(fit.design, factor, by)
     at = [_design_rows(fit.design, grid.assign(**{variable: float(v)})) for v in (0, 1, 2)]
     step = at[1] - at[0]
     if not np.allclose(at[2] - at[1], step) or not np.any(step):
         raise ModelSpecError(
             f"simple slopes: '{variable}' does not enter the fixed part linearly (or not at "
-            "all); slopes need a term such as framework * variable")
+            "all); slopes need a term such as framework * variable"
+        )
     levels = _factor_levels(fit.design, factor)
     by_levels = _factor_levels(fit.design, by) if by else [""]
     info = [("simple_slope", variable, lv, "", b) for b in by_levels for lv in levels]

@@ -68,8 +68,10 @@ def load_truth(path: str | Path) -> dict:
     except (OSError, json.JSONDecodeError) as err:
         raise RecoveryError(f"{path}: cannot read the truth file ({err}).") from None
     if not truth.get("simulated") or "parameters" not in truth:
-        raise RecoveryError(f"{path}: not the truth file of a simulated study (no "
-                            "'simulated: true' and 'parameters').")
+        raise RecoveryError(
+            f"{path}: not the truth file of a simulated study (no "
+            "'simulated: true' and 'parameters')."
+        )
     return truth
 
 
@@ -86,7 +88,8 @@ def _need(raw: pd.DataFrame, columns: tuple[str, ...], process: str) -> None:
         raise RecoveryError(
             f"process '{process}' depends on {', '.join(missing)}, which the model does not "
             "use (directly or through session_c, log_time or within/between parts); map "
-            "the model to another process or add the predictor.")
+            "the model to another process or add the predictor."
+        )
 
 
 def _simulated_session(truth: Mapping, raw: pd.DataFrame) -> pd.Series:
@@ -108,8 +111,10 @@ def _ruptures(truth, raw, share=None):
 def _resistance(truth, raw):
     _need(raw, ("framework", "resistance_type"), "resistance")
     rates = _value(truth, "resistance", "resistance_log_rate")
-    return pd.Series([rates[f][t] for f, t in zip(raw["framework"], raw["resistance_type"],
-                                                   strict=True)], index=raw.index)
+    return pd.Series(
+        [rates[f][t] for f, t in zip(raw["framework"], raw["resistance_type"], strict=True)],
+        index=raw.index,
+    )
 
 
 def _dropout(truth, raw):
@@ -152,9 +157,11 @@ def _fixed_variables(fixed: str) -> list[str]:
         for factor in term.factors:
             tree = ast.parse(factor.code, mode="eval")
             called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
-            names += [n.id for n in ast.walk(tree)
-                      if isinstance(n, ast.Name) and id(n) not in called
-                      and n.id not in FORMULA_FUNCTIONS]
+            names += [
+                n.id
+                for n in ast.walk(tree)
+                if isinstance(n, ast.Name) and id(n) not in called and n.id not in FORMULA_FUNCTIONS
+            ]
     return list(dict.fromkeys(names))
 
 
@@ -195,8 +202,9 @@ def _solve(x: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, floa
     return beta, determined, residual
 
 
-def true_coefficients(truth: Mapping, process: str, spec: Mapping,
-                      terms: list[str]) -> pd.DataFrame:
+def true_coefficients(
+    truth: Mapping, process: str, spec: Mapping, terms: list[str]
+) -> pd.DataFrame:
     """True values of a fitted model's fixed effects, in the fitted parametrisation.
 
     Parameters
@@ -244,21 +252,36 @@ def true_coefficients(truth: Mapping, process: str, spec: Mapping,
         matrix = patsy.dmatrix(fixed, grid, eval_env=patsy.EvalEnvironment([FORMULA_FUNCTIONS]))
         names = [r_column_name(n) for n in matrix.design_info.column_names]
         if names != list(terms):
-            raise RecoveryError(f"the formula's terms {names} differ from the coefficients "
-                                f"{list(terms)}; the spec and coefficients do not belong "
-                                "together.")
+            raise RecoveryError(
+                f"the formula's terms {names} differ from the coefficients "
+                f"{list(terms)}; the spec and coefficients do not belong "
+                "together."
+            )
         raw = _raw_predictors(grid, spec.get("derived_variables", {}))
         eta = np.asarray(PROCESSES[process](truth, raw), dtype=float)
         beta, determined, residual = _solve(np.asarray(matrix), eta)
         if residual < 1e-6:
             break
     else:
-        return pd.DataFrame({"term": terms, "truth": np.nan,
-                             "note": f"the generating model of '{process}' is not of this form"})
-    note = ("" if frozen is None else
-            f"no single true value: the generating effect of {frozen} differs by framework")
-    return pd.DataFrame({"term": terms, "truth": np.where(determined, beta, np.nan),
-                         "note": np.where(determined, "", note)})
+        return pd.DataFrame(
+            {
+                "term": terms,
+                "truth": np.nan,
+                "note": f"the generating model of '{process}' is not of this form",
+            }
+        )
+    note = (
+        ""
+        if frozen is None
+        else f"no single true value: the generating effect of {frozen} differs by framework"
+    )
+    return pd.DataFrame(
+        {
+            "term": terms,
+            "truth": np.where(determined, beta, np.nan),
+            "note": np.where(determined, "", note),
+        }
+    )
 
 
 # --------------------------------------------------------------------------- tables
@@ -289,12 +312,21 @@ def recovery_table(truth: Mapping, fits: Mapping[str, Mapping]) -> pd.DataFrame:
     tables = []
     for model, item in fits.items():
         if not item["fit"].get("fitted", True):
-            tables.append(pd.DataFrame([{"model": model, "process": item["process"],
-                                         "flags": "not fitted", "note": item["fit"]["reason"]}]))
+            tables.append(
+                pd.DataFrame(
+                    [
+                        {
+                            "model": model,
+                            "process": item["process"],
+                            "flags": "not fitted",
+                            "note": item["fit"]["reason"],
+                        }
+                    ]
+                )
+            )
             continue
         coefficients = item["coefficients"]
-        true = true_coefficients(truth, item["process"], item["spec"],
-                                 list(coefficients["term"]))
+        true = true_coefficients(truth, item["process"], item["spec"], list(coefficients["term"]))
         table = coefficients[["term", "estimate", "ci_low", "ci_high"]].merge(true, on="term")
         inside = (table["ci_low"] <= table["truth"]) & (table["truth"] <= table["ci_high"])
         table["inside_ci"] = inside.astype("boolean").where(table["truth"].notna())
@@ -302,15 +334,26 @@ def recovery_table(truth: Mapping, fits: Mapping[str, Mapping]) -> pd.DataFrame:
         table.insert(0, "model", model)
         table["flags"] = "; ".join(item["fit"].get("flags", []))
         tables.append(table)
-    columns = ["model", "process", "term", "estimate", "ci_low", "ci_high", "truth",
-               "inside_ci", "flags", "note"]
+    columns = [
+        "model",
+        "process",
+        "term",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "truth",
+        "inside_ci",
+        "flags",
+        "note",
+    ]
     if not tables:
         return pd.DataFrame(columns=columns)
     return pd.concat(tables, ignore_index=True).reindex(columns=columns)
 
 
-def repair_pattern(truth: Mapping, process: str, spec: Mapping, contrasts: pd.DataFrame,
-                   slope: str) -> dict:
+def repair_pattern(
+    truth: Mapping, process: str, spec: Mapping, contrasts: pd.DataFrame, slope: str
+) -> dict:
     """Direction and framework pattern of an estimated effect against the truth.
 
     The per-framework simple slopes of ``slope`` (``contrasts.csv``) are compared with the
@@ -343,24 +386,38 @@ def repair_pattern(truth: Mapping, process: str, spec: Mapping, contrasts: pd.Da
     if contrasts.empty:
         slopes = contrasts
     else:
-        slopes = contrasts[(contrasts["kind"] == "simple_slope")
-                           & (contrasts["variable"] == slope)]
+        slopes = contrasts[(contrasts["kind"] == "simple_slope") & (contrasts["variable"] == slope)]
     if slopes.empty:
-        raise RecoveryError(f"the model has no simple slopes of '{slope}'; add it under "
-                            "contrasts: slopes in its entry.")
+        raise RecoveryError(
+            f"the model has no simple slopes of '{slope}'; add it under "
+            "contrasts: slopes in its entry."
+        )
     frameworks = list(slopes["level"])
     derived = spec.get("derived_variables", {})
     stem = slope.removesuffix("_within").removesuffix("_between")
-    raw = pd.DataFrame({"framework": frameworks, "log_time": 0.0, stem: 0.0,
-                        "session": derived.get("session_c", {}).get("centre", 1.0)})
+    raw = pd.DataFrame(
+        {
+            "framework": frameworks,
+            "log_time": 0.0,
+            stem: 0.0,
+            "session": derived.get("session_c", {}).get("centre", 1.0),
+        }
+    )
     eta = PROCESSES[process]
     true = np.asarray(eta(truth, raw.assign(**{stem: 1.0}))) - np.asarray(eta(truth, raw))
     estimates = slopes["estimate"].to_numpy(dtype=float)
     by_framework = [
-        {"framework": f, "estimate": e, "ci_low": lo, "ci_high": hi, "truth": t,
-         "sign_matches": bool(np.sign(e) == np.sign(t))}
-        for f, e, lo, hi, t in zip(frameworks, estimates, slopes["ci_low"], slopes["ci_high"],
-                                   true, strict=True)
+        {
+            "framework": f,
+            "estimate": e,
+            "ci_low": lo,
+            "ci_high": hi,
+            "truth": t,
+            "sign_matches": bool(np.sign(e) == np.sign(t)),
+        }
+        for f, e, lo, hi, t in zip(
+            frameworks, estimates, slopes["ci_low"], slopes["ci_high"], true, strict=True
+        )
     ]
     order_true = [frameworks[i] for i in np.argsort(-true, kind="stable")]
     order_estimated = [frameworks[i] for i in np.argsort(-estimates, kind="stable")]
@@ -376,8 +433,9 @@ def repair_pattern(truth: Mapping, process: str, spec: Mapping, contrasts: pd.Da
     }
 
 
-def recovery_summary(table: pd.DataFrame, pattern: dict | None = None,
-                     target: float = TARGET_COVERAGE) -> dict:
+def recovery_summary(
+    table: pd.DataFrame, pattern: dict | None = None, target: float = TARGET_COVERAGE
+) -> dict:
     """Coverage of the true fixed effects by their 95% CIs, the models with flags, and the
     repair pattern check.
 

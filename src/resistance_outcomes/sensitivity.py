@@ -29,13 +29,42 @@ from .analysis import ModelEntryError, parse_model_spec
 __all__ = ["sensitivity_markdown", "sensitivity_table", "variant_entries"]
 
 #: Keys of a model entry a variant may change.
-VARIANT_KEYS = ("data", "formula", "family", "method", "dropout", "min_attended", "reml",
-                "nagq", "cov_struct", "contrasts", "description")
+VARIANT_KEYS = (
+    "data",
+    "formula",
+    "family",
+    "method",
+    "dropout",
+    "min_attended",
+    "reml",
+    "nagq",
+    "cov_struct",
+    "contrasts",
+    "description",
+)
 
 TABLE_COLUMNS = [
-    "model", "analysis", "changes", "method", "family", "flags", "kind", "variable", "level",
-    "reference", "by", "estimate", "ci_low", "ci_high", "ratio", "ratio_ci_low",
-    "ratio_ci_high", "ratio_kind", "p_value", "p_adjusted", "adjustment",
+    "model",
+    "analysis",
+    "changes",
+    "method",
+    "family",
+    "flags",
+    "kind",
+    "variable",
+    "level",
+    "reference",
+    "by",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "ratio",
+    "ratio_ci_low",
+    "ratio_ci_high",
+    "ratio_kind",
+    "p_value",
+    "p_adjusted",
+    "adjustment",
 ]
 
 
@@ -43,12 +72,14 @@ def _variant(name: str, base: str, models: Mapping, changes: Mapping) -> dict:
     if base not in models:
         raise ModelEntryError(
             f"sensitivity variant '{name}': model {base!r} is not one of the configured "
-            f"models ({', '.join(models) or 'none'}).")
+            f"models ({', '.join(models) or 'none'})."
+        )
     unknown = sorted(set(changes) - set(VARIANT_KEYS))
     if unknown:
         raise ModelEntryError(
             f"sensitivity variant '{name}': unknown key(s) {', '.join(unknown)}; a variant "
-            f"names its model and changes some of {', '.join(VARIANT_KEYS)}.")
+            f"names its model and changes some of {', '.join(VARIANT_KEYS)}."
+        )
     return {**models[base], **changes, "variant_of": base, "changes": dict(changes)}
 
 
@@ -92,20 +123,24 @@ def variant_entries(config: Mapping) -> dict[str, dict]:
         if name in out or name in models:
             raise ModelEntryError(
                 f"sensitivity variant '{name}': the name is already used by a model or "
-                "another variant; rename the variant.")
+                "another variant; rename the variant."
+            )
         out[name] = entry
 
     for base in section.get("dropout_definitions") or []:
         own = (models.get(base) or {}).get("dropout", dropout.get("primary"))
         for definition in dropout.get("definitions", {}):
             if definition != own:
-                add(f"{base}_dropout_{definition}",
-                    _variant(base, base, models, {"dropout": definition}))
+                add(
+                    f"{base}_dropout_{definition}",
+                    _variant(base, base, models, {"dropout": definition}),
+                )
     for name, spec in (section.get("variants") or {}).items():
         if not isinstance(spec, Mapping) or "model" not in spec:
             raise ModelEntryError(
                 f"sensitivity variant '{name}': give the model it varies, e.g. "
-                "{model: rupture_frequency, family: poisson}.")
+                "{model: rupture_frequency, family: poisson}."
+            )
         changes = {k: v for k, v in spec.items() if k != "model"}
         add(name, _variant(name, spec["model"], models, changes))
     for name, entry in out.items():
@@ -154,17 +189,18 @@ def sensitivity_table(analyses: Sequence[Mapping]) -> pd.DataFrame:
     bases = {a["spec"].get("variant_of") for a in analyses} - {None}
     rows = []
     for base in (a["name"] for a in analyses if a["name"] in bases):
-        members = [a for a in analyses
-                   if a["name"] == base or a["spec"].get("variant_of") == base]
+        members = [a for a in analyses if a["name"] == base or a["spec"].get("variant_of") == base]
         for analysis in members:
             spec = analysis["spec"]
             contrasts = analysis["contrasts"]
             if contrasts is None or contrasts.empty:
                 contrasts = pd.DataFrame([{}])  # one row showing the analysis and its flags
             frame = contrasts.assign(
-                model=base, analysis=analysis["name"],
+                model=base,
+                analysis=analysis["name"],
                 changes=_describe_changes(spec.get("changes") or {}),
-                method=spec.get("method"), family=spec.get("family"),
+                method=spec.get("method"),
+                family=spec.get("family"),
                 flags="; ".join(analysis["fit"].get("flags", [])),
             )
             rows.append(frame.reindex(columns=TABLE_COLUMNS))
@@ -180,8 +216,11 @@ def _cell(row: pd.Series) -> str:
     if pd.isna(row["estimate"]):
         return "not available"
     use_ratio = bool(row["ratio_kind"])
-    keys = ("ratio", "ratio_ci_low", "ratio_ci_high") if use_ratio else (
-        "estimate", "ci_low", "ci_high")
+    keys = (
+        ("ratio", "ratio_ci_low", "ratio_ci_high")
+        if use_ratio
+        else ("estimate", "ci_low", "ci_high")
+    )
     value, low, high = (float(row[k]) for k in keys)
     mark = " †" if row["flags"] else ""
     return f"{value:.2f} [{low:.2f}, {high:.2f}]{mark}"
@@ -217,20 +256,27 @@ def sensitivity_markdown(table: pd.DataFrame) -> str:
         analyses = list(dict.fromkeys(group["analysis"]))
         kind = group["ratio_kind"].replace("", np.nan).dropna()
         scale = f"{kind.iloc[0]}s" if len(kind) else "differences"
-        lines += [f"## {model} ({scale}, 95% CI)", "",
-                  "| contrast | " + " | ".join(analyses) + " |",
-                  "| --- |" + " --- |" * len(analyses)]
+        lines += [
+            f"## {model} ({scale}, 95% CI)",
+            "",
+            "| contrast | " + " | ".join(analyses) + " |",
+            "| --- |" + " --- |" * len(analyses),
+        ]
         estimates = group.dropna(subset=["kind"])
         for _, rows in estimates.groupby(
-                ["kind", "variable", "level", "reference", "by"], sort=False):
+            ["kind", "variable", "level", "reference", "by"], sort=False
+        ):
             cells = {r["analysis"]: _cell(r) for _, r in rows.iterrows()}
             label = _label(rows.iloc[0])
-            lines.append(f"| {label} | "
-                         + " | ".join(cells.get(a, "not available") for a in analyses) + " |")
+            lines.append(
+                f"| {label} | " + " | ".join(cells.get(a, "not available") for a in analyses) + " |"
+            )
         lines.append("")
         for analysis in analyses:
             first = group[group["analysis"] == analysis].iloc[0]
-            lines.append(f"- {analysis}: {first['changes']}"
-                         + (f" († {first['flags']})" if first["flags"] else ""))
+            lines.append(
+                f"- {analysis}: {first['changes']}"
+                + (f" († {first['flags']})" if first["flags"] else "")
+            )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

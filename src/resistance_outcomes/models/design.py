@@ -204,8 +204,9 @@ class MixedDesign:
             codes = block.levels.get_indexer(_group_labels(newdata, block.group))
             seen = codes >= 0
             start = block.z_slice.start
-            rows.append(start + np.where(seen, codes, 0)[:, None] * block.n_coef
-                        + np.arange(block.n_coef))
+            rows.append(
+                start + np.where(seen, codes, 0)[:, None] * block.n_coef + np.arange(block.n_coef)
+            )
             values.append(mm * seen[:, None])
         zt_new = _zt_from_entries(np.hstack(rows), np.hstack(values), self.q)
         offset_new = _evaluate_offsets(self.formula, newdata)
@@ -296,8 +297,13 @@ def _expression_names(code: str, where: str) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and id(node) not in called:
             names.add(node.id)
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-              and node.func.id == "Q" and node.args and isinstance(node.args[0], ast.Constant)):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "Q"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             names.add(node.args[0].value)
     return names
 
@@ -457,9 +463,7 @@ def _evaluate_response(parsed: ParsedFormula, frame: pd.DataFrame):
         raise ModelSpecError(
             f"{parsed.response!r} must have two arguments: cbind(successes, failures)"
         )
-    successes, failures = (
-        _evaluate(ast.unparse(arg), frame, "response") for arg in tree.args
-    )
+    successes, failures = (_evaluate(ast.unparse(arg), frame, "response") for arg in tree.args)
     trials = successes + failures
     bad = trials <= 0
     if bad.any():
@@ -485,7 +489,9 @@ def _fixed_matrix(parsed: ParsedFormula, frame: pd.DataFrame):
     try:
         with np.errstate(all="ignore"):  # non-finite columns are reported below
             matrix = patsy.dmatrix(
-                parsed.fixed, frame, eval_env=patsy.EvalEnvironment([FORMULA_FUNCTIONS]),
+                parsed.fixed,
+                frame,
+                eval_env=patsy.EvalEnvironment([FORMULA_FUNCTIONS]),
                 NA_action=_NO_NA,
             )
     except patsy.PatsyError as err:
@@ -548,8 +554,7 @@ def _check_rank(x: np.ndarray, names: list[str], formula: str) -> None:
         )
     r = np.linalg.qr(x, mode="r")
     norms = np.linalg.norm(x, axis=0)
-    aliased = [j for j in range(x.shape[1])
-               if norms[j] == 0 or abs(r[j, j]) <= 1e-7 * norms[j]]
+    aliased = [j for j in range(x.shape[1]) if norms[j] == 0 or abs(r[j, j]) <= 1e-7 * norms[j]]
     if aliased:
         described = ", ".join(repr(names[j]) for j in aliased)
         raise ModelSpecError(
@@ -611,7 +616,9 @@ def _random_blocks(parsed: ParsedFormula, frame: pd.DataFrame) -> list[ReBlock]:
 def _random_block(term: RandomTerm, parsed: ParsedFormula, frame: pd.DataFrame) -> ReBlock:
     try:
         matrix = patsy.dmatrix(
-            term.expr, frame, eval_env=patsy.EvalEnvironment([FORMULA_FUNCTIONS]),
+            term.expr,
+            frame,
+            eval_env=patsy.EvalEnvironment([FORMULA_FUNCTIONS]),
             NA_action=_NO_NA,
         )
     except patsy.PatsyError as err:
@@ -628,8 +635,13 @@ def _random_block(term: RandomTerm, parsed: ParsedFormula, frame: pd.DataFrame) 
         _check_finite(mm[:, j], frame, f"random-effects column {name!r} of {term.group}")
     levels, codes = _group_codes(frame, term.group, parsed.formula)
     return ReBlock(
-        group=term.group, levels=levels, coef_names=names, theta_slice=slice(0, 0),
-        model_matrix=mm, codes=codes, term_info=matrix.design_info,
+        group=term.group,
+        levels=levels,
+        coef_names=names,
+        theta_slice=slice(0, 0),
+        model_matrix=mm,
+        codes=codes,
+        term_info=matrix.design_info,
     )
 
 
@@ -638,9 +650,9 @@ def _random_matrix(blocks: list[ReBlock], n: int) -> sp.csc_matrix:
     block, its term's model-matrix row at rows ``start + code * n_coef + j``."""
     if not blocks:
         return sp.csc_matrix((0, n))
-    rows = np.hstack([
-        b.z_slice.start + b.codes[:, None] * b.n_coef + np.arange(b.n_coef) for b in blocks
-    ])
+    rows = np.hstack(
+        [b.z_slice.start + b.codes[:, None] * b.n_coef + np.arange(b.n_coef) for b in blocks]
+    )
     values = np.hstack([b.model_matrix for b in blocks])
     return _zt_from_entries(rows, values, blocks[-1].z_slice.stop)
 

@@ -188,18 +188,36 @@ class Binomial(GlmmFamily):
         super().validate(y, pw, response, index)
         trials = response.replace(" ", "").startswith("cbind(")
         if trials:
-            _raise_first(np.isnan(y), pw, index, f"trials (successes + failures) of {response!r}",
-                         "be positive")
-            _raise_first((y < 0) | (y > 1), y, index,
-                         f"successes / trials of {response!r}",
-                         "lie in [0, 1]: successes must not exceed trials and failures must "
-                         "not be negative")
+            _raise_first(
+                np.isnan(y),
+                pw,
+                index,
+                f"trials (successes + failures) of {response!r}",
+                "be positive",
+            )
+            _raise_first(
+                (y < 0) | (y > 1),
+                y,
+                index,
+                f"successes / trials of {response!r}",
+                "lie in [0, 1]: successes must not exceed trials and failures must not be negative",
+            )
             counts = y * pw
-            _raise_first(np.abs(counts - np.round(counts)) > 1e-8, counts, index,
-                         f"successes in {response!r}", "be whole numbers")
+            _raise_first(
+                np.abs(counts - np.round(counts)) > 1e-8,
+                counts,
+                index,
+                f"successes in {response!r}",
+                "be whole numbers",
+            )
         else:
-            _raise_first((y != 0) & (y != 1), y, index, f"binomial response {response!r}",
-                         "be 0 or 1 (or use cbind(successes, failures))")
+            _raise_first(
+                (y != 0) & (y != 1),
+                y,
+                index,
+                f"binomial response {response!r}",
+                "be 0 or 1 (or use cbind(successes, failures))",
+            )
 
 
 @dataclass(frozen=True)
@@ -239,8 +257,13 @@ class Poisson(GlmmFamily):
 
 
 def _check_counts(y, response, index, family):
-    _raise_first((y < 0) | (np.abs(y - np.round(y)) > 1e-8), y, index,
-                 f"{family} response {response!r}", "be a non-negative whole count")
+    _raise_first(
+        (y < 0) | (np.abs(y - np.round(y)) > 1e-8),
+        y,
+        index,
+        f"{family} response {response!r}",
+        "be a non-negative whole count",
+    )
 
 
 @dataclass(frozen=True)
@@ -309,8 +332,9 @@ class NegativeBinomial2(GlmmFamily):
         if self._poisson:
             return Poisson().kernel(eta, y, pw)
         t = self.theta
-        return pw * (log_rising_ratio(y, t) - (t + y) * np.logaddexp(0.0, eta - np.log(t))
-                     + y * eta)
+        return pw * (
+            log_rising_ratio(y, t) - (t + y) * np.logaddexp(0.0, eta - np.log(t)) + y * eta
+        )
 
     def loglik_obs(self, eta, y, pw, trials=False):
         return self.kernel(eta, y, pw) - pw * special.gammaln(y + 1.0)
@@ -350,8 +374,7 @@ class NegativeBinomial2(GlmmFamily):
             return zeros, zeros, zeros
         t = self.theta
         p, q = self._p_q(eta)
-        dl = (t * digamma_ratio(y, t) - t * np.logaddexp(0.0, eta - np.log(t))
-              + (t + y) * p)
+        dl = t * digamma_ratio(y, t) - t * np.logaddexp(0.0, eta - np.log(t)) + (t + y) * p
         ds = p * (y * q - t * p)
         dw = p * q * (2.0 * t * p + y * (p - q))
         scale = -2.0 * np.sqrt(t) * pw
@@ -388,8 +411,7 @@ def log_rising_ratio(y, t: float):
     if t < STIRLING_FROM:
         return special.gammaln(y + t) - special.gammaln(t) - y * np.log(t)
     x = t + y
-    return ((x - 0.5) * np.log1p(y / t) - y - y / (12.0 * t * x)
-            - (1.0 / x**3 - 1.0 / t**3) / 360.0)
+    return (x - 0.5) * np.log1p(y / t) - y - y / (12.0 * t * x) - (1.0 / x**3 - 1.0 / t**3) / 360.0
 
 
 def digamma_ratio(y, t: float):
@@ -410,8 +432,13 @@ def digamma_ratio(y, t: float):
         return special.digamma(y + t) - special.digamma(t) - y / t
     x = t + y
     z = y / t
-    return (np.log1p(z) - z + y / (2.0 * t * x) + y * (t + x) / (12.0 * t**2 * x**2)
-            + (1.0 / x**4 - 1.0 / t**4) / 120.0)
+    return (
+        np.log1p(z)
+        - z
+        + y / (2.0 * t * x)
+        + y * (t + x) / (12.0 * t**2 * x**2)
+        + (1.0 / x**4 - 1.0 / t**4) / 120.0
+    )
 
 
 def get_family(name: str) -> GlmmFamily:
@@ -438,5 +465,4 @@ def get_family(name: str) -> GlmmFamily:
             f"family {name!r} is not available for generalised mixed models; use one of "
             "'binomial', 'poisson', 'negative_binomial' (or 'gaussian' for linear models)"
         )
-    return {"binomial": Binomial, "poisson": Poisson,
-            "negative_binomial": NegativeBinomial2}[key]()
+    return {"binomial": Binomial, "poisson": Poisson, "negative_binomial": NegativeBinomial2}[key]()

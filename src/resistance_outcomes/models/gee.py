@@ -28,8 +28,13 @@ COV_STRUCTS = {
 }
 
 
-def gee(formula: str, data: pd.DataFrame, family: str = "binomial", groups: str | None = None,
-        cov_struct: str = "exchangeable") -> pd.DataFrame:
+def gee(
+    formula: str,
+    data: pd.DataFrame,
+    family: str = "binomial",
+    groups: str | None = None,
+    cov_struct: str = "exchangeable",
+) -> pd.DataFrame:
     """Fit a population-averaged model by GEE and return a tidy coefficient table.
 
     Parameters
@@ -70,28 +75,39 @@ def gee(formula: str, data: pd.DataFrame, family: str = "binomial", groups: str 
     (['(Intercept)', 'x'], 30)
     """
     if cov_struct not in COV_STRUCTS:
-        raise ModelSpecError(f"cov_struct must be one of {sorted(COV_STRUCTS)}, not "
-                             f"{cov_struct!r}")
+        raise ModelSpecError(f"cov_struct must be one of {sorted(COV_STRUCTS)}, not {cov_struct!r}")
     cluster_formula = formula
     if groups is not None:
         cluster_formula = _with_cluster_term(formula, groups)
     design = build_design(cluster_formula, data)
     clusters, cluster_name = _cluster_codes(design, groups)
     sm_family = _statsmodels_family(family, design)
-    model = GEE(design.y, design.X, groups=clusters, family=sm_family,
-                cov_struct=COV_STRUCTS[cov_struct](), offset=design.offset,
-                weights=design.prior_weights)
+    model = GEE(
+        design.y,
+        design.X,
+        groups=clusters,
+        family=sm_family,
+        cov_struct=COV_STRUCTS[cov_struct](),
+        offset=design.offset,
+        weights=design.prior_weights,
+    )
     fit = model.fit(cov_type="robust")
-    table = wald_table(design.fixed_names, np.asarray(fit.params), np.asarray(fit.bse),
-                       exponentiate=family != "gaussian")
-    table.attrs.update({
-        "cluster": cluster_name,
-        "n_clusters": int(len(np.unique(clusters))),
-        "nobs": int(design.n),
-        "n_dropped": int(design.n_dropped),
-        "cov_struct": cov_struct,
-        "working_correlation": _working_correlation(fit.cov_struct.dep_params),
-    })
+    table = wald_table(
+        design.fixed_names,
+        np.asarray(fit.params),
+        np.asarray(fit.bse),
+        exponentiate=family != "gaussian",
+    )
+    table.attrs.update(
+        {
+            "cluster": cluster_name,
+            "n_clusters": int(len(np.unique(clusters))),
+            "nobs": int(design.n),
+            "n_dropped": int(design.n_dropped),
+            "cov_struct": cov_struct,
+            "working_correlation": _working_correlation(fit.cov_struct.dep_params),
+        }
+    )
     return table
 
 
@@ -115,7 +131,8 @@ def _cluster_codes(design, groups) -> tuple[np.ndarray, str]:
     if not design.blocks:
         raise ModelSpecError(
             f"formula {design.formula.formula!r} names no clusters: add a random term such "
-            "as (1 | therapist) or pass groups='therapist'")
+            "as (1 | therapist) or pass groups='therapist'"
+        )
     codes = [_block_codes(design, block) for block in design.blocks]
     outer = int(np.argmin([block.n_levels for block in design.blocks]))
     for i, code in enumerate(codes):
@@ -125,7 +142,8 @@ def _cluster_codes(design, groups) -> tuple[np.ndarray, str]:
             raise ModelSpecError(
                 f"the grouping factors of {design.formula.formula!r} are crossed, so the "
                 f"clusters are ambiguous; pass groups= naming one of "
-                f"{[b.group for b in design.blocks]}")
+                f"{[b.group for b in design.blocks]}"
+            )
     return codes[outer], design.blocks[outer].group
 
 

@@ -103,8 +103,13 @@ from .lmm import theta_scale
 __all__ = ["GlmmEstimates", "estimate_glmm", "fit_glmm"]
 
 PIRLS_MODES = ("exact", "lme4")
-DEFAULT_CONTROL = {"solver": "auto", "pirls": "exact", "maxiter": 500, "ftol": 1e-10,
-                   "newton_steps": 10}
+DEFAULT_CONTROL = {
+    "solver": "auto",
+    "pirls": "exact",
+    "maxiter": 500,
+    "ftol": 1e-10,
+    "newton_steps": 10,
+}
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance, on theta in the optimizer's coordinates
 GRADIENT_TOL = 2e-3  # lme4's check.conv.grad tolerance on the scaled gradient
 BOUND_TOL = 1e-8  # a parameter this close to a finite bound is at the bound
@@ -193,8 +198,13 @@ class _NestedSolver:
                 parent[codes[k]] = codes[m]
                 if not np.array_equal(parent[codes[k]], codes[m]):
                     return None
-        return cls(codes, zvals, [blocks[i].n_levels for i in order],
-                   [offsets[i] for i in order], [blocks[i].theta_slice.start for i in order])
+        return cls(
+            codes,
+            zvals,
+            [blocks[i].n_levels for i in order],
+            [offsets[i] for i in order],
+            [blocks[i].theta_slice.start for i in order],
+        )
 
     # -- moving between rows and levels ----------------------------------------------------
 
@@ -268,11 +278,13 @@ class _NestedSolver:
                 mult[k, m] = off[k, m] / diag[k]
             for m in range(k + 1, K):
                 anc = self.ancestor[k, m]
-                diag[m] = diag[m] - np.bincount(anc, weights=off[k, m] * mult[k, m],
-                                                minlength=self.n_levels[m])
+                diag[m] = diag[m] - np.bincount(
+                    anc, weights=off[k, m] * mult[k, m], minlength=self.n_levels[m]
+                )
                 for m2 in range(m + 1, K):
                     off[m, m2] = off[m, m2] - np.bincount(
-                        anc, weights=off[k, m] * mult[k, m2], minlength=self.n_levels[m])
+                        anc, weights=off[k, m] * mult[k, m2], minlength=self.n_levels[m]
+                    )
         return _TreeFactor(diag, mult)
 
     def _weighted(self, k, w):
@@ -286,8 +298,9 @@ class _NestedSolver:
         two_d = x.ndim == 2
         for k in range(self.K):  # forward: L y = rhs
             for m in range(k + 1, self.K):
-                parts[m] -= _bincount_rows(self.ancestor[k, m], fac.multipliers[k, m],
-                                           parts[k], self.n_levels[m], two_d)
+                parts[m] -= _bincount_rows(
+                    self.ancestor[k, m], fac.multipliers[k, m], parts[k], self.n_levels[m], two_d
+                )
         for k in range(self.K):
             parts[k] /= fac.pivots[k][:, None] if two_d else fac.pivots[k]
         for k in reversed(range(self.K)):  # backward: L' x = D^-1 y
@@ -316,10 +329,13 @@ class _NestedSolver:
         for k in reversed(range(self.K)):
             anc = {m: self.ancestor[k, m] for m in range(k + 1, self.K)}
             for m in range(k + 1, self.K):
-                off[k, m] = -sum(entry(m, m2, anc[m] if m <= m2 else anc[m2])
-                                 * fac.multipliers[k, m2] for m2 in range(k + 1, self.K))
+                off[k, m] = -sum(
+                    entry(m, m2, anc[m] if m <= m2 else anc[m2]) * fac.multipliers[k, m2]
+                    for m2 in range(k + 1, self.K)
+                )
             diag[k] = 1.0 / fac.pivots[k] - sum(
-                fac.multipliers[k, m] * off[k, m] for m in range(k + 1, self.K))
+                fac.multipliers[k, m] * off[k, m] for m in range(k + 1, self.K)
+            )
         return diag, off
 
     def leverages(self, theta, fac: _TreeFactor):
@@ -331,12 +347,15 @@ class _NestedSolver:
         n_theta = max(self.theta_index) + 1
         r = np.zeros((n, n_theta))
         for k in range(self.K):
-            level = [th[m] * (diag[k] if m == k else off[min(k, m), max(k, m)])
-                     for m in range(self.K)]
+            level = [
+                th[m] * (diag[k] if m == k else off[min(k, m), max(k, m)]) for m in range(self.K)
+            ]
             # element (k, m) lives on the finer factor min(k, m): spread from there
-            acc = sum(self._spread(min(k, m), level[m], scaled=False)
-                      * (1.0 if self.zvals[m] is None else self.zvals[m])
-                      for m in range(self.K))
+            acc = sum(
+                self._spread(min(k, m), level[m], scaled=False)
+                * (1.0 if self.zvals[m] is None else self.zvals[m])
+                for m in range(self.K)
+            )
             r[:, self.theta_index[k]] = acc if self.zvals[k] is None else acc * self.zvals[k]
         h = r[:, self.theta_index] @ np.asarray(th)
         return h, r
@@ -346,8 +365,12 @@ def _bincount_rows(index, scale, values, length, two_d):
     """Sum ``scale * values`` into ``length`` bins by ``index`` (rows of a matrix too)."""
     if not two_d:
         return np.bincount(index, weights=scale * values, minlength=length)
-    return np.column_stack([np.bincount(index, weights=scale * values[:, j], minlength=length)
-                            for j in range(values.shape[1])])
+    return np.column_stack(
+        [
+            np.bincount(index, weights=scale * values[:, j], minlength=length)
+            for j in range(values.shape[1])
+        ]
+    )
 
 
 class _SparseSolver:
@@ -416,16 +439,28 @@ class _Objective:
     entry first (:func:`_theta_columns`; default: every theta entry a scalar term).
     """
 
-    def __init__(self, X, y, pw, offset, family: GlmmFamily, solver, n_theta, nagq=1,
-                 pirls_tol=1e-20, pirls_maxit=60, scale=None, columns=None):
+    def __init__(
+        self,
+        X,
+        y,
+        pw,
+        offset,
+        family: GlmmFamily,
+        solver,
+        n_theta,
+        nagq=1,
+        pirls_tol=1e-20,
+        pirls_maxit=60,
+        scale=None,
+        columns=None,
+    ):
         self.X, self.y, self.pw, self.offset = X, y, pw, offset
         self.family = family
         self.solver = solver
         self.n_theta = n_theta
         n_par = n_theta + X.shape[1] + family.n_dispersion
         self.scale = np.ones(n_par) if scale is None else np.asarray(scale, dtype=float)
-        self.columns = ([np.array([j]) for j in range(n_theta)] if columns is None
-                        else columns)
+        self.columns = [np.array([j]) for j in range(n_theta)] if columns is None else columns
         self.p = X.shape[1]
         self.nagq = nagq
         self.pirls_tol = pirls_tol
@@ -513,8 +548,10 @@ class _Objective:
                 terms.append(np.full(u.size, log_weight))
                 continue
             eta = md.eta + th * solver._spread(0, sd * node)
-            dev = (-2.0 * solver._sum(0, fam.kernel(eta, self.y, self.pw), scaled=False)
-                   + (u + sd * node) ** 2)
+            dev = (
+                -2.0 * solver._sum(0, fam.kernel(eta, self.y, self.pw), scaled=False)
+                + (u + sd * node) ** 2
+            )
             terms.append(log_weight - 0.5 * (dev - dev0))
         log_mult = logsumexp(np.vstack(terms), axis=0)
         return float(dev0.sum() + md.factor.logdet() - 2.0 * log_mult.sum())
@@ -567,8 +604,7 @@ class _Objective:
         c = hdw - zeta * w - 2.0 * s
         grad = np.empty(x.size)
         for j in range(self.n_theta):
-            grad[j] = (c @ solver.dlinpred(j, u) + s @ solver.dlinpred(j, a)
-                       + 2.0 * (w @ r[:, j]))
+            grad[j] = c @ solver.dlinpred(j, u) + s @ solver.dlinpred(j, a) + 2.0 * (w @ r[:, j])
         grad[self.n_theta : self.n_theta + self.p] = c @ self.X
         if fam.n_dispersion:
             dl, ds, dwd = fam.dispersion_terms(md.eta, y, pw)
@@ -692,8 +728,11 @@ class _Lme4Deviance:
         except (_PirlsFailure, np.linalg.LinAlgError):
             return np.inf  # lme4 stops here; the optimizer backs off instead
         self.last = it
-        return float(it.factor.logdet() + it.u @ it.u
-                     - 2.0 * self.family.kernel(it.eta, self.y, self.pw).sum())
+        return float(
+            it.factor.logdet()
+            + it.u @ it.u
+            - 2.0 * self.family.kernel(it.eta, self.y, self.pw).sum()
+        )
 
     def _pwrss(self, theta, eta, fixed, joint) -> _Lme4Iterate:
         """lme4's ``pwrssUpdate``. ``fixed`` is the part of eta PIRLS does not solve for:
@@ -779,8 +818,11 @@ def _deriv12(fun, x, fx, delta=LME4_DERIV_STEP):
         gradient[j] = (up - down) / (2.0 * delta)
         for i in range(j):
             hessian[i, j] = hessian[j, i] = (
-                fun(x + step[i] + step[j]) - fun(x + step[i] - step[j])
-                - fun(x - step[i] + step[j]) + fun(x - step[i] - step[j])) / (4.0 * delta**2)
+                fun(x + step[i] + step[j])
+                - fun(x + step[i] - step[j])
+                - fun(x - step[i] + step[j])
+                + fun(x - step[i] - step[j])
+            ) / (4.0 * delta**2)
     return gradient, hessian
 
 
@@ -811,10 +853,18 @@ def _nelder_mead(fun, x0, steps, lower, restarts=5, rel_gain=1e-12):
     x, value, nfev, nit = np.asarray(x0, dtype=float), np.inf, 0, 0
     steps = np.asarray(steps, dtype=float)
     for _ in range(restarts):
-        opt = optimize.minimize(fun, x, method="Nelder-Mead", bounds=bounds,
-                                options={"initial_simplex": np.vstack([x, x + np.diag(steps)]),
-                                         "xatol": 1e-8, "fatol": 1e-6,
-                                         "maxfev": 1000 * x.size})
+        opt = optimize.minimize(
+            fun,
+            x,
+            method="Nelder-Mead",
+            bounds=bounds,
+            options={
+                "initial_simplex": np.vstack([x, x + np.diag(steps)]),
+                "xatol": 1e-8,
+                "fatol": 1e-6,
+                "maxfev": 1000 * x.size,
+            },
+        )
         nfev, nit = nfev + opt.nfev, nit + opt.nit
         gain = value - opt.fun
         x, value = opt.x, opt.fun
@@ -872,12 +922,15 @@ class GlmmEstimates:
 
 def _choose_solver(design, choice: str):
     if choice not in ("auto", "nested", "sparse"):
-        raise ModelSpecError(f"control['solver'] must be 'auto', 'nested' or 'sparse', not "
-                             f"{choice!r}")
+        raise ModelSpecError(
+            f"control['solver'] must be 'auto', 'nested' or 'sparse', not {choice!r}"
+        )
     nested = _NestedSolver.from_design(design) if choice in ("auto", "nested") else None
     if choice == "nested" and nested is None:
-        raise ModelSpecError("control['solver'] = 'nested' needs scalar random-effect terms "
-                             "whose grouping factors are nested in one another")
+        raise ModelSpecError(
+            "control['solver'] = 'nested' needs scalar random-effect terms "
+            "whose grouping factors are nested in one another"
+        )
     return nested if nested is not None else _SparseSolver(design)
 
 
@@ -907,8 +960,9 @@ def _nb_theta_start(X, y, pw, offset, family):
     return replace(family, theta=float(np.clip(size, 0.05, 1e4)))
 
 
-def estimate_glmm(design, family: str | GlmmFamily, nagq: int = 1,
-                  control: dict | None = None) -> GlmmEstimates:
+def estimate_glmm(
+    design, family: str | GlmmFamily, nagq: int = 1, control: dict | None = None
+) -> GlmmEstimates:
     """Fit a GLMM by Laplace approximation or adaptive Gauss-Hermite quadrature.
 
     The lower-level routine behind :func:`fit_glmm`; it returns the estimates without
@@ -949,8 +1003,10 @@ def estimate_glmm(design, family: str | GlmmFamily, nagq: int = 1,
     (True, 'Laplace')
     """
     # overflow far from the optimum is handled (the deviance there is +inf), not reported
-    with threadpool_limits(limits=1, user_api="blas"), np.errstate(
-            over="ignore", invalid="ignore", divide="ignore"):
+    with (
+        threadpool_limits(limits=1, user_api="blas"),
+        np.errstate(over="ignore", invalid="ignore", divide="ignore"),
+    ):
         return _estimate(design, family, nagq, dict(control or {}))
 
 
@@ -959,7 +1015,8 @@ def _estimate(design, family, nagq, control) -> GlmmEstimates:
     if not design.blocks:
         raise ModelSpecError(
             f"formula {design.formula.formula!r} has no random-effect term such as "
-            "(1 | therapist); add one, or fit a generalised linear model instead")
+            "(1 | therapist); add one, or fit a generalised linear model instead"
+        )
     fam = get_family(family) if isinstance(family, str) else family
     y = np.asarray(design.y, dtype=float)
     pw = np.asarray(design.prior_weights, dtype=float) * np.ones_like(y)
@@ -1008,10 +1065,19 @@ def _estimate(design, family, nagq, control) -> GlmmEstimates:
         **best.extra,
     }
     return GlmmEstimates(
-        family=fam, method="Laplace" if nagq == 1 else f"AGQ({nagq})", theta=theta,
-        beta=beta, vcov=best.vcov, b=solver.effects(theta, best.u), eta=eta, loglik=loglik,
-        converged=_converged(best.checks), singular=singular,
-        messages=_messages(best, singular), extra=extra)
+        family=fam,
+        method="Laplace" if nagq == 1 else f"AGQ({nagq})",
+        theta=theta,
+        beta=beta,
+        vcov=best.vcov,
+        b=solver.effects(theta, best.u),
+        eta=eta,
+        loglik=loglik,
+        converged=_converged(best.checks),
+        singular=singular,
+        messages=_messages(best, singular),
+        extra=extra,
+    )
 
 
 @dataclass
@@ -1054,8 +1120,18 @@ def _fit_exact(design, data, fam, solver, nagq, control) -> _Optimum:
         return _fit_negative_binomial(design, data, fam, solver, nagq, control)
     X, y, pw, offset = data
     scale = _optimizer_scale(design, X, fam)
-    objective = _Objective(X, y, pw, offset, fam, solver, len(design.theta0), nagq=nagq,
-                           scale=scale, columns=_theta_columns(design))
+    objective = _Objective(
+        X,
+        y,
+        pw,
+        offset,
+        fam,
+        solver,
+        len(design.theta0),
+        nagq=nagq,
+        scale=scale,
+        columns=_theta_columns(design),
+    )
     # theta starts at design.theta0 in the optimizer's coordinates (see _optimizer_scale)
     beta0 = _glm_start(X, y, pw, offset, fam) * scale[len(design.theta0) :]
     x0 = np.concatenate([design.theta0, beta0])
@@ -1068,10 +1144,23 @@ def _optimum(objective, attempt: _Attempt, n_attempts, notes=(), extra=None) -> 
     deviance, md = objective.deviance(attempt.x)
     beta_scale = objective.scale[objective.n_theta : objective.n_theta + objective.p]
     vcov = attempt.vcov / np.outer(beta_scale, beta_scale)
-    return _Optimum(attempt.x, objective.scale, objective.unpack(attempt.x)[2], deviance,
-                    md.u, md.eta, vcov, attempt.report.jac, attempt.checks, "L-BFGS-B",
-                    attempt.report, objective.n_evaluations, n_attempts, list(notes),
-                    dict(extra or {}))
+    return _Optimum(
+        attempt.x,
+        objective.scale,
+        objective.unpack(attempt.x)[2],
+        deviance,
+        md.u,
+        md.eta,
+        vcov,
+        attempt.report.jac,
+        attempt.checks,
+        "L-BFGS-B",
+        attempt.report,
+        objective.n_evaluations,
+        n_attempts,
+        list(notes),
+        dict(extra or {}),
+    )
 
 
 def _theta_columns(design) -> list[np.ndarray]:
@@ -1079,8 +1168,9 @@ def _theta_columns(design) -> list[np.ndarray]:
     columns = []
     for block in design.blocks:
         _, cols = _lower_triangle_colmajor(block.n_coef)
-        columns += [block.theta_slice.start + np.flatnonzero(cols == c)
-                    for c in range(block.n_coef)]
+        columns += [
+            block.theta_slice.start + np.flatnonzero(cols == c) for c in range(block.n_coef)
+        ]
     return columns
 
 
@@ -1094,8 +1184,9 @@ def _optimizer_scale(design, X, fam) -> np.ndarray:
     tolerances, starting values and zero checks mean the same in any units.
     """
     rms = np.sqrt(np.mean(X**2, axis=0))
-    return np.concatenate([theta_scale(design), np.where(rms > 0, rms, 1.0),
-                           np.ones(fam.n_dispersion)])
+    return np.concatenate(
+        [theta_scale(design), np.where(rms > 0, rms, 1.0), np.ones(fam.n_dispersion)]
+    )
 
 
 def _bounds(design, p, fam):
@@ -1123,29 +1214,47 @@ def _fit_negative_binomial(design, data, fam, solver, nagq, control) -> _Optimum
     poisson = _fit_exact(design, data, Poisson(), solver, nagq, control)
     poisson_loglik = _complete_loglik(poisson.deviance, poisson.eta, y, pw, Poisson(), False)
     constant = _loglik_constant(poisson.eta, y, pw, fam, False)
-    objective = _Objective(X, y, pw, offset, fam, solver, len(design.theta0), nagq=nagq,
-                           scale=_optimizer_scale(design, X, fam),
-                           columns=_theta_columns(design))
+    objective = _Objective(
+        X,
+        y,
+        pw,
+        offset,
+        fam,
+        solver,
+        len(design.theta0),
+        nagq=nagq,
+        scale=_optimizer_scale(design, X, fam),
+        columns=_theta_columns(design),
+    )
     lower, upper = _bounds(design, X.shape[1], fam)
 
     def below_limit(attempt):  # a size held at the upper bound is the limit itself
         tol = POISSON_LIMIT_TOL * (1.0 + 1e-4 * abs(poisson_loglik))
-        return (-0.5 * attempt.value + constant < poisson_loglik - tol
-                and _dispersion_bound(attempt, lower, upper) != "upper")
+        return (
+            -0.5 * attempt.value + constant < poisson_loglik - tol
+            and _dispersion_bound(attempt, lower, upper) != "upper"
+        )
 
     sigma = _nb_size_moment(y, np.exp(poisson.eta), pw) ** -0.5  # 0 for no excess
     starts = [np.concatenate([poisson.x, lower[-1:]])]  # the Poisson limit
     if sigma > lower[-1]:
         starts.insert(0, np.concatenate([poisson.x, [sigma]]))
-    attempt, n_attempts = _optimise(objective, starts, lower, upper, design.theta0, control,
-                                    accept=lambda a: not below_limit(a))
+    attempt, n_attempts = _optimise(
+        objective, starts, lower, upper, design.theta0, control, accept=lambda a: not below_limit(a)
+    )
     attempt.checks["below_poisson_limit"] = below_limit(attempt)
     loglik = -0.5 * attempt.value + constant
     bound = _dispersion_bound(attempt, lower, upper)
-    notes = _nb_notes(bound, attempt.checks["below_poisson_limit"], loglik, poisson_loglik,
-                      attempt.x[-1] ** -2)
-    optimum = _optimum(objective, attempt, n_attempts, notes,
-                       {"poisson_loglik": poisson_loglik, "nb_size_at_bound": bound})
+    notes = _nb_notes(
+        bound, attempt.checks["below_poisson_limit"], loglik, poisson_loglik, attempt.x[-1] ** -2
+    )
+    optimum = _optimum(
+        objective,
+        attempt,
+        n_attempts,
+        notes,
+        {"poisson_loglik": poisson_loglik, "nb_size_at_bound": bound},
+    )
     optimum.n_evaluations += poisson.n_evaluations
     return optimum
 
@@ -1158,7 +1267,7 @@ def _nb_size_moment(y, mu, pw) -> float:
 
 
 def _dispersion_bound(attempt: _Attempt, lower, upper) -> str | None:
-    """"upper" or "lower" when the NB2 size is held at that bound, else None (the size
+    """ "upper" or "lower" when the NB2 size is held at that bound, else None (the size
     is largest where its optimisation scale, ``size**-0.5``, is smallest)."""
     held = _held_at_bound(attempt.x, attempt.report.jac, lower, upper)
     if not held[-1]:
@@ -1172,16 +1281,19 @@ def _nb_notes(bound, below_limit, loglik, poisson_loglik, size) -> list[str]:
         notes.append(
             f"negative-binomial size (theta) at its upper bound {size:.3g}: the data show no "
             "overdispersion beyond Poisson; this is the Poisson limit (log-likelihood "
-            f"{loglik:.4f}, Poisson {poisson_loglik:.4f}) and the Poisson fit is equivalent")
+            f"{loglik:.4f}, Poisson {poisson_loglik:.4f}) and the Poisson fit is equivalent"
+        )
     elif bound == "lower":
         notes.append(
             f"negative-binomial size (theta) at its lower bound {size:.3g}: extreme "
-            "overdispersion; check the response for excess zeros or a missing predictor")
+            "overdispersion; check the response for excess zeros or a missing predictor"
+        )
     if below_limit:
         notes.append(
             f"negative-binomial log-likelihood {loglik:.4f} is below that of its Poisson "
             f"limit ({poisson_loglik:.4f}): the optimum was not found; report the Poisson "
-            "fit or simplify the model")
+            "fit or simplify the model"
+        )
     return notes
 
 
@@ -1210,16 +1322,30 @@ def _fit_lme4(design, data, fam, solver, trials) -> _Optimum:
     theta = x_hat[:n_theta]
     vcov = _lme4_vcov(hessian, n_theta, dev.unscaled_vcov(theta))
     no_upper = np.full(x_hat.size, np.inf)
-    _, checks = _vcov_and_checks(hessian, gradient, x_hat, full_lower, no_upper, n_theta,
-                                 beta0.size)
-    return _Optimum(x_hat, np.ones(x_hat.size), fam, deviance, dev.last.u, dev.last.eta, vcov,
-                    gradient, checks, "Nelder-Mead", opt, dev.n_evaluations)
+    _, checks = _vcov_and_checks(
+        hessian, gradient, x_hat, full_lower, no_upper, n_theta, beta0.size
+    )
+    return _Optimum(
+        x_hat,
+        np.ones(x_hat.size),
+        fam,
+        deviance,
+        dev.last.u,
+        dev.last.eta,
+        vcov,
+        gradient,
+        checks,
+        "Nelder-Mead",
+        opt,
+        dev.n_evaluations,
+    )
 
 
 def _lme4_stopped(where: str) -> ModelSpecError:
     return ModelSpecError(
         f"lme4-compatible PIRLS failed {where}, where lme4's glmer stops with an error "
-        "too; fit with the default control={'pirls': 'exact'}")
+        "too; fit with the default control={'pirls': 'exact'}"
+    )
 
 
 def _check_control(control: dict) -> dict:
@@ -1227,11 +1353,13 @@ def _check_control(control: dict) -> dict:
     if unknown:
         raise ModelSpecError(
             f"unknown control setting(s) {unknown} for a generalised linear mixed model; "
-            f"valid ones: {', '.join(DEFAULT_CONTROL)}")
+            f"valid ones: {', '.join(DEFAULT_CONTROL)}"
+        )
     control = {**DEFAULT_CONTROL, **control}
     if control["pirls"] not in PIRLS_MODES:
-        raise ModelSpecError(f"control['pirls'] must be one of {PIRLS_MODES}, not "
-                             f"{control['pirls']!r}")
+        raise ModelSpecError(
+            f"control['pirls'] must be one of {PIRLS_MODES}, not {control['pirls']!r}"
+        )
     return control
 
 
@@ -1242,15 +1370,18 @@ def _check_pirls(mode, fam, nagq) -> None:
         raise ModelSpecError(
             f"control={{'pirls': 'lme4'}} reproduces lme4's glmer, which has no "
             f"{fam.name} family (the reference for it is glmmTMB's exact Laplace "
-            "approximation); leave control['pirls'] at 'exact'")
+            "approximation); leave control['pirls'] at 'exact'"
+        )
     if nagq > 1:
         raise ModelSpecError(
             f"control={{'pirls': 'lme4'}} reproduces glmer's Laplace approximation "
-            f"(nagq=1), not quadrature (nagq={nagq}); leave control['pirls'] at 'exact'")
+            f"(nagq=1), not quadrature (nagq={nagq}); leave control['pirls'] at 'exact'"
+        )
 
 
-def _optimise(objective: _Objective, starts, lower, upper, theta0, control,
-              accept=None) -> tuple[_Attempt, int]:
+def _optimise(
+    objective: _Objective, starts, lower, upper, theta0, control, accept=None
+) -> tuple[_Attempt, int]:
     """Minimise from the starts in turn until an attempt passes the convergence checks
     (:func:`_converged`) and ``accept`` (a further test of an attempt, if given).
 
@@ -1271,8 +1402,7 @@ def _optimise(objective: _Objective, starts, lower, upper, theta0, control,
     while pending:
         x0, previous = pending.pop(0), np.inf
         for _ in range(MAX_RUNS_PER_START):
-            attempt = _attempt(objective, np.clip(x0, lower, upper), lower, upper, n_theta,
-                               control)
+            attempt = _attempt(objective, np.clip(x0, lower, upper), lower, upper, n_theta, control)
             n_attempts += 1
             if best is None or attempt.value < best.value:
                 best = attempt
@@ -1327,9 +1457,12 @@ def _mirror_zero_columns(x, gradient, hessian, columns):
 
 
 def _converged(checks) -> bool:
-    return bool(checks["positive_definite"] and checks["scaled_gradient_max"] < GRADIENT_TOL
-                and not checks["descent_from_zero"]
-                and not checks.get("below_poisson_limit", False))
+    return bool(
+        checks["positive_definite"]
+        and checks["scaled_gradient_max"] < GRADIENT_TOL
+        and not checks["descent_from_zero"]
+        and not checks.get("below_poisson_limit", False)
+    )
 
 
 def _minimise(objective: _Objective, x0, lower, upper, control):
@@ -1352,13 +1485,23 @@ def _minimise(objective: _Objective, x0, lower, upper, control):
     hessian : ndarray
         All NaN when the deviance is infinite at ``x`` (no finite point was found).
     """
-    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
-              for lo, hi in zip(lower, upper, strict=True)]
-    opt = optimize.minimize(objective.value_and_gradient, x0, jac=True, method="L-BFGS-B",
-                            bounds=bounds,
-                            options={"maxiter": control["maxiter"],
-                                     "ftol": control["ftol"], "gtol": 1e-10,
-                                     "maxcor": 20})
+    bounds = [
+        (lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
+        for lo, hi in zip(lower, upper, strict=True)
+    ]
+    opt = optimize.minimize(
+        objective.value_and_gradient,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={
+            "maxiter": control["maxiter"],
+            "ftol": control["ftol"],
+            "gtol": 1e-10,
+            "maxcor": 20,
+        },
+    )
     x = np.clip(opt.x, lower, upper)
     value, grad = objective.value_and_gradient(x)
     if not np.isfinite(value):
@@ -1395,8 +1538,7 @@ def _newton_sd(hessian):
 
 def _held_at_bound(x, grad, lower, upper):
     """Parameters at a bound with the gradient pushing them outwards."""
-    return (((x <= lower + BOUND_TOL) & (grad > 0))
-            | ((x >= upper - BOUND_TOL) & (grad < 0)))
+    return ((x <= lower + BOUND_TOL) & (grad > 0)) | ((x >= upper - BOUND_TOL) & (grad < 0))
 
 
 def _newton_step(hessian, grad, x, lower, upper):
@@ -1437,7 +1579,8 @@ def _check_nagq(nagq, design) -> int:
         terms = ", ".join(f"({' + '.join(b.coef_names)} | {b.group})" for b in design.blocks)
         raise ModelSpecError(
             f"adaptive Gauss-Hermite quadrature (nagq={nagq}) needs a single scalar random "
-            f"effect term such as (1 | g); the model has {terms}. Use nagq=1 (Laplace).")
+            f"effect term such as (1 | g); the model has {terms}. Use nagq=1 (Laplace)."
+        )
     return int(nagq)
 
 
@@ -1472,12 +1615,22 @@ def _vcov_and_checks(hessian, gradient, x, lower, upper, n_theta, p):
     free[n_theta + p :] = ~_held_at_bound(x, gradient, lower, upper)[n_theta + p :]
     beta_idx = np.arange(n_theta, n_theta + p)
     if not np.all(np.isfinite(hessian)):
-        return np.full((p, p), np.nan), {"eigenvalues": [], "positive_definite": False,
-                                         "scaled_gradient_max": np.inf,
-                                         "descent_from_zero": False}
+        return np.full((p, p), np.nan), {
+            "eigenvalues": [],
+            "positive_definite": False,
+            "scaled_gradient_max": np.inf,
+            "descent_from_zero": False,
+        }
     slope, curvature = gradient[:n_theta], np.diag(hessian)[:n_theta]
-    descent = bool(np.any(at_zero & ((slope + 0.5 * curvature * THETA_START_MIN < 0)
-                                     | (-slope > GRADIENT_TOL * curvature))))
+    descent = bool(
+        np.any(
+            at_zero
+            & (
+                (slope + 0.5 * curvature * THETA_START_MIN < 0)
+                | (-slope > GRADIENT_TOL * curvature)
+            )
+        )
+    )
     sub = hessian[np.ix_(free, free)]
     eigenvalues = np.linalg.eigvalsh(sub)
     positive = bool(eigenvalues.min() > 0)
@@ -1503,19 +1656,30 @@ def _messages(best: _Optimum, singular) -> list[str]:
     checks = best.checks
     messages = [f"optimizer ({best.optimizer}): {best.report.message}", *best.notes]
     if not checks["positive_definite"]:
-        fallback = ("lme4's unscaled covariance" if best.optimizer == "Nelder-Mead"
-                    else "the fixed-effects block only")
-        messages.append("Hessian of the deviance is not positive definite: standard errors "
-                        f"use {fallback}; consider simplifying the model")
+        fallback = (
+            "lme4's unscaled covariance"
+            if best.optimizer == "Nelder-Mead"
+            else "the fixed-effects block only"
+        )
+        messages.append(
+            "Hessian of the deviance is not positive definite: standard errors "
+            f"use {fallback}; consider simplifying the model"
+        )
     if checks["descent_from_zero"]:
-        messages.append("model failed to converge: a random-effect variance is at zero "
-                        "where the deviance still decreases away from zero")
+        messages.append(
+            "model failed to converge: a random-effect variance is at zero "
+            "where the deviance still decreases away from zero"
+        )
     if checks["scaled_gradient_max"] >= GRADIENT_TOL:
-        messages.append(f"model failed to converge: max|scaled gradient| = "
-                        f"{checks['scaled_gradient_max']:.3g} (tolerance {GRADIENT_TOL})")
+        messages.append(
+            f"model failed to converge: max|scaled gradient| = "
+            f"{checks['scaled_gradient_max']:.3g} (tolerance {GRADIENT_TOL})"
+        )
     if singular:
-        messages.append("boundary (singular) fit: a random-effect variance is estimated at "
-                        "zero or a correlation at +-1")
+        messages.append(
+            "boundary (singular) fit: a random-effect variance is estimated at "
+            "zero or a correlation at +-1"
+        )
     return messages
 
 
@@ -1574,8 +1738,21 @@ def fit_glmm(design, family: str, nagq: int = 1, control: dict | None = None):
     extra = dict(est.extra)
     extra["overdispersion"] = extra.pop("overdispersion_ratio")
     return MixedResult(
-        design=design, family=fam.name, method=est.method, beta=est.beta, vcov=est.vcov,
-        df=None, theta=est.theta, sigma=1.0,
-        nb_theta=float(fam.theta) if fam.n_dispersion else None, b=np.asarray(est.b),
-        loglik=est.loglik, deviance=-2.0 * est.loglik, n_params=n_params,
-        converged=est.converged, singular=est.singular, messages=est.messages, extra=extra)
+        design=design,
+        family=fam.name,
+        method=est.method,
+        beta=est.beta,
+        vcov=est.vcov,
+        df=None,
+        theta=est.theta,
+        sigma=1.0,
+        nb_theta=float(fam.theta) if fam.n_dispersion else None,
+        b=np.asarray(est.b),
+        loglik=est.loglik,
+        deviance=-2.0 * est.loglik,
+        n_params=n_params,
+        converged=est.converged,
+        singular=est.singular,
+        messages=est.messages,
+        extra=extra,
+    )

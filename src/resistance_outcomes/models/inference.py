@@ -70,16 +70,18 @@ def wald_table(
         df_col = np.asarray(df, dtype=float)
         p_value = 2 * st.t.sf(np.abs(statistic), df_col)
         quantile = st.t.ppf(0.975, df_col)
-    table = pd.DataFrame({
-        "term": list(terms),
-        "estimate": estimate,
-        "std_error": std_error,
-        "statistic": statistic,
-        "df": df_col,
-        "p_value": p_value,
-        "ci_low": estimate - quantile * std_error,
-        "ci_high": estimate + quantile * std_error,
-    })
+    table = pd.DataFrame(
+        {
+            "term": list(terms),
+            "estimate": estimate,
+            "std_error": std_error,
+            "statistic": statistic,
+            "df": df_col,
+            "p_value": p_value,
+            "ci_low": estimate - quantile * std_error,
+            "ci_high": estimate + quantile * std_error,
+        }
+    )
     for column in ("estimate", "ci_low", "ci_high"):
         values = table[column].to_numpy()
         table[f"exp_{column}"] = np.exp(values) if exponentiate else np.nan
@@ -141,10 +143,12 @@ def linear_contrasts(result, contrasts: pd.DataFrame | np.ndarray, names=None) -
     variance = np.einsum("ij,jk,ik->i", matrix, result.vcov, matrix)
     df = None
     if result.df is not None and "vcov_jacobian" in result.extra:
-        df = _satterthwaite_df(matrix, result.vcov, result.extra["vcov_jacobian"],
-                               result.extra["varpar_vcov"])
-    return wald_table(names, estimate, np.sqrt(variance), df,
-                      exponentiate=result.family != "gaussian")
+        df = _satterthwaite_df(
+            matrix, result.vcov, result.extra["vcov_jacobian"], result.extra["varpar_vcov"]
+        )
+    return wald_table(
+        names, estimate, np.sqrt(variance), df, exponentiate=result.family != "gaussian"
+    )
 
 
 # --- numerical derivatives --------------------------------------------------------------
@@ -197,8 +201,10 @@ def numerical_hessian(fun: Callable, x, relative: float = 0.02, levels: int = 4)
                 if i == j:
                     estimates.append((fun(x + ei) - 2 * f0 + fun(x - ei)) / hi**2)
                 else:
-                    estimates.append((fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej)
-                                      + fun(x - ei - ej)) / (4 * hi * hj))
+                    estimates.append(
+                        (fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej) + fun(x - ei - ej))
+                        / (4 * hi * hj)
+                    )
             hess[i, j] = hess[j, i] = _richardson(estimates)
     return hess
 
@@ -256,16 +262,24 @@ def check_convergence(
         eigenvalues = np.linalg.eigvalsh(hess).tolist()
         if min(eigenvalues) <= 0:
             ok = False
-            messages.append("convergence: Hessian of the deviance is not positive definite "
-                            f"(eigenvalues {np.round(eigenvalues, 6).tolist()})")
+            messages.append(
+                "convergence: Hessian of the deviance is not positive definite "
+                f"(eigenvalues {np.round(eigenvalues, 6).tolist()})"
+            )
         else:
             scaled = np.linalg.solve(np.linalg.cholesky(hess).T, g)
             if np.max(np.abs(scaled)) > grad_tol:
                 ok = False
-                messages.append(f"convergence: scaled gradient {np.max(np.abs(scaled)):.2g} "
-                                f"exceeds {grad_tol:g}")
-    return {"ok": ok, "gradient": gradient.tolist(), "hessian_eigenvalues": eigenvalues,
-            "messages": messages}
+                messages.append(
+                    f"convergence: scaled gradient {np.max(np.abs(scaled)):.2g} "
+                    f"exceeds {grad_tol:g}"
+                )
+    return {
+        "ok": ok,
+        "gradient": gradient.tolist(),
+        "hessian_eigenvalues": eigenvalues,
+        "messages": messages,
+    }
 
 
 # --- Satterthwaite ----------------------------------------------------------------------
@@ -317,15 +331,21 @@ def satterthwaite(
     hess = numerical_hessian(deviance, varpar)
     messages = []
     if np.min(np.linalg.eigvalsh(hess)) <= 0:
-        messages.append("Satterthwaite df unavailable: the Hessian of the deviance in the "
-                        "variance parameters is not positive definite; z tests are reported")
+        messages.append(
+            "Satterthwaite df unavailable: the Hessian of the deviance in the "
+            "variance parameters is not positive definite; z tests are reported"
+        )
         return None, {"messages": messages}
     varpar_vcov = 2 * np.linalg.inv(hess)
     jacobian = numerical_jacobian(vcov, varpar)
     c = vcov(varpar)
     df = _satterthwaite_df(np.eye(len(c)), c, jacobian, varpar_vcov)
-    return df, {"varpar": varpar, "varpar_vcov": varpar_vcov, "vcov_jacobian": jacobian,
-                "messages": messages}
+    return df, {
+        "varpar": varpar,
+        "varpar_vcov": varpar_vcov,
+        "vcov_jacobian": jacobian,
+        "messages": messages,
+    }
 
 
 def _satterthwaite_df(contrasts, c, jacobian, varpar_vcov) -> np.ndarray:
@@ -498,7 +518,8 @@ def lrt(fit0, fit1) -> pd.DataFrame:
     if small.family != large.family:
         raise ModelSpecError(f"cannot compare a {small.family} with a {large.family} model")
     if small.design.n != large.design.n or not small.design.frame.index.equals(
-            large.design.frame.index):
+        large.design.frame.index
+    ):
         raise ModelSpecError(
             f"the models were fitted to different rows ({small.design.n} and "
             f"{large.design.n} observations); drop missing values first so both use the same"

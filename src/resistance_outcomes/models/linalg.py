@@ -151,7 +151,9 @@ class _FactorSolver:
         else:
             self.chol = None
             self.lu = spla.splu(
-                sp.csc_matrix(a), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                sp.csc_matrix(a),
+                permc_spec="MMD_AT_PLUS_A",
+                diag_pivot_thresh=0.0,
                 options={"SymmetricMode": True},
             )
             u_diag = self.lu.U.diagonal()

@@ -137,8 +137,12 @@ class LmmProblem:
         s = self.solve(theta)
         if reml:
             nmp = self.n - self.p
-            return (s.logdet_l + s.logdet_rx - self.log_w
-                    + nmp * (1 + np.log(2 * np.pi * s.pwrss / nmp)))
+            return (
+                s.logdet_l
+                + s.logdet_rx
+                - self.log_w
+                + nmp * (1 + np.log(2 * np.pi * s.pwrss / nmp))
+            )
         return s.logdet_l - self.log_w + self.n * (1 + np.log(2 * np.pi * s.pwrss / self.n))
 
     def deviance_varpar(self, varpar, reml: bool) -> float:
@@ -226,14 +230,17 @@ def fit_lmm(design: MixedDesign, reml: bool = True, control: dict | None = None)
     messages += conv["messages"]
     singular = bool(np.any(theta_scaled[lower == 0] < control["singular_tol"]))
     if singular:
-        messages.append("singular fit: a random-effect variance is estimated at zero or a "
-                        "correlation at +-1; consider simplifying the random part")
+        messages.append(
+            "singular fit: a random-effect variance is estimated at zero or a "
+            "correlation at +-1; consider simplifying the random part"
+        )
     varpar = np.append(theta, sigma)
     vcov = problem.vcov_beta(varpar)
     df, satt = None, {}
     if control["satterthwaite"]:
-        df, satt = satterthwaite(lambda v: problem.deviance_varpar(v, reml),
-                                 problem.vcov_beta, varpar)
+        df, satt = satterthwaite(
+            lambda v: problem.deviance_varpar(v, reml), problem.vcov_beta, varpar
+        )
         messages += satt.pop("messages")
 
     ml_deviance = problem.profiled_deviance(theta, reml=False)
@@ -257,9 +264,14 @@ def fit_lmm(design: MixedDesign, reml: bool = True, control: dict | None = None)
         messages=messages,
         extra={
             "reml_criterion": criterion if reml else None,
-            "optimizer": {"method": "L-BFGS-B", "iterations": int(opt.nit),
-                          "evaluations": int(opt.nfev), "message": str(opt.message),
-                          "restarts": restarts, "theta_scale": scale.tolist()},
+            "optimizer": {
+                "method": "L-BFGS-B",
+                "iterations": int(opt.nit),
+                "evaluations": int(opt.nfev),
+                "message": str(opt.message),
+                "restarts": restarts,
+                "theta_scale": scale.tolist(),
+            },
             "gradient": conv["gradient"],  # with the Hessian, in the scaled coordinates
             "hessian_eigenvalues": conv["hessian_eigenvalues"],
             **satt,
@@ -325,9 +337,12 @@ def theta_scale(design: MixedDesign) -> np.ndarray:
 def _minimise(objective, start: np.ndarray, lower: np.ndarray, control: dict):
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
     return so.minimize(
-        objective, start, method="L-BFGS-B", jac="3-point", bounds=bounds,
-        options={"maxiter": control["maxiter"], "ftol": control["ftol"],
-                 "gtol": control["gtol"]},
+        objective,
+        start,
+        method="L-BFGS-B",
+        jac="3-point",
+        bounds=bounds,
+        options={"maxiter": control["maxiter"], "ftol": control["ftol"], "gtol": control["gtol"]},
     )
 
 

@@ -116,8 +116,13 @@ class MixedResult:
         """
         from .inference import wald_table
 
-        return wald_table(self.design.fixed_names, self.beta, np.sqrt(np.diag(self.vcov)),
-                          self.df, exponentiate=self.family != "gaussian")
+        return wald_table(
+            self.design.fixed_names,
+            self.beta,
+            np.sqrt(np.diag(self.vcov)),
+            self.df,
+            exponentiate=self.family != "gaussian",
+        )
 
     @property
     def variance_components(self) -> pd.DataFrame:
@@ -135,8 +140,16 @@ class MixedResult:
             for j in range(block.n_coef):
                 for i in range(j + 1, block.n_coef):
                     corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
-                    rows.append((block.group, block.coef_names[j], block.coef_names[i],
-                                 cov[i, j], np.nan, corr))
+                    rows.append(
+                        (
+                            block.group,
+                            block.coef_names[j],
+                            block.coef_names[i],
+                            cov[i, j],
+                            np.nan,
+                            corr,
+                        )
+                    )
         if self.family == "gaussian":
             rows.append(("Residual", np.nan, np.nan, self.sigma**2, self.sigma, np.nan))
         table = pd.DataFrame(rows, columns=["group", "term1", "term2", "variance", "sd", "corr"])
@@ -255,17 +268,26 @@ class MixedResult:
             lines.append(f"REML criterion at convergence: {stats['reml_criterion']:.4f}")
         if self.nb_theta is not None:
             lines.append(f"Negative-binomial dispersion (theta): {self.nb_theta:.4f}")
-        lines += ["", "Random effects:", _format_frame(self.variance_components), "",
-                  f"Fixed effects ({_STATISTIC_NAME[self.df is not None]} tests"
-                  f"{', Satterthwaite df' if self.df is not None else ''}):",
-                  _format_frame(self.coefficients.drop(
-                      columns=[] if self.family != "gaussian"
-                      else ["exp_estimate", "exp_ci_low", "exp_ci_high"])),
-                  "",
-                  f"R2 marginal {_fmt(stats['r2_marginal'])}, conditional "
-                  f"{_fmt(stats['r2_conditional'])}; ICC (adjusted) {_fmt(stats['icc'])}",
-                  f"Converged: {'yes' if self.converged else 'NO'}; "
-                  f"singular fit: {'YES' if self.singular else 'no'}"]
+        lines += [
+            "",
+            "Random effects:",
+            _format_frame(self.variance_components),
+            "",
+            f"Fixed effects ({_STATISTIC_NAME[self.df is not None]} tests"
+            f"{', Satterthwaite df' if self.df is not None else ''}):",
+            _format_frame(
+                self.coefficients.drop(
+                    columns=[]
+                    if self.family != "gaussian"
+                    else ["exp_estimate", "exp_ci_low", "exp_ci_high"]
+                )
+            ),
+            "",
+            f"R2 marginal {_fmt(stats['r2_marginal'])}, conditional "
+            f"{_fmt(stats['r2_conditional'])}; ICC (adjusted) {_fmt(stats['icc'])}",
+            f"Converged: {'yes' if self.converged else 'NO'}; "
+            f"singular fit: {'YES' if self.singular else 'no'}",
+        ]
         lines += [f"Note: {message}" for message in self.messages]
         return "\n".join(lines)
 
