@@ -10,7 +10,6 @@ from resistance_outcomes.predictions import (
     dropout_by_repair_prediction,
     forest_effects,
     rupture_rate_prediction,
-    variable_label,
 )
 
 FRAMEWORKS = ["psychoanalytic", "behavioral", "cognitive"]
@@ -117,15 +116,10 @@ def test_forest_effects_exponentiate_and_rescale_repair_to_ten_points():
     )
     effects = forest_effects({"m": contrasts}, {"m": "Retention"})
     assert effects["label"].tolist() == [
-        "Repair rate (per 10 points)",
+        "Repair rate (between clients), per 10 points",
         "Unrepaired ruptures (within client)",
     ]
     # exp(0.1 * -2.0) = 0.818731; exp(0.5) = 1.648721
     assert effects["estimate"].round(6).tolist() == [0.818731, 1.648721]
     assert effects["ci_low"].round(6).tolist() == [0.740818, 1.105171]
     assert set(effects["group"]) == {"Retention"}
-
-
-def test_variable_labels():
-    assert variable_label("unrepaired_within") == "Unrepaired ruptures (within client)"
-    assert variable_label("baseline_severity") == "Baseline severity"

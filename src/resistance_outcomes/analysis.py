@@ -23,11 +23,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,7 +36,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from . import derive
 from .contrasts import ADJUSTMENTS, CONTRAST_COLUMNS, framework_contrasts
-from .io import write_table
+from .io import write_table, write_text
 from .models import FAMILY_ALIASES, ModelSpecError, build_design, fit_mixed, parse_formula
 from .models.inference import wald_table
 
@@ -856,13 +854,7 @@ def write_json(data, path: str | os.PathLike) -> None:
     --------
     >>> write_json({"converged": True}, "results/models/m/fit.json")  # doctest: +SKIP
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump(_json_ready(data), out, indent=2)
-        out.write("\n")
-    os.replace(temporary, path)
+    write_text(path, json.dumps(_json_ready(data), indent=2) + "\n")
 
 
 def _json_ready(value):

@@ -40,6 +40,7 @@ from scipy import stats as scipy_stats
 
 from resistance_outcomes.derive import DataError, require_columns
 from resistance_outcomes.describe import framework_order
+from resistance_outcomes.io import write_atomically
 from resistance_outcomes.reliability import construct_label
 from resistance_outcomes.tables import format_bounded
 
@@ -1058,16 +1059,13 @@ def plot_model_diagnostics(
 
 
 def _save_atomic(fig: Figure, path: Path, fmt: str, dpi: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
-    try:
-        with open(tmp, "wb") as stream, plt.style.context(STYLE):
+
+    def write(temporary: str) -> None:
+        with open(temporary, "wb") as stream, plt.style.context(STYLE):
             fig.savefig(stream, format=fmt, dpi=dpi, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    write_atomically(path, write)
 
 
 def save_figure(

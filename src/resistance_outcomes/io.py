@@ -255,19 +255,54 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     suffix = path.suffix.lower()
     if suffix not in _WRITE_SUFFIXES:
         raise ValueError(f"{path}: can only write .parquet or .csv tables, not {suffix!r}.")
+    if suffix == ".parquet":
+        return write_atomically(path, lambda temporary: df.to_parquet(temporary, index=False))
+    return write_atomically(path, lambda temporary: df.to_csv(temporary, index=False))
+
+
+def write_atomically(path: str | os.PathLike, write) -> Path:
+    """Call ``write(temporary_path)`` in the target's folder, then rename it to ``path``.
+
+    A failed write leaves neither a partial file nor the temporary one, so no result ever
+    looks complete when it is not.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+    >>> _ = write_atomically(target, lambda tmp: pathlib.Path(tmp).write_text("ok"))
+    >>> target.read_text()
+    'ok'
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
-        if suffix == ".parquet":
-            df.to_parquet(temporary, index=False)
-        else:
-            df.to_csv(temporary, index=False)
+        write(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 text with ``\\n`` line endings atomically (see :func:`write_atomically`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "a" / "note.md"
+    >>> write_text(target, "# Note\\n").read_text()
+    '# Note\\n'
+    """
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+
+    return write_atomically(path, write)
 
 
 def read_canonical(path: str | os.PathLike) -> pd.DataFrame:

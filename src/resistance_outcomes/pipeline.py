@@ -33,7 +33,7 @@ from . import (
 from .codebook import load_codebook
 from .config import ConfigError
 from .ingest import format_validation_report, ingest
-from .io import InputFileError, write_table
+from .io import InputFileError, write_table, write_text
 from .validate import ValidationFailed
 
 log = logging.getLogger("resistance_outcomes")
@@ -51,17 +51,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def _write_text(path: str | Path, text: str) -> None:
-    """Write text atomically: a temporary file in the same folder, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def _write_csv(df: pd.DataFrame, path: str | Path) -> None:
-    _write_text(path, df.to_csv(index=False, lineterminator="\n"))
+    write_text(path, df.to_csv(index=False, lineterminator="\n"))
 
 
 def ingest_step(input, output, params, **_) -> None:
@@ -82,7 +73,7 @@ def ingest_step(input, output, params, **_) -> None:
     _write_csv(result.quarantine, output.quarantine)
     report = format_validation_report(result)
     log.info(report)
-    _write_text(output.report, report)
+    write_text(output.report, report)
 
 
 def derive_step(input, output, params, **_) -> None:
@@ -117,7 +108,7 @@ def table1_step(input, output, params, **_) -> None:
     dropout_columns = [f"dropout_{name}" for name in params.dropout["definitions"]]
     long = describe.table1(client_tbl, session_tbl, dropout_columns, min_cell=params.min_cell)
     _write_csv(long, output.csv)
-    _write_text(output.md, describe.table1_markdown(describe.format_table1(long)))
+    write_text(output.md, describe.table1_markdown(describe.format_table1(long)))
 
 
 def session_descriptives_step(input, output, params, **_) -> None:
@@ -246,7 +237,7 @@ def sensitivity_table_step(input, output, **_) -> None:
     analyses = [_read_model_folder(path) for path in input.specs]
     table = sensitivity.sensitivity_table(analyses)
     _write_csv(table, output.csv)
-    _write_text(output.md, sensitivity.sensitivity_markdown(table))
+    write_text(output.md, sensitivity.sensitivity_markdown(table))
 
 
 def recovery_step(input, output, params, **_) -> None:
@@ -305,7 +296,7 @@ def reliability_step(input, output, params, **_) -> None:
     figures.save_figure(figures.plot_agreement(result.table), output.pdf, output.png)
     mode = settings.get("gate", "warn")
     messages = reliability.reliability_gate(result.table, settings["thresholds"], mode=mode)
-    _write_text(output.gate, reliability_gate_markdown(messages, mode))
+    write_text(output.gate, reliability_gate_markdown(messages, mode))
     for message in messages:
         log.warning(message)
 
@@ -353,13 +344,13 @@ def summary_step(input, output, params, **_) -> None:
     text = publish.summary_sentences(
         analyses, validation, gate, recovery_summary, min_cell=params.min_cell
     )
-    _write_text(output.md, text)
+    write_text(output.md, text)
 
 
 def provenance_step(input, output, params, **_) -> None:
     """results/provenance.json: input hashes, resolved config, seed, versions, code state."""
     record = provenance.provenance_record(dict(input.items()), params.config, code_dir=".")
-    _write_text(output.json, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    write_text(output.json, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def run_step(step: Callable[..., None], smk) -> None:

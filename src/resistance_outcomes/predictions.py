@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis import ModelSpec, fit_model, read_model_frame
+from .publish import variable_label
 
 #: Grouping columns given to prediction grids: an unseen level, so random effects are zero.
 NEW_LEVEL = "(new)"
@@ -124,26 +125,6 @@ def dropout_by_repair_prediction(
 #: Predictors whose effects are shown per 10 points of a 0-1 rate rather than per unit.
 PER_TEN_POINTS = ("repair_rate",)
 
-#: Labels of the predictors of the default models (others are shown by their name).
-VARIABLE_LABELS = {
-    "session_c": "Session (per session)",
-    "unrepaired_within": "Unrepaired ruptures (within client)",
-    "unrepaired_between": "Unrepaired ruptures (client mean)",
-    "repair_rate_between": "Repair rate (per 10 points)",
-    "rupture_rate_between": "Rupture rate (ruptures per session, client mean)",
-}
-
-
-def variable_label(variable: str) -> str:
-    """Readable label of a predictor, e.g. ``unrepaired_within`` -> within-client ruptures.
-
-    Examples
-    --------
-    >>> variable_label("session_c"), variable_label("homework_rate")
-    ('Session (per session)', 'Homework rate')
-    """
-    return VARIABLE_LABELS.get(variable, variable.replace("_", " ").capitalize())
-
 
 def forest_effects(contrasts: dict[str, pd.DataFrame], labels: dict[str, str]) -> pd.DataFrame:
     """Per-framework simple slopes of several models as ratios, for a forest plot.
@@ -180,7 +161,7 @@ def forest_effects(contrasts: dict[str, pd.DataFrame], labels: dict[str, str]) -
             rows.append(
                 {
                     "group": labels.get(model, model),
-                    "label": variable_label(variable),
+                    "label": variable_label(variable) + (", per 10 points" if scale != 1.0 else ""),
                     "framework": row["level"],
                     "estimate": float(np.exp(scale * row["estimate"])),
                     "ci_low": float(np.exp(scale * row["ci_low"])),

@@ -44,13 +44,14 @@ import math
 import numbers
 import os
 import re
-import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from pathlib import Path
 
 import pandas as pd
+
+from .io import write_atomically, write_text
 
 __all__ = [
     "MINUS",
@@ -888,29 +889,6 @@ def _italic_runs(text: str, terms: Sequence[str]) -> list[tuple[str, bool]]:
     return runs
 
 
-def _write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(temporary_path)`` and rename the result to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _write_text(path: str | os.PathLike, text: str) -> None:
-    def write(temporary: str) -> None:
-        with open(temporary, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-
-    _write_atomically(path, write)
-
-
 # Markdown ------------------------------------------------------------------------------
 
 _MD_SPECIAL = re.compile(r"([\\`*_|])|<(?=[A-Za-z/!?])")
@@ -997,7 +975,7 @@ def to_markdown(table: ApaTable, path: str | os.PathLike | None = None) -> str:
         lines += ["", _MD_BLOCK_START.sub(r"\\\1", text)]
     markdown = "\n".join(lines) + "\n"
     if path is not None:
-        _write_text(path, markdown)
+        write_text(path, markdown)
     return markdown
 
 
@@ -1115,7 +1093,7 @@ def to_latex(table: ApaTable, path: str | os.PathLike | None = None) -> str:
     lines.append(r"\end{table}")
     latex = "\n".join(lines) + "\n"
     if path is not None:
-        _write_text(path, latex)
+        write_text(path, latex)
     return latex
 
 
@@ -1316,7 +1294,7 @@ def to_docx(
         if i:
             document.add_page_break()
         _add_docx_table(document, table)
-    return _write_atomically(path, document.save)
+    return write_atomically(path, document.save)
 
 
 # CSV -----------------------------------------------------------------------------------
@@ -1350,6 +1328,6 @@ def to_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """
     if not isinstance(df, pd.DataFrame):
         raise TableFormatError(f"to_csv: expected a DataFrame, got {type(df).__name__}.")
-    return _write_atomically(
+    return write_atomically(
         path, lambda temporary: df.to_csv(temporary, index=False, lineterminator="\n")
     )
