@@ -406,3 +406,97 @@ def test_positive_group_variance_is_not_stopped_at_zero():
     assert fit.loglik == pytest.approx(sm.llf, abs=1e-3)
     assert _sd(fit, "g") ** 2 == pytest.approx(float(sm.cov_re.iloc[0, 0]), rel=1e-3)
     np.testing.assert_allclose(fit.beta, sm.fe_params.to_numpy(), rtol=1e-4)
+
+
+# --- false zero intercept variance beside a correlated slope -------------------------------
+
+
+def _random_slope_scenario(seed, nested=False):
+    """A random scenario: 15 to 40 clients with sessions 1..16 (unscaled); client intercept
+    SD from 0 to 0.2, slope SD 0.01 to 0.05, correlation uniform on (-0.9, 0.9), residual
+    SD 0.3 to 1; with ``nested``, a phase of four sessions within each client adds a random
+    intercept of SD 0.2; each session kept with probability 0.7 or 1."""
+    rng = np.random.default_rng(seed)
+    n_clients = int(rng.integers(15, 41))
+    sd_a = rng.choice([0.0, 0.02, 0.05, 0.1, 0.2])
+    sd_b = rng.choice([0.01, 0.03, 0.05])
+    rho = rng.uniform(-0.9, 0.9)
+    sd_resid = rng.choice([0.3, 0.5, 1.0])
+    client = np.repeat(np.arange(n_clients), 16)
+    x = np.tile(np.arange(1.0, 17.0), n_clients)
+    cov = [[sd_a**2, rho * sd_a * sd_b], [rho * sd_a * sd_b, sd_b**2]]
+    u = rng.multivariate_normal([0.0, 0.0], cov, n_clients)
+    y = 2 + 0.03 * x + u[client, 0] + u[client, 1] * x + rng.normal(0, sd_resid, len(x))
+    df = pd.DataFrame({"y": y, "x": x, "client": client})
+    if nested:
+        phase = client * 4 + (x.astype(int) - 1) // 4
+        df["phase"] = phase.astype(str)
+        df["y"] += rng.normal(0, 0.2, n_clients * 4)[phase]
+    kept = rng.random(len(x)) < rng.choice([0.7, 1.0])
+    return df[kept].reset_index(drop=True)
+
+
+def _best_statsmodels_fit(df, vc_formula=None):
+    """Best ML log-likelihood of statsmodels MixedLM over several optimizers."""
+    smf = pytest.importorskip("statsmodels.formula.api")
+    fits = []
+    for method in ["lbfgs", "bfgs", "nm", "powell"]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                sm = smf.mixedlm(
+                    "y ~ x", df, groups="client", re_formula="~x", vc_formula=vc_formula
+                ).fit(reml=False, method=method, maxiter=5000)
+            except np.linalg.LinAlgError:  # statsmodels' Hessian at a boundary
+                continue
+        if np.isfinite(sm.llf):
+            fits.append(sm)
+    return max(fits, key=lambda sm: sm.llf)
+
+
+@pytest.mark.parametrize(
+    ("seed", "nested"),
+    # Without the mirror image and the folded probe these stop at a zero intercept
+    # variance, log-likelihood below statsmodels' by 0.73, 0.14, 0.075 and 0.75.
+    [(1, False), (3, False), (6, True), (13, True)],
+)
+def test_zero_intercept_beside_a_correlated_slope_is_left(seed, nested):
+    # ML; statsmodels MixedLM (best of lbfgs, bfgs, Nelder-Mead, Powell) as reference,
+    # with a variance component for the phase nested in the client
+    df = _random_slope_scenario(seed, nested)
+    if nested:
+        fit = fit_mixed("y ~ x + (1 | phase) + (1 + x | client)", df, reml=False)
+        sm = _best_statsmodels_fit(df, vc_formula={"phase": "0 + C(phase)"})
+    else:
+        fit = fit_mixed("y ~ x + (1 + x | client)", df, reml=False)
+        sm = _best_statsmodels_fit(df)
+    assert fit.converged
+    assert fit.loglik == pytest.approx(sm.llf, abs=1e-3)
+    np.testing.assert_allclose(fit.beta, sm.fe_params.to_numpy(), rtol=1e-4)
+
+
+def test_true_zero_intercept_variance_stays_singular():
+    # Remove each client's deviation of the within-client OLS intercept at x = 0 from the
+    # mean: the clients differ only in slope, the intercept variance is estimated at zero,
+    # and the model is then (0 + x | client), so the two likelihoods are equal; that one
+    # is checked against statsmodels MixedLM (re_formula "0 + x").
+    smf = pytest.importorskip("statsmodels.formula.api")
+    df = _random_slope_scenario(11)
+    centred = df.x - df.groupby("client").x.transform("mean")
+    sums = df.assign(xy=centred * df.y, xx=centred**2).groupby("client")[["xy", "xx"]]
+    slope = sums.transform("sum").xy / sums.transform("sum").xx
+    intercept = df.groupby("client").y.transform("mean") - slope * df.groupby("client").x.transform(
+        "mean"
+    )
+    df["y"] -= intercept - intercept.mean()
+    fit = fit_mixed("y ~ x + (1 + x | client)", df, reml=False)
+    slope_only = fit_mixed("y ~ x + (0 + x | client)", df, reml=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sm = smf.mixedlm("y ~ x", df, groups="client", re_formula="0 + x").fit(
+            reml=False, method="bfgs"
+        )
+    assert fit.singular and fit.converged
+    assert _sd(fit, "client") == pytest.approx(0.0, abs=1e-6)
+    assert fit.loglik == pytest.approx(slope_only.loglik, abs=1e-6)
+    assert slope_only.loglik == pytest.approx(sm.llf, abs=1e-3)

@@ -94,11 +94,10 @@ from scipy import optimize, special
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
-from .design import _lower_triangle_colmajor
 from .families import GlmmFamily, Poisson, get_family
 from .formula import ModelSpecError
 from .linalg import SparseCholesky
-from .lmm import theta_scale
+from .lmm import _theta_columns, theta_scale
 
 __all__ = ["GlmmEstimates", "estimate_glmm", "fit_glmm"]
 
@@ -1161,17 +1160,6 @@ def _optimum(objective, attempt: _Attempt, n_attempts, notes=(), extra=None) -> 
         list(notes),
         dict(extra or {}),
     )
-
-
-def _theta_columns(design) -> list[np.ndarray]:
-    """Theta indices of each column of each term's factor, the diagonal entry first."""
-    columns = []
-    for block in design.blocks:
-        _, cols = _lower_triangle_colmajor(block.n_coef)
-        columns += [
-            block.theta_slice.start + np.flatnonzero(cols == c) for c in range(block.n_coef)
-        ]
-    return columns
 
 
 def _optimizer_scale(design, X, fam) -> np.ndarray:

@@ -24,7 +24,11 @@ depend on the units of a covariate; starting at ``theta = 1`` then means random 
 of the size of the residual. A diagonal entry of ``theta`` stopped at zero is a stationary
 point whether or not it is a minimum (the deviance is even in the last diagonal entry of
 each term), where quasi-Newton steps stop; when the deviance decreases away from it the
-optimizer restarts from there (as lme4's ``restart_edge``).
+optimizer restarts from there (as lme4's ``restart_edge``). A zero diagonal entry with
+entries below it (a random intercept at zero beside a slope) is first moved to the
+equivalent point with those entries changed in sign when the deviance decreases faster
+away from zero there (:func:`_mirror_zero_columns`): the bounded optimizer cannot cross
+to that side by itself.
 """
 
 from __future__ import annotations
@@ -213,11 +217,14 @@ def fit_lmm(design: MixedDesign, reml: bool = True, control: dict | None = None)
         except np.linalg.LinAlgError:
             return np.inf
 
+    columns = _theta_columns(design)
     opt = _minimise(objective, design.theta0, lower, control)
+    opt.x = _mirror_zero_columns(objective, _snap_to_bounds(opt.x, lower), columns)
+    opt.fun = objective(opt.x)
     restarts = 0
     if control["restart_edge"]:
-        opt, restarts = _restart_from_edge(objective, opt, lower, control)
-    theta_scaled = _snap_to_bounds(opt.x, lower)
+        opt, restarts = _restart_from_edge(objective, opt, lower, design, control)
+    theta_scaled = opt.x
     theta = theta_scaled / scale
     solution = problem.solve(theta)
     nmp = design.n - design.p if reml else design.n
@@ -346,13 +353,15 @@ def _minimise(objective, start: np.ndarray, lower: np.ndarray, control: dict):
     )
 
 
-def _restart_from_edge(objective, opt, lower: np.ndarray, control: dict):
+def _restart_from_edge(objective, opt, lower: np.ndarray, design: MixedDesign, control: dict):
     """Restart the optimizer while the deviance decreases away from a zero diagonal entry.
 
-    Each diagonal entry below ``singular_tol`` is probed at :data:`EDGE_PROBES`; where the
-    deviance is lower (by more than rounding) the entry is moved to the best probe and the
-    optimizer restarts there. The better optimum is kept, at most :data:`MAX_RESTARTS`
-    times, so a variance whose deviance rises away from zero stays at zero.
+    ``opt.x`` is snapped and mirrored (:func:`_mirror_zero_columns`). Each diagonal entry
+    below ``singular_tol`` is probed at :data:`EDGE_PROBES`; where the deviance is lower
+    (by more than rounding) the entry is moved to the best probe and the optimizer
+    restarts there, its end point snapped and mirrored in turn. The better optimum is
+    kept, at most :data:`MAX_RESTARTS` times, so a variance whose deviance rises away from
+    zero stays at zero.
 
     Returns
     -------
@@ -360,30 +369,113 @@ def _restart_from_edge(objective, opt, lower: np.ndarray, control: dict):
     restarts : int
     """
     for restarts in range(MAX_RESTARTS):
-        start = _edge_probe(objective, opt.x, lower, control["singular_tol"])
+        start = _edge_probe(objective, opt.x, lower, control["singular_tol"], design)
         if start is None:
             return opt, restarts
         new = _minimise(objective, start, lower, control)
+        new.x = _mirror_zero_columns(
+            objective, _snap_to_bounds(new.x, lower), _theta_columns(design)
+        )
+        new.fun = objective(new.x)
         if not new.fun < opt.fun:
             return opt, restarts + 1
         opt = new
     return opt, MAX_RESTARTS
 
 
-def _edge_probe(objective, x: np.ndarray, lower: np.ndarray, tol: float):
-    """``x`` with near-zero diagonal entries moved where the deviance is lower, or None."""
+def _edge_probe(objective, x: np.ndarray, lower: np.ndarray, tol: float, design: MixedDesign):
+    """``x`` with near-zero diagonal entries moved where the deviance is lower, or None.
+
+    A diagonal entry with entries below it is probed both as it is and folded
+    (:func:`_fold_column`). When one entry moves, the other near-zero diagonal entries
+    start at the smallest probe: the deviance is even in the last diagonal entry of a
+    term, so at zero its gradient is zero and the optimizer would keep it there however
+    the other entries move.
+    """
     f0 = objective(x)
+    near_zero = np.flatnonzero((lower == 0) & (x < tol))
     start = x.copy()
-    for i in np.flatnonzero((lower == 0) & (x < tol)):
+    for i in near_zero:
         values = {}
-        for step in EDGE_PROBES:
-            trial = x.copy()
-            trial[i] = step
-            values[step] = objective(trial)
-        best = min(values, key=values.get)
-        if values[best] < f0 - 1e-9 * max(1.0, abs(f0)):
-            start[i] = best
-    return None if np.array_equal(start, x) else start
+        for base in (start, _fold_column(start, i, design)):
+            for step in EDGE_PROBES:
+                trial = base.copy()
+                trial[i] = step
+                values[objective(trial)] = trial
+        best = min(values)
+        if best < f0 - 1e-9 * max(1.0, abs(f0)):
+            start = values[best]
+    if np.array_equal(start, x):
+        return None
+    start[near_zero] = np.maximum(start[near_zero], EDGE_PROBES[0])
+    return start
+
+
+def _fold_column(x: np.ndarray, index: int, design: MixedDesign) -> np.ndarray:
+    """The point with the same covariance as ``x`` and zeros below the zero diagonal
+    entry ``x[index]``, the entries below moved into the columns to its right.
+
+    With the diagonal entry of column ``c`` of a term's factor ``T`` at zero, the lower
+    right block of ``T T'`` is ``v v' + R R'`` (``v`` the entries below it, ``R`` the block
+    of ``T`` right of ``c`` and below the diagonal entry); its lower-triangular factor with
+    a nonnegative diagonal (from the QR decomposition of ``[v R]'``) replaces ``R``. Moving
+    the diagonal entry away from zero then adds variance without the covariance that ``v``
+    would impose, a direction neither ``x`` nor its mirror image offers.
+    """
+    for block in design.blocks:
+        rows, cols = _lower_triangle_colmajor(block.n_coef)
+        position = index - block.theta_slice.start
+        if 0 <= position < len(rows) and rows[position] == cols[position] < block.n_coef - 1:
+            c = cols[position]
+            factor = block.factor(x)
+            stacked = np.column_stack([factor[c + 1 :, c], factor[c + 1 :, c + 1 :]])
+            r = np.linalg.qr(stacked.T, mode="r")
+            folded = (np.sign(np.diag(r)) + (np.diag(r) == 0))[:, None] * r
+            factor[c + 1 :, c] = 0.0
+            factor[c + 1 :, c + 1 :] = folded.T
+            out = x.copy()
+            out[block.theta_slice] = factor[rows, cols]
+            return out + 0.0
+    return x
+
+
+def _theta_columns(design: MixedDesign) -> list[np.ndarray]:
+    """Theta indices of each column of each term's factor, the diagonal entry first."""
+    columns = []
+    for block in design.blocks:
+        _, cols = _lower_triangle_colmajor(block.n_coef)
+        columns += [
+            block.theta_slice.start + np.flatnonzero(cols == c) for c in range(block.n_coef)
+        ]
+    return columns
+
+
+def _mirror_zero_columns(objective, x: np.ndarray, columns) -> np.ndarray:
+    """``x`` with the entries below each zero diagonal entry changed in sign where the
+    deviance decreases faster away from zero that way.
+
+    Changing the sign of a column of a term's factor ``T`` leaves the deviance unchanged.
+    With the column's diagonal entry at zero this flips only the entries below it, a
+    point the bounded optimizer cannot reach from here, and flips the odd part of the
+    deviance in the diagonal entry: its slope at zero, proportional to the covariance the
+    entries below imply. Where that slope is positive (the optimizer stopped at a zero
+    variance, e.g. a random intercept with the slope's SD in the entry below) the mirrored
+    point has a negative one, which the edge probes and convergence checks then see. The
+    two sides are compared at the smallest of :data:`EDGE_PROBES`, where the even part of
+    the deviance cancels.
+    """
+    x = x.copy()
+    for column in columns:
+        diagonal, below = column[0], column[1:]
+        if x[diagonal] != 0.0 or not np.any(x[below] != 0.0):
+            continue
+        probe = x.copy()
+        probe[diagonal] = EDGE_PROBES[0]
+        mirrored = probe.copy()
+        mirrored[below] = -probe[below]
+        if objective(mirrored) < objective(probe):
+            x[below] = -x[below] + 0.0
+    return x
 
 
 def _snap_to_bounds(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
