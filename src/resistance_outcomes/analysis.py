@@ -21,24 +21,20 @@ A model entry names a data level, an lme4-style formula, a family and options::
 from __future__ import annotations
 
 import json
-import math
 import os
-import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from statsmodels.genmod import cov_struct as sm_cov_struct
-from statsmodels.genmod import families as sm_families
-from statsmodels.genmod.generalized_estimating_equations import GEE
-from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from . import derive
 from .contrasts import ADJUSTMENTS, CONTRAST_COLUMNS, framework_contrasts
 from .io import write_table, write_text
 from .models import FAMILY_ALIASES, ModelSpecError, build_design, fit_mixed, parse_formula
+from .models.gee import COV_STRUCTS, fit_gee
 from .models.inference import wald_table
+from .models.result import json_ready
 
 __all__ = [
     "DATA_LEVELS",
@@ -67,10 +63,6 @@ DATA_LEVELS = {
 }
 _LEVEL_ALIASES = {"person-period": "person_period"}
 METHODS = ("mixed", "gee")
-COV_STRUCTS = {
-    "exchangeable": sm_cov_struct.Exchangeable,
-    "independence": sm_cov_struct.Independence,
-}
 _ENTRY_KEYS = (
     "description",
     "data",
@@ -709,26 +701,6 @@ class PopulationAveragedFit:
         }
 
 
-def _cluster_codes(design) -> tuple[np.ndarray, str]:
-    """Cluster of each row: the grouping factor of the random part with the fewest levels."""
-    groups = [term.group for term in design.formula.random]
-    if not groups:
-        raise ModelSpecError(
-            f"formula {design.formula.formula!r} names no clusters for a gee fit: add a "
-            "random term such as (1 | therapist)"
-        )
-    labels = {g: design.frame[g.split(":")].astype(str).agg(":".join, axis=1) for g in groups}
-    outer = min(groups, key=lambda g: labels[g].nunique())
-    return pd.factorize(labels[outer])[0], outer
-
-
-_GEE_FAMILIES = {
-    "binomial": sm_families.Binomial,
-    "poisson": sm_families.Poisson,
-    "gaussian": sm_families.Gaussian,
-}
-
-
 def fit_population_averaged(spec: ModelSpec, frame: pd.DataFrame) -> PopulationAveragedFit:
     """Fit the model's fixed part by GEE, clustered by its outermost grouping factor.
 
@@ -752,31 +724,18 @@ def fit_population_averaged(spec: ModelSpec, frame: pd.DataFrame) -> PopulationA
     ('therapist', 30)
     """
     design = build_design(spec.formula, frame)
-    clusters, cluster = _cluster_codes(design)
-    model = GEE(
-        design.y,
-        design.X,
-        groups=clusters,
-        family=_GEE_FAMILIES[spec.family](),
-        cov_struct=COV_STRUCTS[spec.cov_struct](),
-        offset=design.offset,
-    )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        result = model.fit(cov_type="robust")
-    messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
-    dependence = np.ravel(np.asarray(result.cov_struct.dep_params or [0.0], dtype=float))
+    fit = fit_gee(design, spec.family, cov_struct=spec.cov_struct)
     return PopulationAveragedFit(
         design=design,
         family=spec.family,
-        beta=np.asarray(result.params),
-        vcov=np.asarray(result.cov_params()),
-        cluster=cluster,
-        n_clusters=int(clusters.max() + 1),
+        beta=np.asarray(fit.result.params),
+        vcov=np.asarray(fit.result.cov_params()),
+        cluster=fit.cluster,
+        n_clusters=fit.n_clusters,
         cov_struct=spec.cov_struct,
-        working_correlation=float(dependence[0]),
-        converged=not messages,
-        messages=messages,
+        working_correlation=fit.working_correlation,
+        converged=not fit.messages,
+        messages=fit.messages,
     )
 
 
@@ -854,19 +813,7 @@ def write_json(data, path: str | os.PathLike) -> None:
     --------
     >>> write_json({"converged": True}, "results/models/m/fit.json")  # doctest: +SKIP
     """
-    write_text(path, json.dumps(_json_ready(data), indent=2) + "\n")
-
-
-def _json_ready(value):
-    if isinstance(value, Mapping):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    write_text(path, json.dumps(json_ready(data), indent=2) + "\n")
 
 
 def _flags(statistics: dict) -> list[str]:

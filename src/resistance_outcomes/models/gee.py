@@ -9,18 +9,22 @@ by side.
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from statsmodels.genmod import cov_struct as sm_cov_struct
 from statsmodels.genmod import families as sm_families
 from statsmodels.genmod.generalized_estimating_equations import GEE
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from .design import build_design
 from .families import get_family
 from .formula import ModelSpecError
 from .inference import wald_table
 
-__all__ = ["gee"]
+__all__ = ["fit_gee", "gee"]
 
 COV_STRUCTS = {
     "exchangeable": sm_cov_struct.Exchangeable,
@@ -80,35 +84,80 @@ def gee(
     if groups is not None:
         cluster_formula = _with_cluster_term(formula, groups)
     design = build_design(cluster_formula, data)
-    clusters, cluster_name = _cluster_codes(design, groups)
-    sm_family = _statsmodels_family(family, design)
-    model = GEE(
-        design.y,
-        design.X,
-        groups=clusters,
-        family=sm_family,
-        cov_struct=COV_STRUCTS[cov_struct](),
-        offset=design.offset,
-        weights=design.prior_weights,
-    )
-    fit = model.fit(cov_type="robust")
+    fit = fit_gee(design, family, groups=groups, cov_struct=cov_struct)
+    for message in fit.messages:
+        warnings.warn(message, ConvergenceWarning, stacklevel=2)
     table = wald_table(
         design.fixed_names,
-        np.asarray(fit.params),
-        np.asarray(fit.bse),
+        np.asarray(fit.result.params),
+        np.asarray(fit.result.bse),
         exponentiate=family != "gaussian",
     )
     table.attrs.update(
         {
-            "cluster": cluster_name,
-            "n_clusters": int(len(np.unique(clusters))),
+            "cluster": fit.cluster,
+            "n_clusters": fit.n_clusters,
             "nobs": int(design.n),
             "n_dropped": int(design.n_dropped),
             "cov_struct": cov_struct,
-            "working_correlation": _working_correlation(fit.cov_struct.dep_params),
+            "working_correlation": fit.working_correlation,
         }
     )
     return table
+
+
+@dataclass
+class GeeFit:
+    """A statsmodels GEE fit with the clusters it used and its convergence messages."""
+
+    result: object
+    cluster: str
+    n_clusters: int
+    working_correlation: float
+    messages: list[str]
+
+
+def fit_gee(
+    design, family: str, groups: str | None = None, cov_struct: str = "exchangeable"
+) -> GeeFit:
+    """Fit statsmodels' GEE with robust (sandwich) SEs to a built design.
+
+    The clusters are the outermost grouping factor of the design's random part (or
+    ``groups``); convergence warnings are collected in ``messages``, not printed.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from resistance_outcomes.models import build_design
+    >>> rng = np.random.default_rng(2)
+    >>> df = pd.DataFrame({"y": rng.binomial(1, 0.3, 200), "g": np.repeat(np.arange(20), 10)})
+    >>> fit = fit_gee(build_design("y ~ 1 + (1 | g)", df), "binomial")
+    >>> fit.cluster, fit.n_clusters
+    ('g', 20)
+    """
+    if cov_struct not in COV_STRUCTS:
+        raise ModelSpecError(f"cov_struct must be one of {sorted(COV_STRUCTS)}, not {cov_struct!r}")
+    clusters, cluster_name = _cluster_codes(design, groups)
+    model = GEE(
+        design.y,
+        design.X,
+        groups=clusters,
+        family=_statsmodels_family(family, design),
+        cov_struct=COV_STRUCTS[cov_struct](),
+        offset=design.offset,
+        weights=design.prior_weights,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        result = model.fit(cov_type="robust")
+    messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    return GeeFit(
+        result=result,
+        cluster=cluster_name,
+        n_clusters=int(len(np.unique(clusters))),
+        working_correlation=_working_correlation(result.cov_struct.dep_params),
+        messages=messages,
+    )
 
 
 def _working_correlation(dep_params) -> float:

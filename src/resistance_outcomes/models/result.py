@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -301,7 +302,7 @@ class MixedResult:
             "variance_components": self.variance_components.to_dict(orient="records"),
             "fit_statistics": self.fit_statistics,
         }
-        return json.loads(json.dumps(_json_ready(out)))
+        return json.loads(json.dumps(json_ready(out)))
 
 
 def _fmt(value) -> str:
@@ -312,12 +313,12 @@ def _format_frame(frame: pd.DataFrame) -> str:
     return frame.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.6g}")
 
 
-def _json_ready(value):
+def json_ready(value):
     """Replace NaN and infinities by None and numpy scalars by Python ones, recursively."""
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, Mapping):
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
