@@ -31,6 +31,7 @@ __all__ = [
     "Codebook",
     "Construct",
     "aggregate_codes",
+    "humanise",
     "load_codebook",
     "logged_units",
     "select_analysis_codes",
@@ -52,7 +53,20 @@ RULES = {
     "any_of": (set(), ("of",)),
     "sum_of": (set(), ("of",)),
     "rated_at_least": (set(), ("rating", "within")),
+    "column": (set(), ()),
 }
+#: aggregate rule -> what the construct's session value is (count, rating or boolean);
+#: ``column`` constructs declare their own ``kind``.
+VALUE_KINDS = {
+    "units": "count",
+    "codes": "count",
+    "none": "count",
+    "any_of": "count",
+    "sum_of": "count",
+    "rated_at_least": "count",
+    "mean_rating": "rating",
+}
+COLUMN_KINDS = ("count", "rating", "boolean")
 
 
 @dataclass(frozen=True)
@@ -89,7 +103,21 @@ class Code:
 
 @dataclass(frozen=True)
 class Construct:
-    """How one construct is aggregated to a session (see ``config/codebook.yaml``)."""
+    """One construct, declared once in ``config/codebook.yaml``.
+
+    ``aggregate`` says how a session's value is made from codes (or ``column``: the
+    sessions file supplies it); ``kind`` is what the value is (``count``, ``rating`` or
+    ``boolean``); ``label`` is its printed name; ``stem`` names its client rates
+    (``<stem>_rate``, default the construct's name); ``minimum``/``maximum`` bound a
+    column construct's values.
+
+    Examples
+    --------
+    >>> from resistance_outcomes.codebook import Construct
+    >>> c = Construct("sustain_talk", "codes", label="Sustain talk")
+    >>> c.kind, c.rate_stem, c.is_composite
+    ('count', 'sustain_talk', False)
+    """
 
     name: str
     aggregate: str
@@ -97,10 +125,35 @@ class Construct:
     within: str | None = None
     rating: str | None = None
     description: str = ""
+    label: str = ""
+    value_kind: str | None = None
+    stem: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
 
     def parts(self) -> tuple[str, ...]:
         """The constructs this one is made from."""
         return tuple(self.of) + tuple(p for p in (self.within, self.rating) if p)
+
+    @property
+    def kind(self) -> str:
+        """``count``, ``rating`` or ``boolean``."""
+        return self.value_kind or VALUE_KINDS.get(self.aggregate, "count")
+
+    @property
+    def is_composite(self) -> bool:
+        """Whether the construct is made of other constructs (``any_of``/``sum_of``)."""
+        return self.aggregate in ("any_of", "sum_of")
+
+    @property
+    def rate_stem(self) -> str:
+        """Stem of the client-level rate columns (``<stem>_rate``)."""
+        return self.stem or self.name
+
+    @property
+    def printed(self) -> str:
+        """The construct's label, or its name in words."""
+        return self.label or humanise(self.name)
 
 
 @dataclass(frozen=True)
@@ -164,6 +217,18 @@ class Codebook:
     def code_table(self) -> pd.DataFrame:
         """One row per code: code, instrument, construct, kind, minimum, maximum, label."""
         return pd.DataFrame([vars(code) for code in self.codes.values()])
+
+
+def humanise(name: str) -> str:
+    """A readable default label: underscores as spaces, first letter upper case.
+
+    Examples
+    --------
+    >>> humanise("sustain_talk_rate")
+    'Sustain talk rate'
+    """
+    text = str(name).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
 
 
 def _number(value: float) -> str:
@@ -257,6 +322,24 @@ def _load_constructs(entries: dict, where: str) -> dict[str, Construct]:
                 f"{where}: construct {name!r} has aggregate {rule!r}; use one of "
                 f"{', '.join(RULES)}."
             )
+        kind = entry.get("kind")
+        if rule == "column" and kind not in COLUMN_KINDS:
+            raise ConfigError(
+                f"{where}: construct {name!r} is a session column (aggregate: column) and "
+                f"needs `kind:` {', '.join(COLUMN_KINDS)}."
+            )
+        if rule != "column" and kind is not None and kind != VALUE_KINDS[rule]:
+            raise ConfigError(
+                f"{where}: construct {name!r} ({rule}) is a {VALUE_KINDS[rule]}, not {kind!r}."
+            )
+        bounds = entry.get("range")
+        if bounds is not None and not (
+            isinstance(bounds, list)
+            and len(bounds) == 2
+            and all(isinstance(b, int | float) for b in bounds)
+            and bounds[0] <= bounds[1]
+        ):
+            raise ConfigError(f"{where}: construct {name!r}: `range:` must be [lowest, highest].")
         construct = Construct(
             str(name),
             rule,
@@ -264,6 +347,11 @@ def _load_constructs(entries: dict, where: str) -> dict[str, Construct]:
             entry.get("within"),
             entry.get("rating"),
             str(entry.get("description", "")),
+            label=str(entry.get("label") or ""),
+            value_kind=kind if rule == "column" else None,
+            stem=entry.get("stem"),
+            minimum=float(bounds[0]) if bounds else None,
+            maximum=float(bounds[1]) if bounds else None,
         )
         missing = [key for key in RULES[rule][1] if not getattr(construct, key)]
         if missing:

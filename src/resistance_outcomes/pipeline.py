@@ -29,8 +29,10 @@ from . import (
     recovery,
     reliability,
     sensitivity,
+    vocabulary,
 )
 from .codebook import load_codebook
+from .frameworks import load_framework_map
 from .config import ConfigError
 from .ingest import format_validation_report, ingest
 from .io import InputFileError, write_table, write_text
@@ -74,6 +76,24 @@ def ingest_step(input, output, params, **_) -> None:
     report = format_validation_report(result)
     log.info(report)
     write_text(output.report, report)
+
+
+def vocabulary_step(input, output, params, **_) -> None:
+    """The study's vocabulary (constructs, frameworks, labels, stages) for every later step."""
+    vocab = vocabulary.build_vocabulary(
+        load_codebook(input.codebook),
+        load_framework_map(input.frameworks),
+        sessions=pd.read_parquet(input.sessions),
+        clients=pd.read_parquet(input.clients),
+        codes=pd.read_parquet(input.codes),
+        coding_log=pd.read_parquet(input.coding_log),
+        labels=params.labels,
+        profile=params.profile,
+        config_file=params.config_file,
+    )
+    write_text(output.json, vocab.to_json())
+    for name, stage in vocab.stages.items():
+        log.info("%s: %s", name, "assessed" if stage.assessed else f"not assessed ({stage.reason})")
 
 
 def derive_step(input, output, params, **_) -> None:

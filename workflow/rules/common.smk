@@ -6,6 +6,8 @@ from resistance_outcomes.config import check_config
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 ENV = "../../environment.yml"
+# the config file this run uses (the last --configfile wins), named in messages
+CONFIG_FILE = str(workflow.configfiles[-1]) if workflow.configfiles else "config/config.yaml"
 
 
 def data_path(table):

@@ -20,3 +20,25 @@ rule ingest:
         config=config,
     script:
         "../../scripts/ingest.py"
+
+
+rule vocabulary:
+    input:
+        clients="results/data/clients.parquet",
+        sessions="results/data/sessions.parquet",
+        codes="results/data/codes.parquet",
+        coding_log="results/data/coding_log.parquet",
+        codebook=config["codebook"],
+        frameworks=config["frameworks"],
+    output:
+        json="results/data/vocabulary.json",
+    log:
+        "results/logs/vocabulary.log",
+    conda:
+        ENV
+    params:
+        labels=config.get("labels", {}),
+        profile=(config.get("descriptives") or {}).get("profile"),
+        config_file=CONFIG_FILE,
+    script:
+        "../../scripts/vocabulary.py"
