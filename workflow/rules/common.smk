@@ -7,7 +7,9 @@ check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 ENV = "../../environment.yml"
 # the config file this run uses (the last --configfile wins), named in messages
-CONFIG_FILE = str(workflow.configfiles[-1]) if workflow.configfiles else "config/config.yaml"
+CONFIG_FILE = (
+    str(workflow.configfiles[-1]) if workflow.configfiles else "config/config.yaml"
+)
 
 
 def data_path(table):
