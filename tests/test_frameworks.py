@@ -123,7 +123,7 @@ def test_other_group_without_unmapped_other_still_refuses_unlisted_labels(tmp_pa
     path = write_map(
         tmp_path,
         """
-frameworks: {cognitive: [CBT]}
+frameworks: {cognitive: [CBT], behavioral: [BA]}
 other: {name: other, labels: [IPT]}
 """,
     )
@@ -147,3 +147,27 @@ other: {name: other, labels: [IPT]}
 def test_bad_maps_are_refused_with_a_readable_error(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         load_framework_map(write_map(tmp_path, text))
+
+
+@pytest.mark.parametrize("count", [2, 5, 8])
+def test_any_names_two_to_eight_frameworks_keep_their_order(tmp_path, count):
+    names = [f"school_{chr(ord('a') + k)}" for k in reversed(range(count))]
+    text = "frameworks:\n" + "".join(f"  {name}: [{name} therapy]\n" for name in names)
+    fmap = load_framework_map(write_map(tmp_path, text + "other: {name: rest}\n"))
+    assert fmap.frameworks == tuple(names)  # the file's order, not sorted
+    assert fmap.categories == (*names, "rest")
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["cognitive"], r"lists 1 framework \(cognitive\); list at least 2"),
+        ([f"f{k}" for k in range(9)], r"lists 9 frameworks \(f0, f1, .*f8\); at most 8"),
+    ],
+)
+def test_fewer_than_two_or_more_than_eight_frameworks_are_refused(tmp_path, names, message):
+    text = "frameworks:\n" + "".join(f"  {name}: [{name}]\n" for name in names)
+    path = write_map(tmp_path, text + "other: {name: other}\n")
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_framework_map(path)
+    assert str(caught.value).startswith(str(path))  # names the file

@@ -20,6 +20,8 @@ from resistance_outcomes.io import ConfigError, read_yaml
 from resistance_outcomes.validate import Problem, ValidationFailed
 
 __all__ = [
+    "MAX_FRAMEWORKS",
+    "MIN_FRAMEWORKS",
     "FrameworkMap",
     "UnmappedLabelError",
     "label_key",
@@ -28,6 +30,10 @@ __all__ = [
 ]
 
 UNMAPPED_CHOICES = ("error", "other")
+#: How many frameworks a map may list (besides the ``other`` group): a comparison needs two,
+#: and the colour-blind-safe palette frameworks take their colours from has eight
+#: (:data:`resistance_outcomes.vocabulary.PALETTE`).
+MIN_FRAMEWORKS, MAX_FRAMEWORKS = 2, 8
 
 
 def label_key(label: str) -> str:
@@ -120,9 +126,12 @@ class UnmappedLabelError(ValidationFailed):
 def load_framework_map(path: str | Path) -> FrameworkMap:
     """Read and check ``config/frameworks.yaml``.
 
-    The file has ``frameworks:`` (framework name -> list of labels), optionally
+    The file has ``frameworks:`` (framework name -> list of labels; two to eight
+    frameworks, any names, listed in the order tables and figures show them), optionally
     ``other:`` (``name:`` of a group for other labels and its ``labels:``), and
-    ``unmapped:`` (``error``, the default, or ``other``).
+    ``unmapped:`` (``error``, the default, or ``other``). A framework's colour and marker
+    in every figure follow from its position in the list
+    (:func:`resistance_outcomes.vocabulary.framework_infos`).
 
     Parameters
     ----------
@@ -137,8 +146,8 @@ def load_framework_map(path: str | Path) -> FrameworkMap:
     ------
     resistance_outcomes.config.ConfigError
         A framework without a list of labels, a label listed under two frameworks, an
-        ``unmapped`` value other than error/other, or ``unmapped: other`` without an
-        ``other`` group.
+        ``unmapped`` value other than error/other, ``unmapped: other`` without an
+        ``other`` group, or fewer than two or more than eight frameworks.
 
     Examples
     --------
@@ -165,7 +174,26 @@ def load_framework_map(path: str | Path) -> FrameworkMap:
         raise ConfigError(f"{where}: `unmapped:` is {unmapped!r}; use error or other.")
     if unmapped == "other" and other is None:
         raise ConfigError(f"{where}: `unmapped: other` needs an `other:` group with a `name:`.")
+    _check_count(list(map(str, groups)), where)
     return FrameworkMap(tuple(map(str, groups)), labels, other, unmapped, where)
+
+
+def _check_count(frameworks: list[str], where: str) -> None:
+    """Two to eight frameworks, or a ConfigError that says what to do."""
+    if MIN_FRAMEWORKS <= len(frameworks) <= MAX_FRAMEWORKS:
+        return
+    listed = ", ".join(frameworks)
+    if len(frameworks) < MIN_FRAMEWORKS:
+        raise ConfigError(
+            f"{where}: `frameworks:` lists {len(frameworks)} framework ({listed}); list at "
+            f"least {MIN_FRAMEWORKS} to compare (labels that fit none of them can go to an "
+            "`other:` group)."
+        )
+    raise ConfigError(
+        f"{where}: `frameworks:` lists {len(frameworks)} frameworks ({listed}); at most "
+        f"{MAX_FRAMEWORKS} can be told apart by colour in the figures. Merge related "
+        "frameworks, or collect the smallest ones in the `other:` group."
+    )
 
 
 def _collect_labels(groups: dict, where: str) -> dict[str, str]:
