@@ -410,6 +410,8 @@ def test_rate_by_session_hand_case():
         ],
         ignore_index=True,
     )
+    # frameworks in the map's order (categorical, as map_frameworks makes them)
+    table["framework"] = pd.Categorical(table["framework"], ["behavioral", "cognitive"])
     out = rate_by_session(table)
     assert out[["framework", "session"]].astype(str).values.tolist() == [
         ["behavioral", "1"],
@@ -627,6 +629,7 @@ def test_retention_curves_by_two_columns_in_reporting_order():
                           "D": "Low repair"}),
         categories=REPAIR_GROUPS,
     )  # fmt: skip
+    pp["framework"] = pd.Categorical(pp["framework"], ["psychoanalytic", "cognitive"])  # map order
     curves = retention_curves(pp, by=["framework", "repair_tertile"], min_cell=1)
     keys = curves[["framework", "repair_tertile"]].astype(str).drop_duplicates()
     assert keys.values.tolist() == [

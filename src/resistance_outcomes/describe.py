@@ -31,7 +31,6 @@ from resistance_outcomes.derive import (
     require_columns,
 )
 
-FRAMEWORKS = ("psychoanalytic", "behavioral", "cognitive")
 TOTAL = "Total"
 RESISTANCE_TYPES = (
     "resistance_arguing",
@@ -45,17 +44,22 @@ _MISSING = "\u2014"
 WITHHELD = "s"
 
 
-def framework_order(frameworks: pd.Series) -> list[str]:
-    """Order in which frameworks are reported.
+def framework_order(frameworks: pd.Series, order: Sequence[str] | None = None) -> list[str]:
+    """Order in which frameworks are reported: the framework map's.
 
-    Categories in their categorical order when the column is categorical (only those
-    present), otherwise psychoanalytic, behavioral, cognitive, then any other group
-    alphabetically.
+    The categories in their categorical order when the column is categorical (as
+    :func:`resistance_outcomes.frameworks.map_frameworks` makes it, in the order of the
+    framework map), else the names in ``order`` (the map's, e.g.
+    :meth:`resistance_outcomes.vocabulary.Vocabulary.framework_names`), else the order of
+    first appearance (a table written in reporting order and read back from CSV keeps it);
+    only frameworks present, names not in ``order`` after those that are.
 
     Parameters
     ----------
     frameworks : pandas.Series
         The ``framework`` column.
+    order : sequence of str, optional
+        Framework names in reporting order, for a column that is not categorical.
 
     Returns
     -------
@@ -64,14 +68,19 @@ def framework_order(frameworks: pd.Series) -> list[str]:
     Examples
     --------
     >>> import pandas as pd
-    >>> framework_order(pd.Series(["other", "cognitive", "psychoanalytic"]))
-    ['psychoanalytic', 'cognitive', 'other']
+    >>> framework_order(pd.Series(["other", "systemic", "humanistic", "systemic"]))
+    ['other', 'systemic', 'humanistic']
+    >>> framework_order(pd.Series(["other", "systemic", "humanistic"]),
+    ...                 order=["humanistic", "systemic", "other"])
+    ['humanistic', 'systemic', 'other']
     """
-    present = set(frameworks.dropna().astype(str))
+    values = frameworks.dropna()
     if isinstance(frameworks.dtype, pd.CategoricalDtype):
+        present = set(values.astype(str))
         return [str(c) for c in frameworks.cat.categories if str(c) in present]
-    known = [f for f in FRAMEWORKS if f in present]
-    return known + sorted(present - set(known))
+    seen = list(dict.fromkeys(values.astype(str)))
+    known = [str(f) for f in (order or ()) if str(f) in seen]
+    return known + [f for f in seen if f not in known]
 
 
 # --------------------------------------------------------------------------- intervals
