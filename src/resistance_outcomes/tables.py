@@ -16,6 +16,8 @@ Three jobs, in the order a table is made:
    LaTeX with booktabs rules (:func:`to_latex`) or Word (:func:`to_docx`); write the
    unformatted numbers behind it with :func:`to_csv`. Every writer given a path writes a
    temporary file in the same folder and renames it, so a reader never sees half a file.
+   In Word, :func:`docx_layout` sizes the columns to their content (measured with
+   :func:`text_width`) and puts a table too wide for a portrait page on a landscape one.
 
 Conventions chosen here (APA leaves them open):
 
@@ -40,6 +42,7 @@ Conventions chosen here (APA leaves them open):
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -57,8 +60,14 @@ __all__ = [
     "MINUS",
     "MISSING",
     "STATISTICAL_SYMBOLS",
+    "CELL_MARGIN",
+    "MIN_FONT_SIZE",
+    "PAGE_MARGIN",
+    "PAPER_SIZES",
     "ApaTable",
+    "DocxLayout",
     "TableFormatError",
+    "docx_layout",
     "format_bounded",
     "format_ci",
     "format_mean_sd",
@@ -69,6 +78,7 @@ __all__ = [
     "significance_stars",
     "suppress_cells",
     "suppress_count",
+    "text_width",
     "title_case",
     "to_csv",
     "to_docx",
@@ -1110,6 +1120,334 @@ _TBL_BORDERS_SUCCESSORS = (
 )  # fmt: skip
 _RULE_SIZE = "8"  # eighths of a point: a 1-pt rule
 
+PAPER_SIZES: dict[str, tuple[int, int]] = {"letter": (12240, 15840), "a4": (11906, 16838)}
+"""Portrait page width and height in twips (1/1440 inch) of the papers :func:`to_docx` knows."""
+
+PAGE_MARGIN = 1440
+"""Page margin on every side, in twips: 1 inch (APA 7 section 2.22)."""
+
+CELL_MARGIN = 108
+"""Space left and right of the text in every table cell, in twips (Word's default, 0.075 in)."""
+
+MIN_FONT_SIZE = 8.0
+"""The smallest font size, in points, :func:`docx_layout` sets a wide table in."""
+
+_TWIPS_PER_POINT = 20
+_WIDTH_RESERVE = 1.05  # measured widths are widened by 5% for differences between renderers
+_SHRINK_STEPS = 2  # points a table's font is reduced, 1 pt at a time, before its text wraps
+_STUB_WEIGHT = 2.0  # the stub's share of spare width, relative to each other column's
+_MEASURE_SIZE = 100.0  # point size the metric fonts are set to (widths scale linearly)
+# Fonts shipped with matplotlib whose advance widths stand in for a requested font: STIX
+# General has the Times metrics (Times New Roman, Liberation Serif, TeX Gyre Termes); any
+# other font is measured with DejaVu, which is wider than most, so its text finds room.
+_METRIC_FONTS = (
+    (("times", "liberation serif", "tinos", "nimbus roman", "termes", "stix"), "STIXGeneral.ttf"),
+    (("dejavu serif",), "DejaVuSerif.ttf"),
+)
+_FALLBACK_METRIC_FONT = "DejaVuSans.ttf"
+
+
+@functools.cache
+def _metric_font(font: str):
+    import matplotlib
+    from matplotlib.ft2font import FT2Font
+
+    name = font.lower()
+    file = next(
+        (file for keys, file in _METRIC_FONTS if any(key in name for key in keys)),
+        _FALLBACK_METRIC_FONT,
+    )
+    metric = FT2Font(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", file))
+    metric.set_size(_MEASURE_SIZE, 72)  # 72 dpi: one pixel is one point
+    return metric
+
+
+@functools.lru_cache(maxsize=65536)
+def _em_width(text: str, font: str) -> float:
+    """Advance width of ``text`` in ems (points at a 1-pt font size)."""
+    from matplotlib.ft2font import LoadFlags
+
+    if not text:
+        return 0.0
+    metric = _metric_font(font)
+    metric.set_text(text, 0.0, flags=LoadFlags.NO_HINTING)
+    return metric.get_width_height()[0] / 64 / _MEASURE_SIZE
+
+
+def text_width(text: str, font: str = "Times New Roman", size: float = 12) -> float:
+    """Width in points of one line of ``text`` in ``font`` at ``size`` points.
+
+    Measured with the advance widths of a font shipped with matplotlib, so the result is the
+    same on every machine: STIX General for Times-like fonts (it has the metrics of Times New
+    Roman and Liberation Serif), DejaVu Serif for DejaVu Serif, DejaVu Sans (wider than most
+    fonts, so text measured with it finds room) for any other font.
+
+    Parameters
+    ----------
+    text : str
+        One line of text.
+    font : str, default "Times New Roman"
+        The font the text will be set in.
+    size : float, default 12
+        Font size in points.
+
+    Returns
+    -------
+    float
+        The width in points (1/72 inch).
+
+    Examples
+    --------
+    >>> from resistance_outcomes.tables import text_width
+    >>> round(text_width("Observations", "Times New Roman", 12), 1)
+    63.3
+    >>> round(text_width("Observations", "Times New Roman", 6), 2)
+    31.66
+    """
+    return _em_width(text, font) * size
+
+
+def _twips(text: str, font: str, size: float) -> int:
+    """Width a cell needs for ``text`` on one line: the text, a reserve and the cell margins."""
+    points = text_width(text, font, size) * _WIDTH_RESERVE
+    return math.ceil(points * _TWIPS_PER_POINT) + 2 * CELL_MARGIN
+
+
+def _words(text: str) -> list[str]:
+    """The pieces a line may break between: split at ordinary spaces only (the writer keeps
+    hyphens unbreakable, and a no-break space binds)."""
+    return [word for word in text.split(" ") if word]
+
+
+NBSP = "\u00a0"
+_VALUE_BINDS = re.compile(r"\[[^\]]*\]|\([^)]*\)|^[<>\u2264\u2265=] ")
+
+
+def _bind_value(text: str) -> str:
+    """A value cell with no-break spaces inside its brackets and after a leading "<" or
+    ">", so that it wraps only between estimate and interval: "1.24 [1.03, 1.58]" may
+    become "1.24" over "[1.03, 1.58]", and "< .001" stays whole."""
+    return _VALUE_BINDS.sub(lambda match: match.group().replace(" ", NBSP), text)
+
+
+@dataclass(frozen=True)
+class DocxLayout:
+    """How :func:`to_docx` sets one table: page orientation, font size and column widths.
+
+    Attributes
+    ----------
+    orientation : {"portrait", "landscape"}
+        Orientation of the page (section) the table is on.
+    size : float
+        Font size of the table's cells in points.
+    widths : tuple of int
+        Column widths in twips (1/1440 inch), cell margins included; they add up to
+        ``text_width``.
+    text_width : int
+        Width between the page margins, in twips.
+    wrapping : {"none", "labels", "all"}
+        "none": every cell fits on one line. "labels": the table is too wide for that even
+        on a landscape page in a slightly smaller font, so the stub, the headings and the
+        spanners wrap at their spaces while values stay on one line. "all": values wrap at
+        their spaces too. A word is never broken, unless even the longest words of the
+        columns together are wider than a landscape page at :data:`MIN_FONT_SIZE`.
+    """
+
+    orientation: str
+    size: float
+    widths: tuple[int, ...]
+    text_width: int
+    wrapping: str
+
+
+def _column_needs(
+    table: ApaTable, font: str, size: float
+) -> tuple[dict[str, list[int]], list[tuple[int, int, int, int]]]:
+    """Width each column needs (twips) for each way of wrapping (:class:`DocxLayout`
+    ``wrapping``): "none" its longest cell on one line; "labels" its longest word in the
+    stub and the heading, its longest value (estimate, "[lo, hi]", "n (%)", "< .001") in the
+    other columns; "all" its longest word. Also the texts spanning several columns, as
+    (start, stop, one line, longest word)."""
+    n_columns = len(table.columns)
+    columns = [[heading] for heading in table.columns]
+    spans = []
+    for kind, cells in table.body():
+        if kind == "group":
+            spans.append((0, n_columns, cells[0]))
+        else:
+            for position, text in enumerate(cells):
+                columns[position].append(text)
+    start = 0
+    for label, width in table.spanners or []:
+        if label and width > 1:
+            spans.append((start, start + width, label))
+        elif label:
+            columns[start].append(label)
+        start += width
+
+    def line(texts: Iterable[str]) -> int:
+        return max((_twips(text, font, size) for text in texts), default=0)
+
+    def word(texts: Iterable[str]) -> int:
+        return max((_twips(w, font, size) for text in texts for w in _words(text)), default=0)
+
+    needs = {
+        "none": [line(texts) for texts in columns],
+        "labels": [word(columns[0])] + [max(word(t[:1]), line(t[1:])) for t in columns[1:]],
+        "all": [word(columns[0])]
+        + [max(word(t[:1]), word(_bind_value(v) for v in t[1:])) for t in columns[1:]],
+    }
+    span_needs = [(first, stop, line([text]), word([text])) for first, stop, text in spans]
+    return needs, span_needs
+
+
+def _widen_for_spans(floors: list[int], spans: Sequence[tuple[int, int, int]]) -> list[int]:
+    """Widen the columns under each spanning text evenly until the text fits."""
+    floors = list(floors)
+    for first, stop, need in spans:
+        deficit = need - sum(floors[first:stop])
+        if deficit > 0:
+            share, extra = divmod(deficit, stop - first)
+            for i in range(first, stop):
+                floors[i] += share + (1 if i - first < extra else 0)
+    return floors
+
+
+def _share_out(floors: Sequence[int], available: int) -> tuple[int, ...]:
+    """Column widths adding up to ``available``: each at least its floor, the spare width
+    shared so that columns are filled to a common level (the stub to twice that level)."""
+    weights = [_STUB_WEIGHT, *([1.0] * (len(floors) - 1))]
+
+    def total(level: float) -> float:
+        return sum(
+            max(floor, level * weight) for floor, weight in zip(floors, weights, strict=True)
+        )
+
+    low, high = 0.0, available / min(weights)
+    for _ in range(100):
+        middle = (low + high) / 2
+        low, high = (middle, high) if total(middle) <= available else (low, middle)
+    exact = [max(floor, low * weight) for floor, weight in zip(floors, weights, strict=True)]
+    widths = [math.floor(x) for x in exact]
+    spare = available - sum(widths)
+    by_fraction = sorted(range(len(widths)), key=lambda i: (widths[i] - exact[i], i))
+    for i in by_fraction[: max(spare, 0)]:
+        widths[i] += 1
+    widths[0] += available - sum(widths)  # the stub takes any twip left over by rounding
+    return tuple(widths)
+
+
+def _toward_natural(
+    minimum: list[int], natural: list[int], spans: Sequence[tuple], available: int
+) -> list[int]:
+    """Widths between the minimum and the natural widths, as near the natural ones as the
+    page allows (the same fraction of the way for every column), so that width goes to the
+    columns that would wrap (the stub, long headings) and not to values that fit already."""
+    full = _widen_for_spans(natural, [(a, b, n) for a, b, n, _ in spans])
+
+    def at(fraction: float) -> list[int]:
+        return [math.floor(lo + fraction * (hi - lo)) for lo, hi in zip(minimum, full, strict=True)]
+
+    low, high = 0.0, 1.0
+    for _ in range(50):
+        middle = (low + high) / 2
+        low, high = (middle, high) if sum(at(middle)) <= available else (low, middle)
+    return [max(lo, width) for lo, width in zip(minimum, at(low), strict=True)]
+
+
+def docx_layout(
+    table: ApaTable,
+    *,
+    font: str = "Times New Roman",
+    size: float = 12,
+    paper: str = "letter",
+) -> DocxLayout:
+    """Decide how :func:`to_docx` sets a table: column widths, orientation, font size.
+
+    Each column gets the width of its longest cell (measured with :func:`text_width`, plus
+    cell margins), so no cell wraps; the width left over is shared so that the stub (the
+    label column) gets the most. The widths add up to the text width of the page. In order,
+    the first that fits is taken:
+
+    1. portrait page at ``size``;
+    2. landscape page at ``size``;
+    3. landscape page at ``size`` reduced 1 pt at a time, by at most 2 pt and never below
+       :data:`MIN_FONT_SIZE`;
+    4. landscape page at that smallest size, then 1 pt smaller down to
+       :data:`MIN_FONT_SIZE`, with the stub, headings and spanners wrapping at their
+       spaces; values (estimates, confidence intervals, p values) stay on one line. The
+       width left over goes first to the columns that wrap;
+    5. landscape page at :data:`MIN_FONT_SIZE`, every cell wrapping at its spaces;
+    6. if even the longest words are too wide, the widths of 5. scaled down to the page.
+
+    Words are never broken in 1-5 (the writer makes hyphens in cells non-breaking).
+
+    Parameters
+    ----------
+    table : ApaTable
+        The table.
+    font : str, default "Times New Roman"
+        Font of the table text.
+    size : float, default 12
+        Font size in points.
+    paper : {"letter", "a4"}, default "letter"
+        Paper size (see :data:`PAPER_SIZES`); margins are :data:`PAGE_MARGIN`.
+
+    Returns
+    -------
+    DocxLayout
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.tables import ApaTable, docx_layout
+    >>> table = ApaTable(1, "Sessions", ["Framework", "n"], pd.DataFrame([["Cognitive", "12"]]))
+    >>> layout = docx_layout(table)
+    >>> layout.orientation, layout.size, layout.wrapping
+    ('portrait', 12, 'none')
+    >>> sum(layout.widths) == layout.text_width == 12240 - 2 * 1440
+    True
+    >>> layout.widths[0] > layout.widths[1]
+    True
+    """
+    if paper not in PAPER_SIZES:
+        raise TableFormatError(
+            f"docx_layout: paper {paper!r} is not one of {', '.join(sorted(PAPER_SIZES))}."
+        )
+    short, long = PAPER_SIZES[paper]
+    portrait, landscape = short - 2 * PAGE_MARGIN, long - 2 * PAGE_MARGIN
+
+    def attempt(orientation, available, at, wrapping) -> DocxLayout | None:
+        needs, spans = _column_needs(table, font, at)
+        span_floor = [(a, b, n if wrapping == "none" else w) for a, b, n, w in spans]
+        floors = _widen_for_spans(needs[wrapping], span_floor)
+        if sum(floors) > available:
+            return None
+        if wrapping != "none":
+            floors = _toward_natural(floors, needs["none"], spans, available)
+        widths = _share_out(floors, available)
+        return DocxLayout(orientation, at, widths, available, wrapping)
+
+    smallest = max(min(size, MIN_FONT_SIZE), size - _SHRINK_STEPS)
+    reduced = [size - step for step in range(1, _SHRINK_STEPS + 1) if size - step >= smallest]
+    tries = [("portrait", portrait, size, "none"), ("landscape", landscape, size, "none")]
+    tries += [("landscape", landscape, at, "none") for at in reduced]
+    smaller = [smallest - step for step in range(1, math.floor(smallest - MIN_FONT_SIZE) + 1)]
+    if smallest > MIN_FONT_SIZE and MIN_FONT_SIZE not in smaller:
+        smaller.append(MIN_FONT_SIZE)
+    tries += [("landscape", landscape, at, "labels") for at in [smallest, *smaller]]
+    tries.append(("landscape", landscape, min(size, MIN_FONT_SIZE), "all"))
+    for orientation, available, at, wrapping in tries:
+        layout = attempt(orientation, available, at, wrapping)
+        if layout is not None:
+            return layout
+    # Wider than the page even with every cell wrapping: words must break; scale down.
+    at = min(size, MIN_FONT_SIZE)
+    needs, spans = _column_needs(table, font, at)
+    floors = _widen_for_spans(needs["all"], [(a, b, w) for a, b, _, w in spans])
+    scaled = [math.floor(floor * landscape / sum(floors)) for floor in floors]
+    return DocxLayout("landscape", at, _share_out(scaled, landscape), landscape, "all")
+
 
 def _border_element(side: str, val: str):
     from docx.oxml import OxmlElement
@@ -1163,13 +1501,46 @@ def _unique_cells(row) -> list:
     return out
 
 
-def _fill(cell, text: str, terms: Sequence[str], *, center: bool) -> None:
+def _cell_run(paragraph, text: str, italic: bool, size: float | None) -> None:
+    """Add a run whose hyphens are non-breaking (w:noBreakHyphen): a word processor wraps a
+    cell at its spaces only, never inside "between-client"; the text reads back unchanged."""
+    from docx.oxml import OxmlElement
+    from docx.shared import Pt
+
+    run = paragraph.add_run()
+    run.italic = italic
+    if size is not None:
+        run.font.size = Pt(size)
+    for i, part in enumerate(text.split("-")):
+        if i:
+            run._r.append(OxmlElement("w:noBreakHyphen"))
+        if part:
+            run._r.add_t(part)
+
+
+def _mark_size(paragraph, size: float) -> None:
+    """Set the size of the paragraph mark, which sets the height of an empty cell's line."""
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    p_pr = paragraph._p.get_or_add_pPr()
+    r_pr = OxmlElement("w:rPr")
+    for tag in ("w:sz", "w:szCs"):
+        element = OxmlElement(tag)
+        element.set(qn("w:val"), str(round(size * 2)))
+        r_pr.append(element)
+    p_pr.insert_element_before(r_pr, "w:sectPr", "w:pPrChange")
+
+
+def _fill(cell, text: str, terms: Sequence[str], *, center: bool, size: float | None) -> None:
     from docx.enum.text import WD_ALIGN_PARAGRAPH
 
     paragraph = cell.paragraphs[0]
     paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER if center else WD_ALIGN_PARAGRAPH.LEFT
+    if size is not None:
+        _mark_size(paragraph, size)
     for piece, piece_italic in _italic_runs(text, terms):
-        paragraph.add_run(piece).italic = piece_italic
+        _cell_run(paragraph, piece, piece_italic, size)
 
 
 def _repeat_as_header(row) -> None:
@@ -1178,8 +1549,42 @@ def _repeat_as_header(row) -> None:
     row._tr.get_or_add_trPr().append(OxmlElement("w:tblHeader"))
 
 
-def _add_docx_table(document, table: ApaTable) -> None:
+def _set_widths(grid, layout: DocxLayout) -> None:
+    """Fixed layout with the widths of ``layout`` in every place a word processor reads them:
+    w:tblW, w:tblLayout fixed, the w:gridCol of each column and the w:tcW of each cell (a
+    merged cell gets the sum of its columns); cell margins explicit in w:tblCellMar."""
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+    from docx.shared import Twips
+
+    grid.autofit = False  # w:tblLayout w:type="fixed"
+    tbl_pr = grid._tbl.tblPr
+    tbl_w = tbl_pr.find(qn("w:tblW"))
+    if tbl_w is None:
+        tbl_w = OxmlElement("w:tblW")
+        tbl_pr.insert_element_before(tbl_w, "w:jc", "w:tblCellSpacing", "w:tblInd",
+                                     "w:tblBorders", *_TBL_BORDERS_SUCCESSORS)  # fmt: skip
+    tbl_w.set(qn("w:type"), "dxa")
+    tbl_w.set(qn("w:w"), str(sum(layout.widths)))
+    margins = OxmlElement("w:tblCellMar")
+    for side in ("left", "right"):
+        element = OxmlElement(f"w:{side}")
+        element.set(qn("w:w"), str(CELL_MARGIN))
+        element.set(qn("w:type"), "dxa")
+        margins.append(element)
+    tbl_pr.insert_element_before(margins, *_TBL_BORDERS_SUCCESSORS[3:])
+    for column, width in zip(grid.columns, layout.widths, strict=True):
+        column.width = Twips(width)
+    for tr in grid._tbl.tr_lst:
+        position = 0
+        for tc in tr.tc_lst:
+            tc.width = Twips(sum(layout.widths[position : position + tc.grid_span]))
+            position += tc.grid_span
+
+
+def _add_docx_table(document, table: ApaTable, layout: DocxLayout, base_size: float) -> None:
     terms = table.italic_terms
+    size = None if layout.size == base_size else layout.size
     number = document.add_paragraph()
     number.add_run(f"Table {table.number}").bold = True
     title = document.add_paragraph()
@@ -1195,30 +1600,33 @@ def _add_docx_table(document, table: ApaTable) -> None:
     rows = grid.rows
     if table.spanners:
         start = 0
-        for label, size in table.spanners:
+        for label, span in table.spanners:
             cell = rows[0].cells[start]
-            if size > 1:
-                cell = cell.merge(rows[0].cells[start + size - 1])
-            _fill(cell, label, terms, center=True)
+            if span > 1:
+                cell = cell.merge(rows[0].cells[start + span - 1])
+            _fill(cell, label, terms, center=True, size=size)
             if label:
                 _rule(cell, "bottom")
-            start += size
+            start += span
     for cell, heading in zip(rows[n_header - 1].cells, table.columns, strict=True):
-        _fill(cell, heading, terms, center=True)
+        _fill(cell, heading, terms, center=True, size=size)
         _rule(cell, "bottom")
     for row in rows[:n_header]:
         _repeat_as_header(row)
     for row, (kind, cells) in zip(rows[n_header:], body, strict=True):
         if kind == "group":
             merged = row.cells[0].merge(row.cells[-1]) if n_columns > 1 else row.cells[0]
-            _fill(merged, cells[0], (), center=True)
+            _fill(merged, cells[0], (), center=True, size=size)
             continue
         for position, (cell, text) in enumerate(zip(row.cells, cells, strict=True)):
-            _fill(cell, text, (), center=position > 0)
+            if position and layout.wrapping == "all":
+                text = _bind_value(text)
+            _fill(cell, text, (), center=position > 0, size=size)
     for cell in _unique_cells(rows[0]):
         _rule(cell, "top")
     for cell in _unique_cells(rows[-1]):
         _rule(cell, "bottom")
+    _set_widths(grid, layout)
 
     for i, line in enumerate(table.note_lines()):
         paragraph = document.add_paragraph()
@@ -1243,12 +1651,27 @@ def _set_base_font(document, font: str, size: float) -> None:
     normal.paragraph_format.line_spacing = 1.0
 
 
+def _set_page(section, orientation: str, paper: str) -> None:
+    """Paper size, orientation (width and height swapped for landscape) and 1-inch margins."""
+    from docx.enum.section import WD_ORIENT
+    from docx.shared import Twips
+
+    short, long = PAPER_SIZES[paper]
+    landscape = orientation == "landscape"
+    section.orientation = WD_ORIENT.LANDSCAPE if landscape else WD_ORIENT.PORTRAIT
+    section.page_width = Twips(long if landscape else short)
+    section.page_height = Twips(short if landscape else long)
+    for side in ("left_margin", "right_margin", "top_margin", "bottom_margin"):
+        setattr(section, side, Twips(PAGE_MARGIN))
+
+
 def to_docx(
     tables: Sequence[ApaTable] | ApaTable,
     path: str | os.PathLike,
     *,
     font: str = "Times New Roman",
     size: float = 12,
+    paper: str = "letter",
 ) -> Path:
     """Write one or more :class:`ApaTable` objects to a Word document, one table per page.
 
@@ -1257,6 +1680,13 @@ def to_docx(
     headings and at the bottom (cell borders in the XML; no vertical lines), headings centred,
     stub left-aligned and other cells centred, then the notes with "Note." in italics. The
     heading rows repeat on every page of a long table. All text is in one font.
+
+    Columns are sized to their content by :func:`docx_layout` (the stub widest, every value
+    on one line, no word broken) and fixed in the file, so Word and LibreOffice show the same
+    widths. A table too wide for a portrait page is set on a landscape page of its own (a
+    section of its own), the next table back on portrait; one too wide for landscape gets a
+    slightly smaller font, then labels wrapping at their spaces. Hyphens in cells do not
+    break. Pages have 1-inch margins.
 
     Parameters
     ----------
@@ -1267,7 +1697,9 @@ def to_docx(
     font : str, default "Times New Roman"
         Font of all text.
     size : float, default 12
-        Font size in points.
+        Font size in points (of the tables too, unless :func:`docx_layout` reduces it).
+    paper : {"letter", "a4"}, default "letter"
+        Paper size.
 
     Returns
     -------
@@ -1284,16 +1716,21 @@ def to_docx(
     PosixPath('results/tables/tables.docx')
     """
     from docx import Document
+    from docx.enum.section import WD_SECTION
 
     tables = [tables] if isinstance(tables, ApaTable) else list(tables)
     if not tables or not all(isinstance(table, ApaTable) for table in tables):
         raise TableFormatError("to_docx: pass one or more ApaTable objects.")
+    layouts = [docx_layout(table, font=font, size=size, paper=paper) for table in tables]
     document = Document()
     _set_base_font(document, font, size)
-    for i, table in enumerate(tables):
-        if i:
+    _set_page(document.sections[0], layouts[0].orientation, paper)
+    for i, (table, layout) in enumerate(zip(tables, layouts, strict=True)):
+        if i and layout.orientation == layouts[i - 1].orientation:
             document.add_page_break()
-        _add_docx_table(document, table)
+        elif i:
+            _set_page(document.add_section(WD_SECTION.NEW_PAGE), layout.orientation, paper)
+        _add_docx_table(document, table, layout, size)
     return write_atomically(path, document.save)
 
 
