@@ -72,22 +72,12 @@ def _estimate(i: int, j: int) -> str:
 def models_table(number: int = 2, n_models: int = 3) -> ApaTable:
     """Models side by side: per model "ratio [95% CI]" and p, as publish.combined_table."""
     ratios = ["IRR", "OR", "HR", "IRR", "OR", "IRR"][:n_models]
+    names = ["Rupture frequency", "Repair retention", "Dropout hazard", "Sustain talk",
+             "Session attendance", "Homework"]  # fmt: skip
     columns, spanners, rows = ["Term"], [("", 1)], []
-    for j, ratio in enumerate(ratios):
+    for ratio, name in zip(ratios, names, strict=False):
         columns += [f"{ratio} [95% CI]", "p"]
-        spanners.append(
-            (
-                [
-                    "Rupture frequency",
-                    "Repair retention",
-                    "Dropout hazard",
-                    "Sustain talk",
-                    "Session attendance",
-                    "Homework",
-                ][j],
-                2,
-            )
-        )
+        spanners.append((name, 2))
     for i, term in enumerate(TERMS):
         row = [term]
         for j in range(n_models):
