@@ -627,8 +627,11 @@ def test_coding_log_gives_zeros_for_coders_without_codes_hand_computed():
     assert a1["label"] == "moderate"
     assert result.sample == {
         "source": "coding log", "note": "", "coded_sessions": 6, "double_coded_sessions": 5,
-        "coders": 2, "double_coded_units": 16, "n_boot": 200,
+        "coders": 2, "double_coded_units": 16, "n_boot": 200, "assessed": True, "reason": "",
+        "skipped": ["Client talk type: not assessed (not coded in this study: Change talk, "
+                    "Neutral talk, Sustain talk)"],
     }  # fmt: skip
+    assert result.assessed and result.reason == ""
 
 
 def test_coding_log_units_without_codes_are_none_hand_computed():
@@ -670,10 +673,21 @@ def test_codes_of_a_coder_missing_from_the_log_are_an_error():
         ReliabilityInputError, match=r"row 11 .*coder=.B.\): the coding log has no row"
     ):
         reliability_analysis(HAND_CODES, log, CODEBOOK)
-    with pytest.raises(ReliabilityInputError, match="'no_such_construct' is not in the code"):
+    # A categorical comparison naming a construct the codebook does not declare is skipped
+    # and named (a lab's codebook need not have the example's constructs).
+    result = reliability_analysis(
+        HAND_CODES, HAND_LOG, CODEBOOK,
+        categorical={"x": {"categories": {"a": "no_such_construct"}}},
+    )  # fmt: skip
+    assert "x" not in set(result.table["construct"])
+    assert result.skipped == [
+        f"X: not assessed ('no_such_construct' not declared under `constructs:` in "
+        f"{CODEBOOK.source})"
+    ]
+    with pytest.raises(ReliabilityInputError, match=r"categorical\['x'\]: units 'all'"):
         reliability_analysis(
             HAND_CODES, HAND_LOG, CODEBOOK,
-            categorical={"x": {"categories": {"a": "no_such_construct"}}},
+            categorical={"x": {"categories": {"a": "ruptures"}, "units": "all"}},
         )  # fmt: skip
 
 
@@ -688,6 +702,7 @@ def test_reliability_table_in_markdown():
     assert "| Rupture type | Cohen's kappa | .74 |" in text
     assert "5 of 6 coded sessions coded by two or more coders (from the coding log)" in text
     assert "Resolution rating: 4 units rated by two or more coders" in text
+    assert "Client talk type: not assessed (not coded in this study: Change talk" in text
     apa = format_reliability_table(result.table)
     assert apa.columns[4] == "n" and apa.rows.shape[1] == 8
 
@@ -915,3 +930,263 @@ def test_a_unit_with_both_rupture_types_is_its_own_category():
     row = _row(reliability_analysis(codes, log, CODEBOOK).table, "rupture_type", "Cohen's kappa")
     assert row["pct_agreement"] == pytest.approx(80.0)
     assert row["estimate"] == pytest.approx(0.0, abs=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# Without double coding: every output, "not assessed", never "met"
+# --------------------------------------------------------------------------------------
+
+CODE_COLUMNS = ["study", "client", "session", "unit", "coder", "role", "code", "value"]
+LOG_COLUMNS = ["study", "client", "session", "coder", "role", "units"]
+NOT_ASSESSED = "Inter-rater reliability: not assessed (no double-coded sessions)."
+
+
+def _step(tmp_path, codes, log, codebook=REPO / "config" / "codebook.yaml", gate="warn",
+          thresholds=None, vocabulary=None):  # fmt: skip
+    """Run pipeline.reliability_step on the given tables; return the output paths."""
+    from types import SimpleNamespace
+
+    from resistance_outcomes.pipeline import reliability_step
+
+    codes.to_parquet(tmp_path / "codes.parquet")
+    log.to_parquet(tmp_path / "coding_log.parquet")
+    inputs = SimpleNamespace(
+        codes=tmp_path / "codes.parquet", coding_log=tmp_path / "coding_log.parquet",
+        codebook=str(codebook), vocabulary=vocabulary,
+    )  # fmt: skip
+    out = tmp_path / "out"
+    output = SimpleNamespace(
+        table=out / "reliability.csv", md=out / "reliability.md", gate=out / "gate.md",
+        gate_json=out / "gate.json", pdf=out / "agreement.pdf", png=out / "agreement.png",
+    )  # fmt: skip
+    thresholds = thresholds or {"icc": 0.75, "kappa": 0.6, "per_construct": {}}
+    params = SimpleNamespace(
+        reliability={"gate": gate, "thresholds": thresholds, "n_boot": 200},
+        repair_threshold=4, seed=1,
+    )  # fmt: skip
+    reliability_step(input=inputs, output=output, params=params)
+    return output
+
+
+def _single_coded():
+    """The hand study's primary coder only: codes and a coding log, nobody double-codes."""
+    codes = HAND_CODES[HAND_CODES["coder"] == "A"].reset_index(drop=True)
+    log = HAND_LOG[HAND_LOG["coder"] == "A"].reset_index(drop=True)
+    return codes[CODE_COLUMNS], log[LOG_COLUMNS]
+
+
+def _no_codes():
+    """Construct counts given as session columns: empty code table and coding log."""
+    return (
+        pd.DataFrame({c: pd.Series(dtype=object) for c in CODE_COLUMNS}),
+        pd.DataFrame({c: pd.Series(dtype=object) for c in LOG_COLUMNS}),
+    )
+
+
+@pytest.mark.parametrize("tables", [_no_codes, _single_coded], ids=["no codes", "single"])
+def test_without_double_coding_every_output_says_not_assessed(tmp_path, tables):
+    from resistance_outcomes.reliability import TABLE_COLUMNS, read_gate
+
+    codes, log = tables()
+    # strict: a gate with nothing assessed does not stop the run (and does not pass)
+    out = _step(tmp_path, codes, log, gate="strict")
+    table = pd.read_csv(out.table)
+    assert list(table.columns) == TABLE_COLUMNS and table.empty
+    assert NOT_ASSESSED in out.md.read_text()
+    gate_md = out.gate.read_text()
+    assert gate_md.startswith("# Reliability gate (strict mode)")
+    assert NOT_ASSESSED in gate_md
+    assert "meet" not in gate_md and "met" not in gate_md.split()
+    gate = read_gate(out.gate_json)
+    assert {k: gate[k] for k in ("mode", "assessed", "reason", "below")} == {
+        "mode": "strict", "assessed": False, "reason": "no double-coded sessions", "below": [],
+    }  # fmt: skip
+    assert gate["sample"]["double_coded_sessions"] == 0
+    assert gate["sample"]["coded_sessions"] == (0 if codes.empty else 6)
+    for figure in (out.pdf, out.png):
+        assert figure.stat().st_size > 0
+
+
+def test_not_assessed_result_and_table():
+    codes, log = _single_coded()
+    result = reliability_analysis(codes, log, CODEBOOK)
+    assert not result.assessed and result.reason == "no double-coded sessions"
+    assert result.table.empty and result.skipped == []
+    # the gate neither passes nor fails; a strict gate does not stop
+    from resistance_outcomes.reliability import gate_outcome, stop_if_strict
+
+    outcome = gate_outcome(result.table, {"icc": 0.75, "kappa": 0.6}, "strict",
+                           assessed=result.assessed, reason=result.reason)  # fmt: skip
+    assert outcome == {"mode": "strict", "assessed": False,
+                       "reason": "no double-coded sessions", "below": []}  # fmt: skip
+    stop_if_strict(outcome)
+    apa = format_reliability_table(result.table, 2, result.sample)
+    assert apa.rows.empty and apa.columns[0] == "Construct"
+    assert apa.note.startswith(NOT_ASSESSED)
+    assert "6 coded sessions, 0 of them coded by two or more coders" in apa.note
+    assert reliability_markdown(result.table, sample=result.sample).startswith(NOT_ASSESSED)
+
+
+def test_double_coded_sessions_without_any_code_are_not_assessed():
+    # Two coders logged five sessions each and found nothing: no construct was coded.
+    codes = _no_codes()[0]
+    result = reliability_analysis(codes, HAND_LOG, CODEBOOK)
+    assert not result.assessed
+    assert result.reason == "no codes in the double-coded sessions"
+    assert result.sample["double_coded_sessions"] == 5
+
+
+def test_gate_json_names_construct_label_value_and_minimum(tmp_path):
+    from resistance_outcomes.reliability import read_gate
+
+    table = _hand_result().table
+    others = {c: None for c in table["construct"] if c not in ("ruptures", "rupture_type")}
+    thresholds = {"icc": 0.8, "kappa": 0.8, "per_construct": others}
+    codes, log = HAND_CODES[CODE_COLUMNS], HAND_LOG[LOG_COLUMNS]
+    out = _step(tmp_path, codes, log, thresholds=thresholds)
+    gate = read_gate(out.gate_json)
+    assert (gate["mode"], gate["assessed"], gate["reason"]) == ("warn", True, "")
+    # hand values: ruptures ICC(A,1) = 1.1 / 1.5; rupture type Cohen's kappa = 23 / 31
+    assert [(b["construct"], b["label"], b["statistic"], b["minimum"]) for b in gate["below"]] == [
+        ("ruptures", "Ruptures", "ICC(A,1)", 0.8),
+        ("rupture_type", "Rupture type", "Cohen's kappa", 0.8),
+    ]
+    assert gate["below"][0]["value"] == pytest.approx(1.1 / 1.5, abs=1e-12)
+    assert gate["below"][1]["value"] == pytest.approx(23 / 31, abs=1e-12)
+    assert gate["below"][0]["message"] == "Ruptures: ICC(A,1) = 0.733 is below the minimum 0.8."
+    assert "- Rupture type: Cohen's kappa = 0.742 is below the minimum 0.8." in out.gate.read_text()
+    # the CSV carries the printed names for the figure and the publication table
+    assert pd.read_csv(out.table).set_index("construct").loc["rupture_type", "construct_label"] \
+        == "Rupture type"  # fmt: skip
+    # strict: the outputs are written, then the run stops
+    with pytest.raises(ReliabilityGateError, match=r"Ruptures: ICC\(A,1\) = 0.733"):
+        _step(tmp_path, codes, log, gate="strict", thresholds=thresholds)
+    assert read_gate(out.gate_json)["mode"] == "strict"
+    # everything passes: "meets", with the values assessed
+    passing = {"icc": 0.7, "kappa": 0.7, "per_construct": others}
+    out = _step(tmp_path, codes, log, gate="strict", thresholds=passing)
+    assert read_gate(out.gate_json)["below"] == []
+    assert "Every construct meets its configured minimum." in out.gate.read_text()
+
+
+# --------------------------------------------------------------------------------------
+# A lab's own codebook: its constructs, its labels, no rupture or client-talk codes
+# --------------------------------------------------------------------------------------
+
+LAB_CODEBOOK = """
+instruments:
+  LAB:
+    title: The lab's session coding
+    unit: utterance
+    codes:
+      HW_REF: {construct: homework_refusal, kind: marker, range: [0, 1], label: refuses homework}
+      ST: {construct: sustain_talk, kind: marker, range: [0, 1], label: talk against change}
+constructs:
+  homework_refusal: {aggregate: units, label: Refused homework}
+  sustain_talk: {aggregate: codes, label: Talk against change}
+# copied from the example's codebook: none of these constructs is declared here
+categorical:
+  rupture_type:
+    label: Rupture type
+    categories: {withdrawal: rupture_withdrawal, confrontation: rupture_confrontation}
+  client_talk_type:
+    label: Client talk type
+    categories: {change: change_talk, neutral: neutral_talk, sustain: sustain_talk}
+    units: coded
+"""
+# Per session (1-6), coder A then coder B: utterances with HW_REF, and ST codes.
+LAB_COUNTS = {
+    "HW_REF": ([2, 0, 1, 3, 1, 0], [2, 1, 1, 2, 1, 0]),
+    "ST": ([1, 0, 2, 0, 3, 1], [1, 0, 2, 1, 3, 0]),
+}
+
+
+def _lab_tables(roles=("primary", "reliability")):
+    rows = []
+    for code, by_coder in LAB_COUNTS.items():
+        for coder, counts in zip("AB", by_coder, strict=True):
+            for session, n in enumerate(counts, start=1):
+                rows += [(session, unit, coder, code) for unit in range(1, n + 1)]
+    codes = pd.DataFrame(rows, columns=["session", "unit", "coder", "code"])
+    codes = codes.assign(study="lab", client="k1", value=1.0)
+    codes["role"] = codes["coder"].map(dict(zip("AB", roles, strict=True)))
+    log = pd.DataFrame(
+        {"study": "lab", "client": "k1", "session": np.repeat(range(1, 7), 2),
+         "coder": ["A", "B"] * 6, "role": list(roles) * 6, "units": 4}
+    )  # fmt: skip
+    return codes[CODE_COLUMNS], log[LOG_COLUMNS]
+
+
+@pytest.fixture
+def lab_codebook(tmp_path):
+    path = tmp_path / "lab_codebook.yaml"
+    path.write_text(LAB_CODEBOOK, encoding="utf-8")
+    return path
+
+
+def test_a_labs_own_constructs_get_icc_rows_with_their_labels(lab_codebook):
+    codebook = load_codebook(lab_codebook)
+    codes, log = _lab_tables()
+    result = reliability_analysis(codes, log, codebook, n_boot=200)
+    table = result.table
+    assert list(dict.fromkeys(table["construct"])) == ["homework_refusal", "sustain_talk"]
+    assert set(table["statistic"]) == {"ICC(A,1)", "ICC(A,k)"}
+    for construct, label in (("homework_refusal", "Refused homework"),
+                             ("sustain_talk", "Talk against change")):  # fmt: skip
+        row = _row(table, construct, "ICC(A,1)")
+        pairs = np.column_stack(LAB_COUNTS["HW_REF" if construct == "homework_refusal" else "ST"])
+        assert row["construct_label"] == label
+        assert row["estimate"] == pytest.approx(_anova_icc_a1(pairs.astype(float)), abs=1e-10)
+        assert (row["n_targets"], row["n_raters"]) == (6, 2)
+    # homework refusal: sessions 1, 3, 5 and 6 agree
+    assert _row(table, "homework_refusal", "ICC(A,1)")["pct_agreement"] == pytest.approx(400 / 6)
+    # the example's categorical comparisons are skipped, with the reason, never an error
+    assert result.skipped == [
+        "Rupture type: not assessed ('rupture_withdrawal', 'rupture_confrontation' not "
+        f"declared under `constructs:` in {lab_codebook})",
+        # (the lab declares sustain_talk, not the other two)
+        "Client talk type: not assessed ('change_talk', 'neutral_talk' not declared under "
+        f"`constructs:` in {lab_codebook})",
+    ]
+    text = reliability_markdown(table, sample=result.sample)
+    assert "| Refused homework | ICC(A,1) |" in text
+    assert "| Talk against change | ICC(A,1) |" in text
+    assert "Rupture type: not assessed (" in text
+    assert "*Categorical codes per unit*" not in text
+    # config labels (labels:) override the codebook's
+    relabelled = reliability_analysis(codes, log, codebook, labels={"sustain_talk": "ST"})
+    assert _row(relabelled.table, "sustain_talk", "ICC(A,1)")["construct_label"] == "ST"
+
+
+def test_a_labs_study_through_the_step(tmp_path, lab_codebook):
+    codes, log = _lab_tables()
+    out = _step(tmp_path, codes, log, codebook=lab_codebook,
+                thresholds={"icc": 0.99, "kappa": 0.6})  # fmt: skip
+    gate = json.loads(out.gate_json.read_text())
+    assert gate["assessed"] is True
+    assert [b["label"] for b in gate["below"]] == ["Refused homework", "Talk against change"]
+    assert gate["sample"]["skipped"][0].startswith("Rupture type: not assessed")
+    assert "Refused homework" in out.md.read_text()
+
+
+def test_role_words_outside_the_data_contract_do_not_order_slots(lab_codebook):
+    # Same coders on every session (crossed design): roles do not matter for the ICC.
+    codebook = load_codebook(lab_codebook)
+    canonical = reliability_analysis(*_lab_tables(), codebook).table
+    other = reliability_analysis(*_lab_tables(("main", "check")), codebook).table
+    pd.testing.assert_series_equal(canonical["estimate"], other["estimate"])
+
+
+def test_categorical_section_of_the_codebook(tmp_path):
+    from resistance_outcomes.io import ConfigError
+
+    assert set(CODEBOOK.categorical) == {"rupture_type", "client_talk_type"}
+    assert CODEBOOK.categorical["client_talk_type"]["units"] == "coded"
+    assert CODEBOOK.categorical["rupture_type"]["label"] == "Rupture type"
+    bad = LAB_CODEBOOK.replace("    units: coded", "    units: every")
+    path = tmp_path / "bad.yaml"
+    path.write_text(bad, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad.yaml: categorical 'client_talk_type' has units"):
+        load_codebook(path)
+    path.write_text(LAB_CODEBOOK.split("# copied")[0], encoding="utf-8")
+    assert load_codebook(path).categorical == {}

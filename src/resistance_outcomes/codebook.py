@@ -174,6 +174,9 @@ class Codebook:
     constructs: dict[str, Construct]
     instruments: dict[str, dict] = field(default_factory=dict)
     source: str = "config/codebook.yaml"
+    #: Categorical comparisons of unit-level codes (kappa), from ``categorical:``: name ->
+    #: ``{"label", "categories": {category: construct}, "units": "logged" | "coded"}``.
+    categorical: dict[str, dict] = field(default_factory=dict)
 
     def canonical_code(self, code: str) -> str | None:
         """The codebook spelling of ``code`` (ignoring case and spaces), or None."""
@@ -279,7 +282,52 @@ def load_codebook(path: str | Path) -> Codebook:
                 raise ConfigError(f"{where}: code {code.code!r} is listed twice ({clash!r}).")
             codes[code.code] = code
     _check_rule_kinds(constructs, codes, where)
-    return Codebook(codes, constructs, instruments, where)
+    categorical = _load_categorical(content.get("categorical"), where)
+    return Codebook(codes, constructs, instruments, where, categorical)
+
+
+CATEGORICAL_UNITS = ("logged", "coded")
+
+
+def _load_categorical(entries, where: str) -> dict[str, dict]:
+    """The ``categorical:`` section: each comparison's label, categories and units.
+
+    Constructs named there need not be declared: the reliability analysis skips a
+    comparison whose constructs are not all declared and coded, and says so.
+    """
+    if entries is None:
+        return {}
+    if not isinstance(entries, dict):
+        raise ConfigError(f"{where}: `categorical:` must map a name to its categories.")
+    out = {}
+    for name, entry in entries.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("categories"), dict):
+            raise ConfigError(
+                f"{where}: categorical {name!r} needs `categories:` (category: construct)."
+            )
+        unknown = sorted(set(entry) - {"label", "categories", "units"})
+        if unknown:
+            raise ConfigError(
+                f"{where}: categorical {name!r}: unknown key {unknown[0]!r}; use label, "
+                "categories, units."
+            )
+        categories = entry["categories"]
+        if not categories or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in categories.items()
+        ):
+            raise ConfigError(
+                f"{where}: categorical {name!r}: `categories:` must map category names to "
+                "construct names (e.g. {withdrawal: rupture_withdrawal})."
+            )
+        units = entry.get("units", "logged")
+        if units not in CATEGORICAL_UNITS:
+            raise ConfigError(
+                f"{where}: categorical {name!r} has units {units!r}; use one of "
+                f"{', '.join(CATEGORICAL_UNITS)}."
+            )
+        label = str(entry.get("label") or humanise(name))
+        out[str(name)] = {"label": label, "categories": dict(categories), "units": units}
+    return out
 
 
 def _load_code(name: str, instrument: str, entry, constructs, where: str) -> Code:

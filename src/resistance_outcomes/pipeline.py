@@ -297,40 +297,75 @@ def recovery_step(input, output, params, **_) -> None:
 def reliability_step(input, output, params, **_) -> None:
     """Inter-rater reliability from the double-coded sessions, its figure, and the gate.
 
-    In strict gate mode a construct below its minimum stops the run here, before any
-    model is fitted (the model rules take the gate's output as input).
+    Every output is written in every case: without double-coded sessions the table has
+    no rows, the Markdown, the gate and the figure say "Inter-rater reliability: not
+    assessed (no double-coded sessions)." and ``gate.json`` has ``assessed: false``. In
+    strict gate mode a construct assessed below its minimum stops the run here, after the
+    outputs are written and before any model is fitted (the model rules take the gate's
+    output as input).
     """
     codes = pd.read_parquet(input.codes)
     coding_log = pd.read_parquet(input.coding_log)
     settings = params.reliability
+    labels = {}
+    if getattr(input, "vocabulary", None):
+        labels = vocabulary.Vocabulary.load(input.vocabulary).labels
     result = reliability.reliability_analysis(
         codes,
         coding_log,
         load_codebook(input.codebook),
         repair_threshold=params.repair_threshold,
+        labels=labels,
         seed=params.seed,
         n_boot=settings.get("n_boot", 2000),
     )
     _write_csv(result.table, output.table)
     reliability.reliability_markdown(result.table, sample=result.sample, path=output.md)
-    figures.save_figure(figures.plot_agreement(result.table), output.pdf, output.png)
-    mode = settings.get("gate", "warn")
-    messages = reliability.reliability_gate(result.table, settings["thresholds"], mode=mode)
-    write_text(output.gate, reliability_gate_markdown(messages, mode))
-    for message in messages:
-        log.warning(message)
-
-
-def reliability_gate_markdown(messages: list[str], mode: str) -> str:
-    """The gate's outcome as a short Markdown section for the report."""
-    lines = [f"# Reliability gate ({mode} mode)", ""]
-    if not messages:
-        lines.append("Every construct meets its configured minimum.")
+    if result.assessed:
+        names = dict(zip(result.table["construct"], result.table["construct_label"], strict=True))
+        fig = figures.plot_agreement(result.table, labels=names)
     else:
-        lines.append("Below the configured minimum (the analysis went on; interpret with care):")
-        lines.append("")
-        lines += [f"- {message}" for message in messages]
-    return "\n".join(lines) + "\n"
+        fig = figures.plot_not_assessed("Inter-rater agreement", result.reason)
+    figures.save_figure(fig, output.pdf, output.png)
+    for skipped in result.skipped:
+        log.info("%s.", skipped)
+    outcome = reliability.gate_outcome(
+        result.table,
+        settings["thresholds"],
+        settings.get("gate", "warn"),
+        assessed=result.assessed,
+        reason=result.reason,
+    )
+    outcome["sample"] = dict(result.sample)
+    write_text(output.gate, reliability.gate_markdown(outcome))
+    if getattr(output, "gate_json", None):
+        write_text(output.gate_json, reliability.gate_json(outcome))
+    if not result.assessed:
+        log.info(reliability.not_assessed_sentence(result.reason))
+    for entry in outcome["below"]:
+        log.warning(entry["message"])
+    reliability.stop_if_strict(outcome)
+
+
+def reliability_gate_markdown(
+    messages: list[str], mode: str, assessed: bool = True, reason: str = ""
+) -> str:
+    """The gate's outcome as a short Markdown section for the report (see
+    :func:`resistance_outcomes.reliability.gate_markdown`)."""
+    below = [{"message": message} for message in messages]
+    outcome = {"mode": mode, "assessed": assessed, "reason": reason, "below": below}
+    return reliability.gate_markdown(outcome)
+
+
+def _run_vocabulary(input) -> vocabulary.Vocabulary | None:
+    """The run's vocabulary when the step has it as an input (else None: defaults)."""
+    return vocabulary.Vocabulary.load(input.vocabulary) if "vocabulary" in input.keys() else None
+
+
+def _optional_json(input, key: str) -> dict | None:
+    if key not in input.keys():
+        return None
+    return json.loads(Path(getattr(input, key)).read_text(encoding="utf-8"))
 
 
 def publication_tables_step(input, output, params, **_) -> None:

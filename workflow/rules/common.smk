@@ -43,6 +43,7 @@ def final_outputs():
         "results/reliability/reliability.csv",
         "results/reliability/reliability.md",
         "results/reliability/gate.md",
+        "results/reliability/gate.json",
         "results/figures/reliability_agreement.pdf",
         "results/figures/reliability_agreement.png",
         *MODEL_OUTPUTS,  # defined in models.smk

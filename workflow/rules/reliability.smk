@@ -3,6 +3,7 @@ rule reliability:
         codes="results/data/codes.parquet",
         coding_log="results/data/coding_log.parquet",
         codebook=config["codebook"],
+        vocabulary="results/data/vocabulary.json",
     output:
         table=report(
             "results/reliability/reliability.csv",
@@ -15,6 +16,7 @@ rule reliability:
             category="Reliability",
             caption="../report/reliability_gate.rst",
         ),
+        gate_json="results/reliability/gate.json",
         pdf="results/figures/reliability_agreement.pdf",
         png=report(
             "results/figures/reliability_agreement.png",
