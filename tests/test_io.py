@@ -11,8 +11,12 @@ import pytest
 
 from resistance_outcomes.config import ConfigError
 from resistance_outcomes.io import (
+    DEFAULT_MISSING_VALUES,
     InputFileError,
+    apply_missing_values,
+    match_missing_values,
     read_canonical,
+    read_input,
     read_table,
     read_yaml,
     write_table,
@@ -105,13 +109,40 @@ def test_quoted_multiline_cell_counts_as_one_row(tmp_path):
     assert read_table(path).index.tolist() == [2, 3]
 
 
-def test_missing_value_tokens_become_missing(tmp_path):
+def test_only_empty_cells_are_missing_when_read(tmp_path):
     path = tmp_path / "na.csv"
     path.write_text("id,a,b,c\n1,NA,n/a, \n2,#N/A,.,null\n3,NA ,nan,keep\n", encoding="utf-8")
     table = read_table(path)
-    assert table[["a", "b"]].isna().all().all()
-    assert table["c"].isna().tolist() == [True, True, False]
-    assert table.loc[4, "c"] == "keep"
+    assert table["a"].tolist() == ["NA", "#N/A", "NA "]  # codes stay text: applied later
+    assert table["c"].isna().tolist() == [True, False, False]  # " " is empty
+
+
+def test_default_missing_value_codes_are_applied_and_counted(tmp_path):
+    path = tmp_path / "na.csv"
+    path.write_text("id,a,b,c\n1,NA,n/a, \n2,#N/A,.,null\n3,NA ,nan,keep\n", encoding="utf-8")
+    table = read_table(path)
+    codes = {column: DEFAULT_MISSING_VALUES for column in ["a", "b", "c"]}
+    cleaned, counts = apply_missing_values(table, codes)
+    assert cleaned[["a", "b"]].isna().all().all()
+    assert cleaned["c"].isna().tolist() == [True, True, False]
+    assert cleaned.loc[4, "c"] == "keep"
+    assert cleaned["id"].tolist() == ["1", "2", "3"]
+    # By hand: a holds NA twice (one with a trailing space) and #N/A once; b n/a (= N/A,
+    # case ignored), "." and nan (= NaN); c null (= NULL); the empty cell is not counted.
+    assert counts == {
+        "a": {"#N/A": 1, "NA": 2},
+        "b": {".": 1, "N/A": 1, "NaN": 1},
+        "c": {"NULL": 1},
+    }
+
+
+def test_declared_numeric_codes_match_by_value_not_by_spelling():
+    table = pd.DataFrame({"minutes": ["50", "-99", "-99.0", " -99 ", "-990", "99", None]})
+    cleaned, counts = apply_missing_values(table, {"minutes": ["-99"]})
+    assert cleaned["minutes"].isna().tolist() == [False, True, True, True, False, False, True]
+    assert cleaned["minutes"].dropna().tolist() == ["50", "-990", "99"]
+    assert counts == {"minutes": {"-99": 3}}
+    assert match_missing_values(pd.Series(["x"]), [""]).isna().all()  # "" matches nothing
 
 
 def test_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path):
@@ -210,3 +241,97 @@ def test_read_yaml_errors(tmp_path):
     scalar.write_text("just text\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="must be a YAML mapping"):
         read_yaml(scalar)
+
+
+# ------------------------------------------------------------------ SPSS and Stata
+
+SPSS_CLIENTS = pd.DataFrame(
+    {
+        "client_id": ["007", "008", "009", "010"],
+        "treatment": [1.0, 2.0, 3.0, 1.0],
+        "end": [1.0, 2.0, 9.0, 1.0],
+        "severity": [12.5, -99.0, -950.0, 14.0],
+        "sessions": [12.0, 8.0, 10.0, 12.0],
+    }
+)
+SPSS_LABELS = {
+    "treatment": {1: "CBT", 2: "PDT", 3: "BA"},
+    "end": {1: "completed", 2: "dropout", 9: "not known"},
+}
+# -99 and the range -999 .. -900 are user-missing in severity, 9 in end.
+SPSS_MISSING = {"severity": [-99.0, {"lo": -999.0, "hi": -900.0}], "end": [9.0]}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name", ["clients.sav", "clients.zsav"])
+def test_spss_file_values_labels_and_user_missing(tmp_path, name):
+    import pyreadstat
+
+    path = tmp_path / name
+    pyreadstat.write_sav(
+        SPSS_CLIENTS,
+        path,
+        variable_value_labels=SPSS_LABELS,
+        missing_ranges=SPSS_MISSING,
+        compress=name.endswith(".zsav"),
+    )
+    before = sha256(path)
+    table = read_input(path)
+    assert table.kind == "SPSS"
+    frame = table.frame
+    # Cases are numbered as SPSS's Data View shows them; values as text, whole numbers
+    # without ".0"; user-missing values missing; labels not applied by the reader.
+    assert frame.index.tolist() == [1, 2, 3, 4]
+    assert frame["client_id"].tolist() == ["007", "008", "009", "010"]
+    assert frame["treatment"].tolist() == ["1", "2", "3", "1"]
+    assert frame["sessions"].tolist() == ["12", "8", "10", "12"]
+    assert frame["severity"].isna().tolist() == [False, True, True, False]
+    assert frame["severity"].dropna().tolist() == ["12.5", "14"]
+    assert frame["end"].isna().tolist() == [False, False, True, False]
+    assert table.missing == {"severity": {"-99": 1, "-999 to -900": 1}, "end": {"9": 1}}
+    assert table.value_labels == {
+        "treatment": {"1": "CBT", "2": "PDT", "3": "BA"},
+        "end": {"1": "completed", "2": "dropout", "9": "not known"},
+    }
+    assert sha256(path) == before
+    pd.testing.assert_frame_equal(read_table(path), frame)
+
+
+def test_stata_file_values_labels_and_extended_missing(tmp_path):
+    import pyreadstat
+
+    path = tmp_path / "clients.dta"
+    frame = pd.DataFrame(
+        {
+            "client_id": ["007", "008", "009"],
+            "treatment": [1, 2, 2],
+            "severity": [12.5, "a", 15.0],  # .a: Stata's extended missing value
+        },
+        dtype=object,
+    )
+    pyreadstat.write_dta(
+        frame,
+        path,
+        variable_value_labels={"treatment": {1: "CBT", 2: "PDT"}},
+        missing_user_values={"severity": ["a"]},
+    )
+    before = sha256(path)
+    table = read_input(path)
+    assert table.kind == "Stata"
+    assert table.frame["treatment"].tolist() == ["1", "2", "2"]
+    assert table.frame["severity"].isna().tolist() == [False, True, False]
+    assert table.frame["severity"].dropna().tolist() == ["12.5", "15"]
+    assert table.missing == {"severity": {".a": 1}}
+    assert table.value_labels == {"treatment": {"1": "CBT", "2": "PDT"}}
+    assert sha256(path) == before
+
+
+def test_unreadable_spss_file_names_the_file(tmp_path):
+    path = tmp_path / "broken.sav"
+    path.write_bytes(b"not an SPSS file")
+    with pytest.raises(InputFileError, match="cannot be read as an SPSS file") as error:
+        read_table(path)
+    assert str(path) in str(error.value)
