@@ -347,16 +347,6 @@ def reliability_step(input, output, params, **_) -> None:
     reliability.stop_if_strict(outcome)
 
 
-def reliability_gate_markdown(
-    messages: list[str], mode: str, assessed: bool = True, reason: str = ""
-) -> str:
-    """The gate's outcome as a short Markdown section for the report (see
-    :func:`resistance_outcomes.reliability.gate_markdown`)."""
-    below = [{"message": message} for message in messages]
-    outcome = {"mode": mode, "assessed": assessed, "reason": reason, "below": below}
-    return reliability.gate_markdown(outcome)
-
-
 def _run_vocabulary(input) -> vocabulary.Vocabulary | None:
     """The run's vocabulary when the step has it as an input (else None: defaults)."""
     return vocabulary.Vocabulary.load(input.vocabulary) if "vocabulary" in input.keys() else None
