@@ -272,6 +272,12 @@ def test_layout_decisions():
     assert sum(portrait.widths) == portrait.text_width == PORTRAIT_TEXT
     assert portrait.widths[0] == max(portrait.widths)
 
+    # One model's table: its terms wrap at their spaces on a portrait page, the stub
+    # keeping at least a third of the width, rather than turning the page.
+    single = docx_layout(model_table())
+    assert (single.orientation, single.size, single.wrapping) == ("portrait", 12, "labels")
+    assert single.widths[0] >= PORTRAIT_TEXT / 3 and single.widths[0] == max(single.widths)
+
     # Three frameworks and the total at 12 pt need more than 6.5 in: landscape, same size.
     wider = docx_layout(table1(n_frameworks=3))
     assert (wider.orientation, wider.size, wider.wrapping) == ("landscape", 12, "none")
@@ -477,4 +483,5 @@ def test_rendered_tables_break_no_word(tmp_path):
         orientation.append("landscape" if width > height else "portrait")
     assert orientation == [docx_layout(t, font=font).orientation for t in tables]
     if font == "Times New Roman":
-        assert [o[0] for o in orientation] == ["p", "l", "l", "p", "l", "l", "l"]
+        # the single-model table keeps its portrait page, its terms wrapping at spaces
+        assert [o[0] for o in orientation] == ["p", "l", "p", "p", "l", "l", "l"]

@@ -1135,6 +1135,7 @@ MIN_FONT_SIZE = 8.0
 _TWIPS_PER_POINT = 20
 _WIDTH_RESERVE = 1.05  # measured widths are widened by 5% for differences between renderers
 _SHRINK_STEPS = 2  # points a table's font is reduced, 1 pt at a time, before its text wraps
+_MIN_WRAPPED_STUB = 1 / 3  # share of the text width a wrapping stub keeps on a portrait page
 _STUB_WEIGHT = 2.0  # the stub's share of spare width, relative to each other column's
 _MEASURE_SIZE = 100.0  # point size the metric fonts are set to (widths scale linearly)
 # Fonts shipped with matplotlib whose advance widths stand in for a requested font: STIX
@@ -1370,17 +1371,20 @@ def docx_layout(
     the first that fits is taken:
 
     1. portrait page at ``size``;
-    2. landscape page at ``size``;
-    3. landscape page at ``size`` reduced 1 pt at a time, by at most 2 pt and never below
+    2. portrait page at ``size`` with the stub, headings and spanners wrapping at their
+       spaces, when the stub keeps at least a third of the text width (labels of two
+       lines read better than a page turned sideways);
+    3. landscape page at ``size``;
+    4. landscape page at ``size`` reduced 1 pt at a time, by at most 2 pt and never below
        :data:`MIN_FONT_SIZE`;
-    4. landscape page at that smallest size, then 1 pt smaller down to
+    5. landscape page at that smallest size, then 1 pt smaller down to
        :data:`MIN_FONT_SIZE`, with the stub, headings and spanners wrapping at their
        spaces; values (estimates, confidence intervals, p values) stay on one line. The
        width left over goes first to the columns that wrap;
-    5. landscape page at :data:`MIN_FONT_SIZE`, every cell wrapping at its spaces;
-    6. if even the longest words are too wide, the widths of 5. scaled down to the page.
+    6. landscape page at :data:`MIN_FONT_SIZE`, every cell wrapping at its spaces;
+    7. if even the longest words are too wide, the widths of 6. scaled down to the page.
 
-    Words are never broken in 1-5 (the writer makes hyphens in cells non-breaking).
+    Words are never broken in 1-6 (the writer makes hyphens in cells non-breaking).
 
     Parameters
     ----------
@@ -1430,7 +1434,8 @@ def docx_layout(
 
     smallest = max(min(size, MIN_FONT_SIZE), size - _SHRINK_STEPS)
     reduced = [size - step for step in range(1, _SHRINK_STEPS + 1) if size - step >= smallest]
-    tries = [("portrait", portrait, size, "none"), ("landscape", landscape, size, "none")]
+    tries = [("portrait", portrait, size, "none"), ("portrait", portrait, size, "labels")]
+    tries += [("landscape", landscape, size, "none")]
     tries += [("landscape", landscape, at, "none") for at in reduced]
     smaller = [smallest - step for step in range(1, math.floor(smallest - MIN_FONT_SIZE) + 1)]
     if smallest > MIN_FONT_SIZE and MIN_FONT_SIZE not in smaller:
@@ -1439,7 +1444,13 @@ def docx_layout(
     tries.append(("landscape", landscape, min(size, MIN_FONT_SIZE), "all"))
     for orientation, available, at, wrapping in tries:
         layout = attempt(orientation, available, at, wrapping)
-        if layout is not None:
+        wraps_narrow = (
+            layout is not None
+            and orientation == "portrait"
+            and wrapping != "none"
+            and layout.widths[0] < _MIN_WRAPPED_STUB * available
+        )
+        if layout is not None and not wraps_narrow:
             return layout
     # Wider than the page even with every cell wrapping: words must break; scale down.
     at = min(size, MIN_FONT_SIZE)
