@@ -337,8 +337,12 @@ BAD_FILES = [
      ("sessions.csv", 8, "client_id (client)", "004"), "client is not in clients.csv"),
     ("sessions", "003,2,yes", "003,3,yes",
      ("sessions.csv", 8, "session_no (session)", "3"), "session 2 is missing before this one"),
-    ("sessions", "001,2,yes,45", "001,2,yes,",
-     ("sessions.csv", 3, "minutes", None), "attended session without minutes"),
+    # minutes are optional (an attended session without them is valid), but minutes on a
+    # session not attended contradict it
+    ("sessions", "001,3,no,,", "001,3,no,50,",
+     ("sessions.csv", 4, "minutes", "50.0"), "minutes given for a session not attended"),
+    ("sessions", "001,2,yes,45", "001,2,yes,-99",
+     ("sessions.csv", 3, "minutes", "-99"), "must be greater than 0"),
     ("codes", "001,1,2,R1", "001,3,2,R1",
      ("codes.csv", 4, "session_no (session)", "3"), "client 001, session 3 was not attended"),
     ("codes", "001,1,2,R1", "001,9,2,R1",
@@ -348,7 +352,7 @@ BAD_FILES = [
     ("codes", "m_arg", "M_XXX",
      ("codes.csv", 4, "code", "M_XXX"), "not in the codebook"),
     ("codes", "001,1,2,R1,primary", "001,1,2,R1,boss",
-     ("codes.csv", 4, "coder_role (role)", "boss"), "not one of: primary, reliability"),
+     ("codes.csv", 4, "coder_role (role)", "boss"), "coder role 'boss' is not listed"),
     ("codes", "002,2,3,R1", "002,2,0,R1",
      ("codes.csv", 9, "segment (unit)", "0"), "below the minimum 1"),
     ("codes", "001,1,1,R2,reliability,W_MIN", "001,1,1,R1,primary,W_MIN",
@@ -451,11 +455,13 @@ def test_unknown_canonical_name_in_the_mapping(tmp_path):
     columns = copy.deepcopy(CONFIG["columns"])
     columns["sessions"]["atended"] = columns["sessions"].pop("attended")
     error = failure(write_study(tmp_path), config(columns=columns))
+    codebook = CONFIG["codebook"]
     assert [p.message for p in error.problems] == [
-        "'atended' is not a column of the sessions table (see docs/data-dictionary.md) nor a "
-        "listed covariate"
+        "'atended' is neither a canonical column of the sessions table (see "
+        f"docs/data-dictionary.md) nor a construct of the codebook ({codebook})"
     ]
     assert "atended: attended" in error.problems[0].hint
+    assert f"declare it in {codebook} under `constructs:`" in error.problems[0].hint
 
 
 def test_unlisted_end_status(tmp_path):
@@ -793,3 +799,264 @@ def test_codes_without_roles_take_them_from_the_coding_log(tmp_path):
     assert "roles (primary, reliability) are taken from the coding log" in (
         format_validation_report(result)
     )
+
+
+# ------------------------------------------------------------ missing-value codes
+
+
+def missing_study(folder: Path) -> Path:
+    clients = CLIENTS.replace("drop-out,15", "drop-out,-99").replace("completed,9", "completed,NA")
+    sessions = SESSIONS.replace("001,2,yes,45,", "001,2,yes,-99,")
+    return write_study(folder, clients=clients, sessions=sessions)
+
+
+def test_declared_missing_value_codes_become_missing_and_are_counted(tmp_path):
+    settings = config(
+        missing_values={
+            "default": ["", "NA"],
+            "clients": {"baseline_severity": ["-99", "-999"]},
+            "sessions": {"minutes": [-99]},
+        }
+    )
+    result = ingest(settings, missing_study(tmp_path))
+    assert result.problems == []
+    severity = result.clients["baseline_severity"]
+    assert severity.isna().tolist() == [False, True, True] and severity[0] == 12.0
+    assert result.sessions["minutes"].isna().tolist() == [
+        False, True, True, False, False, False, False,
+    ]  # fmt: skip
+    report = format_validation_report(result)
+    assert "| clients.csv | baseline_severity | `-99` | 1 | `missing_values:` |" in report
+    assert "| clients.csv | baseline_severity | `NA` | 1 | `missing_values:` |" in report
+    assert "| sessions.csv | minutes | `-99` | 1 | `missing_values:` |" in report
+    assert "Also in clients, column baseline_severity: `-99`, `-999`." in report
+    # 001-2 was attended: without minutes it is valid, and said so.
+    assert "sessions.csv: 1 attended session without minutes, kept" in report
+
+
+def test_a_list_of_codes_applies_to_every_column_of_every_file(tmp_path):
+    result = ingest(config(missing_values=["-99", "NA", ""]), missing_study(tmp_path))
+    assert result.clients["baseline_severity"].isna().tolist() == [False, True, True]
+    assert result.sessions.loc[1, "minutes"] != result.sessions.loc[1, "minutes"]  # NaN
+    assert {(r["file"], r["column"], r["code"], r["cells"]) for r in result.missing_values} == {
+        ("clients.csv", "baseline_severity", "-99", 1),
+        ("clients.csv", "baseline_severity", "NA", 1),
+        ("sessions.csv", "minutes", "-99", 1),
+    }
+
+
+def test_undeclared_codes_are_errors_naming_file_row_column_and_value(tmp_path):
+    error = failure(missing_study(tmp_path), config(config_file="lab.yaml"))
+    # NA is a default code; -99 is not declared: in a covariate it lies far outside the
+    # other values (12, 9), in minutes it is not > 0.
+    assert located(error.problems) == [
+        ("clients.csv", 3, "baseline_severity", "-99"),
+        ("sessions.csv", 3, "minutes", "-99"),
+    ]
+    assert "looks like a code for a missing value" in error.problems[0].message
+    for problem in error.problems:
+        assert "`missing_values:` in lab.yaml" in problem.hint
+    kept = ingest(
+        config(validation={"mode": "strict", "undeclared_codes": "keep"},
+               missing_values={"sessions": {"minutes": ["-99"]}}),
+        tmp_path,
+    )  # fmt: skip
+    assert kept.clients["baseline_severity"].tolist()[1] == -99.0  # declared real
+
+
+def test_missing_values_naming_a_column_not_mapped_is_a_config_error(tmp_path):
+    settings = config(missing_values={"clients": {"severity": ["-99"]}}, config_file="lab.yaml")
+    with pytest.raises(ConfigError, match=r"lab.yaml: missing_values.clients.severity: not a"):
+        ingest(settings, write_study(tmp_path))
+    # the file's own column name is accepted for a mapped column
+    clients = CLIENTS.replace("baseline_severity\n", "sev\n")
+    columns = copy.deepcopy(CONFIG["columns"])
+    columns["clients"]["baseline_severity"] = "sev"
+    settings = config(columns=columns, missing_values={"clients": {"sev": ["15"]}})
+    result = ingest(settings, write_study(tmp_path, clients=clients))
+    assert result.clients["baseline_severity"].isna().tolist() == [False, True, False]
+    assert result.missing_values[0]["column"] == "sev (baseline_severity)"
+
+
+# ------------------------------------------------------------------ role words
+
+
+def role_study(folder: Path, primary="main", reliability="second") -> Path:
+    codes = CODES.replace(",primary,", f",{primary},").replace(",reliability,", f",{reliability},")
+    return write_study(folder, codes=codes)
+
+
+def test_coder_role_words_are_mapped(tmp_path):
+    settings = config(
+        coder_role_values={"primary": ["main", "first"], "reliability": ["Check", "second"]}
+    )
+    result = ingest(settings, role_study(tmp_path, " Main ", "SECOND"))
+    assert result.codes["role"].tolist() == ["primary"] * 3 + ["reliability"] * 2 + ["primary"] * 3
+    for column, expected in EXPECTED_CONSTRUCTS.items():
+        assert result.sessions[column].tolist() == expected, column
+
+
+def test_unlisted_role_word_names_the_key_to_set(tmp_path):
+    settings = config(coder_role_values={"primary": ["main"]}, config_file="lab.yaml")
+    error = failure(role_study(tmp_path), settings)
+    assert located(error.problems) == [
+        ("codes.csv", 5, "coder_role (role)", "second"),
+        ("codes.csv", 6, "coder_role (role)", "second"),
+    ]
+    assert error.problems[0].message == "coder role 'second' is not listed"
+    assert "`coder_role_values:` in lab.yaml" in error.problems[0].hint
+    with pytest.raises(ConfigError, match="coder_role_values: 'MAIN' is listed under both"):
+        ingest(config(coder_role_values={"primary": ["main"], "reliability": ["MAIN"]}), tmp_path)
+
+
+# ------------------------------------------------------------ constructs as columns
+
+
+def test_a_construct_declared_in_the_codebook_is_accepted_as_a_session_column(tmp_path):
+    codebook = tmp_path / "codebook.yaml"
+    content = yaml.safe_load((REPO / "config" / "codebook.yaml").read_text(encoding="utf-8"))
+    content["constructs"]["homework_noncompliance"] = {
+        "aggregate": "column",
+        "kind": "count",
+        "label": "Homework not done",
+    }
+    codebook.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+    lines = SESSIONS.strip().splitlines()
+    counts = ["hw_not_done", "0", "2", "", "1", "0", "3", "1"]
+    sessions = "\n".join(f"{line},{n}" for line, n in zip(lines, counts, strict=True)) + "\n"
+    write_study(tmp_path, sessions=sessions)
+    columns = copy.deepcopy(CONFIG["columns"])
+    columns["sessions"]["homework_noncompliance"] = "hw_not_done"
+    result = ingest(config(columns=columns, codebook=str(codebook)), tmp_path)
+    assert result.sessions["homework_noncompliance"].dtype == "Int64"
+    assert result.sessions["homework_noncompliance"].tolist() == [0, 2, NA, 1, 0, 3, 1]
+    bad = sessions.replace("003,2,yes,50,yes,6.1,no,,,1", "003,2,yes,50,yes,6.1,no,,,-1")
+    error = failure(
+        write_study(tmp_path, sessions=bad), config(columns=columns, codebook=str(codebook))
+    )
+    assert located(error.problems) == [("sessions.csv", 8, "hw_not_done (homework_noncompliance)",
+                                        "-1")]  # fmt: skip
+    # Not declared: refused, naming the column, the file and both places to declare it.
+    error = failure(tmp_path, config(columns=columns))
+    assert located(error.problems) == [("sessions.csv", None, "hw_not_done", None)]
+    assert "docs/data-dictionary.md" in error.problems[0].message
+    assert "codebook.yaml" in error.problems[0].message
+    assert "aggregate: column, kind: count" in error.problems[0].hint
+
+
+# ------------------------------------------------------------------ SPSS input
+
+
+def test_spss_clients_file_with_value_labels_and_user_missing_values(tmp_path):
+    import pyreadstat
+
+    write_study(tmp_path)
+    # The clients of CLIENTS, coded as an SPSS user would: treatment and end status as
+    # numbers with value labels, baseline severity with -99 as user-missing.
+    frame = pd.DataFrame(
+        {
+            "client_id": ["001", "002", "003"],
+            "therapist_id": ["T1", "T1", "T2"],
+            "treatment": [1.0, 2.0, 3.0],
+            "planned_sessions": [3.0, 3.0, 2.0],
+            "end_status": [1.0, 2.0, 1.0],
+            "baseline_severity": [12.0, 15.0, -99.0],
+        }
+    )
+    path = tmp_path / "clients.sav"
+    pyreadstat.write_sav(
+        frame,
+        path,
+        variable_value_labels={
+            "treatment": {1: "CBT", 2: "psychodynamic", 3: "ERP"},
+            "end_status": {1: "Completed", 2: "drop-out"},
+        },
+        missing_ranges={"baseline_severity": [-99.0]},
+    )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    settings = config(data={"clients": "clients.sav", "sessions": "sessions.csv",
+                            "codes": "codes.csv"})  # fmt: skip
+    result = ingest(settings, tmp_path)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    clients = result.clients
+    assert clients["treatment_label"].tolist() == ["CBT", "psychodynamic", "ERP"]
+    assert clients["framework"].tolist() == ["cognitive", "psychoanalytic", "behavioral"]
+    assert clients["end_status"].tolist() == ["completed", "dropout", "completed"]
+    assert clients["planned_sessions"].tolist() == [3, 3, 2]
+    assert clients["baseline_severity"].tolist()[:2] == [12.0, 15.0]
+    assert pd.isna(clients.loc[2, "baseline_severity"])
+    report = format_validation_report(result)
+    assert "clients.sav: treatment: 3 value labels used (1 = CBT, 2 = psychodynamic, 3 = ERP)" in (
+        report
+    )
+    assert "clients.sav: end_status: 2 value labels used (1 = Completed, 2 = drop-out)" in report
+    assert "| clients.sav | baseline_severity | `-99` | 1 | the SPSS file (user-missing) |" in (
+        report
+    )
+    # A value without a label stays the value, and is reported with its case number.
+    frame.loc[1, "treatment"] = 4.0
+    pyreadstat.write_sav(frame, path, variable_value_labels={"treatment": {1: "CBT"}})
+    error = failure(tmp_path, settings)
+    assert ("clients.sav", 2, "treatment (treatment_label)", "4") in located(error.problems)
+
+
+# ------------------------------------------------------------- lenient, by cell
+
+# Four bad cells in columns that are neither keys nor required (kept rows, cell set to
+# missing), one bad required cell (client 003 set aside) and one bad code (the codes of
+# session 002-2 set aside).
+LENIENT_CLIENTS = CLIENTS.replace("Completed,12", "Completed,x").replace(
+    "003,T2,ERP,2", "003,T2,ERP,two"
+)
+LENIENT_SESSIONS = (
+    SESSIONS.replace("001,1,yes,50,,5.5", "001,1,yes,50,,high")
+    .replace("001,2,yes,45,", "001,2,yes,45 min,")
+    .replace("002,2,yes,50,,4.5,yes,3", "002,2,yes,50,,4.5,yes,7")
+)
+LENIENT_CODES = CODES.replace("002,2,3,R1,primary,R_VAL", "002,2,3,R1,primary,R_XYZ")
+
+
+def test_lenient_mode_sets_aside_bad_cells_rows_and_clients(tmp_path):
+    write_study(tmp_path, LENIENT_CLIENTS, LENIENT_SESSIONS, LENIENT_CODES)
+    result = ingest(lenient(), tmp_path)
+    # Clients: 003 set aside (planned_sessions required); 001 kept, severity missing.
+    assert result.clients["client"].tolist() == ["001", "002"]
+    assert pd.isna(result.clients.loc[0, "baseline_severity"])
+    assert result.clients.loc[1, "baseline_severity"] == 15.0
+    # Sessions: 003's two set aside; three cells set to missing; 002-2 kept, not coded.
+    sessions = result.sessions
+    assert sessions[["client", "session"]].values.tolist() == [
+        ["001", 1], ["001", 2], ["001", 3], ["002", 1], ["002", 2],
+    ]  # fmt: skip
+    assert pd.isna(sessions.loc[0, "alliance"]) and sessions.loc[1, "alliance"] == 5.0
+    assert pd.isna(sessions.loc[1, "minutes"]) and sessions.loc[0, "minutes"] == 50.0
+    assert pd.isna(sessions.loc[4, "psq_intensity"]) and sessions.loc[4, "psq_tension"]
+    assert sessions["ruptures"].tolist() == [1, 0, NA, 0, NA]  # 002-2's codes set aside
+    assert sessions["repaired"].tolist() == [1, 0, NA, 0, NA]
+    assert result.codes["session"].tolist() == [1, 1, 1, 1, 1]  # the codes of 001-1
+    quarantine = result.quarantine
+    assert quarantine[["file", "row", "column", "action"]].values.tolist() == [
+        ["clients.csv", 2, "baseline_severity", "cell set to missing"],
+        ["clients.csv", 4, "planned_sessions", "client 003 set aside"],
+        ["codes.csv", 7, "session", "set aside with the codes of client 002, session 2"],
+        ["codes.csv", 8, "session", "set aside with the codes of client 002, session 2"],
+        ["codes.csv", 9, "code", "codes of client 002, session 2 set aside"],
+        ["sessions.csv", 2, "wai (alliance)", "cell set to missing"],
+        ["sessions.csv", 3, "minutes", "cell set to missing"],
+        ["sessions.csv", 6, "psq_intensity", "cell set to missing"],
+        ["sessions.csv", 7, "client", "set aside with client 003"],
+        ["sessions.csv", 8, "client", "set aside with client 003"],
+    ]
+    assert quarantine.loc[2, "problem"].endswith(
+        "code 'R_XYZ' is not in the codebook (codes.csv row 9)"
+    )
+    assert result.set_aside == {"cells": 4, "cell_rows": 4, "clients": 1, "sessions": 1,
+                                "rows": 6}  # fmt: skip
+    report = format_validation_report(result)
+    assert (
+        "4 cells set to missing in 4 rows; 1 client set aside; the codes of 1 session set "
+        "aside; 6 rows set aside." in report
+    )
+    assert "| clients | clients.csv | 3 | 2 | 1 |" in report
+    assert "| sessions | sessions.csv | 7 | 5 | 2 |" in report
+    assert "| codes | codes.csv | 8 | 5 | 3 |" in report

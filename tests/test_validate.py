@@ -17,13 +17,17 @@ from resistance_outcomes.validate import (
     check_coding_log,
     check_references,
     find_identifier_columns,
+    find_suspect_missing_codes,
     load_schemas,
+    schema_with_constructs,
     validate_table,
 )
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMAS = load_schemas(REPO / "workflow" / "schemas")
 CODEBOOK = load_codebook(REPO / "config" / "codebook.yaml")
+# the sessions schema as ingest uses it: its own columns and the codebook's constructs
+SESSIONS = schema_with_constructs(SCHEMAS["sessions"], CODEBOOK)
 ANNOMI = REPO.parent / "shared" / "external" / "annomi" / "AnnoMI-simple.csv"
 
 
@@ -76,7 +80,7 @@ def dictionary_columns(section: str) -> set[str]:
     ("table", "sections", "added"),
     [
         ("clients", ["clients"], set()),
-        ("sessions", ["sessions", "Construct columns"], set()),
+        ("sessions", ["sessions"], set()),
         ("codes", ["codes"], set()),
         ("coding_log", ["coding_log"], set()),
     ],
@@ -84,6 +88,69 @@ def dictionary_columns(section: str) -> set[str]:
 def test_schemas_match_the_data_dictionary(table, sections, added):
     documented = set().union(*(dictionary_columns(section) for section in sections))
     assert set(SCHEMAS[table]["properties"]) == documented | added
+
+
+def test_constructs_of_the_shipped_codebook_are_documented():
+    # Construct columns are not in the sessions schema: the codebook declares them.
+    made = {name for name, c in CODEBOOK.constructs.items() if c.aggregate != "none"}
+    assert dictionary_columns("Construct columns") == made
+    assert not made & set(SCHEMAS["sessions"]["properties"])
+
+
+def test_constructs_as_session_columns_are_typed_by_their_kind():
+    from resistance_outcomes.codebook import Codebook, Construct
+
+    codebook = Codebook(
+        {},
+        {
+            "homework_noncompliance": Construct("homework_noncompliance", "column",
+                                                value_kind="count"),
+            "engagement": Construct("engagement", "column", value_kind="rating",
+                                    minimum=1.0, maximum=7.0),
+            "crisis": Construct("crisis", "column", value_kind="boolean"),
+        },
+    )  # fmt: skip
+    schema = schema_with_constructs(SCHEMAS["sessions"], codebook)
+    table = sessions_raw(
+        homework_noncompliance=["2", "-1", "1.5"],
+        engagement=["3.5", "8", None],
+        crisis=["yes", "no", "maybe"],
+    )
+    typed, problems = validate_table(table, "sessions", "s.csv", schema)
+    assert typed["homework_noncompliance"].dtype == "Int64"
+    assert typed["homework_noncompliance"].tolist()[0] == 2
+    assert typed["engagement"].tolist()[0] == 3.5
+    assert typed["crisis"].tolist()[:2] == [True, False]
+    assert sorted((p.row, p.column, p.message) for p in problems) == [
+        (3, "engagement", "above the maximum 7"),
+        (3, "homework_noncompliance", "below the minimum 0"),
+        (4, "crisis", "not a yes/no value"),
+        (4, "homework_noncompliance", "not a whole number"),
+    ]
+    # The example's constructs are typed exactly as the schema typed them before.
+    assert SESSIONS["properties"]["resolution_mean"]["minimum"] == 1
+    assert SESSIONS["properties"]["resolution_mean"]["maximum"] == 5
+    assert SESSIONS["properties"]["ruptures"]["type"] == ["integer", "null"]
+
+
+def test_numbers_that_look_like_undeclared_missing_codes():
+    # severity: others 12..15, so values beyond 12 - 15 = -3 and 15 + 15 = 30 are suspect:
+    # -99 and 999. age: others 30..98, bounds -68 and 196, so 99 is a real age.
+    raw_table = raw({"severity": ["12", "-99", "15", "999"], "age": ["98", "99", "40", "30"]})
+    typed = raw_table.astype("float64")
+    problems = find_suspect_missing_codes(typed, raw_table, "c.csv", ["severity", "age"], "my.yaml")
+    assert located(problems) == [("c.csv", 3, "severity", "-99"), ("c.csv", 5, "severity", "999")]
+    assert "missing_values:` in my.yaml" in problems[0].hint
+    assert "undeclared_codes: keep" in problems[0].hint
+
+
+def test_out_of_range_values_suggest_declaring_a_missing_value_code():
+    _, problems = validate_table(
+        sessions_raw(minutes=["50", None, "-99"]), "sessions", "s.csv", SCHEMAS["sessions"],
+        config_file="lab.yaml",
+    )  # fmt: skip
+    assert located(problems) == [("s.csv", 4, "minutes", "-99")]
+    assert "declare it under `missing_values:` in lab.yaml" in problems[0].hint
 
 
 # ------------------------------------------------------------ single tables
@@ -205,7 +272,7 @@ def typed_tables(sessions=None, codes=None):
     )
     sessions = sessions if sessions is not None else sessions_raw()
     typed_clients, _ = validate_table(clients, "clients", "c.csv", SCHEMAS["clients"])
-    typed_sessions, _ = validate_table(sessions, "sessions", "s.csv", SCHEMAS["sessions"])
+    typed_sessions, _ = validate_table(sessions, "sessions", "s.csv", SESSIONS)
     typed_codes = None
     if codes is not None:
         typed_codes, _ = validate_table(raw(codes), "codes", "k.csv", SCHEMAS["codes"])
@@ -257,12 +324,13 @@ def test_session_numbers_with_gaps():
     ]
 
 
-def test_minutes_must_match_attendance():
+def test_minutes_are_optional_but_not_given_for_missed_sessions():
+    # Row 2: attended without minutes, valid (minutes are optional). Row 3: not attended,
+    # with minutes: a contradiction.
     sessions = sessions_raw(minutes=[None, "50", "45"])
     problems = check_references(*typed_tables(sessions), files=FILES)
-    assert located(problems) == [("s.csv", 2, "minutes", None), ("s.csv", 3, "minutes", "50.0")]
-    assert problems[0].message == "attended session without minutes"
-    assert problems[1].message == "minutes given for a session not attended"
+    assert located(problems) == [("s.csv", 3, "minutes", "50.0")]
+    assert problems[0].message == "minutes given for a session not attended"
 
 
 def test_repaired_cannot_exceed_ruptures():
@@ -273,7 +341,7 @@ def test_repaired_cannot_exceed_ruptures():
 
 def test_negative_counts_are_out_of_range():
     _, problems = validate_table(
-        sessions_raw(ruptures=["-1", "0", "0"]), "sessions", "s.csv", SCHEMAS["sessions"]
+        sessions_raw(ruptures=["-1", "0", "0"]), "sessions", "s.csv", SESSIONS
     )
     assert located(problems) == [("s.csv", 2, "ruptures", "-1")]
 

@@ -102,9 +102,16 @@ def test_identifier_columns_dropped_when_configured(tmp_path):
             assert b"Person 1" not in path.read_bytes(), path
 
 
-def test_lenient_mode_quarantines_bad_rows_and_says_how_many(tmp_path):
+def test_lenient_mode_quarantines_bad_cells_and_rows_and_says_how_many(tmp_path):
+    # A bad minutes cell (not a key, not required) is set to missing and its row kept; a
+    # bad attended cell (required) sets aside the client, since removing the session would
+    # leave a gap in its schedule.
     work = copy_project(tmp_path)
-    edit_cell(example(work, "sessions.csv"), 2, "minutes", "-45")
+    sessions_csv = example(work, "sessions.csv")
+    sessions = pd.read_csv(sessions_csv, dtype=str)
+    edit_cell(sessions_csv, 2, "minutes", "-45")
+    other = sessions.index[sessions["client_id"] != sessions["client_id"][0]][0]
+    edit_cell(sessions_csv, int(other) + 2, "attended", "maybe")
     config_path = work / "config" / "config.yaml"
     config = yaml.safe_load(config_path.read_text())
     config["validation"]["mode"] = "lenient"
@@ -113,14 +120,21 @@ def test_lenient_mode_quarantines_bad_rows_and_says_how_many(tmp_path):
     run = snakemake(work)
     assert run.returncode == 0, run.stderr[-3000:]
     quarantine = pd.read_csv(work / "results" / "validation" / "quarantine.csv", dtype=str)
-    assert len(quarantine) > 0
-    bad_client = pd.read_csv(example(work, "sessions.csv"), dtype=str)["client_id"][0]
+    cells = quarantine[quarantine["action"] == "cell set to missing"]
+    assert cells[["row", "column", "value"]].values.tolist() == [["2", "minutes", "-45"]]
+    set_aside_client = sessions["client_id"][other]
     clients = pd.read_parquet(work / "results" / "data" / "clients.parquet")
-    assert bad_client not in set(clients["client"])
+    assert sessions["client_id"][0] in set(clients["client"])
+    assert set_aside_client not in set(clients["client"])
     assert len(clients) == 359
+    # its sessions, codes and coding-log rows
+    removed = len(quarantine[quarantine["action"] != "cell set to missing"])
+    assert removed > int((sessions["client_id"] == set_aside_client).sum())
     report = (work / "results" / "validation" / "report.md").read_text()
     assert "quarantine" in report.lower()
-    assert str(len(quarantine)) in report
+    assert f"1 cell set to missing in 1 row; 1 client set aside; {removed} rows set aside" in (
+        report
+    )
 
 
 def set_reliability(work, gate: str, icc: float) -> None:

@@ -47,7 +47,10 @@ __all__ = [
     "check_coding_log",
     "check_references",
     "find_identifier_columns",
+    "find_suspect_missing_codes",
     "load_schemas",
+    "missing_values_hint",
+    "schema_with_constructs",
     "validate_table",
 ]
 
@@ -217,7 +220,11 @@ def _types(spec: dict) -> set[str]:
 
 
 def validate_table(
-    raw: pd.DataFrame, table: str, file: str, schema: dict
+    raw: pd.DataFrame,
+    table: str,
+    file: str,
+    schema: dict,
+    config_file: str = "config/config.yaml",
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Check one table against its schema and convert its columns to their types.
 
@@ -232,6 +239,8 @@ def validate_table(
         The file name to report problems against.
     schema : dict
         The table's schema (see :func:`load_schemas`).
+    config_file : str
+        The run's configuration file, named in the advice.
 
     Returns
     -------
@@ -269,7 +278,7 @@ def validate_table(
                     None,
                     f"required column {column!r} is missing",
                     f"Add the column to the file, or map your column to it under "
-                    f"`columns: {table}:` in config/config.yaml.",
+                    f"`columns: {table}:` in {config_file}.",
                 )
             )
     typed = {}
@@ -288,7 +297,7 @@ def validate_table(
                 )
             )
             continue
-        typed[column], found = _coerce_column(raw[column], spec, file, column)
+        typed[column], found = _coerce_column(raw[column], spec, file, column, config_file)
         problems += found
     others = [column for column in raw.columns if column not in properties]
     result = pd.DataFrame(typed, index=raw.index).join(raw[others])
@@ -296,8 +305,23 @@ def validate_table(
     return result, sorted(problems, key=lambda p: (p.row is not None, p.row or 0))
 
 
+def missing_values_hint(config_file: str = "config/config.yaml") -> str:
+    """The advice added to a value problem that may be an undeclared missing-value code.
+
+    Examples
+    --------
+    >>> from resistance_outcomes.validate import missing_values_hint
+    >>> missing_values_hint("my.yaml")  # doctest: +ELLIPSIS
+    'If the value is a code for a missing value, declare it under `missing_values:` in my.yaml...'
+    """
+    return (
+        "If the value is a code for a missing value, declare it under `missing_values:` in "
+        f"{config_file} (for all files, or for this file and column; config/README.md)."
+    )
+
+
 def _coerce_column(
-    values: pd.Series, spec: dict, file: str, column: str
+    values: pd.Series, spec: dict, file: str, column: str, config_file: str = "config/config.yaml"
 ) -> tuple[pd.Series, list[Problem]]:
     text = values.astype("str").str.strip()
     text = text.where(text != "")
@@ -305,8 +329,12 @@ def _coerce_column(
     kind = types.pop() if len(types) == 1 else "string"
     converter = _CONVERTERS["enum" if "enum" in spec else kind]
     converted, bad, message, hint = converter(text, spec)
+    if kind in ("integer", "number", "boolean") and "enum" not in spec:
+        hint = f"{hint} {missing_values_hint(config_file)}"
     problems = [Problem(file, row, column, values[row], message, hint) for row in text.index[bad]]
-    in_range, range_problems = _range_problems(converted.where(~bad), values, spec, file, column)
+    in_range, range_problems = _range_problems(
+        converted.where(~bad), values, spec, file, column, config_file
+    )
     problems += range_problems
     if "null" not in _types(spec):
         for row in text.index[text.isna()]:
@@ -385,7 +413,12 @@ def _label_key(value: str) -> str:
 
 
 def _range_problems(
-    converted: pd.Series, raw: pd.Series, spec: dict, file: str, column: str
+    converted: pd.Series,
+    raw: pd.Series,
+    spec: dict,
+    file: str,
+    column: str,
+    config_file: str = "config/config.yaml",
 ) -> tuple[pd.Series, list[Problem]]:
     checks = [
         ("minimum", np.less, "below the minimum"),
@@ -409,8 +442,8 @@ def _range_problems(
                     row,
                     column,
                     raw[row],
-                    f"{words} {spec[keyword]}",
-                    f"{column!r} must be {_range_text(spec)}.",
+                    f"{words} {_number_text(spec[keyword])}",
+                    f"{column!r} must be {_range_text(spec)}. {missing_values_hint(config_file)}",
                 )
             )
         ok &= ~failing
@@ -453,6 +486,155 @@ def _duplicate_key_problems(typed: pd.DataFrame, key: list[str], file: str) -> l
     return problems
 
 
+def schema_with_constructs(schema: dict, codebook: Codebook) -> dict:
+    """The sessions schema with one column per construct of the codebook.
+
+    A construct of the codebook (``codebook.constructs[name]``) may arrive as a sessions
+    column; it is typed by its kind: ``count`` -> integer >= 0, ``rating`` -> number within
+    the construct's ``range`` (for a ``mean_rating`` construct made from codes: the range of
+    its codes), ``boolean`` -> yes/no. Every one may be empty. Columns the schema already
+    describes keep the schema's description.
+
+    Parameters
+    ----------
+    schema : dict
+        The sessions schema (:func:`load_schemas`).
+    codebook : Codebook
+
+    Returns
+    -------
+    dict
+        A copy of ``schema`` whose ``properties`` also hold the constructs (after the
+        schema's own columns, in codebook order).
+
+    Examples
+    --------
+    >>> from resistance_outcomes.codebook import Codebook, Construct
+    >>> from resistance_outcomes.validate import schema_with_constructs
+    >>> codebook = Codebook({}, {"homework_noncompliance": Construct(
+    ...     "homework_noncompliance", "column", value_kind="count")})
+    >>> schema = schema_with_constructs({"properties": {}}, codebook)
+    >>> schema["properties"]["homework_noncompliance"]["minimum"]
+    0
+    """
+    properties = dict(schema["properties"])
+    for name, construct in codebook.constructs.items():
+        if name in properties:
+            continue
+        kind = construct.kind
+        where = f"construct of {codebook.source}"
+        if kind == "boolean":
+            spec = {"type": ["boolean", "null"]}
+        elif kind == "rating":
+            spec = {"type": ["number", "null"]}
+            low, high = construct.minimum, construct.maximum
+            if low is None and high is None:
+                ranges = [(c.minimum, c.maximum) for c in codebook.codes.values()]
+                ranges = [
+                    r
+                    for c, r in zip(codebook.codes.values(), ranges, strict=True)
+                    if c.construct == name
+                ]
+                if ranges:
+                    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
+            if low is not None:
+                spec["minimum"] = _plain_number(low)
+            if high is not None:
+                spec["maximum"] = _plain_number(high)
+        else:
+            spec = {"type": ["integer", "null"], "minimum": 0}
+        label = construct.label or name
+        properties[name] = spec | {"description": f"{label} ({kind}; {where})"}
+    return {**schema, "properties": properties}
+
+
+def _plain_number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+#: How a number that looks like a missing-value code is written: optional minus, then
+#: two or more nines (-99, -999, 99, 9999), with an optional ``.0``.
+_SUSPECT_CODE = re.compile(r"^-?9{2,}(\.0+)?$")
+
+
+def find_suspect_missing_codes(
+    typed: pd.DataFrame,
+    raw: pd.DataFrame,
+    file: str,
+    columns: list[str],
+    config_file: str = "config/config.yaml",
+) -> list[Problem]:
+    """Find numbers that look like undeclared missing-value codes.
+
+    A value such as ``-99``, ``-999``, ``99`` or ``9999`` (a minus sign or not, then only
+    nines) that lies far outside the range of the column's other values (beyond their
+    lowest minus, or their highest plus, the larger of their spread and their largest
+    absolute value) is almost always a code for a missing value; read as a number it
+    would go into the analyses. Declared
+    codes (``missing_values:``) are missing before this check, so it finds only the
+    undeclared ones.
+
+    Parameters
+    ----------
+    typed : pandas.DataFrame
+        The typed table (:func:`validate_table`).
+    raw : pandas.DataFrame
+        The same table as text, for the values as written.
+    file : str
+        The file name for the messages.
+    columns : list of str
+        Numeric columns to check (not the keys: a session number 99 can be real).
+    config_file : str
+        The run's configuration file, named in the advice.
+
+    Returns
+    -------
+    list of Problem
+        One per suspect cell, in row order.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.validate import find_suspect_missing_codes
+    >>> typed = pd.DataFrame({"severity": [12.0, -99.0, 15.0]}, index=[2, 3, 4])
+    >>> raw = pd.DataFrame({"severity": ["12", "-99", "15"]}, index=[2, 3, 4])
+    >>> [(p.row, p.value) for p in find_suspect_missing_codes(typed, raw, "c.csv",
+    ...                                                        ["severity"])]
+    [(3, '-99')]
+    """
+    problems = []
+    for column in columns:
+        if column not in typed.columns or not pd.api.types.is_numeric_dtype(typed[column]):
+            continue
+        if pd.api.types.is_bool_dtype(typed[column]):
+            continue
+        numbers = pd.to_numeric(typed[column], errors="coerce").astype("float64")
+        text = numbers.map(lambda v: "" if np.isnan(v) else _number_text(v))
+        suspect = text.str.match(_SUSPECT_CODE) & numbers.notna()
+        if not suspect.any():
+            continue
+        others = numbers[~suspect].dropna()
+        low, high = (others.min(), others.max()) if len(others) else (np.inf, -np.inf)
+        spread = max(high - low, abs(low), abs(high)) if len(others) else 0.0
+        outside = suspect & ((numbers < low - spread) | (numbers > high + spread))
+        for row in numbers.index[outside]:
+            value = raw.at[row, column] if column in raw.columns else text[row]
+            problems.append(
+                Problem(
+                    file,
+                    row,
+                    column,
+                    None if pd.isna(value) else str(value),
+                    "looks like a code for a missing value (far outside the range of the "
+                    "column's other values) and is not declared",
+                    f"Declare it under `missing_values:` in {config_file} (for all files, "
+                    "or for this file and column; config/README.md), or correct the value. "
+                    "If such values are real, set `validation: undeclared_codes: keep`.",
+                )
+            )
+    return sorted(problems, key=lambda problem: problem.row)
+
+
 # --------------------------------------------------------------- across the tables
 
 
@@ -467,10 +649,11 @@ def check_references(
     """Check the typed tables against each other.
 
     Finds sessions of clients not in the clients table; session numbers that are not
-    1, 2, ... k without gaps; attended sessions without minutes and minutes on sessions
-    not attended; more repaired ruptures than ruptures; with a code table, codes of
-    sessions that are missing or were not attended, codes not in the codebook, values
-    outside a code's range, ratings on units without the markers they rate, and
+    1, 2, ... k without gaps; minutes on sessions not attended (attended sessions
+    without minutes are valid: minutes are optional); more repaired ruptures than
+    ruptures; with a code table, codes of sessions that are missing or were not
+    attended, codes not in the codebook, values outside a code's range, ratings on units
+    without the markers they rate, and
     constructs supplied both as a sessions column and through the codes; with a coding
     log, logged sessions that are missing or were not attended and the checks of
     :func:`check_coding_log`. Repeated keys and negative counts are found by
@@ -609,22 +792,12 @@ def _session_gap_problems(sessions: pd.DataFrame, file: str) -> list[Problem]:
 
 
 def _minutes_problems(sessions: pd.DataFrame, file: str) -> list[Problem]:
+    """Minutes on a session not attended contradict it. (Minutes are optional: an attended
+    session without them is valid, and models with a minutes offset leave it out.)"""
     if not {"attended", "minutes"} <= set(sessions.columns):
         return []
-    attended = sessions["attended"].eq(True).fillna(False).astype(bool)
     missed = sessions["attended"].eq(False).fillna(False).astype(bool)
     problems = []
-    for row in sessions.index[attended & sessions["minutes"].isna()]:
-        problems.append(
-            Problem(
-                file,
-                row,
-                "minutes",
-                None,
-                "attended session without minutes",
-                "Give the length in minutes of every attended session.",
-            )
-        )
     for row in sessions.index[missed & sessions["minutes"].notna()]:
         problems.append(
             Problem(
@@ -899,7 +1072,10 @@ def _logged_role_problems(coding_log, codes, code_keys, logged, files) -> list[P
 
 
 def check_analysis_coders(
-    codes: pd.DataFrame, file: str = "codes", rule: str | list[str] = "primary"
+    codes: pd.DataFrame,
+    file: str = "codes",
+    rule: str | list[str] = "primary",
+    config_file: str = "config/config.yaml",
 ) -> list[Problem]:
     """Check that every coded session has one analysis coder.
 
@@ -913,6 +1089,8 @@ def check_analysis_coders(
         The file name for the messages.
     rule : "primary" or list of str
         The ``coding.analysis_coder`` rule the column was made with.
+    config_file : str
+        The run's configuration file, named in the advice.
 
     Returns
     -------
@@ -954,7 +1132,7 @@ def check_analysis_coders(
                     coder,
                     f"session {session} of client {client} is coded only by coders not listed "
                     f"({listed})",
-                    "Add the session's coder to coding: analysis_coder in config/config.yaml.",
+                    f"Add the session's coder to coding: analysis_coder in {config_file}.",
                 )
             )
         elif count > 1:
@@ -1069,7 +1247,9 @@ _PHONE = re.compile(r"^\+?[\d\s().-]+$")
 FREE_TEXT_WORDS = 10
 
 
-def find_identifier_columns(df: pd.DataFrame, file: str) -> list[Problem]:
+def find_identifier_columns(
+    df: pd.DataFrame, file: str, config_file: str = "config/config.yaml"
+) -> list[Problem]:
     """Find columns that look like direct identifiers, by name or by content.
 
     By name: words such as name, first/last name, email, phone, dob / date of birth /
@@ -1086,6 +1266,8 @@ def find_identifier_columns(df: pd.DataFrame, file: str) -> list[Problem]:
         A table as read (text values), indexed by spreadsheet row.
     file : str
         The file name for the messages.
+    config_file : str
+        The run's configuration file, named in the advice.
 
     Returns
     -------
@@ -1115,7 +1297,7 @@ def find_identifier_columns(df: pd.DataFrame, file: str) -> list[Problem]:
                     None,
                     reason,
                     "Remove the column from the file given to the pipeline, or set "
-                    "`validation: identifiers: drop` in config/config.yaml to leave it out.",
+                    f"`validation: identifiers: drop` in {config_file} to leave it out.",
                 )
             )
     return problems
