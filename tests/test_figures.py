@@ -1,5 +1,9 @@
 """Tests for resistance_outcomes.figures: structure, colours, labels, layout and file output.
 
+Frameworks have names unlike the example's; their colours are checked against the
+Okabe-Ito palette by position in the framework map, written out here, not read from the
+package.
+
 Model-based figures are drawn from small simulated fits; Pearson residuals are checked
 against the Poisson overdispersion the engine computes itself, statsmodels' variance
 functions and the equivalence of binomial counts and their Bernoulli rows; quantile plots
@@ -21,10 +25,9 @@ from statsmodels.genmod import families
 
 from resistance_outcomes.derive import DataError
 from resistance_outcomes.figures import (
-    FRAMEWORK_COLORS,
     STYLE,
     diagnostic_residuals,
-    framework_colors,
+    framework_style,
     plot_agreement,
     plot_dropout_by_repair,
     plot_forest,
@@ -36,7 +39,12 @@ from resistance_outcomes.figures import (
 )
 from resistance_outcomes.models import fit_mixed
 
-FRAMEWORKS = ["psychoanalytic", "behavioral", "cognitive"]
+FRAMEWORKS = ["humanistic", "psychodynamic", "systemic"]
+#: Okabe & Ito (2008) blue, orange, green, pink, ...: the colour of the first, second, ...
+#: framework of the map; the ``other`` group grey.
+OKABE_ITO = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#000000",
+             "#f0e442"]  # fmt: skip
+FRAMEWORK_COLORS = dict(zip(FRAMEWORKS, OKABE_ITO, strict=False)) | {"other": "#999999"}
 
 
 @pytest.fixture
@@ -51,7 +59,7 @@ def rate_df():
         columns=["framework", "session", "n_sessions", "mean", "ci_low", "ci_high", "suppressed"],
     )
     # a suppressed late session, as rate_by_session writes it
-    df.loc[len(df)] = ("cognitive", 11, np.nan, np.nan, np.nan, np.nan, True)
+    df.loc[len(df)] = ("systemic", 11, np.nan, np.nan, np.nan, np.nan, True)
     return df
 
 
@@ -132,7 +140,7 @@ def test_rate_plot_one_line_and_band_per_framework(rate_df):
             FRAMEWORK_COLORS[framework].lower()
         )
         assert line.get_label() == framework.capitalize()
-    # the suppressed cognitive session 11 is a gap, not a point
+    # the suppressed systemic session 11 is a gap, not a point
     assert np.isnan(lines[2].get_ydata()[-1])
     assert ax.get_xlabel() == "Session"
     assert ax.get_ylabel() == "Ruptures per session"
@@ -145,12 +153,12 @@ def test_rate_plot_one_line_and_band_per_framework(rate_df):
 def test_rate_plot_reads_csv_output(rate_df, tmp_path):
     path = tmp_path / "rates.csv"
     rate_df.sample(frac=1, random_state=1).to_csv(path, index=False)
-    fig = plot_rupture_rate_by_session(pd.read_csv(path))
+    fig = plot_rupture_rate_by_session(pd.read_csv(path), order=FRAMEWORKS)
     # framework order is the reporting order, not the order in the file
     assert [line.get_label() for line in fig.axes[0].get_lines()] == [
-        "Psychoanalytic",
-        "Behavioral",
-        "Cognitive",
+        "Humanistic",
+        "Psychodynamic",
+        "Systemic",
     ]
     assert fig.axes[0].get_lines()[0].get_xdata().tolist() == list(range(1, 11))
 
@@ -170,20 +178,28 @@ def test_profile_plot_error_bars_per_framework(profile_df):
     assert firsts == sorted(firsts) and len(set(firsts)) == 3
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert labels == ["Arguing", "Interrupting", "Denying", "Ignoring"]
-    assert ax.get_ylabel() == "Behaviours per session"
-    assert ax.get_xlabel() == "Resistance behaviour"
+    assert ax.get_ylabel() == "Per attended session"
+    assert ax.get_xlabel() == "Behaviour"
     assert_readable_layout(fig)
     hour = plot_resistance_profile(profile_df, per="hour")
-    assert hour.axes[0].get_ylabel() == "Behaviours per 60 min"
+    assert hour.axes[0].get_ylabel() == "Per 60 minutes"
     with pytest.raises(ValueError, match="per must be 'session' or 'hour'"):
         plot_resistance_profile(profile_df, per="minute")
 
 
-def test_other_groups_get_distinct_colours():
-    colours = framework_colors(["psychoanalytic", "cognitive", "integrative", "systemic"])
-    assert colours["psychoanalytic"] == "#0072B2"
-    assert len(set(colours.values())) == 4
-    assert framework_colors(["other"])["other"] == "#999999"
+def test_framework_style_by_position_without_a_vocabulary():
+    order = ["systemic", "humanistic", "psychodynamic", "integrative"]
+    style = framework_style(["integrative", "humanistic"], order=order)
+    assert style.order == ("humanistic", "integrative")  # the order given, present only
+    # colours by position in the order given, whichever frameworks the table holds
+    assert [style.color(f) for f in order] == [c.upper() for c in OKABE_ITO[:4]]
+    assert style.marker("systemic") == "o" and style.marker("humanistic") == "s"
+    # without an order: the order of appearance, colours by that position
+    style = framework_style(pd.Series(["b_group", "a_group", "b_group"]))
+    assert style.order == ("b_group", "a_group")
+    assert style.label("a_group") == "A group"
+    # explicit colours override single frameworks
+    assert framework_style(["x"], colors={"x": "#123456"}).color("x") == "#123456"
 
 
 def test_save_figure_writes_both_files_and_closes(rate_df, tmp_path):
@@ -233,7 +249,7 @@ def test_agreement_plot_one_row_per_construct_and_a_marker_per_statistic():
             ("rupture_type", "Fleiss' kappa", 0.91, 0.89, 0.93),
         ]
     )
-    fig = drawn(plot_agreement(table))
+    fig = drawn(plot_agreement(table, labels={"resistance_interrupting": "Interrupting"}))
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == [
         "Ruptures",
@@ -354,7 +370,7 @@ def test_rate_plot_overlays_the_model_prediction(rate_df, prediction_df):
     fig = drawn(plot_rupture_rate_by_session(rate_df, prediction=prediction_df))
     ax = fig.axes[0]
     observed = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
-    assert [c.get_label() for c in observed] == ["Psychoanalytic", "Behavioral", "Cognitive"]
+    assert [c.get_label() for c in observed] == ["Humanistic", "Psychodynamic", "Systemic"]
     model_lines = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
     assert len(model_lines) == len(bands(ax)) == 3
     for container, line, band, framework in zip(
@@ -398,7 +414,7 @@ def dropout_df():
 
 
 def test_dropout_plot_one_line_and_band_per_framework(dropout_df):
-    fig = drawn(plot_dropout_by_repair(dropout_df))
+    fig = drawn(plot_dropout_by_repair(dropout_df, order=FRAMEWORKS))
     ax = fig.axes[0]
     lines = ax.get_lines()
     assert len(lines) == len(bands(ax)) == 3
@@ -448,7 +464,7 @@ def test_forest_plot_log_axis_reference_line_and_framework_colours():
     reference = [line for line in ax.get_lines() if list(line.get_xdata()) == [1, 1]]
     assert len(reference) == 1 and reference[0].get_linestyle() == "--"
     containers = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
-    assert [c.get_label() for c in containers] == ["Psychoanalytic", "Behavioral", "Cognitive"]
+    assert [c.get_label() for c in containers] == ["Humanistic", "Psychodynamic", "Systemic"]
     for k, (container, framework) in enumerate(zip(containers, FRAMEWORKS, strict=True)):
         assert colour(container.lines[0]) == FRAMEWORK_COLORS[framework].lower()
         assert container.lines[0].get_xdata().tolist() == pytest.approx(
@@ -517,8 +533,8 @@ def test_forest_plot_narrow_range_missing_estimate_and_no_framework():
     ticks = [float(t.get_text()) for t in ax.get_xticklabels()]
     assert len(ticks) >= 3 and 1.0 in ticks  # round steps, not a lone "1"
     assert [t.get_text() for t in ax.texts] == ["not estimable"]
-    assert colour(ax.texts[0]) == FRAMEWORK_COLORS["cognitive"].lower()
-    assert ax.texts[0].get_position()[1] == pytest.approx(0.22)  # cognitive's place in row 0
+    assert colour(ax.texts[0]) == FRAMEWORK_COLORS["systemic"].lower()
+    assert ax.texts[0].get_position()[1] == pytest.approx(0.22)  # systemic's place in row 0
     neutral = [c for c in ax.containers if c.get_label() == "_nolegend_"]
     assert len(neutral) == 1 and colour(neutral[0].lines[0]) == "#333333"
     assert neutral[0].lines[0].get_ydata().tolist() == [1.0]  # alone in its row: centred
@@ -566,7 +582,7 @@ def test_retention_plot_step_curves_from_100_percent():
         assert line.get_drawstyle() == "steps-post"
         assert colour(line) == band_colour(band) == FRAMEWORK_COLORS[framework].lower()
         assert (line.get_xdata()[0], line.get_ydata()[0]) == (0, 100)
-    first = curves[curves["framework"] == "psychoanalytic"]["survival"].to_numpy()
+    first = curves[curves["framework"] == "humanistic"]["survival"].to_numpy()
     assert lines[0].get_ydata()[1:].tolist() == pytest.approx((100 * first).tolist())
     assert lines[2].get_xdata()[-1] == 8  # the curve ends before its suppressed sessions
     assert ax.get_ylabel() == "Still in therapy (%)"
@@ -582,9 +598,9 @@ def test_retention_plot_repair_tertile_panels():
     assert len(fig.axes) == 4
     assert [ax.get_title() for ax in fig.axes] == [
         "By framework",
-        "Psychoanalytic",
-        "Behavioral",
-        "Cognitive",
+        "Humanistic",
+        "Psychodynamic",
+        "Systemic",
     ]
     assert fig.get_size_inches()[0] == pytest.approx(7.2)
     for ax, framework in zip(fig.axes[1:], FRAMEWORKS, strict=True):
@@ -594,16 +610,17 @@ def test_retention_plot_repair_tertile_panels():
         assert len({str(line.get_linestyle()) for line in lines}) == 4  # told apart by style
         assert len(bands(ax)) == 4
         assert ax.get_ylim() == fig.axes[0].get_ylim()
-    legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert [t for t in legend if t.strip()] == [
-        "Psychoanalytic",
-        "Low repair",
-        "Behavioral",
-        "Middle repair",
-        "Cognitive",
-        "High repair",
-        "No ruptures",
-    ]  # column by column: frameworks on the first row, repair groups on the second
+    # frameworks in the legend above, the repair groups' line styles in the one below
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "Humanistic",
+        "Psychodynamic",
+        "Systemic",
+    ]
+    assert [t.get_text() for t in fig.legends[1].get_texts()] == groups
+    renderer = fig.canvas.get_renderer()
+    above = fig.legends[0].get_window_extent(renderer)
+    below = fig.legends[1].get_window_extent(renderer)
+    assert below.y1 < min(ax.get_window_extent(renderer).y0 for ax in fig.axes) < above.y0
     assert_no_overlap(fig)
 
 
@@ -718,3 +735,332 @@ def test_diagnostics_of_a_logistic_model(poisson_fit):
     assert poisson.axes[0].get_xlabel() == "Fitted count"
     assert poisson.axes[1].get_ylabel() == "Conditional mode\n(log rate)"
     assert_no_overlap(fig)
+
+
+# ------------------------------------------------------------------ the study's frameworks
+
+from types import SimpleNamespace  # noqa: E402
+
+from matplotlib.collections import Collection  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from resistance_outcomes import pipeline  # noqa: E402
+from resistance_outcomes.figures import (  # noqa: E402
+    plot_not_assessed,
+    retention_frameworks,
+)
+from resistance_outcomes.frameworks import FrameworkMap  # noqa: E402
+from resistance_outcomes.vocabulary import (  # noqa: E402
+    ConstructInfo,
+    Stage,
+    Vocabulary,
+    framework_infos,
+)
+
+STUDY = ["humanistic", "psychodynamic", "systemic"]
+GROUPS = ["Low repair", "Middle repair", "High repair", "No ruptures"]
+PARTS = ["resistance_arguing", "homework_noncompliance"]
+
+
+def study_vocabulary(frameworks=STUDY, other="other"):
+    """A vocabulary as the workflow writes it: frameworks in map order, one profiled
+    composite of two parts with their codebook labels."""
+    fmap = FrameworkMap(tuple(frameworks), {}, other=other, unmapped="other" if other else "error")
+    constructs = {
+        "resistance_arguing": ConstructInfo("resistance_arguing", "Arguing", "count", "codes"),
+        "homework_noncompliance": ConstructInfo(
+            "homework_noncompliance", "Homework not done", "count", "column"
+        ),
+        "resistance": ConstructInfo("resistance", "Resistance", "count", "sum_of", tuple(PARTS)),
+    }
+    return Vocabulary(constructs=constructs, frameworks=framework_infos(fmap), profile="resistance")
+
+
+def rates_for(frameworks, hidden=()):
+    rows = []
+    for k, framework in enumerate(frameworks):
+        for session in range(1, 9):
+            mean = np.nan if framework in hidden else 0.5 + 0.1 * k + 0.02 * session
+            rows.append((framework, session, mean, 0.7 * mean, 1.4 * mean))
+    return pd.DataFrame(rows, columns=["framework", "session", "mean", "ci_low", "ci_high"])
+
+
+def profile_for(frameworks, hidden=()):
+    rows = []
+    for k, framework in enumerate(frameworks):
+        for j, part in enumerate(PARTS):
+            v = np.nan if framework in hidden else 0.2 + 0.05 * j + 0.03 * k
+            rows.append((framework, part, v, v - 0.05, v + 0.06))
+    columns = ["framework", "construct", "per_session", "per_session_ci_low",
+               "per_session_ci_high"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def dropout_for(frameworks):
+    grid = np.linspace(0, 1, 6)
+    rows = [(f, r, 0.3 - 0.1 * r + 0.02 * k, 0.2 - 0.1 * r + 0.02 * k, 0.4 - 0.1 * r)
+            for k, f in enumerate(frameworks) for r in grid]  # fmt: skip
+    return pd.DataFrame(rows, columns=["framework", "repair_rate", "estimate", "ci_low",
+                                       "ci_high"])  # fmt: skip
+
+
+def effects_for(frameworks):
+    rows = [("Repair rate, +10 points", f, 0.6 + 0.1 * k, 0.4 + 0.1 * k, 0.9 + 0.1 * k,
+             "odds ratio") for k, f in enumerate(frameworks)]  # fmt: skip
+    columns = ["label", "framework", "estimate", "ci_low", "ci_high", "ratio_kind"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def retention_for(frameworks, hidden=(), tertiles=False):
+    table = retention_table(frameworks, GROUPS if tertiles else None)
+    numbers = ["survival", "ci_low", "ci_high"]
+    table.loc[table["framework"].isin(hidden), numbers] = np.nan
+    return table
+
+
+def every_figure(frameworks, vocab, hidden=()):
+    """Each framework figure, drawn from tables holding ``frameworks`` (in scrambled order)."""
+    scrambled = list(reversed(frameworks))
+    rates = rates_for(scrambled, hidden)
+    prediction = rates.dropna().rename(columns={"mean": "estimate"})
+    return {
+        "rate": plot_rupture_rate_by_session(rates, vocab=vocab),
+        "rate+model": plot_rupture_rate_by_session(rates, prediction=prediction, vocab=vocab),
+        "profile": plot_resistance_profile(profile_for(scrambled, hidden), vocab=vocab),
+        "dropout": plot_dropout_by_repair(dropout_for(scrambled), vocab=vocab),
+        "forest": plot_forest(effects_for(scrambled), vocab=vocab),
+        "retention": plot_retention_curves(
+            retention_for(scrambled, hidden),
+            retention_for(scrambled, hidden, True),
+            vocab=vocab,
+        ),  # fmt: skip
+    }
+
+
+def legend_colours(fig):
+    """Printed framework label -> colour of its legend handle, over every legend."""
+    found = {}
+    for legend in fig.legends:
+        for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=True):
+            if handle is not None and text.get_text() and text.get_color() != "#666666":
+                colour_of = getattr(handle, "get_color", None) or handle.get_facecolor
+                found[text.get_text()] = to_hex(colour_of())
+    return found
+
+
+def drawn_colours(fig):
+    """Colours of every line, errorbar and band drawn in the data areas."""
+    colours = set()
+    for ax in fig.axes:
+        colours |= {colour(line) for line in ax.get_lines() if len(line.get_xdata())}
+        colours |= {band_colour(band) for band in bands(ax) if len(band.get_paths())}
+    return colours
+
+
+def test_one_framework_has_one_colour_in_every_figure():
+    vocab = study_vocabulary()
+    expected = {"Humanistic": "#0072b2", "Psychodynamic": "#e69f00", "Systemic": "#009e73",
+                "Other": "#999999"}  # fmt: skip
+    # each figure sees a different subset of the frameworks: colours stay put anyway
+    subsets = [["psychodynamic", "other"], ["systemic", "humanistic"], [*STUDY, "other"]]
+    for subset in subsets:
+        for name, fig in every_figure(subset, vocab).items():
+            drawn(fig)
+            shown = {vocab.framework_label(f) for f in subset}
+            colours = legend_colours(fig)
+            assert {k: v for k, v in colours.items() if k in shown} == {
+                k: expected[k] for k in shown
+            }, name
+            # and what is drawn is in those colours (the style keys in neutral ink)
+            assert drawn_colours(fig) - {"#333333", "#888888"} <= set(colours.values()), name
+            plt.close(fig)
+
+
+def legend_texts(fig):
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def test_frameworks_follow_the_order_of_the_map():
+    order = ["systemic", "humanistic", "psychodynamic"]
+    vocab = study_vocabulary(order)
+    labels = ["Systemic", "Humanistic", "Psychodynamic", "Other"]
+    for name, fig in every_figure(["humanistic", "other", "psychodynamic", "systemic"],
+                                  vocab).items():  # fmt: skip
+        texts = [t for t in legend_texts(fig) if t in labels]
+        assert texts == labels, name
+        plt.close(fig)
+    fig = every_figure(STUDY, vocab)["retention"]
+    assert [ax.get_title() for ax in fig.axes] == ["By framework", *labels[:3]]
+    # the map's colours by position: the first framework listed is blue
+    assert legend_colours(drawn(fig))["Systemic"] == "#0072b2"
+
+
+LONG_NAMES = [
+    "person_centred_experiential",  # 27 characters
+    "brief_psychodynamic_therapy",
+    "systemic_family_therapy",
+    "cognitive_behavioural_therapy",
+    "emotion_focused_therapy",
+    "mentalization_based_treatment",
+    "acceptance_and_commitment",
+    "interpersonal_psychotherapy",
+]
+
+
+def assert_legends_inside(fig):
+    """Every legend text is inside the figure and no two legend texts overlap."""
+    renderer = fig.canvas.get_renderer()
+    frame = fig.bbox
+    boxes = []
+    for legend in fig.legends:
+        for text in legend.get_texts():
+            box = text.get_window_extent(renderer)
+            assert frame.x0 - 0.5 <= box.x0 and box.x1 <= frame.x1 + 0.5, text.get_text()
+            assert frame.y0 - 0.5 <= box.y0 and box.y1 <= frame.y1 + 0.5, text.get_text()
+            boxes.append(box)
+    for a, b in itertools.combinations(boxes, 2):
+        assert not overlaps(a, b)
+
+
+@pytest.mark.parametrize("count", [2, 4, 8])
+def test_legends_fit_long_names_and_many_frameworks(count):
+    names = LONG_NAMES[:count]
+    vocab = study_vocabulary(names)
+    for name, fig in every_figure([*names, "other"], vocab).items():
+        drawn(fig)
+        assert_legends_inside(fig)
+        texts = " ".join(legend_texts(fig)).replace("\n", " ")
+        for framework in names:
+            assert vocab.framework_label(framework) in texts, (name, framework)  # whole
+        assert_no_overlap(fig)
+        plt.close(fig)
+
+
+def test_legend_grows_the_figure_instead_of_squeezing_the_axes():
+    few = drawn(every_figure(STUDY, study_vocabulary())["rate"])
+    many = drawn(every_figure(LONG_NAMES, study_vocabulary(LONG_NAMES))["rate"])
+    assert many.get_figheight() > few.get_figheight() == pytest.approx(2.6)
+    renderer = few.canvas.get_renderer()
+    height = [f.axes[0].get_window_extent(renderer).height for f in (few, many)]
+    assert height[1] == pytest.approx(height[0], rel=0.1)
+
+
+def has_data(ax):
+    """An axes draws something: a line with a finite point, a band, a patch."""
+    for line in ax.get_lines():
+        if np.isfinite(np.asarray(line.get_ydata(), dtype=float)).any():
+            return True
+    collections = [c for c in ax.collections if isinstance(c, Collection)]
+    if any(len(c.get_paths()) for c in collections):
+        return True
+    return any(isinstance(p, Patch) and p.get_visible() for p in ax.patches)
+
+
+def test_no_panel_is_empty_and_frameworks_without_data_are_named():
+    vocab = study_vocabulary()
+    figs = every_figure([*STUDY, "other"], vocab, hidden=("other",))
+    for name, fig in figs.items():
+        drawn(fig)
+        for ax in fig.axes:
+            assert ax.get_visible() and has_data(ax), (name, ax.get_title())
+        if name in ("dropout", "forest"):
+            continue  # predictions and effects have values for every framework
+        texts = legend_texts(fig)
+        assert "Other" not in texts, name  # no entry that draws nothing
+        assert any(t.startswith("Other: not shown") for t in texts), name
+    retention = figs["retention"]
+    assert [ax.get_title() for ax in retention.axes] == [
+        "By framework", "Humanistic", "Psychodynamic", "Systemic"
+    ]  # no panel for the group without a curve  # fmt: skip
+    assert len(retention.axes[0].get_lines()) == 3
+    for fig in figs.values():
+        plt.close(fig)
+
+
+def test_retention_frameworks_and_panel_grid():
+    curves = retention_for([*STUDY, "other"], hidden=("other",), tertiles=True)
+    assert retention_frameworks(curves, ["other", *STUDY]) == (STUDY, ["other"])
+    # nine groups: one panel each plus the first, four to a row at most, rows even
+    names = LONG_NAMES
+    vocab = study_vocabulary(names)
+    fig = drawn(plot_retention_curves(retention_for(names), retention_for(names, (), True),
+                                      vocab=vocab))  # fmt: skip
+    assert len(fig.axes) == 9
+    rows = sorted({round(ax.get_position().y0, 3) for ax in fig.axes})
+    assert len(rows) == 3
+    assert_no_overlap(fig)
+    assert_legends_inside(fig)
+
+
+def test_nothing_to_draw_gives_a_placeholder_not_an_empty_axes():
+    vocab = study_vocabulary()
+    hidden = [*STUDY, "other"]
+    rates = rates_for(hidden, hidden)
+    for fig in (
+        plot_rupture_rate_by_session(rates, vocab=vocab),
+        plot_resistance_profile(profile_for(hidden, hidden), vocab=vocab),
+        plot_retention_curves(retention_for(hidden, hidden), vocab=vocab),
+        plot_forest(effects_for(hidden).iloc[:0], vocab=vocab),
+    ):
+        assert fig.axes == [] and "Not shown" in fig.texts[1].get_text()
+    fig = plot_not_assessed("Rupture rate by session", "no coding of ruptures")
+    assert [t.get_text() for t in fig.texts] == [
+        "Rupture rate by session",
+        "Not assessed: no coding of ruptures",
+    ]
+    assert fig.axes == []
+
+
+def test_profile_draws_any_parts_by_their_labels():
+    vocab = study_vocabulary()
+    fig = drawn(plot_resistance_profile(profile_for(STUDY), vocab=vocab))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Arguing", "Homework not done"]
+    assert ax.get_xlabel() == "Resistance"  # the profiled composite's label
+    # a label column in the table wins; the old behaviour column still works
+    table = profile_for(STUDY).rename(columns={"construct": "behaviour"})
+    table["label"] = table["behaviour"].map({PARTS[0]: "Contesting", PARTS[1]: "Homework"})
+    fig = plot_resistance_profile(table)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["Contesting", "Homework"]
+
+
+def write_vocabulary(tmp_path, vocab):
+    path = tmp_path / "vocabulary.json"
+    path.write_text(vocab.to_json(), encoding="utf-8")
+    return str(path)
+
+
+def test_figure_steps_write_placeholders_for_stages_without_data(tmp_path):
+    vocab = study_vocabulary()
+    vocab.stages = {
+        "ruptures": Stage(False, "no coding of ruptures"),
+        "profile": Stage(False, "fewer than two of its parts were coded (a, b)"),
+    }
+    path = write_vocabulary(tmp_path, vocab)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", encoding="utf-8")
+    for step, inputs, what in [
+        (pipeline.figure_rupture_rate_step, {"rates": str(empty)}, "rate"),
+        (pipeline.figure_resistance_profile_step, {"profile": str(empty)}, "profile"),
+    ]:
+        output = SimpleNamespace(pdf=tmp_path / f"{what}.pdf", png=tmp_path / f"{what}.png")
+        step(SimpleNamespace(vocabulary=path, **inputs), output)
+        assert output.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert output.pdf.read_bytes()[:4] == b"%PDF"
+    # the profile's placeholder says why, in words
+    fig = plot_not_assessed("Profile of Resistance", vocab.stage("profile").reason)
+    assert fig.texts[1].get_text().startswith("Not assessed: fewer than two")
+
+
+def test_figure_step_draws_with_the_vocabulary(tmp_path):
+    vocab = study_vocabulary(["systemic", "humanistic", "psychodynamic"])
+    vocab.stages = {"profile": Stage(True, ", ".join(PARTS))}
+    path = write_vocabulary(tmp_path, vocab)
+    table = tmp_path / "profile.csv"
+    profile_for(STUDY).to_csv(table, index=False)
+    output = SimpleNamespace(pdf=tmp_path / "p.pdf", png=tmp_path / "p.png")
+    pipeline.figure_resistance_profile_step(
+        SimpleNamespace(vocabulary=path, profile=str(table)), output
+    )
+    image = plt.imread(output.png)
+    assert image.shape[1] == 1050  # 3.5 in at 300 dpi

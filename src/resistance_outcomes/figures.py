@@ -1,22 +1,39 @@
 """Publication figures by framework, in one house style.
 
-- :data:`FRAMEWORK_COLORS`: one colour-blind-safe (Okabe-Ito) colour per framework, used in
-  every figure; :func:`framework_colors` extends it to any other configured group.
-- :func:`plot_rupture_rate_by_session`: mean ruptures per session across sessions, with
-  95% confidence bands (input: :func:`resistance_outcomes.describe.rate_by_session`), and
-  optionally the model's population-level prediction.
+Every figure takes the frameworks' order, colours, markers and printed labels from the
+study's vocabulary (:class:`resistance_outcomes.vocabulary.Vocabulary`, argument
+``vocab``): the order of ``config/frameworks.yaml``, one colour-blind-safe (Okabe-Ito)
+colour and one marker per framework by its position there, grey for the ``other`` group.
+So a framework has the same colour in every figure, whichever frameworks a figure shows.
+Without a vocabulary, ``order`` (and ``colors``/``markers``) may be given; the default is
+computed the same way from the frameworks of the table (:func:`framework_style`).
+
+- :func:`plot_rupture_rate_by_session`: mean of a construct (ruptures) per session across
+  sessions, with 95% confidence bands (input:
+  :func:`resistance_outcomes.describe.rate_by_session`), and optionally the model's
+  population-level prediction.
 - :func:`plot_dropout_by_repair`: predicted probability of dropout against repair rate,
   one line and band per framework (input: predictions of the retention model).
 - :func:`plot_forest`: framework-specific odds or rate ratios with 95% CIs on a log axis.
 - :func:`plot_retention_curves`: percentage still in therapy after each session, by
   framework and by repair tertile (input: :func:`resistance_outcomes.describe.retention_curves`).
-- :func:`plot_resistance_profile`: resistance behaviours per session (or per 60 minutes)
-  by type (input: :func:`resistance_outcomes.describe.resistance_profile`).
+- :func:`plot_resistance_profile`: the parts of the profiled composite (Miller's resistance
+  behaviours in the example) per session or per 60 minutes, by framework (input:
+  :func:`resistance_outcomes.describe.resistance_profile`).
 - :func:`plot_model_diagnostics`: Pearson residuals against fitted values
   (:func:`diagnostic_residuals`) and normal quantile plots of the random effects.
 - :func:`plot_agreement`: inter-rater agreement per construct with 95% CIs against the
-  Koo & Li (2016) bands (input: :func:`resistance_outcomes.reliability.reliability_analysis`).
+  Koo & Li (2016) bands (input: the reliability table).
+- :func:`plot_not_assessed`, :func:`plot_not_fitted`: a small figure in place of one that
+  has nothing to draw (a stage without data, a model not fitted), so that every declared
+  figure exists.
 - :func:`save_figure`: PDF and 300-dpi PNG, written atomically.
+
+No panel is drawn empty: frameworks without anything to show (every cell suppressed) are
+left out of the figure and named in a grey legend entry ("not shown"), and a figure with
+nothing at all to show is a :func:`plot_not_assessed` placeholder. Legends are measured
+with the renderer and laid out (columns, wrapped labels, a taller figure) so that no text
+leaves the figure, for up to nine groups with names of 25 characters or more.
 
 Figures are drawn with the style file ``resistance_outcomes.mplstyle`` shipped with the
 package (sans-serif 8 pt, no top or right spines); widths follow journal columns
@@ -27,81 +44,331 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator, PercentFormatter
 from scipy import stats as scipy_stats
 
+from resistance_outcomes.codebook import humanise
 from resistance_outcomes.derive import DataError, require_columns
 from resistance_outcomes.describe import framework_order
+from resistance_outcomes.frameworks import FrameworkMap
 from resistance_outcomes.io import write_atomically
-from resistance_outcomes.reliability import construct_label
 from resistance_outcomes.tables import format_bounded
+from resistance_outcomes.vocabulary import (
+    MARKERS,
+    PALETTE,
+    FrameworkInfo,
+    Vocabulary,
+    framework_infos,
+)
 
 STYLE = Path(__file__).with_name("resistance_outcomes.mplstyle")
 SINGLE_COLUMN = 3.5
 DOUBLE_COLUMN = 7.2
 
-#: Okabe-Ito colours (Okabe & Ito, 2008), safe for the common colour-vision deficiencies.
-FRAMEWORK_COLORS = {
-    "psychoanalytic": "#0072B2",
-    "behavioral": "#E69F00",
-    "cognitive": "#009E73",
-    "other": "#999999",
-}
-#: Markers that tell frameworks apart in greyscale print too.
-FRAMEWORK_MARKERS = {"psychoanalytic": "o", "behavioral": "s", "cognitive": "^", "other": "D"}
 #: Neutral ink for figures not split by framework, and for keys of line styles.
 NEUTRAL = "#333333"
-_SPARE_COLORS = ("#CC79A7", "#56B4E9", "#D55E00", "#000000")
-_SPARE_MARKERS = ("v", "P", "X", "*")
+#: Ink of notes (frameworks not shown, placeholders).
+NOTE_INK = "#666666"
 
 
-def framework_colors(frameworks: Sequence[str]) -> dict[str, str]:
-    """Colour of each framework: :data:`FRAMEWORK_COLORS`, then spare Okabe-Ito colours.
+# --------------------------------------------------------------------------- frameworks
+
+
+@dataclass(frozen=True)
+class FrameworkStyle:
+    """The frameworks of one figure: reporting order, colour, marker and printed label.
+
+    Attributes
+    ----------
+    order : tuple of str
+        The frameworks of the figure's table, in reporting order.
+    colors, markers, labels : dict
+        Framework name -> colour, marker, printed label (for every framework of the
+        study, not only those in ``order``).
+    """
+
+    order: tuple[str, ...]
+    colors: Mapping[str, str]
+    markers: Mapping[str, str]
+    labels: Mapping[str, str]
+
+    def color(self, name: str) -> str:
+        """The framework's colour (neutral ink for none)."""
+        return self.colors.get(name, NEUTRAL)
+
+    def marker(self, name: str) -> str:
+        """The framework's marker."""
+        return self.markers.get(name, "o")
+
+    def label(self, name: str) -> str:
+        """The framework's printed label."""
+        return self.labels.get(name) or humanise(name)
+
+
+def framework_style(
+    frameworks: Iterable = (),
+    vocab: Vocabulary | None = None,
+    order: Sequence[str] | None = None,
+    colors: Mapping[str, str] | None = None,
+    markers: Mapping[str, str] | None = None,
+) -> FrameworkStyle:
+    """Order, colours, markers and labels of the frameworks in a figure's table.
+
+    With ``vocab``, everything comes from the study's vocabulary (the framework map's order,
+    colour and marker by position, ``other`` grey and last), so a framework looks the same in
+    every figure. Without it, the order is ``order`` (or the column's categorical order, or
+    the order of appearance; :func:`resistance_outcomes.describe.framework_order`) and the
+    colours and markers are given by position in that order, as
+    :func:`resistance_outcomes.vocabulary.framework_infos` gives them. ``colors`` and
+    ``markers`` override single frameworks. A framework the vocabulary does not know takes
+    the next free colour of the palette.
 
     Parameters
     ----------
-    frameworks : sequence of str
-        Framework names in reporting order.
+    frameworks : iterable or pandas.Series
+        The ``framework`` column of the table drawn.
+    vocab : Vocabulary, optional
+        The study's vocabulary (``results/data/vocabulary.json``).
+    order : sequence of str, optional
+        Framework names in reporting order (all of the study's, for colours that stay put
+        across figures).
+    colors, markers : mapping, optional
+        Framework name -> colour or marker, over the defaults.
 
     Returns
     -------
-    dict
-        Framework name -> hex colour.
+    FrameworkStyle
 
     Examples
     --------
-    >>> framework_colors(["cognitive", "integrative"])
-    {'cognitive': '#009E73', 'integrative': '#CC79A7'}
+    >>> style = framework_style(["systemic", "humanistic"],
+    ...                         order=["humanistic", "psychodynamic", "systemic"])
+    >>> style.order, style.color("systemic"), style.label("humanistic")
+    (('humanistic', 'systemic'), '#009E73', 'Humanistic')
     """
-    spare = iter(_SPARE_COLORS)
-    return {f: FRAMEWORK_COLORS.get(f) or next(spare, "#999999") for f in frameworks}
+    values = frameworks if isinstance(frameworks, pd.Series) else pd.Series(list(frameworks))
+    if vocab is not None and vocab.frameworks:
+        infos = list(vocab.frameworks)
+        shown = vocab.order(values) if order is None else framework_order(values, order)
+    else:
+        shown = framework_order(values, order)
+        names = tuple(dict.fromkeys(str(f) for f in (order if order is not None else shown)))
+        infos = framework_infos(FrameworkMap(names, {}))
+    known = {info.name for info in infos}
+    used = len([info for info in infos if not info.other])
+    for k, name in enumerate(f for f in shown if f not in known):
+        position = (used + k) % len(PALETTE)
+        infos.append(FrameworkInfo(name, humanise(name), PALETTE[position], MARKERS[position]))
+    return FrameworkStyle(
+        order=tuple(shown),
+        colors={info.name: info.color for info in infos} | dict(colors or {}),
+        markers={info.name: info.marker for info in infos} | dict(markers or {}),
+        labels={info.name: info.label for info in infos},
+    )
 
 
-def _framework_markers(frameworks: Sequence[str]) -> dict[str, str]:
-    spare = iter(_SPARE_MARKERS)
-    return {f: FRAMEWORK_MARKERS.get(f) or next(spare, "o") for f in frameworks}
+# --------------------------------------------------------------------------- layout
 
 
-def _legend_above(fig: Figure, ax) -> None:
-    """One-row legend above the axes, outside the data area."""
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncols=len(labels))
+def _new_figure(width: float, height: float) -> Figure:
+    """A constrained-layout figure with a renderer, so texts can be measured."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _renderer(fig: Figure):
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    return fig.canvas.get_renderer()
+
+
+#: Room kept free on each side of a legend (inches): constrained layout's pad and a margin.
+_LEGEND_MARGIN = 0.1
+
+
+def fit_legend(
+    fig: Figure,
+    handles: Sequence,
+    labels: Sequence[str],
+    loc: str = "outside upper center",
+    grow: bool = True,
+    **options,
+) -> Legend | None:
+    """A figure legend laid out to fit the figure's width, measured with the renderer.
+
+    The legend takes as many columns as fit (all entries on one row when they can); when a
+    single column is still too wide, or when wrapping labels gives a lower legend, labels
+    are wrapped at word boundaries (words stay whole, a label takes at most two lines). Of
+    the layouts that fit, the lowest is taken, with less wrapping on ties. With ``grow``,
+    the figure grows by the height the legend needs beyond one row, so the data area keeps
+    its size.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        A figure with constrained layout.
+    handles : sequence of artists
+        Legend handles.
+    labels : sequence of str
+        Their labels.
+    loc : str, default "outside upper center"
+        Legend location (an ``outside`` location of constrained layout).
+    grow : bool, default True
+        Make the figure taller by the legend's extra rows.
+    **options
+        Passed to :meth:`matplotlib.figure.Figure.legend`.
+
+    Returns
+    -------
+    matplotlib.legend.Legend or None
+        None without entries.
+
+    Examples
+    --------
+    >>> fig = _new_figure(3.5, 2.6)
+    >>> ax = fig.add_subplot()
+    >>> lines = [ax.plot([0, 1], label=f"A framework with a long name {k}")[0] for k in range(4)]
+    >>> legend = fit_legend(fig, lines, [line.get_label() for line in lines])
+    >>> bool(legend.get_window_extent().width < fig.bbox.width), bool(fig.get_figheight() > 2.6)
+    (True, True)
+    """
+    if not handles:
+        return None
+    handles = list(handles)
+    renderer = _renderer(fig)
+    room = fig.bbox.width - 2 * _LEGEND_MARGIN * fig.dpi
+    texts = [str(label) for label in labels]
+    # One legend of one column gives the space around the texts (handle, pads, border);
+    # the width of any other layout follows from the texts' widths, measured once each.
+    probe = fig.legend(handles, texts, loc=loc, ncols=1, **options)
+    measure = _TextWidths(renderer, probe.prop)
+    around = probe.get_window_extent(renderer).width - max(measure(t) for t in texts)
+    font = probe.prop.get_size_in_points() * fig.dpi / 72
+    per_column = (probe.columnspacing + probe.handlelength + probe.handletextpad) * font
+    probe.remove()
+
+    def width_of(shown: list[str], ncols: int) -> float:
+        columns = _legend_columns(shown, ncols)
+        return around + sum(max(map(measure, c)) for c in columns) + (ncols - 1) * per_column
+
+    def lines_of(shown: list[str], ncols: int) -> int:
+        columns = _legend_columns(shown, ncols)
+        return sum(
+            max(c[r].count("\n") + 1 for c in columns if r < len(c)) for r in range(len(columns[0]))
+        )
+
+    longest = max(len(t) for t in texts)
+    best, best_key = None, None
+    for width in [None, *range(longest - 1, 7, -1)]:
+        shown = texts if width is None else [_fill(t, width) for t in texts]
+        if width is not None and (shown == texts or max(t.count("\n") for t in shown) > 1):
+            continue  # the same as unwrapped, or a label on more than two lines
+        ncols = next((n for n in range(len(shown), 0, -1) if width_of(shown, n) <= room), 0)
+        if ncols:
+            key = (lines_of(shown, ncols), -(width or longest + 1))
+            if best_key is None or key < best_key:
+                best, best_key = (shown, ncols), key
+    shown, ncols = best or ([_fill(t, 8) for t in texts], 1)  # else the narrowest there is
+    legend = fig.legend(handles, shown, loc=loc, ncols=ncols, **options)
+    while ncols > 1 and legend.get_window_extent(renderer).width > room:
+        legend.remove()  # the estimate was short: one column fewer
+        ncols -= 1
+        legend = fig.legend(handles, shown, loc=loc, ncols=ncols, **options)
+    if grow:
+        single = fig.legend(handles[:1], ["Xg"], loc=loc, ncols=1, **options)
+        extra = legend.get_window_extent(renderer).height
+        extra -= single.get_window_extent(renderer).height
+        single.remove()
+        if extra > 0:
+            fig.set_figheight(fig.get_figheight() + extra / fig.dpi)
+    return legend
+
+
+class _TextWidths:
+    """Width in pixels of (multi-line) legend texts, measured once each."""
+
+    def __init__(self, renderer, prop):
+        self.renderer, self.prop, self.cache = renderer, prop, {}
+
+    def __call__(self, text: str) -> float:
+        if text not in self.cache:
+            self.cache[text] = max(
+                self.renderer.get_text_width_height_descent(line, self.prop, ismath=False)[0]
+                for line in text.split("\n")
+            )
+        return self.cache[text]
+
+
+def _legend_columns(texts: list[str], ncols: int) -> list[list[str]]:
+    """Entries per legend column as matplotlib fills them: column by column, the first
+    ``len % ncols`` columns one entry longer."""
+    rows, large = divmod(len(texts), ncols)
+    sizes = [rows + 1] * large + [rows] * (ncols - large)
+    starts = np.cumsum([0, *sizes])
+    return [texts[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True) if b > a]
+
+
+def _not_shown_entry(style: FrameworkStyle, omitted: Sequence[str], why: str):
+    """A grey legend entry without a handle naming frameworks left out of the figure."""
+    names = ", ".join(style.label(f) for f in omitted)
+    return Line2D([], [], linestyle="none", marker="none"), f"{names}: not shown ({why})"
+
+
+def _framework_legend(
+    fig: Figure,
+    style: FrameworkStyle,
+    handles: Mapping[str, object],
+    omitted: Sequence[str] = (),
+    why: str = "too few data",
+    loc: str = "outside upper center",
+) -> Legend | None:
+    """The frameworks' legend in reporting order, with a note of those not shown."""
+    entries = [(handles[f], style.label(f)) for f in style.order if f in handles]
+    if omitted:
+        entries.append(_not_shown_entry(style, omitted, why))
+    if not entries:
+        return None
+    legend = fit_legend(fig, [h for h, _ in entries], [t for _, t in entries], loc=loc)
+    if omitted:
+        legend.get_texts()[-1].set_color(NOTE_INK)
+        legend.get_texts()[-1].set_fontstyle("italic")
+    return legend
+
+
+def _wrap_to(texts: Sequence[str], inches: float, points: float = 8) -> list[str]:
+    """Texts wrapped to lines of about ``inches`` at ``points`` (0.55 em a character)."""
+    chars = max(6, int(inches * 72 / (0.55 * points)))
+    return [_fill(str(t), chars) for t in texts]
+
+
+def _fill(text: str, width: int) -> str:
+    """``text`` wrapped at spaces to lines of ``width`` characters; words stay whole."""
+    return textwrap.fill(text, width, break_long_words=False, break_on_hyphens=False)
 
 
 def _values(rows: pd.DataFrame, column: str) -> np.ndarray:
-    return rows[column].to_numpy(dtype=float)
+    return pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=float)
 
 
 def _rows_of(table: pd.DataFrame, framework: str, by: str = "session") -> pd.DataFrame:
     return table[table["framework"].astype(str) == framework].sort_values(by)
+
+
+def _has_values(table: pd.DataFrame, framework: str, column: str) -> bool:
+    return bool(np.isfinite(_values(_rows_of(table, framework, column), column)).any())
 
 
 def _style_key(label: str, **line) -> Line2D:
@@ -109,21 +376,87 @@ def _style_key(label: str, **line) -> Line2D:
     return Line2D([], [], color=NEUTRAL, label=label, **line)
 
 
+# --------------------------------------------------------------------------- placeholders
+
+
+def plot_placeholder(
+    title: str, message: str, width: float = SINGLE_COLUMN, height: float = 0.9
+) -> Figure:
+    """A small figure that says why there is nothing to draw (title, then the message).
+
+    Examples
+    --------
+    >>> fig = plot_placeholder("Resistance profile", "Not assessed: no resistance coding")
+    >>> [t.get_text() for t in fig.texts]
+    ['Resistance profile', 'Not assessed: no resistance coding']
+    """
+    with plt.style.context(STYLE):
+        fig = _new_figure(width, height)
+        lines = _wrap_to([message], width - 0.3, 8)[0]
+        fig.text(0.5, 0.62, title, ha="center", va="bottom", fontsize=9, fontweight="bold")
+        fig.text(0.5, 0.55, lines, ha="center", va="top", color=NOTE_INK)
+        fig.set_layout_engine("none")
+    return fig
+
+
+def plot_not_assessed(what: str, reason: str, width: float = SINGLE_COLUMN) -> Figure:
+    """The figure of a stage that had no data: "Not assessed: <reason>".
+
+    Parameters
+    ----------
+    what : str
+        What the figure would show ("Rupture rate by session").
+    reason : str
+        Why not, as :class:`resistance_outcomes.vocabulary.Stage` gives it ("no coding of
+        ruptures").
+    width : float
+        Width in inches.
+
+    Examples
+    --------
+    >>> fig = plot_not_assessed("Rupture rate by session", "no coding of ruptures")
+    >>> fig.texts[1].get_text()
+    'Not assessed: no coding of ruptures'
+    """
+    return plot_placeholder(what, f"Not assessed: {reason}", width)
+
+
+def plot_not_fitted(model: str, reason: str, width: float = SINGLE_COLUMN) -> Figure:
+    """A small figure stating that a model was not fitted, and why (in place of its plots).
+
+    Examples
+    --------
+    >>> fig = plot_not_fitted("alliance_trajectory", "no alliance ratings in the data")
+    >>> fig.texts[0].get_text().startswith("alliance_trajectory")
+    True
+    """
+    return plot_placeholder(f"{model}: not fitted", reason, width)
+
+
+# --------------------------------------------------------------------------- rates
+
+
 def plot_rupture_rate_by_session(
     rate_df: pd.DataFrame,
     prediction: pd.DataFrame | None = None,
-    ylabel: str = "Ruptures per session",
+    ylabel: str | None = None,
     width: float = SINGLE_COLUMN,
     height: float | None = None,
+    vocab: Vocabulary | None = None,
+    order: Sequence[str] | None = None,
+    colors: Mapping[str, str] | None = None,
+    construct: str = "ruptures",
 ) -> Figure:
-    """Mean ruptures per attended session across sessions by framework, optionally with the
-    model's population-level prediction.
+    """Mean of a construct (ruptures) per attended session across sessions by framework,
+    optionally with the model's population-level prediction.
 
     Without ``prediction``, one line (observed means) and 95% band per framework. With it,
     the observed means are points with 95% error bars (frameworks side by side within a
     session) and the prediction is a dashed line of the framework's colour with its 95%
     band; a second legend below the axes explains the two styles. Suppressed cells (blank
-    means) leave gaps rather than being bridged.
+    means) leave gaps rather than being bridged; a framework without any mean shown is
+    left out and named in the legend as not shown. With no mean at all the figure is a
+    :func:`plot_placeholder`.
 
     Parameters
     ----------
@@ -135,12 +468,19 @@ def plot_rupture_rate_by_session(
         ``estimate``, ``ci_low``, ``ci_high`` (e.g. ``MixedResult.predict(grid,
         level="population", ci=True)`` joined to its grid), per session on the scale of
         ``rate_df``.
-    ylabel : str, default "Ruptures per session"
-        y-axis label, with its unit.
+    ylabel : str, optional
+        y-axis label, with its unit; default "<construct label> per session".
     width : float, default 3.5
         Width in inches: 3.5 (single column) or 7.2 (double column).
     height : float, optional
-        Height in inches; default 2.6, or 3.0 with ``prediction`` (room for its legend).
+        Height in inches; default 2.6, or 3.0 with ``prediction`` (room for its legend);
+        taller when the legend needs more than one row.
+    vocab : Vocabulary, optional
+        Frameworks' order, colours and labels, and the construct's label.
+    order, colors : optional
+        Without ``vocab``: framework order and colours (see :func:`framework_style`).
+    construct : str, default "ruptures"
+        The construct drawn, for the default y label.
 
     Returns
     -------
@@ -149,13 +489,13 @@ def plot_rupture_rate_by_session(
     Examples
     --------
     >>> import pandas as pd
-    >>> rates = pd.DataFrame({"framework": "cognitive", "session": [1, 2, 3],
+    >>> rates = pd.DataFrame({"framework": "systemic", "session": [1, 2, 3],
     ...                       "mean": [0.8, 0.6, 0.5], "ci_low": [0.6, 0.4, 0.3],
     ...                       "ci_high": [1.0, 0.8, 0.7]})
     >>> fig = plot_rupture_rate_by_session(rates)
-    >>> fig.axes[0].get_xlabel()
-    'Session'
-    >>> model = pd.DataFrame({"framework": "cognitive", "session": [1, 2, 3],
+    >>> fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()
+    ('Session', 'Ruptures per session')
+    >>> model = pd.DataFrame({"framework": "systemic", "session": [1, 2, 3],
     ...                       "estimate": [0.75, 0.62, 0.51], "ci_low": [0.6, 0.5, 0.4],
     ...                       "ci_high": [0.9, 0.75, 0.65]})
     >>> fig = plot_rupture_rate_by_session(rates, prediction=model)
@@ -163,53 +503,68 @@ def plot_rupture_rate_by_session(
     'Model prediction (95% CI)'
     """
     require_columns(rate_df, ["framework", "session", "mean", "ci_low", "ci_high"], "rate")
-    order = framework_order(rate_df["framework"])
+    frameworks = rate_df["framework"]
     if prediction is not None:
         require_columns(
             prediction, ["framework", "session", "estimate", "ci_low", "ci_high"], "prediction"
         )
-        extra = framework_order(prediction["framework"])
-        order += [f for f in extra if f not in order]
-    colors, markers = framework_colors(order), _framework_markers(order)
+        frameworks = pd.concat([frameworks.astype(str), prediction["framework"].astype(str)])
+    style = framework_style(frameworks, vocab, order, colors)
+    drawn = [f for f in style.order if _has_values(rate_df, f, "mean")]
+    omitted = [f for f in style.order if f not in drawn]
+    ylabel = ylabel or f"{(vocab or Vocabulary()).label(construct)} per session"
+    if not drawn:
+        return plot_placeholder(ylabel, "Not shown: no session has enough data.", width)
     height = height or (2.6 if prediction is None else 3.0)
+    dodge_step = min(0.12, 0.6 / max(len(drawn), 1))
     with plt.style.context(STYLE):
-        fig = Figure(figsize=(width, height), layout="constrained")
+        fig = _new_figure(width, height)
         ax = fig.add_subplot()
-        for k, framework in enumerate(order):
+        handles = {}
+        for k, framework in enumerate(drawn):
+            color, marker = style.color(framework), style.marker(framework)
             rows = _rows_of(rate_df, framework)
             x, mean = _values(rows, "session"), _values(rows, "mean")
             low, high = _values(rows, "ci_low"), _values(rows, "ci_high")
-            style = {"color": colors[framework], "label": framework.capitalize()}
+            label = style.label(framework)
             if prediction is None:
-                ax.fill_between(x, low, high, color=colors[framework], alpha=0.18, linewidth=0)
-                ax.plot(x, mean, marker=markers[framework], **style)
+                ax.fill_between(x, low, high, color=color, alpha=0.18, linewidth=0)
+                (handles[framework],) = ax.plot(x, mean, marker=marker, color=color,
+                                                label=label)  # fmt: skip
                 continue
-            dodge = (k - (len(order) - 1) / 2) * 0.12
+            dodge = (k - (len(drawn) - 1) / 2) * dodge_step
             error = np.vstack([mean - low, high - mean])
-            ax.errorbar(x + dodge, mean, yerr=error, fmt=markers[framework], elinewidth=0.8,
-                        **style)  # fmt: skip
+            handles[framework] = ax.errorbar(x + dodge, mean, yerr=error, fmt=marker,
+                                             color=color, elinewidth=0.8, label=label)  # fmt: skip
             model = _rows_of(prediction, framework)
+            if not len(model):
+                continue
             px = _values(model, "session")
             ax.fill_between(px, _values(model, "ci_low"), _values(model, "ci_high"),
-                            color=colors[framework], alpha=0.12, linewidth=0)  # fmt: skip
-            ax.plot(px, _values(model, "estimate"), color=colors[framework], linestyle="--",
+                            color=color, alpha=0.12, linewidth=0)  # fmt: skip
+            ax.plot(px, _values(model, "estimate"), color=color, linestyle="--",
                     linewidth=1.0)  # fmt: skip
         ax.set_xlabel("Session")
         ax.set_ylabel(ylabel)
         ax.set_ylim(bottom=0)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        _legend_above(fig, ax)
+        _framework_legend(fig, style, handles, omitted, "too few sessions")
         if prediction is not None:
             keys = [
                 _style_key("Observed (95% CI)", marker="o", linestyle="none"),
                 _style_key("Model prediction (95% CI)", linestyle="--", linewidth=1.0),
             ]
-            fig.legend(handles=keys, loc="outside lower center", ncols=2)
+            fit_legend(fig, keys, [k.get_label() for k in keys], loc="outside lower center")
     return fig
 
 
 def plot_dropout_by_repair(
-    pred_df: pd.DataFrame, width: float = SINGLE_COLUMN, height: float = 2.6
+    pred_df: pd.DataFrame,
+    width: float = SINGLE_COLUMN,
+    height: float = 2.6,
+    vocab: Vocabulary | None = None,
+    order: Sequence[str] | None = None,
+    colors: Mapping[str, str] | None = None,
 ) -> Figure:
     """Predicted probability of dropout against repair rate: one line and 95% band per
     framework.
@@ -221,7 +576,11 @@ def plot_dropout_by_repair(
         ``repair_rate`` (proportion of ruptures repaired, 0-1), ``estimate``, ``ci_low``,
         ``ci_high`` (probabilities), also as read back from CSV.
     width, height : float
-        Size in inches.
+        Size in inches (taller when the legend needs more than one row).
+    vocab : Vocabulary, optional
+        Frameworks' order, colours and labels.
+    order, colors : optional
+        Without ``vocab``: framework order and colours (see :func:`framework_style`).
 
     Returns
     -------
@@ -236,7 +595,7 @@ def plot_dropout_by_repair(
     Examples
     --------
     >>> import pandas as pd
-    >>> pred = pd.DataFrame({"framework": "cognitive", "repair_rate": [0.0, 0.5, 1.0],
+    >>> pred = pd.DataFrame({"framework": "systemic", "repair_rate": [0.0, 0.5, 1.0],
     ...                      "estimate": [0.30, 0.20, 0.12], "ci_low": [0.20, 0.15, 0.06],
     ...                      "ci_high": [0.42, 0.26, 0.22]})
     >>> fig = plot_dropout_by_repair(pred)
@@ -247,24 +606,28 @@ def plot_dropout_by_repair(
     require_columns(pred_df, ["framework", *columns], "dropout prediction")
     for column in columns:
         _check_proportions(pred_df, column)
-    order = framework_order(pred_df["framework"])
-    colors = framework_colors(order)
+    style = framework_style(pred_df["framework"], vocab, order, colors)
+    drawn = [f for f in style.order if _has_values(pred_df, f, "estimate")]
+    omitted = [f for f in style.order if f not in drawn]
+    if not drawn:
+        return plot_placeholder("Dropout by repair rate", "Not shown: no predictions.", width)
     with plt.style.context(STYLE):
-        fig = Figure(figsize=(width, height), layout="constrained")
+        fig = _new_figure(width, height)
         ax = fig.add_subplot()
-        for framework in order:
+        handles = {}
+        for framework in drawn:
             rows = _rows_of(pred_df, framework, by="repair_rate")
-            x = _values(rows, "repair_rate")
+            x, color = _values(rows, "repair_rate"), style.color(framework)
             ax.fill_between(x, _values(rows, "ci_low"), _values(rows, "ci_high"),
-                            color=colors[framework], alpha=0.15, linewidth=0)  # fmt: skip
-            ax.plot(x, _values(rows, "estimate"), color=colors[framework],
-                    label=framework.capitalize())  # fmt: skip
+                            color=color, alpha=0.15, linewidth=0)  # fmt: skip
+            (handles[framework],) = ax.plot(x, _values(rows, "estimate"), color=color,
+                                            label=style.label(framework))  # fmt: skip
         ax.set_xlabel("Repair rate (% of ruptures repaired)")
         ax.set_ylabel("Predicted probability of dropout (%)")
         ax.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0, symbol=""))
         ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0, symbol=""))
         ax.set_ylim(bottom=0)
-        _legend_above(fig, ax)
+        _framework_legend(fig, style, handles, omitted, "no predictions")
     return fig
 
 
@@ -281,23 +644,64 @@ def _check_proportions(table: pd.DataFrame, column: str) -> None:
         )
 
 
+# --------------------------------------------------------------------------- profile
+
+
+def _profile_parts(profile_df: pd.DataFrame, vocab: Vocabulary | None) -> tuple[str, list]:
+    """The column naming the parts (``construct`` or ``behaviour``) and the parts in order
+    (the vocabulary's order of the composite's parts, then the table's)."""
+    column = "construct" if "construct" in profile_df else "behaviour"
+    present = list(dict.fromkeys(profile_df[column].astype(str)))
+    known = [p for p in (vocab.profile_parts() if vocab else []) if p in present]
+    return column, known + [p for p in present if p not in known]
+
+
+def _part_labels(profile_df: pd.DataFrame, column: str, parts, vocab) -> list[str]:
+    """Printed names of the parts: the table's ``label`` column, else the vocabulary's."""
+    given = {}
+    if "label" in profile_df:
+        pairs = profile_df[[column, "label"]].dropna().astype(str)
+        given = dict(zip(pairs[column], pairs["label"], strict=True))
+    vocab = vocab or Vocabulary()
+    return [given.get(p) or vocab.label(p) for p in parts]
+
+
 def plot_resistance_profile(
     profile_df: pd.DataFrame,
     per: str = "session",
     width: float = SINGLE_COLUMN,
     height: float = 2.6,
+    vocab: Vocabulary | None = None,
+    order: Sequence[str] | None = None,
+    colors: Mapping[str, str] | None = None,
+    xlabel: str | None = None,
 ) -> Figure:
-    """Resistance behaviours by type and framework: points with 95% confidence intervals.
+    """The parts of a composite (resistance behaviours, say) by framework: rate per session
+    or per 60 minutes, points with 95% confidence intervals.
+
+    One position on the x axis per part, whatever the parts are called, labelled by its
+    construct label (the table's ``label`` column, else the vocabulary's); the frameworks
+    side by side within a part. Suppressed rows (blank rates) are not drawn; a framework
+    without any rate shown is left out and named in the legend as not shown, and a table
+    without any rate gives a :func:`plot_placeholder`.
 
     Parameters
     ----------
     profile_df : pandas.DataFrame
-        Output of :func:`resistance_outcomes.describe.resistance_profile`, also as read back
-        from CSV.
+        Output of :func:`resistance_outcomes.describe.resistance_profile`, also as read
+        back from CSV: ``framework``, the part (``construct`` or ``behaviour``), optionally
+        ``label``, and ``per_session``/``per_hour`` with ``_ci_low``/``_ci_high``.
     per : {"session", "hour"}, default "session"
         Plot rates per attended session or per 60 minutes.
     width, height : float
-        Size in inches.
+        Size in inches (taller when the legend needs more than one row).
+    vocab : Vocabulary, optional
+        Frameworks' order, colours and labels; the parts' labels and order; the
+        composite's label (the x axis).
+    order, colors : optional
+        Without ``vocab``: framework order and colours (see :func:`framework_style`).
+    xlabel : str, optional
+        x-axis label; default the profiled composite's label, else "Behaviour".
 
     Returns
     -------
@@ -306,57 +710,88 @@ def plot_resistance_profile(
     Examples
     --------
     >>> import pandas as pd
-    >>> profile = pd.DataFrame({"framework": "cognitive", "behaviour": ["arguing", "denying"],
+    >>> profile = pd.DataFrame({"framework": "systemic", "construct": ["talk_a", "talk_b"],
+    ...                         "label": ["Sustain talk", "Discord"],
     ...                         "per_session": [0.4, 0.2], "per_session_ci_low": [0.3, 0.1],
     ...                         "per_session_ci_high": [0.5, 0.3]})
     >>> fig = plot_resistance_profile(profile)
-    >>> fig.axes[0].get_ylabel()
-    'Behaviours per session'
+    >>> fig.axes[0].get_ylabel(), [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    ('Per attended session', ['Sustain talk', 'Discord'])
     """
     if per not in ("session", "hour"):
         raise ValueError(f"per must be 'session' or 'hour'; got {per!r}.")
     column = f"per_{per}"
+    if "construct" not in profile_df and "behaviour" not in profile_df:
+        require_columns(profile_df, ["framework", "construct"], "resistance profile")
     require_columns(
         profile_df,
-        ["framework", "behaviour", column, f"{column}_ci_low", f"{column}_ci_high"],
+        ["framework", column, f"{column}_ci_low", f"{column}_ci_high"],
         "resistance profile",
     )
-    order = framework_order(profile_df["framework"])
-    colors, markers = framework_colors(order), _framework_markers(order)
-    behaviours = list(dict.fromkeys(profile_df["behaviour"].astype(str)))
-    positions = {b: i for i, b in enumerate(behaviours)}
-    step = min(0.22, 0.8 / max(len(order), 1))
+    part_column, parts = _profile_parts(profile_df, vocab)
+    style = framework_style(profile_df["framework"], vocab, order, colors)
+    drawn = [f for f in style.order if _has_values(profile_df, f, column)]
+    omitted = [f for f in style.order if f not in drawn]
+    composite = vocab.label(vocab.profile) if vocab is not None and vocab.profile else None
+    xlabel = xlabel or composite or "Behaviour"
+    if not drawn:
+        return plot_placeholder(xlabel, "Not shown: every cell is below the minimum.", width)
+    positions = {p: i for i, p in enumerate(parts)}
+    step = min(0.22, 0.8 / max(len(drawn), 1))
     with plt.style.context(STYLE):
-        fig = Figure(figsize=(width, height), layout="constrained")
+        fig = _new_figure(width, height)
         ax = fig.add_subplot()
-        for k, framework in enumerate(order):
+        handles = {}
+        for k, framework in enumerate(drawn):
             rows = profile_df[profile_df["framework"].astype(str) == framework]
-            x = rows["behaviour"].astype(str).map(positions).to_numpy(dtype=float)
-            x += (k - (len(order) - 1) / 2) * step
-            estimate = rows[column].to_numpy(dtype=float)
+            x = rows[part_column].astype(str).map(positions).to_numpy(dtype=float)
+            x += (k - (len(drawn) - 1) / 2) * step
+            estimate = _values(rows, column)
             error = np.vstack(
                 [
-                    estimate - rows[f"{column}_ci_low"].to_numpy(dtype=float),
-                    rows[f"{column}_ci_high"].to_numpy(dtype=float) - estimate,
+                    estimate - _values(rows, f"{column}_ci_low"),
+                    _values(rows, f"{column}_ci_high") - estimate,
                 ]
             )
-            ax.errorbar(
-                x,
-                estimate,
-                yerr=error,
-                fmt=markers[framework],
-                color=colors[framework],
+            ok = np.isfinite(estimate)
+            handles[framework] = ax.errorbar(
+                x[ok],
+                estimate[ok],
+                yerr=np.nan_to_num(error[:, ok]),
+                fmt=style.marker(framework),
+                color=style.color(framework),
                 elinewidth=0.9,
-                label=framework.capitalize(),
+                label=style.label(framework),
             )
-        ax.set_xticks(range(len(behaviours)), [b.capitalize() for b in behaviours])
-        ax.set_xlim(-0.5, len(behaviours) - 0.5)
-        ax.set_xlabel("Resistance behaviour")
-        ax.set_ylabel("Behaviours per session" if per == "session" else "Behaviours per 60 min")
+        labels = _part_labels(profile_df, part_column, parts, vocab)
+        ax.set_xticks(range(len(parts)), _wrap_to(labels, 0.8 * (width - 0.6) / len(parts)))
+        ax.set_xlim(-0.5, len(parts) - 0.5)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("Per attended session" if per == "session" else "Per 60 minutes")
         ax.set_ylim(bottom=0)
-        _legend_above(fig, ax)
+        _framework_legend(fig, style, handles, omitted, "too few clients")
     return fig
 
+
+def construct_labels(constructs: Sequence[str], labels=None) -> list[str]:
+    """Printed names of constructs: from ``labels`` (a mapping, a function such as
+    :meth:`Vocabulary.label`, or a Vocabulary), else the name in words.
+
+    Examples
+    --------
+    >>> construct_labels(["sustain_talk", "x"], {"x": "Homework"})
+    ['Sustain talk', 'Homework']
+    """
+    if isinstance(labels, Vocabulary):
+        labels = labels.label
+    if labels is None:
+        return [humanise(c) for c in constructs]
+    if isinstance(labels, Mapping):
+        return [str(labels.get(c) or humanise(c)) for c in constructs]
+    return [str(labels(c)) for c in constructs]
+
+
+# --------------------------------------------------------------------------- agreement
 
 #: Koo & Li (2016) bands: (lower, upper, name); shaded from light to lighter.
 KOO_LI_BANDS = ((-1.0, 0.5, "Poor"), (0.5, 0.75, "Moderate"), (0.75, 0.9, "Good"),
@@ -372,7 +807,10 @@ _AGREEMENT_MARKERS = {
 
 
 def plot_agreement(
-    table: pd.DataFrame, width: float = SINGLE_COLUMN, height: float | None = None
+    table: pd.DataFrame,
+    width: float = SINGLE_COLUMN,
+    height: float | None = None,
+    labels: Vocabulary | Mapping[str, str] | Callable[[str], str] | None = None,
 ) -> Figure:
     """Inter-rater agreement per construct: point and 95% CI for each statistic, over the
     Koo & Li (2016) interpretation bands.
@@ -381,6 +819,9 @@ def plot_agreement(
     circle) and ICC(A,k) (open circle) of a construct side by side, kappas as a square
     (Cohen's) or diamond (Fleiss'). A construct without an estimate is marked "not
     estimable". The x axis starts at the band boundary below the lowest value shown.
+    Constructs are named by their labels: ``labels`` (the study's vocabulary, a mapping or
+    a function), else the table's ``label`` column when it holds names rather than Koo &
+    Li bands, else the name in words.
 
     Parameters
     ----------
@@ -391,6 +832,8 @@ def plot_agreement(
         Width in inches.
     height : float, optional
         Height in inches; default grows with the number of constructs.
+    labels : Vocabulary, mapping or callable, optional
+        Printed names of the constructs (see :func:`construct_labels`).
 
     Returns
     -------
@@ -420,7 +863,7 @@ def plot_agreement(
     lower = _agreement_axis_start(values.to_numpy(dtype=float))
     height = height if height is not None else 0.9 + 0.24 * max(len(constructs), 2)
     with plt.style.context(STYLE):
-        fig = Figure(figsize=(width, height), layout="constrained")
+        fig = _new_figure(width, height)
         ax = fig.add_subplot()
         _shade_koo_li_bands(ax, lower, width)
         for statistic, (marker, filled, offset) in _AGREEMENT_MARKERS.items():
@@ -451,15 +894,15 @@ def plot_agreement(
             if values.loc[table["construct"].astype(str) == construct, "estimate"].isna().all():
                 ax.text(lower + 0.01, rows[construct], "not estimable", va="center",
                         fontsize=7, color="#666666", style="italic")  # fmt: skip
-        ax.set_yticks(range(len(constructs)), [construct_label(c) for c in constructs])
+        names = _wrap_to(construct_labels(constructs, labels), 0.4 * width)
+        ax.set_yticks(range(len(constructs)), names)
         ax.set_ylim(len(constructs) - 0.5, -0.5)
         ax.set_xlim(lower, 1.0)
         ax.xaxis.set_major_formatter(FuncFormatter(_without_leading_zero))
         ax.set_xlabel("Agreement (ICC or kappa), 95% CI")
         ax.tick_params(axis="y", length=0)
-        handles, labels = ax.get_legend_handles_labels()
-        ncols = len(labels) if len(labels) <= 3 else 2
-        fig.legend(handles, labels, loc="outside upper center", ncols=ncols)
+        handles, texts = ax.get_legend_handles_labels()
+        fit_legend(fig, handles, texts)
     return fig
 
 
@@ -605,11 +1048,13 @@ def _ratio_ticks(low: float, high: float) -> list[float]:
     return _thin_ticks([float(round(1 + k * step, 6)) for k in range(-40, 41)], low, high)
 
 
-def _within_rows(effects: pd.DataFrame, row_of: np.ndarray) -> tuple[np.ndarray, int]:
+def _within_rows(
+    effects: pd.DataFrame, row_of: np.ndarray, order: Sequence[str]
+) -> tuple[np.ndarray, int]:
     """Place of each effect within its row, centred on it (frameworks top to bottom in
     reporting order, effects without one last), and the most effects sharing a row."""
     frameworks = effects["framework"].astype("string").fillna("")
-    order = [*framework_order(effects["framework"]), ""]
+    order = [*order, ""]
     rank = frameworks.map({f: i for i, f in enumerate(order)}).astype(float)
     rows = pd.Series(row_of, index=effects.index)
     k = rank.groupby(rows).rank(method="first") - 1
@@ -617,27 +1062,31 @@ def _within_rows(effects: pd.DataFrame, row_of: np.ndarray) -> tuple[np.ndarray,
     return (k - (n - 1) / 2).to_numpy(), int(n.max())
 
 
-def _draw_forest_panel(ax, effects, values, colors, markers, wrap: int) -> None:
+def _draw_forest_panel(ax, effects, values, style: FrameworkStyle, wrap: int) -> dict:
+    """Draw one panel; the errorbar container of each framework drawn."""
     rows, row_of = _forest_layout(effects)
-    place, most = _within_rows(effects, row_of)
+    place, most = _within_rows(effects, row_of, style.order)
     y = row_of + place * min(0.22, 0.7 / most)
     frameworks = effects["framework"].astype("string").fillna("")
     estimate = values["estimate"].to_numpy(float)
     error = np.vstack([estimate - values["ci_low"].to_numpy(float),
                        values["ci_high"].to_numpy(float) - estimate])  # fmt: skip
-    for framework in [f for f in [*colors, ""] if (frameworks == f).any()]:
+    handles = {}
+    for framework in [f for f in [*style.order, ""] if (frameworks == f).any()]:
         chosen = (frameworks == framework).to_numpy()
         ok = chosen & np.isfinite(estimate)
-        color = colors.get(framework, NEUTRAL)
-        ax.errorbar(
+        color = style.color(framework) if framework else NEUTRAL
+        container = ax.errorbar(
             estimate[ok],
             y[ok],
             xerr=np.nan_to_num(error[:, ok]),
-            fmt=markers.get(framework, "D"),
+            fmt=style.marker(framework) if framework else "D",
             color=color,
             elinewidth=0.9,
-            label=framework.capitalize() if framework else "_nolegend_",
+            label=style.label(framework) if framework else "_nolegend_",
         )
+        if framework:  # also when "not estimable" only: the note is in its colour
+            handles[framework] = container
         for position in y[chosen & ~ok]:
             ax.text(0.02, position, "not estimable", transform=ax.get_yaxis_transform(),
                     va="center", fontsize=7, color=color, style="italic")  # fmt: skip
@@ -651,19 +1100,20 @@ def _draw_forest_panel(ax, effects, values, colors, markers, wrap: int) -> None:
     ax.set_xticks(_ratio_ticks(low, high))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_yticks(range(len(rows)), [textwrap.fill(text, wrap) for text, _ in rows])
+    ax.set_yticks(range(len(rows)), [_fill(text, wrap) for text, _ in rows])
     for tick, (_, heading) in zip(ax.get_yticklabels(), rows, strict=True):
         tick.set_fontweight("bold" if heading else "normal")
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.tick_params(axis="y", length=0)
+    return handles
 
 
-def _forest_panel_height(effects: pd.DataFrame, wrap: int) -> float:
+def _forest_panel_height(effects: pd.DataFrame, wrap: int, order: Sequence[str]) -> float:
     """Inches a panel needs: rows tall enough for the frameworks side by side and for
     wrapped labels, plus the x axis."""
     rows, row_of = _forest_layout(effects)
-    lines = max(len(textwrap.wrap(text, wrap)) for text, _ in rows)
-    row = max(0.1 + 0.07 * _within_rows(effects, row_of)[1], 0.06 + 0.13 * lines)
+    lines = max(len(_fill(text, wrap).splitlines()) for text, _ in rows)
+    row = max(0.1 + 0.07 * _within_rows(effects, row_of, order)[1], 0.06 + 0.13 * lines)
     return row * len(rows) + 0.55
 
 
@@ -671,6 +1121,9 @@ def plot_forest(
     effects_df: pd.DataFrame,
     width: float = SINGLE_COLUMN,
     height: float | None = None,
+    vocab: Vocabulary | None = None,
+    order: Sequence[str] | None = None,
+    colors: Mapping[str, str] | None = None,
 ) -> Figure:
     """Forest plot of framework-specific effects: ratio and 95% CI on a log axis.
 
@@ -682,6 +1135,7 @@ def plot_forest(
     labels are wrapped, and the height grows with the number of rows so that labels never
     overlap. Effects without an estimate are marked "not estimable" in their framework's
     colour; effects without a framework (a pooled effect, say) are drawn in neutral ink.
+    A table without effects gives a :func:`plot_placeholder`.
 
     Parameters
     ----------
@@ -693,6 +1147,10 @@ def plot_forest(
         Width in inches.
     height : float, optional
         Height in inches; by default what the rows need.
+    vocab : Vocabulary, optional
+        Frameworks' order, colours and labels.
+    order, colors : optional
+        Without ``vocab``: framework order and colours (see :func:`framework_style`).
 
     Returns
     -------
@@ -708,7 +1166,7 @@ def plot_forest(
     --------
     >>> import pandas as pd
     >>> effects = pd.DataFrame({"label": "Repair rate, +10 points",
-    ...                         "framework": ["behavioral", "cognitive"],
+    ...                         "framework": ["humanistic", "systemic"],
     ...                         "estimate": [0.8, 0.6], "ci_low": [0.6, 0.45],
     ...                         "ci_high": [1.1, 0.8], "ratio_kind": "odds ratio"})
     >>> fig = plot_forest(effects)
@@ -718,30 +1176,28 @@ def plot_forest(
     require_columns(effects_df, ["label", "framework", "estimate", "ci_low", "ci_high"],
                     "effects")  # fmt: skip
     effects = effects_df.reset_index(drop=True)
+    if effects.empty:
+        return plot_placeholder("Framework-specific effects", "Not shown: no effects.", width)
     values = _check_effects(effects)
     kinds = effects["ratio_kind"] if "ratio_kind" in effects else pd.Series("", effects.index)
     kinds = kinds.astype("string").fillna("")
     panels = list(dict.fromkeys(kinds))
-    order = framework_order(effects["framework"])
-    colors, markers = framework_colors(order), _framework_markers(order)
+    style = framework_style(effects["framework"], vocab, order, colors)
     wrap = int(width * 72 * 0.4 / 4.5)  # labels take at most ~40% of the width (8 pt text)
-    sizes = [_forest_panel_height(effects[kinds == kind], wrap) for kind in panels]
+    sizes = [_forest_panel_height(effects[kinds == kind], wrap, style.order) for kind in panels]
     with plt.style.context(STYLE):
-        fig = Figure(figsize=(width, height or 0.35 + sum(sizes)), layout="constrained")
+        fig = _new_figure(width, height or 0.35 + sum(sizes))
         axes = fig.subplots(len(panels), 1, squeeze=False, height_ratios=sizes)[:, 0]
+        handles = {}
         for ax, kind in zip(axes, panels, strict=True):
             chosen = (kinds == kind).to_numpy()
             part = effects[chosen].reset_index(drop=True)
-            _draw_forest_panel(ax, part, values[chosen].reset_index(drop=True), colors,
-                               markers, wrap)  # fmt: skip
+            drawn = _draw_forest_panel(ax, part, values[chosen].reset_index(drop=True),
+                                       style, wrap)  # fmt: skip
+            for framework, handle in drawn.items():
+                handles.setdefault(framework, handle)
             ax.set_xlabel(_ratio_axis_label(kind))
-        handles = {}
-        for ax in axes:
-            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-                handles.setdefault(label, handle)
-        if handles:
-            fig.legend(list(handles.values()), list(handles), loc="outside upper center",
-                       ncols=len(handles))  # fmt: skip
+        _framework_legend(fig, style, handles)
     return fig
 
 
@@ -755,6 +1211,8 @@ REPAIR_LINESTYLES = {
     "No ruptures": "-.",
     "Not coded": (0, (1, 3)),
 }
+#: Most panels side by side in the retention figure; more go on further rows.
+RETENTION_PANELS_PER_ROW = 4
 
 
 def _retention_steps(rows: pd.DataFrame) -> tuple[np.ndarray, ...]:
@@ -768,20 +1226,59 @@ def _retention_steps(rows: pd.DataFrame) -> tuple[np.ndarray, ...]:
                  for c in ("survival", "ci_low", "ci_high")))  # fmt: skip
 
 
+def _has_curve(rows: pd.DataFrame) -> bool:
+    """Whether a group has at least one session shown before its first suppressed one."""
+    survival = _values(rows.sort_values("session"), "survival")
+    return survival.size > 0 and not np.isnan(survival[0])
+
+
+def retention_frameworks(curves: pd.DataFrame, order: Sequence[str] | None = None):
+    """Frameworks with a curve to draw, and those without (every session suppressed).
+
+    Parameters
+    ----------
+    curves : pandas.DataFrame
+        :func:`resistance_outcomes.describe.retention_curves` by ``framework`` (and
+        optionally ``repair_tertile``).
+    order : sequence of str, optional
+        Reporting order (default: :func:`resistance_outcomes.describe.framework_order`).
+
+    Returns
+    -------
+    (list of str, list of str)
+        Frameworks drawn and frameworks left out, in reporting order.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> curves = pd.DataFrame({"framework": ["a", "a", "other"], "session": [1, 2, 1],
+    ...                        "survival": [0.9, 0.8, None]})
+    >>> retention_frameworks(curves)
+    (['a'], ['other'])
+    """
+    order = framework_order(curves["framework"], order)
+    groups = "repair_tertile" in curves
+    drawn = []
+    for framework in order:
+        rows = _rows_of(curves, framework)
+        parts = [g for _, g in rows.groupby("repair_tertile", observed=True)] if groups else [rows]
+        if any(_has_curve(part) for part in parts):
+            drawn.append(framework)
+    return drawn, [f for f in order if f not in drawn]
+
+
 def _draw_retention(ax, rows: pd.DataFrame, color: str, label: str, alpha: float, **line):
     x, survival, low, high = _retention_steps(rows)
     ax.fill_between(x, low, high, step="post", color=color, alpha=alpha, linewidth=0)
-    ax.step(x, survival, where="post", color=color, label=label, **line)
+    return ax.step(x, survival, where="post", color=color, label=label, **line)[0]
 
 
-def _two_row_legend(fig: Figure, first: list, second: list) -> None:
-    """Legend above the axes with ``first`` (handles) on one row and ``second`` below."""
-    ncols = max(len(first), len(second))
-    blank = Line2D([], [], linestyle="none", label=" ")
-    first = first + [blank] * (ncols - len(first))
-    second = second + [blank] * (ncols - len(second))
-    handles = [h for pair in zip(first, second, strict=True) for h in pair]  # column-major
-    fig.legend(handles=handles, loc="outside upper center", ncols=ncols)
+def _title_ink(color: str) -> str:
+    """The colour itself for a title, or neutral ink where it is too light to read
+    (Okabe-Ito yellow: relative luminance above 0.6)."""
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(color)]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return NEUTRAL if luminance > 0.6 else color
 
 
 def _retention_axes(ax, last_session: float, bottom: float) -> None:
@@ -795,16 +1292,23 @@ def plot_retention_curves(
     curves_df: pd.DataFrame,
     tertile_curves: pd.DataFrame | None = None,
     width: float | None = None,
-    height: float = 2.6,
+    height: float | None = None,
+    vocab: Vocabulary | None = None,
+    order: Sequence[str] | None = None,
+    colors: Mapping[str, str] | None = None,
 ) -> Figure:
     """Retention curves: percentage of clients still in therapy after each session, as
     steps with 95% bands, by framework and, optionally, by repair tertile.
 
     The first panel has one curve per framework. With ``tertile_curves``, one further
     panel per framework shows its repair groups in the framework's colour, told apart by
-    line style (dotted low, dashed middle, solid high repair; dash-dot no ruptures). Every
-    curve starts at 100% before session 1; suppressed sessions end it. Panels share the y
-    axis, which starts at the 10% step below the lowest interval.
+    line style (dotted low, dashed middle, solid high repair; dash-dot no ruptures); panels
+    go four to a row. Every curve starts at 100% before session 1; suppressed sessions end
+    it. A framework without any session shown (too few clients at risk from the start, a
+    small ``other`` group say) gets no curve and no panel; the legend names it as not
+    shown (:func:`retention_frameworks` gives the same lists). Panels share the y axis,
+    which starts at the 10% step below the lowest interval. With nothing to draw the figure
+    is a :func:`plot_placeholder`.
 
     Parameters
     ----------
@@ -814,8 +1318,13 @@ def plot_retention_curves(
         The same by ``["framework", "repair_tertile"]``.
     width : float, optional
         Width in inches; default 3.5 (one panel) or 7.2 (with repair panels).
-    height : float, default 2.6
-        Height in inches.
+    height : float, optional
+        Height in inches; default 2.6 per row of panels (less for further rows), more when
+        the legend needs more than one row.
+    vocab : Vocabulary, optional
+        Frameworks' order, colours and labels.
+    order, colors : optional
+        Without ``vocab``: framework order and colours (see :func:`framework_style`).
 
     Returns
     -------
@@ -824,7 +1333,7 @@ def plot_retention_curves(
     Examples
     --------
     >>> import pandas as pd
-    >>> curves = pd.DataFrame({"framework": "cognitive", "session": [1, 2, 3],
+    >>> curves = pd.DataFrame({"framework": "systemic", "session": [1, 2, 3],
     ...                        "survival": [0.95, 0.9, 0.85], "ci_low": [0.9, 0.84, 0.78],
     ...                        "ci_high": [0.98, 0.94, 0.9]})
     >>> fig = plot_retention_curves(curves)
@@ -837,38 +1346,67 @@ def plot_retention_curves(
     if tertile_curves is not None:
         require_columns(tertile_curves, [*needed, "repair_tertile"], "repair-tertile curves")
         tables.append(tertile_curves)
-    order = framework_order(curves_df["framework"])
-    colors = framework_colors(order)
-    lowest = min(np.nanmin(t["ci_low"].to_numpy(dtype=float), initial=1.0) for t in tables)
+    style = framework_style(curves_df["framework"], vocab, order, colors)
+    drawn, omitted = retention_frameworks(curves_df, style.order)
+    panels = []
+    if tertile_curves is not None:
+        panels = retention_frameworks(tertile_curves, style.order)[0]
+    if not drawn:
+        return plot_placeholder(
+            "Retention by session", "Not shown: too few clients at risk at every session.",
+            width or SINGLE_COLUMN,
+        )  # fmt: skip
+    lowest = min(np.nanmin(_values(t, "ci_low"), initial=1.0) for t in tables)
     bottom = 10 * np.floor(10 * lowest - 1e-9)
-    last = max(np.nanmax(t["session"].to_numpy(dtype=float)) for t in tables)
+    last = max(np.nanmax(_values(t, "session")) for t in tables)
+    n_panels = 1 + len(panels)
+    nrows = -(-n_panels // RETENTION_PANELS_PER_ROW)
+    ncols = -(-n_panels // nrows)  # rows as even as can be: 5 panels as 3 + 2
+    width = width or (SINGLE_COLUMN if n_panels == 1 else DOUBLE_COLUMN)
+    height = height or 2.6 + 2.0 * (nrows - 1)
     with plt.style.context(STYLE):
-        width = width or (SINGLE_COLUMN if tertile_curves is None else DOUBLE_COLUMN)
-        fig = Figure(figsize=(width, height), layout="constrained")
-        axes = fig.subplots(1, 1 + (len(order) if tertile_curves is not None else 0),
-                            sharey=True, squeeze=False)[0]  # fmt: skip
-        for framework in order:
-            _draw_retention(axes[0], _rows_of(curves_df, framework), colors[framework],
-                            framework.capitalize(), alpha=0.13)  # fmt: skip
-        for ax, framework in zip(axes[1:], order, strict=False):
+        fig = _new_figure(width, height)
+        grid = fig.subplots(nrows, ncols, sharey=True, squeeze=False)
+        axes = list(grid.flat[:n_panels])
+        for ax in grid.flat[n_panels:]:
+            ax.remove()
+        handles = {}
+        for framework in drawn:
+            handles[framework] = _draw_retention(axes[0], _rows_of(curves_df, framework),
+                                                 style.color(framework),
+                                                 style.label(framework), alpha=0.13)  # fmt: skip
+        titles = _wrap_to([style.label(f) for f in panels], width / ncols - 0.4, 9)
+        keys = {}
+        for ax, framework, title in zip(axes[1:], panels, titles, strict=True):
             rows = _rows_of(tertile_curves, framework)
             groups = rows["repair_tertile"]
             for group in _present_groups(groups):
-                style = {"alpha": 0.08, "linestyle": REPAIR_LINESTYLES.get(group, "-")}
                 part = rows[groups.astype(str) == group]
-                _draw_retention(ax, part, colors[framework], group, **style)
-            ax.set_title(framework.capitalize(), color=colors[framework])
-        for ax in axes:
+                if not _has_curve(part):
+                    continue
+                linestyle = REPAIR_LINESTYLES.get(group, "-")
+                _draw_retention(ax, part, style.color(framework), group, alpha=0.08,
+                                linestyle=linestyle)  # fmt: skip
+                keys.setdefault(group, _style_key(group, linestyle=linestyle))
+            ax.set_title(title, color=_title_ink(style.color(framework)))
+        for k, ax in enumerate(axes):
             _retention_axes(ax, last, bottom)
-        axes[0].set_ylabel("Still in therapy (%)")
-        handles = axes[0].get_legend_handles_labels()[0]
-        if len(axes) == 1:
-            fig.legend(handles=handles, loc="outside upper center", ncols=len(handles))
-            return fig
-        axes[0].set_title("By framework")
-        groups = dict.fromkeys(g for ax in axes[1:] for g in ax.get_legend_handles_labels()[1])
-        keys = [_style_key(g, linestyle=REPAIR_LINESTYLES.get(g, "-")) for g in groups]
-        _two_row_legend(fig, handles, keys)
+            if k % ncols == 0:
+                ax.set_ylabel("Still in therapy (%)")
+        if panels:
+            axes[0].set_title("By framework")
+        _framework_legend(fig, style, handles, omitted, "too few clients at risk")
+        entries = list(keys.items())
+        no_panel = [f for f in drawn if f not in panels] if tertile_curves is not None else []
+        if no_panel:
+            handle, text = _not_shown_entry(style, no_panel, "too few clients at risk")
+            entries.append((text.replace("not shown", "no repair panel"), handle))
+        if entries:
+            key = fit_legend(fig, [h for _, h in entries], [t for t, _ in entries],
+                             loc="outside lower center")  # fmt: skip
+            if no_panel:
+                key.get_texts()[-1].set_color(NOTE_INK)
+                key.get_texts()[-1].set_fontstyle("italic")
     return fig
 
 
@@ -1031,7 +1569,7 @@ def plot_model_diagnostics(
     nrows = -(-len(terms) // 2)
     height = height if height is not None else max(2.6, 0.4 + 1.5 * nrows)
     with plt.style.context(STYLE):
-        fig = Figure(figsize=(width, height), layout="constrained")
+        fig = _new_figure(width, height)
         left, right = fig.subfigures(1, 2, width_ratios=[1.15, 1]) if terms else (fig, None)
         ax = left.subplots()
         ax.plot(fitted, residual, linestyle="none", marker="o", markersize=2, alpha=0.35,
@@ -1099,18 +1637,3 @@ def save_figure(
         _save_atomic(fig, Path(png_path), "png", dpi)
     finally:
         plt.close(fig)
-
-
-def plot_not_fitted(model: str, reason: str, width: float = SINGLE_COLUMN) -> Figure:
-    """A small figure stating that a model was not fitted, and why (in place of its plots).
-
-    Examples
-    --------
-    >>> fig = plot_not_fitted("alliance_trajectory", "no alliance ratings in the data")
-    >>> fig.texts[0].get_text().startswith("alliance_trajectory")
-    True
-    """
-    with plt.style.context(STYLE):
-        fig = plt.figure(figsize=(width, 1.0))
-        fig.text(0.5, 0.5, f"{model}: not fitted\n{reason}", ha="center", va="center", wrap=True)
-    return fig

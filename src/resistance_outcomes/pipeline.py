@@ -144,16 +144,40 @@ def _model_folder(spec_path: str | Path) -> Path:
     return Path(spec_path).parent
 
 
+def _figure_vocabulary(input) -> vocabulary.Vocabulary | None:
+    """The run's vocabulary for a figure step (frameworks' order, colours, labels)."""
+    path = getattr(input, "vocabulary", None)
+    return vocabulary.Vocabulary.load(path) if path else None
+
+
+def _read_csv_or_empty(path) -> pd.DataFrame:
+    """A CSV table; an empty file (a stage that wrote nothing) as an empty table."""
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
 def figure_rupture_rate_step(input, output, **_) -> None:
     """Figure: observed rupture rate across sessions by framework, with the rupture-frequency
-    model's population-level prediction when that model is configured (PDF and PNG)."""
+    model's population-level prediction when that model is configured (PDF and PNG); a
+    "not assessed" figure when no ruptures were coded."""
+    vocab = _figure_vocabulary(input)
+    stage = vocab.stage("ruptures") if vocab else vocabulary.Stage(True)
+    rates = _read_csv_or_empty(input.rates)
+    if not stage.assessed or rates.empty:
+        reason = stage.reason if not stage.assessed else "no rupture rates to show"
+        log.info("rupture rate figure: not assessed (%s)", reason)
+        fig = figures.plot_not_assessed("Rupture rate by session", reason)
+        figures.save_figure(fig, output.pdf, output.png)
+        return
     prediction = None
     if "model_spec" in input.keys():
         folder = _model_folder(input.model_spec)
         spec, fit = predictions.refit_model(folder)
         frame = analysis.read_model_frame(folder / "model_frame.csv", spec)
         prediction = predictions.rupture_rate_prediction(spec, fit, frame)
-    fig = figures.plot_rupture_rate_by_session(pd.read_csv(input.rates), prediction=prediction)
+    fig = figures.plot_rupture_rate_by_session(rates, prediction=prediction, vocab=vocab)
     figures.save_figure(fig, output.pdf, output.png)
 
 
@@ -163,7 +187,8 @@ def figure_dropout_by_repair_step(input, output, **_) -> None:
     spec, fit = predictions.refit_model(folder)
     frame = analysis.read_model_frame(folder / "model_frame.csv", spec)
     curves = predictions.dropout_by_repair_prediction(spec, fit, frame)
-    figures.save_figure(figures.plot_dropout_by_repair(curves), output.pdf, output.png)
+    fig = figures.plot_dropout_by_repair(curves, vocab=_figure_vocabulary(input))
+    figures.save_figure(fig, output.pdf, output.png)
 
 
 def figure_forest_step(input, output, **_) -> None:
@@ -174,7 +199,8 @@ def figure_forest_step(input, output, **_) -> None:
         tables[spec["name"]] = pd.read_csv(contrasts_path)
         labels[spec["name"]] = spec.get("description") or spec["name"]
     effects = predictions.forest_effects(tables, labels)
-    figures.save_figure(figures.plot_forest(effects), output.pdf, output.png)
+    fig = figures.plot_forest(effects, vocab=_figure_vocabulary(input))
+    figures.save_figure(fig, output.pdf, output.png)
 
 
 def figure_retention_step(input, output, params, **_) -> None:
@@ -187,7 +213,16 @@ def figure_retention_step(input, output, params, **_) -> None:
         with_tertile, by=["framework", "repair_tertile"], min_cell=params.min_cell
     )
     _write_csv(curves, output.curves)
-    fig = figures.plot_retention_curves(curves, tertile_curves=tertiles)
+    vocab = _figure_vocabulary(input)
+    order = vocab.framework_names(present_only=False) if vocab else None
+    for what, table in (("curve", curves), ("repair panel", tertiles)):
+        left_out = figures.retention_frameworks(table, order)[1]
+        if left_out:
+            log.info(
+                "retention figure: no %s for %s (fewer than %d clients at risk at every "
+                "session)", what, ", ".join(left_out), params.min_cell,
+            )  # fmt: skip
+    fig = figures.plot_retention_curves(curves, tertile_curves=tertiles, vocab=vocab)
     figures.save_figure(fig, output.pdf, output.png)
 
 
@@ -207,8 +242,18 @@ def figure_diagnostics_step(input, output, **_) -> None:
 
 
 def figure_resistance_profile_step(input, output, **_) -> None:
-    """Figure: resistance behaviours per session by framework (PDF and 300-dpi PNG)."""
-    fig = figures.plot_resistance_profile(pd.read_csv(input[0]))
+    """Figure: the parts of the profiled composite (resistance behaviours in the example) per
+    session by framework (PDF and 300-dpi PNG); a "not assessed" figure without them."""
+    vocab = _figure_vocabulary(input)
+    profile = _read_csv_or_empty(input.profile)
+    stage = vocab.stage("profile") if vocab else vocabulary.Stage(True)
+    if not stage.assessed or profile.empty:
+        reason = stage.reason if not stage.assessed else "no profile to show"
+        what = f"Profile of {vocab.label(vocab.profile)}" if vocab and vocab.profile else "Profile"
+        log.info("profile figure: not assessed (%s)", reason)
+        figures.save_figure(figures.plot_not_assessed(what, reason), output.pdf, output.png)
+        return
+    fig = figures.plot_resistance_profile(profile, vocab=vocab)
     figures.save_figure(fig, output.pdf, output.png)
 
 

@@ -1,5 +1,8 @@
 # Figures: descriptive ones from the session tables, model-based ones from the model
 # folders (each refits its model from the saved model frame), all as PDF and 300-dpi PNG.
+# Every framework figure reads the vocabulary (frameworks' order, colour, marker and label
+# from config/frameworks.yaml; which stages have data): a stage without data gets a
+# "not assessed" figure, so every figure listed here always exists.
 FIGURES = config.get("figures") or {}
 RATE_MODEL = FIGURES.get("rupture_rate_model")
 DROPOUT_MODEL = FIGURES.get("dropout_model")
@@ -27,6 +30,7 @@ rule figure_rupture_rate:
             else {}
         ),
         rates="results/descriptives/rupture_rate_by_session.csv",
+        vocabulary="results/data/vocabulary.json",
     output:
         pdf="results/figures/rupture_rate_by_session.pdf",
         png=report(
@@ -44,7 +48,8 @@ rule figure_rupture_rate:
 
 rule figure_resistance_profile:
     input:
-        "results/descriptives/resistance_profile.csv",
+        profile="results/descriptives/resistance_profile.csv",
+        vocabulary="results/data/vocabulary.json",
     output:
         pdf="results/figures/resistance_profile.pdf",
         png=report(
@@ -63,6 +68,7 @@ rule figure_resistance_profile:
 rule figure_dropout_by_repair:
     input:
         model_spec=f"results/models/{DROPOUT_MODEL}/spec.json",
+        vocabulary="results/data/vocabulary.json",
     output:
         pdf="results/figures/dropout_by_repair.pdf",
         png=report(
@@ -82,6 +88,7 @@ rule figure_forest:
     input:
         specs=[f"results/models/{m}/spec.json" for m in FOREST_MODELS],
         contrasts=[f"results/models/{m}/contrasts.csv" for m in FOREST_MODELS],
+        vocabulary="results/data/vocabulary.json",
     output:
         pdf="results/figures/forest.pdf",
         png=report(
@@ -101,6 +108,7 @@ rule figure_retention:
     input:
         person_period="results/derived/person_period.parquet",
         clients="results/derived/client_table.parquet",
+        vocabulary="results/data/vocabulary.json",
     output:
         curves="results/descriptives/retention_curves.csv",
         pdf="results/figures/retention_curves.pdf",
