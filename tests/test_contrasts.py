@@ -139,7 +139,7 @@ def test_pairwise_framework_contrasts_by_hand(poisson_fit):
         assert row.ci_low == pytest.approx(estimate - Z * se, rel=1e-12)
         assert row.ratio == pytest.approx(np.exp(estimate), rel=1e-12)
         assert row.ratio_ci_high == pytest.approx(np.exp(estimate + Z * se), rel=1e-12)
-        assert row.ratio_kind == "rate ratio"
+        assert row.ratio_kind == "incidence-rate ratio"
     expected = multipletests(table["p_value"], method="holm")[1]
     np.testing.assert_allclose(table["p_adjusted"], expected, rtol=1e-12)
 

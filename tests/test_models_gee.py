@@ -98,5 +98,5 @@ def test_errors(dropout_data):
     crossed = dropout_data.assign(site=np.tile(np.arange(5), 96).astype(str))
     with pytest.raises(ModelSpecError, match="crossed"):
         gee("dropout ~ x + (1 | therapist) + (1 | site)", crossed)
-    with pytest.raises(ModelSpecError, match="binomial response"):
+    with pytest.raises(ModelSpecError, match="family binomial needs a 0/1 response"):
         gee("x ~ 1 + (1 | therapist)", dropout_data)

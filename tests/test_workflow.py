@@ -35,6 +35,9 @@ MODEL_FILES = [
     "variance_components.csv",
     "fit.json",
     "contrasts.csv",
+    "predictions.csv",
+    "residuals.csv",
+    "random_effects.csv",
 ]
 ELAPSED = {}
 
@@ -209,6 +212,7 @@ def test_model_outputs_are_identical_when_rerun(finished_run, tmp_path):
         client_table=results / "derived" / "client_table.parquet",
     )
     keys = ["spec", "frame", "coefficients", "variance_components", "fit", "contrasts"]
+    keys += ["predictions", "residuals", "random_effects"]
     for name, entry in CONFIG["models"].items():
         output = dict(zip(keys, (tmp_path / name / f for f in MODEL_FILES), strict=True))
         params = SimpleNamespace(

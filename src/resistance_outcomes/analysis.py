@@ -31,7 +31,8 @@ import pandas as pd
 from . import derive
 from .contrasts import ADJUSTMENTS, CONTRAST_COLUMNS, framework_contrasts
 from .io import write_table, write_text
-from .models import FAMILY_ALIASES, ModelSpecError, build_design, fit_mixed, parse_formula
+from .models import ModelSpecError, build_design, fit_mixed, get_family, parse_formula
+from .models.families import family_names
 from .models.gee import COV_STRUCTS, fit_gee
 from .models.inference import wald_table
 from .models.result import json_ready
@@ -82,7 +83,6 @@ _ENTRY_KEYS = (
 _CONTRAST_KEYS = ("factor", "pairwise", "slopes", "by")
 #: Pseudonymous keys kept in every model frame (when the data level has them).
 KEY_COLUMNS = ("study", "therapist", "client", "session")
-_COUNT_FAMILIES = ("poisson", "negative_binomial")
 _VARIANCE_COLUMNS = ["group", "term1", "term2", "variance", "sd", "corr"]
 
 
@@ -235,9 +235,14 @@ def parse_model_spec(name: str, entry: Mapping, dropout: Mapping | None = None) 
     level = _LEVEL_ALIASES.get(entry["data"], entry["data"])
     if level not in DATA_LEVELS:
         _fail(name, f"data level {entry['data']!r} is not one of {', '.join(DATA_LEVELS)}.")
-    family = FAMILY_ALIASES.get(str(entry["family"]).lower())
-    if family is None:
-        _fail(name, f"family {entry['family']!r} is not one of {', '.join(FAMILY_ALIASES)}.")
+    try:
+        family = get_family(entry["family"]).name
+    except ModelSpecError:
+        _fail(
+            name,
+            f"family {entry['family']!r} is not one of {', '.join(family_names())} (aliases: "
+            f"{', '.join(n for n in family_names(aliases=True) if n not in family_names())}).",
+        )
     try:
         parse_formula(entry["formula"])
     except ModelSpecError as err:
@@ -443,11 +448,16 @@ def _describe_row(rows: pd.DataFrame, index) -> str:
     return ", ".join(f"{k} {row[k]}" for k in KEY_COLUMNS if k in rows.columns)
 
 
-def check_family(spec: ModelSpec, y: np.ndarray, rows: pd.DataFrame) -> None:
+def check_family(
+    spec: ModelSpec, y: np.ndarray, rows: pd.DataFrame, weights: np.ndarray | None = None
+) -> None:
     """Refuse a family that does not fit the response, before anything is fitted.
 
-    binomial needs 0/1 (or proportions from ``cbind``), poisson and negative_binomial
-    need whole counts >= 0, gaussian refuses a 0/1 response (use binomial).
+    The family's own check
+    (:meth:`~resistance_outcomes.models.families.GlmmFamily.check_response`): binomial
+    needs 0/1 (or whole successes out of the trials of ``cbind``), poisson and
+    negative_binomial need whole counts >= 0, gaussian refuses a 0/1 response (use
+    binomial).
 
     Parameters
     ----------
@@ -456,6 +466,8 @@ def check_family(spec: ModelSpec, y: np.ndarray, rows: pd.DataFrame) -> None:
         Response values of the complete rows.
     rows : pandas.DataFrame
         The complete rows (same order as ``y``), used to name the first offending row.
+    weights : numpy.ndarray, optional
+        Prior weights (the trials of a ``cbind`` response).
 
     Raises
     ------
@@ -471,32 +483,12 @@ def check_family(spec: ModelSpec, y: np.ndarray, rows: pd.DataFrame) -> None:
     ...                         {"primary": "d", "definitions": {"d": {}}})
     >>> check_family(spec, np.array([0.0, 1.0]), pd.DataFrame({"client": ["a", "b"]}))
     """
-    response = _response_column(spec)
-    if spec.family == "binomial":
-        bad = (y < 0) | (y > 1)
-        if not response.startswith("cbind"):
-            bad |= ~np.isin(y, (0.0, 1.0))
-        need = "a 0/1 response (or cbind(successes, failures))"
-    elif spec.family in _COUNT_FAMILIES:
-        bad = (y < 0) | (y != np.round(y))
-        need = "whole counts >= 0"
-    else:
-        if np.isin(y, (0.0, 1.0)).all():
-            _fail(
-                spec.name,
-                f"family gaussian does not fit the 0/1 response '{response}'; use "
-                f"family: binomial. Available columns: {', '.join(rows.columns)}.",
-            )
-        return
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        _fail(
-            spec.name,
-            f"family {spec.family} needs {need}, but column '{response}' has the "
-            f"value {y[i]:g} ({_describe_row(rows, rows.index[i])}). Choose "
-            f"another family or response; available columns: "
-            f"{', '.join(map(str, rows.columns))}.",
+    try:
+        get_family(spec.family).check_response(
+            y, lambda i: _describe_row(rows, rows.index[i]), _response_column(spec), weights
         )
+    except ModelSpecError as err:
+        _fail(spec.name, f"{err} Available columns: {', '.join(map(str, rows.columns))}.")
 
 
 def model_frame(spec: ModelSpec, rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
@@ -542,7 +534,7 @@ def model_frame(spec: ModelSpec, rows: pd.DataFrame) -> tuple[pd.DataFrame, list
     except ModelSpecError as err:
         _fail(spec.name, f"(data level {spec.data}) {err}")
     used = [str(c) for c in design.frame.columns]
-    check_family(spec, design.y, rows.loc[design.frame.index])
+    check_family(spec, design.y, rows.loc[design.frame.index], design.prior_weights)
     keys = [k for k in KEY_COLUMNS if k in rows.columns]
     columns = [*keys, *(c for c in used if c not in keys)]
     frame = rows.loc[design.frame.index, columns].reset_index(drop=True)
@@ -679,7 +671,7 @@ class PopulationAveragedFit:
             self.design.fixed_names,
             self.beta,
             np.sqrt(np.diag(self.vcov)),
-            exponentiate=self.family != "gaussian",
+            exponentiate=get_family(self.family).exponentiate,
         )
 
     @property
@@ -788,6 +780,10 @@ class ModelOutputs:
     coefficients, variance_components, contrasts : pandas.DataFrame
     fit : dict
         ``fit.json``: fit statistics, flags, rows used and rows left out and why.
+    predictions, residuals, random_effects : pandas.DataFrame
+        ``predictions.csv``, ``residuals.csv``, ``random_effects.csv``: what the figures
+        draw (see :mod:`resistance_outcomes.predictions`); empty for a model not fitted,
+        ``random_effects`` has its header only for a population-averaged (GEE) fit.
     """
 
     spec: dict
@@ -796,14 +792,29 @@ class ModelOutputs:
     variance_components: pd.DataFrame
     fit: dict
     contrasts: pd.DataFrame
+    predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    residuals: pd.DataFrame = field(default_factory=pd.DataFrame)
+    random_effects: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    #: The tables written, by key of ``paths`` (spec and fit are JSON).
+    TABLES = (
+        "frame",
+        "coefficients",
+        "variance_components",
+        "contrasts",
+        "predictions",
+        "residuals",
+        "random_effects",
+    )
 
     def write(self, paths: Mapping) -> None:
-        """Write the six files to ``paths`` (keys spec, frame, coefficients,
-        variance_components, fit, contrasts)."""
+        """Write the files to ``paths`` (keys spec, fit and those of :attr:`TABLES`;
+        predictions, residuals and random_effects only when ``paths`` has them)."""
         write_json(self.spec, paths["spec"])
         write_json(self.fit, paths["fit"])
-        for key in ("frame", "coefficients", "variance_components", "contrasts"):
-            write_table(getattr(self, key), paths[key])
+        for key in self.TABLES:
+            if key in paths or key not in ("predictions", "residuals", "random_effects"):
+                write_table(getattr(self, key), paths[key])
 
 
 def write_json(data, path: str | os.PathLike) -> None:
@@ -912,11 +923,32 @@ def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> 
         "factor_levels": factor_levels(frame),
         "derived_variables": derived_variables(rows, frame),
     }
+    summary = fit_summary(spec, fit, len(rows), exclusions + dropped)
+    drawn = _figure_tables(spec, spec_json, fit, frame)
+    if not hasattr(fit, "b"):  # population-averaged: random_effects.csv has its header only
+        summary["random_effects"] = "none: a population-averaged (GEE) fit has no random effects"
     return ModelOutputs(
         spec=spec_json,
         frame=frame,
         coefficients=fit.coefficients,
         variance_components=fit.variance_components,
-        fit=fit_summary(spec, fit, len(rows), exclusions + dropped),
+        fit=summary,
         contrasts=contrasts,
+        **drawn,
     )
+
+
+def _figure_tables(spec: ModelSpec, spec_json: dict, fit, frame: pd.DataFrame) -> dict:
+    """predictions, residuals and random effects of a fit, as the figures draw them."""
+    from . import predictions
+
+    factor = spec.contrasts.factor if spec.contrasts is not None else "framework"
+    try:
+        predicted = predictions.population_predictions(spec_json, fit, frame)
+    except (ModelSpecError, ValueError, KeyError) as err:
+        _fail(spec.name, f"the population-level predictions cannot be computed: {err}")
+    return {
+        "predictions": predicted,
+        "residuals": predictions.residual_table(fit, frame, factor=factor),
+        "random_effects": predictions.random_effects_table(fit),
+    }

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import patsy
 
-from .models import ModelSpecError, linear_contrasts
+from .models import ModelSpecError, get_family, linear_contrasts
 
 __all__ = [
     "ADJUSTMENTS",
@@ -41,7 +41,6 @@ __all__ = [
 
 #: Multiplicity adjustments: Holm's step-down, Benjamini-Hochberg's step-up, or none.
 ADJUSTMENTS = ("holm", "bh", "none")
-_RATIO_KIND = {"binomial": "odds ratio", "poisson": "rate ratio", "negative_binomial": "rate ratio"}
 CONTRAST_COLUMNS = [
     "kind",
     "variable",
@@ -189,7 +188,7 @@ def _finish(table: pd.DataFrame, info: pd.DataFrame, fit, adjust: str) -> pd.Dat
             "exp_ci_high": "ratio_ci_high",
         }
     )
-    out["ratio_kind"] = _RATIO_KIND.get(fit.family, "")
+    out["ratio_kind"] = get_family(fit.family).ratio_name or ""
     return out[CONTRAST_COLUMNS]
 
 

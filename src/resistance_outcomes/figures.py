@@ -64,6 +64,8 @@ from resistance_outcomes.derive import DataError, require_columns
 from resistance_outcomes.describe import framework_order
 from resistance_outcomes.frameworks import FrameworkMap
 from resistance_outcomes.io import write_atomically
+from resistance_outcomes.models.families import get_family
+from resistance_outcomes.predictions import random_effects_table, residual_table
 from resistance_outcomes.tables import format_bounded
 from resistance_outcomes.vocabulary import (
     MARKERS,
@@ -1421,40 +1423,11 @@ def _present_groups(groups: pd.Series) -> list[str]:
 
 # --------------------------------------------------------------------------- diagnostics
 
-_FITTED_LABELS = {
-    "gaussian": "Fitted value",
-    "binomial": "Fitted probability",
-    "poisson": "Fitted count",
-    "negative_binomial": "Fitted count",
-}
-_LINK_SCALES = {
-    "gaussian": "response units",
-    "binomial": "log odds",
-    "poisson": "log rate",
-    "negative_binomial": "log rate",
-}
-
-
-def _variance_function(result, mu: np.ndarray) -> np.ndarray:
-    if result.family == "binomial":
-        return mu * (1 - mu)
-    if result.family == "poisson":
-        return mu
-    if result.family == "negative_binomial":
-        return mu + mu**2 / result.nb_theta
-    return np.ones_like(mu)
-
-
 def diagnostic_residuals(result) -> pd.DataFrame:
-    """Fitted values and Pearson residuals of a mixed model, one row per fitted observation.
+    """Fitted values and Pearson residuals of a fitted model, one row per observation.
 
-    The fitted value is the conditional mean ``mu`` (fixed effects plus the random effects'
-    conditional modes, on the response scale). The Pearson residual is
-    ``(y - mu) sqrt(w / V(mu)) / sigma``, with prior weights ``w`` (the number of trials for
-    ``cbind`` responses) and the family's variance function ``V``: 1 for gaussian (then
-    ``sigma`` is the residual SD, so the residuals are in SD units), ``mu (1 - mu)``
-    binomial, ``mu`` Poisson, ``mu + mu^2 / theta`` negative binomial (``sigma = 1`` for
-    these).
+    :func:`resistance_outcomes.predictions.residual_table` (which the model step writes as
+    ``residuals.csv``) without its row number and factor columns.
 
     Parameters
     ----------
@@ -1477,23 +1450,18 @@ def diagnostic_residuals(result) -> pd.DataFrame:
     >>> list(res.columns), len(res)
     (['fitted', 'residual'], 80)
     """
-    design = result.design
-    mu = result.predict(level="conditional", scale="response")["estimate"].to_numpy()
-    scale = np.sqrt(design.prior_weights / _variance_function(result, mu)) / result.sigma
-    return pd.DataFrame(
-        {"fitted": mu, "residual": (design.y - mu) * scale}, index=design.frame.index
-    )
+    return residual_table(result)[["fitted", "residual"]]
 
 
-def _random_effect_terms(result) -> list[tuple[str, np.ndarray]]:
-    """(title, conditional modes) of each random-effect term: grouping factor and
-    coefficient, modes split by ``design.blocks`` (levels major, coefficients minor)."""
+def _random_effect_terms(random_effects: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
+    """(title, conditional modes) of each random-effect term of a ``random_effects.csv``
+    table (:func:`resistance_outcomes.predictions.random_effects_table`), in its order."""
     terms = []
-    for block in result.design.blocks:
-        modes = np.asarray(result.b)[block.z_slice].reshape(block.n_levels, block.n_coef)
-        for j, name in enumerate(block.coef_names):
-            what = "intercept" if name == "(Intercept)" else name
-            terms.append((f"{block.group}\n{what}", modes[:, j]))
+    if random_effects is None or random_effects.empty:
+        return terms
+    for (group, name), part in random_effects.groupby(["group", "term"], sort=False):
+        what = "intercept" if name == "(Intercept)" else name
+        terms.append((f"{group}\n{what}", part["mode"].to_numpy(dtype=float)))
     return terms
 
 
@@ -1523,7 +1491,13 @@ def _binned_means(fitted: np.ndarray, residual: np.ndarray, bins: int) -> pd.Dat
 
 
 def plot_model_diagnostics(
-    result, width: float = DOUBLE_COLUMN, height: float | None = None, bins: int = 20
+    result,
+    width: float = DOUBLE_COLUMN,
+    height: float | None = None,
+    bins: int = 20,
+    *,
+    random_effects: pd.DataFrame | None = None,
+    family: str | None = None,
 ) -> Figure:
     """Diagnostics panel of a mixed model: residuals against fitted values, and a normal
     quantile plot of each random-effect term's conditional modes.
@@ -1537,14 +1511,20 @@ def plot_model_diagnostics(
 
     Parameters
     ----------
-    result : resistance_outcomes.models.MixedResult
-        A fitted model.
+    result : MixedResult or pandas.DataFrame
+        A fitted model, or the residuals a model step wrote (``residuals.csv``:
+        ``fitted``, ``residual``; :func:`resistance_outcomes.predictions.residual_table`).
     width : float, default 7.2
         Width in inches.
     height : float, optional
         Height in inches; default 2.6, more when there are more than two terms.
     bins : int, default 20
         Number of bins of the binned means (fewer with fewer than 5 observations a bin).
+    random_effects : pandas.DataFrame, optional
+        With residuals: the model's ``random_effects.csv`` (``group``, ``term``, ``level``,
+        ``mode``); none or empty (a population-averaged fit) draws the residuals only.
+    family : str, optional
+        With residuals: the model's family (axis labels come from the family object).
 
     Returns
     -------
@@ -1562,9 +1542,15 @@ def plot_model_diagnostics(
     >>> [ax.get_title() for ax in fig.axes]
     ['', 'g\\nintercept']
     """
-    residuals = diagnostic_residuals(result)
-    fitted, residual = residuals["fitted"].to_numpy(), residuals["residual"].to_numpy()
-    terms = _random_effect_terms(result)
+    if isinstance(result, pd.DataFrame):
+        residuals, family = result, get_family(family or "gaussian")
+    else:
+        residuals, family = residual_table(result), get_family(result.family)
+        random_effects = random_effects_table(result)
+    require_columns(residuals, ["fitted", "residual"], "residuals")
+    fitted = residuals["fitted"].to_numpy(dtype=float)
+    residual = residuals["residual"].to_numpy(dtype=float)
+    terms = _random_effect_terms(random_effects)
     ncols = min(len(terms), 2)
     nrows = -(-len(terms) // 2)
     height = height if height is not None else max(2.6, 0.4 + 1.5 * nrows)
@@ -1579,7 +1565,7 @@ def plot_model_diagnostics(
         ax.plot(means["fitted"], means["residual"], color="#D55E00", marker="o",
                 markersize=2.5, linewidth=1.0, label=f"Mean of {n_bins} bins")  # fmt: skip
         ax.axhline(0, color="#888888", linewidth=0.7, linestyle="--", zorder=0)
-        ax.set_xlabel(_FITTED_LABELS[result.family])
+        ax.set_xlabel(family.fitted_label)
         ax.set_ylabel("Pearson residual")
         left.legend(loc="outside upper center", ncols=2)
         if right is not None:
@@ -1590,7 +1576,7 @@ def plot_model_diagnostics(
                 if k >= len(terms) - ncols:
                     axq.set_xlabel("Normal quantile")
                 if k % ncols == 0:
-                    axq.set_ylabel(f"Conditional mode\n({_LINK_SCALES[result.family]})")
+                    axq.set_ylabel(f"Conditional mode\n({family.link_scale})")
             for axq in grid.flat[len(terms) :]:
                 axq.remove()
     return fig

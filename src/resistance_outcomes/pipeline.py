@@ -144,6 +144,13 @@ def _model_folder(spec_path: str | Path) -> Path:
     return Path(spec_path).parent
 
 
+def _model_table(input, key: str, spec_key: str, name: str) -> pd.DataFrame:
+    """A table the model step wrote (``predictions.csv``, ``residuals.csv``, ...): the input
+    ``key``, else ``name`` beside the input ``spec_key``; framework levels as text."""
+    path = input[key] if key in input.keys() else _model_folder(input[spec_key]) / name
+    return predictions.read_model_table(path, text=("framework", "level", "group", "term"))
+
+
 def _figure_vocabulary(input) -> vocabulary.Vocabulary | None:
     """The run's vocabulary for a figure step (frameworks' order, colours, labels)."""
     path = getattr(input, "vocabulary", None)
@@ -172,21 +179,23 @@ def figure_rupture_rate_step(input, output, **_) -> None:
         figures.save_figure(fig, output.pdf, output.png)
         return
     prediction = None
-    if "model_spec" in input.keys():
-        folder = _model_folder(input.model_spec)
-        spec, fit = predictions.refit_model(folder)
-        frame = analysis.read_model_frame(folder / "model_frame.csv", spec)
-        prediction = predictions.rupture_rate_prediction(spec, fit, frame)
+    if "model_spec" in input.keys():  # the model step's predictions (no refit)
+        prediction = _model_table(input, "predictions", "model_spec", "predictions.csv")
+        if "session" not in prediction:
+            model = _model_folder(input.model_spec).name
+            raise analysis.ModelEntryError(
+                f"figures.rupture_rate_model: the predictions of model '{model}' run over "
+                f"{', '.join(map(str, prediction.columns[:2])) or 'nothing'}, not over "
+                "session; name a model whose first predictor with a framework interaction "
+                "is session_c."
+            )
     fig = figures.plot_rupture_rate_by_session(rates, prediction=prediction, vocab=vocab)
     figures.save_figure(fig, output.pdf, output.png)
 
 
 def figure_dropout_by_repair_step(input, output, **_) -> None:
     """Figure: predicted probability of dropout against repair rate, one line per framework."""
-    folder = _model_folder(input.model_spec)
-    spec, fit = predictions.refit_model(folder)
-    frame = analysis.read_model_frame(folder / "model_frame.csv", spec)
-    curves = predictions.dropout_by_repair_prediction(spec, fit, frame)
+    curves = _model_table(input, "predictions", "model_spec", "predictions.csv")
     fig = figures.plot_dropout_by_repair(curves, vocab=_figure_vocabulary(input))
     figures.save_figure(fig, output.pdf, output.png)
 
@@ -233,12 +242,14 @@ def figure_diagnostics_step(input, output, **_) -> None:
         fig = figures.plot_not_fitted(summary["model"], summary.get("reason", ""))
         figures.save_figure(fig, output.pdf, output.png)
         return
-    _, fit = predictions.refit_model(_model_folder(input.spec))
-    if not hasattr(fit, "design"):
-        raise analysis.ModelEntryError(
-            "diagnostics need a mixed-model fit; population-averaged (GEE) fits have none"
-        )
-    figures.save_figure(figures.plot_model_diagnostics(fit), output.pdf, output.png)
+    residuals = _model_table(input, "residuals", "spec", "residuals.csv")
+    modes = _model_table(input, "random_effects", "spec", "random_effects.csv")
+    if modes.empty:
+        log.info("%s: no random effects (population-averaged fit)", summary["model"])
+    fig = figures.plot_model_diagnostics(
+        residuals, random_effects=modes, family=summary.get("family", "gaussian")
+    )
+    figures.save_figure(fig, output.pdf, output.png)
 
 
 def figure_resistance_profile_step(input, output, **_) -> None:

@@ -1,5 +1,6 @@
-# Figures: descriptive ones from the session tables, model-based ones from the model
-# folders (each refits its model from the saved model frame), all as PDF and 300-dpi PNG.
+# Figures: descriptive ones from the session tables, model-based ones from the tables the
+# model step wrote (predictions.csv, residuals.csv, random_effects.csv; no refitting), all
+# as PDF and 300-dpi PNG.
 # Every framework figure reads the vocabulary (frameworks' order, colour, marker and label
 # from config/frameworks.yaml; which stages have data): a stage without data gets a
 # "not assessed" figure, so every figure listed here always exists.
@@ -25,7 +26,10 @@ FIGURE_OUTPUTS += [
 rule figure_rupture_rate:
     input:
         **(
-            {"model_spec": f"results/models/{RATE_MODEL}/spec.json"}
+            {
+                "model_spec": f"results/models/{RATE_MODEL}/spec.json",
+                "predictions": f"results/models/{RATE_MODEL}/predictions.csv",
+            }
             if RATE_MODEL
             else {}
         ),
@@ -68,6 +72,7 @@ rule figure_resistance_profile:
 rule figure_dropout_by_repair:
     input:
         model_spec=f"results/models/{DROPOUT_MODEL}/spec.json",
+        predictions=f"results/models/{DROPOUT_MODEL}/predictions.csv",
         vocabulary="results/data/vocabulary.json",
     output:
         pdf="results/figures/dropout_by_repair.pdf",
@@ -131,6 +136,8 @@ rule figure_diagnostics:
     input:
         spec="results/models/{model}/spec.json",
         fit="results/models/{model}/fit.json",
+        residuals="results/models/{model}/residuals.csv",
+        random_effects="results/models/{model}/random_effects.csv",
     output:
         pdf="results/figures/diagnostics/{model}.pdf",
         png=report(

@@ -16,6 +16,10 @@ MODEL_FILES = [
     "variance_components.csv",
     "fit.json",
     "contrasts.csv",
+    # what the figures draw, so that no figure step refits the model
+    "predictions.csv",
+    "residuals.csv",
+    "random_effects.csv",
 ]
 # wildcard constraints matching exactly the configured names
 MODEL_NAMES = "|".join(map(re.escape, MODELS)) or "(?!)"
@@ -76,6 +80,9 @@ rule model:
             subcategory="{model}",
             caption="../report/models_contrasts.rst",
         ),
+        predictions="results/models/{model}/predictions.csv",
+        residuals="results/models/{model}/residuals.csv",
+        random_effects="results/models/{model}/random_effects.csv",
     log:
         "results/logs/models/{model}.log",
     wildcard_constraints:
@@ -120,6 +127,9 @@ rule sensitivity_variant:
             subcategory="{variant}",
             caption="../report/models_contrasts.rst",
         ),
+        predictions="results/sensitivity/{variant}/predictions.csv",
+        residuals="results/sensitivity/{variant}/residuals.csv",
+        random_effects="results/sensitivity/{variant}/random_effects.csv",
     log:
         "results/logs/sensitivity/{variant}.log",
     wildcard_constraints:

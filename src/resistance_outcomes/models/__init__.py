@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .design import MixedDesign, build_design
+from .families import FAMILIES, GlmmFamily, family_names, get_family
 from .formula import ModelSpecError, parse_formula
 from .gee import gee
 from .inference import icc, linear_contrasts, lrt, nakagawa_r2
@@ -16,31 +17,22 @@ from .linalg import single_threaded_blas
 from .result import MixedResult
 
 __all__ = [
-    "FAMILY_ALIASES",
+    "FAMILIES",
+    "GlmmFamily",
     "MixedDesign",
     "MixedResult",
     "ModelSpecError",
     "build_design",
+    "family_names",
     "fit_mixed",
     "gee",
+    "get_family",
     "icc",
     "linear_contrasts",
     "lrt",
     "nakagawa_r2",
     "parse_formula",
 ]
-
-#: Accepted family names and what they mean.
-FAMILY_ALIASES = {
-    "gaussian": "gaussian",
-    "normal": "gaussian",
-    "binomial": "binomial",
-    "poisson": "poisson",
-    "negative_binomial": "negative_binomial",
-    "nbinom2": "negative_binomial",
-    "negbin": "negative_binomial",
-}
-
 
 @single_threaded_blas
 def fit_mixed(
@@ -65,7 +57,7 @@ def fit_mixed(
         (``fit_statistics["n_dropped"]``).
     family : str
         ``"gaussian"``, ``"binomial"``, ``"poisson"`` or ``"negative_binomial"``
-        (aliases ``"nbinom2"``, ``"negbin"``).
+        (aliases as :func:`~resistance_outcomes.models.families.get_family` accepts them).
     reml : bool
         REML (default) or ML for gaussian models; ignored otherwise.
     nagq : int
@@ -97,17 +89,12 @@ def fit_mixed(
     >>> list(fit.coefficients.columns[:4])
     ['term', 'estimate', 'std_error', 'statistic']
     """
-    key = str(family).lower()
-    if key not in FAMILY_ALIASES:
-        raise ModelSpecError(
-            f"family {family!r} is not supported; use one of {', '.join(FAMILY_ALIASES)}"
-        )
-    family = FAMILY_ALIASES[key]
+    fam = get_family(family)
     design = build_design(formula, data, weights=weights)
-    if family == "gaussian":
+    if not fam.glmm:
         from .lmm import fit_lmm
 
         return fit_lmm(design, reml=reml, control=control)
     from .glmm import fit_glmm
 
-    return fit_glmm(design, family, nagq=nagq, control=control)
+    return fit_glmm(design, fam.name, nagq=nagq, control=control)

@@ -11,8 +11,18 @@ observed information is used, as in glmmTMB's Laplace approximation.
 ``kernel`` is the log-likelihood without the terms that depend only on the data (for
 example ``-log(y!)``); the complete log-likelihood comes from statsmodels.
 
+Each family is also the one place that says what it is called and how its estimates are
+read: ``name`` and ``aliases``, ``link_name``, the ratio its exponentiated estimates are
+(``ratio``, ``ratio_name``), the scale of the estimates (``estimate_scale``), the words used
+in table notes (``words``, ``model_words``) and figure axes (``fitted_label``,
+``link_scale``), and which responses it accepts (:meth:`GlmmFamily.check_response`).
+:func:`get_family` resolves a configured name or alias to its family object.
+
 Families
 --------
+gaussian
+    Identity link, for linear mixed models (fitted by :mod:`.lmm`, not by the GLMM engine;
+    the family object only names and checks).
 binomial
     Logit link; response 0/1, or a proportion with the number of trials as prior weight
     (``cbind(successes, failures)``).
@@ -27,6 +37,7 @@ negative_binomial
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -36,27 +47,20 @@ from statsmodels.genmod import families as sm_families
 from .formula import ModelSpecError
 
 __all__ = [
+    "FAMILIES",
     "Binomial",
+    "Gaussian",
     "GlmmFamily",
     "NegativeBinomial2",
     "Poisson",
     "digamma_ratio",
+    "family_names",
     "get_family",
+    "glmm_family",
     "log_rising_ratio",
 ]
 
 SIZE_BOUNDS = (1e-6, 1e8)  # NB2 size (theta) allowed in the fit
-
-FAMILY_ALIASES = {
-    "binomial": "binomial",
-    "logit": "binomial",
-    "poisson": "poisson",
-    "negative_binomial": "negative_binomial",
-    "negativebinomial": "negative_binomial",
-    "nbinom2": "negative_binomial",
-    "negbin": "negative_binomial",
-    "nb2": "negative_binomial",
-}
 
 
 @dataclass(frozen=True)
@@ -68,9 +72,93 @@ class GlmmFamily:
     ``dispersion_terms``.
     """
 
+    #: Canonical name, as written in spec.json and fit.json.
     name = "generic"
+    #: Other names accepted in a model entry (matched case-insensitively, "-" as "_").
+    aliases: ClassVar[tuple[str, ...]] = ()
     link_name = "identity"
+    #: Abbreviation of the exponentiated estimate ("OR", "IRR"); None: not a ratio.
+    ratio: ClassVar[str | None] = None
+    #: The ratio in words ("odds ratio"); None for the identity link.
+    ratio_name: ClassVar[str | None] = None
+    #: Scale of the estimates b ("log-odds"); None: the response's own units.
+    estimate_scale: ClassVar[str | None] = None
+    #: What exp(intercept) is, for table notes ("odds"); None for the identity link.
+    baseline: ClassVar[str | None] = None
+    #: Adjective used in notes: "binomial family", "Poisson family".
+    words = "generic"
+    #: The model in words: "logistic", "linear".
+    model_words = "generic"
+    #: Axis label of fitted values in diagnostic plots.
+    fitted_label = "Fitted value"
+    #: Scale of the linear predictor and of the random effects, in axis labels.
+    link_scale = "response units"
+    #: Fitted by the GLMM engine (False: by the linear mixed model).
+    glmm = True
     n_dispersion = 0
+
+    @property
+    def exponentiate(self) -> bool:
+        """Whether estimates are reported also as ratios exp(b) (log and logit links)."""
+        return self.ratio is not None
+
+    @property
+    def link(self):
+        """The statsmodels link object (``link.inverse(eta)`` is the mean)."""
+        return self.statsmodels_family(np.ones(1), False)[0].link
+
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        """Variance function ``V(mu)``: Var(y) = dispersion x V(mu)."""
+        return self.statsmodels_family(np.ones(1), False)[0].variance(np.asarray(mu, float))
+
+    def check_response(self, y, where, response: str = "response", weights=None) -> None:
+        """Raise ModelSpecError when the response cannot come from this family.
+
+        Parameters
+        ----------
+        y : array-like
+            Response values (for ``cbind(successes, failures)`` the proportion of
+            successes, with the trials as ``weights``).
+        where : callable or sequence
+            Describes the row of position ``i`` in the message: ``where(i)`` or
+            ``where[i]`` (e.g. "client C1, session 2").
+        response : str
+            The response as written in the formula (``cbind(`` marks trials).
+        weights : array-like, optional
+            Prior weights (trials for ``cbind``); checked to be finite and >= 0.
+
+        Raises
+        ------
+        ModelSpecError
+            "family poisson needs whole counts >= 0, but column 'y' has the value 2.5
+            (row ...); 1 row(s) in all. ..."
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> try:
+        ...     Poisson().check_response(np.array([0.0, 2.5]), ["a", "b"], "y")
+        ... except ModelSpecError as err:
+        ...     print(str(err)[:68])
+        family poisson needs whole counts >= 0, but column 'y' has the value
+        """
+        if weights is None:
+            return
+        pw = np.asarray(weights, dtype=float) * np.ones(np.shape(y))
+        bad = ~np.isfinite(pw) | (pw < 0)
+        self._refuse(bad, pw, where, f"prior weights of '{response}'", "finite weights >= 0")
+
+    def _refuse(self, bad, values, where, column: str, need: str) -> None:
+        """Raise the family's message for the first offending row, if any."""
+        if not np.any(bad):
+            return
+        first = int(np.flatnonzero(bad)[0])
+        place = where(first) if callable(where) else where[first]
+        raise ModelSpecError(
+            f"family {self.name} needs {need}, but {column} has the value "
+            f"{float(values[first]):g} ({place}); {int(np.sum(bad))} row(s) in all. Correct "
+            "or remove these rows, or choose a family that fits the response."
+        )
 
     def mu(self, eta: np.ndarray) -> np.ndarray:
         """Mean on the response scale for linear predictor ``eta``."""
@@ -130,20 +218,48 @@ class GlmmFamily:
         return family.resid_dev(y, self.mu(eta), var_weights=var_weights)
 
     def validate(self, y: np.ndarray, pw: np.ndarray, response: str, index: pd.Index) -> None:
-        """Raise ModelSpecError when the response cannot come from this family."""
-        bad = ~np.isfinite(pw) | (pw < 0)
-        _raise_first(bad, pw, index, f"prior weights of {response!r}", "be finite and >= 0")
+        """:meth:`check_response` for the engine: rows named by their data-frame index."""
+        self.check_response(y, lambda i: f"row with index {index[i]!r}", response, pw)
 
 
-def _raise_first(bad: np.ndarray, values: np.ndarray, index: pd.Index, what: str, rule: str):
-    """Raise a ModelSpecError naming the first offending row, if any."""
-    if np.any(bad):
-        first = int(np.flatnonzero(bad)[0])
-        raise ModelSpecError(
-            f"{what} must {rule}; the row with index {index[first]!r} has value "
-            f"{values[first]!r} ({int(np.sum(bad))} row(s) in all). Correct or remove "
-            "these rows, or choose a family that fits the response."
-        )
+@dataclass(frozen=True)
+class Gaussian(GlmmFamily):
+    """Gaussian family with identity link (lme4's ``lmer``; fitted by :mod:`.lmm`).
+
+    The GLMM engine does not fit it (``glmm`` is False); the object names the family,
+    gives its identity link and variance function, and checks the response.
+
+    Examples
+    --------
+    >>> fam = Gaussian()
+    >>> fam.link_name, fam.ratio, fam.model_words
+    ('identity', None, 'linear')
+    """
+
+    name = "gaussian"
+    aliases = ("normal",)
+    link_name = "identity"
+    words = "Gaussian"
+    model_words = "linear"
+    fitted_label = "Fitted value"
+    link_scale = "response units"
+    glmm = False
+
+    def mu(self, eta):
+        return np.asarray(eta, dtype=float)
+
+    def statsmodels_family(self, pw, trials):
+        return sm_families.Gaussian(), pw
+
+    def check_response(self, y, where, response="response", weights=None):
+        """A 0/1 response is refused: it is a binomial outcome (use family: binomial)."""
+        super().check_response(y, where, response, weights)
+        y = np.asarray(y, dtype=float)
+        self._refuse(~np.isfinite(y), y, where, f"column '{response}'", "finite values")
+        if y.size and np.isin(y, (0.0, 1.0)).all():
+            raise ModelSpecError(
+                f"family gaussian does not fit the 0/1 response '{response}'; use family: binomial."
+            )
 
 
 @dataclass(frozen=True)
@@ -160,7 +276,16 @@ class Binomial(GlmmFamily):
     """
 
     name = "binomial"
+    aliases = ("logit",)
     link_name = "logit"
+    ratio = "OR"
+    ratio_name = "odds ratio"
+    estimate_scale = "log-odds"
+    baseline = "odds"
+    words = "binomial"
+    model_words = "logistic"
+    fitted_label = "Fitted probability"
+    link_scale = "log odds"
 
     def mu(self, eta):
         return special.expit(eta)
@@ -184,40 +309,25 @@ class Binomial(GlmmFamily):
             return family, 1.0
         return family, pw
 
-    def validate(self, y, pw, response, index):
-        super().validate(y, pw, response, index)
-        trials = response.replace(" ", "").startswith("cbind(")
-        if trials:
-            _raise_first(
-                np.isnan(y),
-                pw,
-                index,
-                f"trials (successes + failures) of {response!r}",
-                "be positive",
-            )
-            _raise_first(
-                (y < 0) | (y > 1),
-                y,
-                index,
-                f"successes / trials of {response!r}",
-                "lie in [0, 1]: successes must not exceed trials and failures must not be negative",
-            )
-            counts = y * pw
-            _raise_first(
-                np.abs(counts - np.round(counts)) > 1e-8,
-                counts,
-                index,
-                f"successes in {response!r}",
-                "be whole numbers",
-            )
+    def check_response(self, y, where, response="response", weights=None):
+        super().check_response(y, where, response, weights)
+        y = np.asarray(y, dtype=float)
+        column = f"column '{response}'"
+        if response.replace(" ", "").startswith("cbind("):
+            need = "a 0/1 response (or cbind(successes, failures))"
+            self._refuse(np.isnan(y), y, where, f"the trials (successes + failures) of {column}",
+                         "positive trials")  # fmt: skip
+            self._refuse((y < 0) | (y > 1), y, where, f"successes / trials of {column}",
+                         f"{need}: successes must not exceed trials and failures must not be "
+                         "negative")  # fmt: skip
+            if weights is not None:
+                counts = y * np.asarray(weights, dtype=float)
+                whole = np.abs(counts - np.round(counts)) > 1e-8
+                self._refuse(whole, counts, where, f"the successes of {column}",
+                             "whole numbers of successes")  # fmt: skip
         else:
-            _raise_first(
-                (y != 0) & (y != 1),
-                y,
-                index,
-                f"binomial response {response!r}",
-                "be 0 or 1 (or use cbind(successes, failures))",
-            )
+            bad = (y != 0) & (y != 1)
+            self._refuse(bad, y, where, column, "a 0/1 response (or cbind(successes, failures))")
 
 
 @dataclass(frozen=True)
@@ -234,6 +344,14 @@ class Poisson(GlmmFamily):
 
     name = "poisson"
     link_name = "log"
+    ratio = "IRR"
+    ratio_name = "incidence-rate ratio"
+    estimate_scale = "log-rate"
+    baseline = "rate (per unit of the offset)"
+    words = "Poisson"
+    model_words = "Poisson"
+    fitted_label = "Fitted count"
+    link_scale = "log rate"
 
     def mu(self, eta):
         return np.exp(eta)
@@ -251,19 +369,15 @@ class Poisson(GlmmFamily):
     def statsmodels_family(self, pw, trials):
         return sm_families.Poisson(), pw
 
-    def validate(self, y, pw, response, index):
-        super().validate(y, pw, response, index)
-        _check_counts(y, response, index, self.name)
+    def check_response(self, y, where, response="response", weights=None):
+        super().check_response(y, where, response, weights)
+        _check_counts(self, y, where, response)
 
 
-def _check_counts(y, response, index, family):
-    _raise_first(
-        (y < 0) | (np.abs(y - np.round(y)) > 1e-8),
-        y,
-        index,
-        f"{family} response {response!r}",
-        "be a non-negative whole count",
-    )
+def _check_counts(family, y, where, response):
+    y = np.asarray(y, dtype=float)
+    bad = ~np.isfinite(y) | (y < 0) | (np.abs(y - np.round(y)) > 1e-8)
+    family._refuse(bad, y, where, f"column '{response}'", "whole counts >= 0")
 
 
 @dataclass(frozen=True)
@@ -299,7 +413,16 @@ class NegativeBinomial2(GlmmFamily):
 
     theta: float = 1.0
     name = "negative_binomial"
+    aliases = ("negativebinomial", "nbinom2", "negbin", "nb2")
     link_name = "log"
+    ratio = "IRR"
+    ratio_name = "incidence-rate ratio"
+    estimate_scale = "log-rate"
+    baseline = "rate (per unit of the offset)"
+    words = "negative-binomial"
+    model_words = "negative-binomial"
+    fitted_label = "Fitted count"
+    link_scale = "log rate"
     n_dispersion = 1
 
     def mu(self, eta):
@@ -383,9 +506,9 @@ class NegativeBinomial2(GlmmFamily):
     def statsmodels_family(self, pw, trials):
         return sm_families.NegativeBinomial(alpha=1.0 / self.theta), pw
 
-    def validate(self, y, pw, response, index):
-        super().validate(y, pw, response, index)
-        _check_counts(y, response, index, self.name)
+    def check_response(self, y, where, response="response", weights=None):
+        super().check_response(y, where, response, weights)
+        _check_counts(self, y, where, response)
 
 
 STIRLING_FROM = 100.0  # size from which the asymptotic series below replace gammaln/digamma
@@ -441,28 +564,84 @@ def digamma_ratio(y, t: float):
     )
 
 
-def get_family(name: str) -> GlmmFamily:
-    """Family object for a name; aliases ``nbinom2``, ``negbin`` mean NB2.
+#: The families, by canonical name.
+FAMILIES: dict[str, type[GlmmFamily]] = {
+    cls.name: cls for cls in (Gaussian, Binomial, Poisson, NegativeBinomial2)
+}
+
+
+def _key(name) -> str:
+    return str(name).strip().lower().replace("-", "_")
+
+
+_ALIASES = {
+    _key(alias): canonical
+    for canonical, cls in FAMILIES.items()
+    for alias in (canonical, *cls.aliases)
+}
+
+
+def family_names(aliases: bool = False) -> list[str]:
+    """Canonical family names (with ``aliases``: every accepted name), in a fixed order.
+
+    Examples
+    --------
+    >>> family_names()
+    ['gaussian', 'binomial', 'poisson', 'negative_binomial']
+    """
+    return list(_ALIASES) if aliases else list(FAMILIES)
+
+
+def get_family(name) -> GlmmFamily:
+    """Family object for a name or alias (case-insensitive; ``-`` read as ``_``).
 
     Parameters
     ----------
-    name : str
-        ``"binomial"``, ``"poisson"`` or ``"negative_binomial"`` (aliases accepted,
-        case-insensitive).
+    name : str or GlmmFamily
+        ``"gaussian"`` (alias ``normal``), ``"binomial"`` (``logit``), ``"poisson"`` or
+        ``"negative_binomial"`` (``nbinom2``, ``negbin``, ``nb2``, ``negativebinomial``);
+        a family object is returned as it is.
 
     Returns
     -------
     GlmmFamily
 
+    Raises
+    ------
+    ModelSpecError
+        For a name that is none of these, listing the accepted names.
+
     Examples
     --------
     >>> get_family("nbinom2").name
     'negative_binomial'
+    >>> get_family("Normal").ratio is None
+    True
     """
-    key = FAMILY_ALIASES.get(str(name).strip().lower().replace("-", "_"))
+    if isinstance(name, GlmmFamily):
+        return name
+    key = _ALIASES.get(_key(name))
     if key is None:
         raise ModelSpecError(
-            f"family {name!r} is not available for generalised mixed models; use one of "
-            "'binomial', 'poisson', 'negative_binomial' (or 'gaussian' for linear models)"
+            f"family {name!r} is not supported; use one of {', '.join(FAMILIES)} "
+            f"(aliases: {', '.join(a for a in _ALIASES if a not in FAMILIES)})"
         )
-    return {"binomial": Binomial, "poisson": Poisson, "negative_binomial": NegativeBinomial2}[key]()
+    return FAMILIES[key]()
+
+
+def glmm_family(name) -> GlmmFamily:
+    """:func:`get_family` for the GLMM engine, which refuses the gaussian family.
+
+    Examples
+    --------
+    >>> glmm_family("poisson").name
+    'poisson'
+    """
+    family = get_family(name)
+    if not family.glmm:
+        raise ModelSpecError(
+            f"family {family.name!r} is not available for generalised mixed models; use one "
+            f"of {', '.join(n for n, c in FAMILIES.items() if c.glmm)} (linear mixed models "
+            "are fitted by fit_mixed or fit_lmm)"
+        )
+    return family

@@ -91,7 +91,7 @@ def gee(
         design.fixed_names,
         np.asarray(fit.result.params),
         np.asarray(fit.result.bse),
-        exponentiate=family != "gaussian",
+        exponentiate=get_family(family).exponentiate,
     )
     table.attrs.update(
         {
@@ -207,14 +207,12 @@ def _block_codes(design, block) -> np.ndarray:
 
 def _statsmodels_family(family: str, design):
     """statsmodels family for the GEE fit, after validating the response."""
-    if str(family).lower() == "gaussian":
-        return sm_families.Gaussian()
     fam = get_family(family)
+    if not fam.glmm:
+        return sm_families.Gaussian()
     fam.validate(design.y, design.prior_weights, design.formula.response, design.frame.index)
-    if fam.name == "binomial":
-        return sm_families.Binomial()
-    if fam.name == "poisson":
-        return sm_families.Poisson()
+    if fam.name in ("binomial", "poisson"):
+        return fam.statsmodels_family(design.prior_weights, False)[0]
     from .glmm import _nb_theta_start
 
     theta = _nb_theta_start(design.X, design.y, design.prior_weights, design.offset, fam).theta

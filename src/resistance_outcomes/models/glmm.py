@@ -94,7 +94,7 @@ from scipy import optimize, special
 from scipy.special import logsumexp
 from threadpoolctl import threadpool_limits
 
-from .families import GlmmFamily, Poisson, get_family
+from .families import GlmmFamily, Poisson, glmm_family
 from .formula import ModelSpecError
 from .linalg import SparseCholesky
 from .lmm import _theta_columns, theta_scale
@@ -1016,7 +1016,7 @@ def _estimate(design, family, nagq, control) -> GlmmEstimates:
             f"formula {design.formula.formula!r} has no random-effect term such as "
             "(1 | therapist); add one, or fit a generalised linear model instead"
         )
-    fam = get_family(family) if isinstance(family, str) else family
+    fam = glmm_family(family)
     y = np.asarray(design.y, dtype=float)
     pw = np.asarray(design.prior_weights, dtype=float) * np.ones_like(y)
     offset = np.asarray(design.offset, dtype=float) * np.ones_like(y)

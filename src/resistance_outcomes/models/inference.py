@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats as st
 
+from .families import get_family
 from .formula import ModelSpecError
 
 __all__ = [
@@ -147,7 +148,7 @@ def linear_contrasts(result, contrasts: pd.DataFrame | np.ndarray, names=None) -
             matrix, result.vcov, result.extra["vcov_jacobian"], result.extra["varpar_vcov"]
         )
     return wald_table(
-        names, estimate, np.sqrt(variance), df, exponentiate=result.family != "gaussian"
+        names, estimate, np.sqrt(variance), df, exponentiate=get_family(result.family).exponentiate
     )
 
 

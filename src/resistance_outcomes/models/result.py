@@ -10,20 +10,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.stats as st
-import statsmodels.genmod.families.links as links
 
 from .design import MixedDesign
+from .families import get_family
 from .formula import ModelSpecError
 
-__all__ = ["MixedResult", "LINKS"]
-
-#: Link function of each family (statsmodels link objects).
-LINKS = {
-    "gaussian": links.Identity(),
-    "binomial": links.Logit(),
-    "poisson": links.Log(),
-    "negative_binomial": links.Log(),
-}
+__all__ = ["MixedResult"]
 _STATISTIC_NAME = {True: "t", False: "z"}
 
 
@@ -122,7 +114,7 @@ class MixedResult:
             self.beta,
             np.sqrt(np.diag(self.vcov)),
             self.df,
-            exponentiate=self.family != "gaussian",
+            exponentiate=get_family(self.family).exponentiate,
         )
 
     @property
@@ -241,7 +233,8 @@ class MixedResult:
         eta = x @ self.beta + offset
         if level == "conditional" and zt.shape[0]:
             eta = eta + zt.T @ self.b
-        inverse = LINKS[self.family].inverse if scale == "response" else (lambda v: v)
+        link = get_family(self.family).link
+        inverse = link.inverse if scale == "response" else (lambda v: v)
         out = pd.DataFrame({"estimate": inverse(eta)}, index=index)
         if ci:
             se = np.sqrt(np.einsum("ij,jk,ik->i", x, self.vcov, x))
