@@ -1423,6 +1423,7 @@ def _present_groups(groups: pd.Series) -> list[str]:
 
 # --------------------------------------------------------------------------- diagnostics
 
+
 def diagnostic_residuals(result) -> pd.DataFrame:
     """Fitted values and Pearson residuals of a fitted model, one row per observation.
 
