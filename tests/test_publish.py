@@ -1,4 +1,4 @@
-"""Tests of resistance_outcomes.publish: publication tables and the summary page.
+"""Tests of resistance_outcomes.publish: the publication tables.
 
 Inputs are small coefficient, variance-component and contrast frames made up for the tests.
 Expected cells are written out by hand: rounding half-up to the decimals shown, and
@@ -17,8 +17,13 @@ import pytest
 docx = pytest.importorskip("docx")
 
 from resistance_outcomes import describe, publish  # noqa: E402
-from resistance_outcomes.pipeline import reliability_gate_markdown  # noqa: E402
 from resistance_outcomes.tables import MINUS, MISSING, ApaTable, to_latex, to_markdown  # noqa: E402
+from resistance_outcomes.vocabulary import (  # noqa: E402
+    ConstructInfo,
+    FrameworkInfo,
+    Stage,
+    Vocabulary,
+)
 
 LEVELS = {"framework": ["psychoanalytic", "cognitive"]}
 SPEC = {
@@ -109,8 +114,8 @@ def _agrees(cell: str, *values: float) -> bool:
         ("unrepaired_within", "Unrepaired ruptures (within client)"),
         ("log_time", "Log session number"),
         ("baseline_severity", "Baseline severity"),
-        ("I(x ** 2)", "I(x ** 2)"),  # unknown: as written
-        ("mystery_between", "mystery_between"),  # unknown stem: as written
+        ("I(x ** 2)", "I(x ** 2)"),  # nothing to put in words
+        ("mystery_between", "Mystery (between clients)"),  # unknown stem: in words
     ],
 )
 def test_term_label(term, expected):
@@ -351,8 +356,8 @@ def test_combined_table_leaves_out_unfitted_models_and_names_them():
     flagged = ("repair_retention", SPEC, COEFFICIENTS, VARIANCE, {**FIT, "flags": ["singular fit"]})
     table = publish.combined_table([flagged, unfitted], number=2)
     assert table.columns == ["Term", "OR [95% CI]", "p"]
-    assert "Not fitted: rupture_withdrawal." in table.note
-    assert "repair_retention (singular fit)" in table.note
+    assert "Not fitted: Rupture withdrawal." in table.note
+    assert "Repair retention (singular fit)" in table.note
 
 
 # --------------------------------------------------------------------------- contrasts
@@ -438,7 +443,7 @@ def test_sensitivity_table_one_row_per_analysis_under_each_contrast():
             ".380",
         ],  # fmt: skip
     ]
-    assert "\u2020 m_min2: not converged." in table.note
+    assert "\u2020 M, clients with at least 2 attended sessions: not converged." in table.note
 
 
 # --------------------------------------------------------------------------- Table 1, reliability
@@ -535,193 +540,161 @@ def test_publication_tables_numbers_in_order(tmp_path):
     model = {"name": "repair_retention", "spec": SPEC, "fit": FIT, "coefficients": COEFFICIENTS,
              "variance_components": VARIANCE, "contrasts": _contrasts()}  # fmt: skip
     tables = publish.publication_tables([model], main_models=["repair_retention"])
-    assert list(tables) == ["models_combined", "contrasts", "model_repair_retention"]
-    assert [t.number for t, _ in tables.values()] == [1, 2, 3]
+    # Table 1 and the reliability table exist in every case (here: placeholders)
+    assert list(tables) == [
+        "table1", "reliability", "models_combined", "contrasts", "model_repair_retention"
+    ]  # fmt: skip
+    assert [t.number for t, _ in tables.values()] == [1, 2, 3, 4, 5]
+    # no main model asked for: no combined table
+    assert "models_combined" not in publish.publication_tables([model])
 
 
-def test_read_model_folder(tmp_path):
-    folder = tmp_path / "repair_retention"
-    folder.mkdir()
-    (folder / "spec.json").write_text('{"family": "binomial"}', encoding="utf-8")
-    (folder / "fit.json").write_text('{"flags": []}', encoding="utf-8")
-    COEFFICIENTS.to_csv(folder / "coefficients.csv", index=False)
-    VARIANCE.to_csv(folder / "variance_components.csv", index=False)
-    (folder / "contrasts.csv").write_text("", encoding="utf-8")  # a model without contrasts
-    model = publish.read_model_folder(folder)
-    assert model["name"] == "repair_retention"
-    assert model["coefficients"]["estimate"].tolist() == [-1.2345, 0.5, -0.25, 0.0041]
-    assert model["contrasts"].empty
-    with pytest.raises(publish.PublishError, match="spec.json: missing"):
-        publish.read_model_folder(tmp_path)
+# --------------------------------------------------------------------------- a lab's own study
 
-
-# --------------------------------------------------------------------------- summary
-
-
-def _slope_row(level, estimate, se, low, high, p_adjusted, adjustment="holm"):
-    return {"kind": "simple_slope", "variable": "repair_rate_between", "level": level,
-            "reference": "", "by": "", "estimate": estimate, "std_error": se, "ci_low": low,
-            "ci_high": high, "p_value": p_adjusted / 3, "p_adjusted": p_adjusted,
-            "adjustment": adjustment}  # fmt: skip
-
-
-def _analyses():
-    retention = {
-        "name": "repair_retention",
-        "spec": {"family": "binomial", "description": "Dropout and repair",
-                 "formula": "dropout ~ framework * repair_rate_between + (1 | therapist)"},
-        "fit": {"flags": []},
-        "contrasts": pd.DataFrame([
-            _slope_row("psychoanalytic", -0.5, 0.9, -2.264, 1.264, 0.58),
-            _slope_row("cognitive", -2.1, 0.75, -3.57, -0.63, 0.015),
-        ]),
-    }  # fmt: skip
-    frequency = {
-        "name": "rupture_frequency",
-        "spec": {"family": "negative_binomial", "formula": "ruptures ~ framework + (1 | t)"},
-        "fit": {"flags": []},
-        "contrasts": _contrasts(),
-    }
-    hazard = {
-        "name": "dropout_hazard",
-        "spec": {"family": "binomial", "formula": "event ~ framework * unrepaired_within"},
-        "fit": {"flags": ["singular fit"]},
-        "contrasts": pd.DataFrame([{**_slope_row("behavioral", 0.2, 0.3, -0.388, 0.788, 0.5,
-                                                 "bh"), "variable": "unrepaired_within"}]),
-    }  # fmt: skip
-    variant = {"name": "repair_retention_gee", "spec": {"variant_of": "repair_retention"},
-               "fit": {"flags": ["not converged"]}, "contrasts": pd.DataFrame()}  # fmt: skip
-    return [retention, frequency, hazard, variant]
-
-
-VALIDATION = {
-    "tables": [
-        {"table": "clients", "rows_read": 360, "rows_kept": 358, "rows_set_aside": 2},
-        {"table": "sessions", "rows_read": 3784, "rows_kept": 3784, "rows_set_aside": 0},
+# A study unlike the example: its own construct, four frameworks with their own labels.
+LAB = Vocabulary(
+    constructs={
+        "sustain_talk": ConstructInfo(
+            "sustain_talk", "Sustain talk", "count", "column", stem="sustain_talk"
+        )
+    },
+    frameworks=[
+        FrameworkInfo("systemic", "Systemic", "#0072B2", "o"),
+        FrameworkInfo("humanistic", "Humanistic", "#E69F00", "s"),
+        FrameworkInfo("cbt_group", "CBT in groups", "#009E73", "^"),
+        FrameworkInfo("mbt", "Mentalization-based", "#CC79A7", "v"),
     ],
-    "problems": 3,
-    "mode": "lenient",
+    labels={"baseline_severity": "Baseline severity"},
+    stages={
+        "reliability": Stage(False, "no double-coded sessions"),
+        "alliance": Stage(False, "no alliance ratings"),
+        "repair": Stage(False, "no coding of ruptures and their repair"),
+    },
+)
+LAB_LEVELS = {"framework": ["systemic", "humanistic", "cbt_group", "mbt"]}
+LAB_SPEC = {
+    "name": "st_dropout",
+    "family": "binomial",
+    "formula": "dropout ~ framework + sustain_talk_rate_between + (1 | therapist)",
+    "factor_levels": LAB_LEVELS,
 }
-RECOVERY = {
-    "fixed_effects_with_truth": 45, "inside_ci": 37, "share_inside_ci": 37 / 45,
-    "target": 0.9, "meets_target": False,
-    "repair_effect": {"slope": "unrepaired_within", "signs_match": True,
-                      "strongest_true": "cognitive", "strongest_estimated": "cognitive",
-                      "pattern_matches": True},
-}  # fmt: skip
-
-
-def test_summary_states_results_from_the_numbers():
-    gate = {"mode": "warn", "messages": ["Ruptures: ICC(A,1) = .62, below the minimum .75"]}
-    text = publish.summary_sentences(_analyses(), VALIDATION, gate, RECOVERY)
-    # Repair slope per 10 percentage points: exp(0.1 b). Cognitive: exp(-0.21) = 0.810584,
-    # exp(-0.357) = 0.699772, exp(-0.063) = 0.938943; adjusted p .015 < .05: an association.
-    assert (
-        "In cognitive therapy, a repair rate 10 percentage points higher than other clients' "
-        "was associated with lower odds of dropout (OR = 0.81, 95% CI [0.70, 0.94], "
-        "Holm-adjusted *p* = .015)." in text
-    )
-    # Psychoanalytic: exp(-0.05) = 0.951229, exp(-0.2264) = 0.797399, exp(0.1264) = 1.134736
-    assert (
-        "In psychoanalytic therapy, the client's repair rate was not significantly associated "
-        "with the odds of dropout (OR per 10 percentage points = 0.95, 95% CI [0.80, 1.13], "
-        "Holm-adjusted *p* = .580)." in text
-    )
-    # Framework contrast as an IRR: exp(0.5528) = 1.738113, exp(0.2814) = 1.324983,
-    # exp(0.8241) = 2.279828; adjusted p .000196 -> "< .001".
-    assert (
-        "Psychoanalytic therapy had a higher rate of ruptures than cognitive therapy "
-        "(IRR = 1.74, 95% CI [1.32, 2.28], Holm-adjusted *p* < .001)." in text
-    )
-    # rupture_frequency's slope is not among the stated results (pairwise only)
-    assert "session number" not in text
-    # Hazard slope, BH-adjusted: exp(0.2) = 1.221403, exp(-0.388) = 0.678412,
-    # exp(0.788) = 2.198995
-    assert (
-        "In behavioral therapy, the number of unrepaired ruptures in a session (relative to "
-        "the client's own average) was not significantly associated with the odds of dropping "
-        "out after a session (OR per additional rupture = 1.22, 95% CI [0.68, 2.20], "
-        "Benjamini\u2013Hochberg-adjusted *p* = .500)." in text
-    )
-    assert "not show that one variable causes another" in text
-
-
-def test_summary_flags_models_and_reports_validation_gate_and_recovery():
-    gate = {"mode": "warn", "messages": ["Ruptures: ICC(A,1) = .62, below the minimum .75"]}
-    text = publish.summary_sentences(_analyses(), VALIDATION, gate, RECOVERY)
-    assert "**Caution:** `dropout_hazard` was flagged (singular fit)" in text
-    assert "- `dropout_hazard`: singular fit" in text
-    assert "- `repair_retention_gee`: not converged" in text
-    assert "The other 2 models and variants converged without a singular fit." in text
-    # 360 + 3,784 = 4,144 rows; 2 rows set aside: suppressed below 5
-    assert (
-        "Validation (lenient mode) read 4,144 rows from 2 files (clients 360; sessions 3,784); "
-        "3 problems were found and <5 rows were set aside in the quarantine table." in text
-    )
-    assert "Reliability gate (warn mode): 1 construct(s) below the configured minimum" in text
-    assert "- Ruptures: ICC(A,1) = .62, below the minimum .75" in text
-    # 37 / 45 = 82.2%
-    assert "37 of 45 true fixed effects (82.2%) lay inside their 95% CIs (target 90%: not met)" \
-        in text  # fmt: skip
-    assert "the framework with the strongest true slope (cognitive) was also the strongest" in text
-
-
-def test_summary_without_problems_flags_or_reliability():
-    analyses = [{**a, "fit": {"flags": []}} for a in _analyses()[:2]]
-    clean = {"tables": [{"table": "clients", "rows_read": 40, "rows_kept": 40,
-                         "rows_set_aside": 0}], "problems": 0}  # fmt: skip
-    text = publish.summary_sentences(analyses, clean, None, None)
-    assert "All 2 fitted models (sensitivity variants included) converged" in text
-    assert "no problems were found and no rows were set aside" in text
-    assert "No reliability analysis was part of this run." in text
-    assert "Recovery" not in text
-
-
-def test_summary_linear_slope_uses_b():
-    row = {**_slope_row("cognitive", 0.0305, 0.003, 0.0246, 0.0364, 0.001), "variable": "session_c"}
-    model = {"name": "alliance", "spec": {"family": "gaussian", "formula": "alliance ~ x"},
-             "fit": {"flags": []}, "contrasts": pd.DataFrame([row])}  # fmt: skip
-    text = publish.summary_sentences([model], main_results={"alliance": ["simple_slope"]})
-    assert (
-        "In cognitive therapy, each later session was associated with a higher mean alliance "
-        "rating (*b* = 0.031, 95% CI [0.025, 0.036], Holm-adjusted *p* = .001)." in text
-    )
-
-
-def test_read_gate_report_reads_the_pipeline_markdown():
-    messages = ["Ruptures: ICC(A,1) = .62, below the minimum .75"]
-    assert publish.read_gate_report(reliability_gate_markdown(messages, "warn")) == {
-        "mode": "warn",
-        "messages": messages,
+LAB_COEFFICIENTS = pd.DataFrame(
+    {
+        "term": ["(Intercept)", "frameworkhumanistic", "frameworkcbt_group", "frameworkmbt",
+                 "sustain_talk_rate_between"],
+        "estimate": [-1.5, -21.58, 0.2, 0.3, 0.4],
+        "std_error": [0.3, 9000.0, 0.2, 0.25, 0.1],
+        "p_value": [1e-6, 0.998, 0.32, 0.23, 0.0001],
+        "ci_low": [-2.088, -17661.5, -0.192, -0.19, 0.204],
+        "ci_high": [-0.912, 17618.4, 0.592, 0.79, 0.596],
+        "estimable": [True, False, True, True, True],
+        "note": ["", "no dropout in humanistic therapy", "", "", ""],
     }
-    assert publish.read_gate_report(reliability_gate_markdown([], "strict"))["messages"] == []
-    with pytest.raises(publish.PublishError, match="gate.md"):
-        publish.read_gate_report("nothing here")
+)  # fmt: skip
+LAB_FIT = {"nobs": 100, "groups": {"therapist": 12}, "flags": ["not estimable"],
+           "not_estimable": [{"term": "frameworkhumanistic",
+                              "reason": "no dropout in humanistic therapy"}]}  # fmt: skip
 
 
-def test_read_validation_report_reads_the_ingest_report():
-    from resistance_outcomes.ingest import IngestResult, format_validation_report
-    from resistance_outcomes.validate import Problem
-
-    problem = Problem("clients.csv", 4, "planned_sessions", "x", "not a number", "Write a number.")
-    quarantine = pd.DataFrame(
-        [["clients.csv", 4, "planned_sessions", "x", "not a number"]],
-        columns=["file", "row", "column", "value", "problem"],
+def test_lab_labels_come_from_the_vocabulary():
+    assert publish.term_label("sustain_talk_rate_between", vocab=LAB) == (
+        "Sustain talk per session (between clients)"
     )
-    clients = pd.DataFrame({"client": ["C1", "C2"]})
-    result = IngestResult(
-        clients=clients, sessions=pd.DataFrame({"client": ["C1"] * 5}), codes=pd.DataFrame(),
-        problems=[problem], quarantine=quarantine,
-        rows_read={"clients.csv": 3, "sessions.csv": 5},
-        files={"clients": "clients.csv", "sessions": "sessions.csv"},
+    assert publish.term_label("frameworkcbt_group", LAB_LEVELS, vocab=LAB) == "CBT in groups"
+    assert publish.term_label("frameworkmbt:sustain_talk_within", LAB_LEVELS, vocab=LAB) == (
+        "Mentalization-based \u00d7 Sustain talk (within client)"
+    )
+
+
+def test_not_estimable_coefficient_prints_words_not_numbers():
+    table = publish.model_table(LAB_SPEC, LAB_COEFFICIENTS, None, LAB_FIT, 1, vocab=LAB)
+    rows = _rows(table)
+    assert rows["Humanistic"] == ["not estimable", "", "", "", "", ""]
+    # the estimable rows keep their numbers: exp(0.4) = 1.491825, exp(0.204) = 1.226300,
+    # exp(0.596) = 1.814842
+    assert rows["Sustain talk per session (between clients)"] == [
+        "0.40", "0.10", "[0.20, 0.60]", "1.49", "[1.23, 1.81]", "< .001"
+    ]  # fmt: skip
+    assert "Not estimable: Humanistic (no dropout in humanistic therapy)." in table.note
+    assert "17" not in "".join(table.rows.to_numpy().ravel())  # no astronomical numbers
+    data = publish.model_table_data(LAB_SPEC, LAB_COEFFICIENTS, None, LAB_FIT, vocab=LAB)
+    fixed = data[data["section"] == "fixed"]
+    assert fixed["estimable"].tolist() == [True, False, True, True, True]
+    assert fixed["note"].tolist()[1] == "no dropout in humanistic therapy"
+
+
+def test_not_estimable_from_fit_json_alone_and_absent_columns_mean_estimable():
+    coefs = LAB_COEFFICIENTS.drop(columns=["estimable", "note"])
+    data = publish.model_table_data(LAB_SPEC, coefs, None, LAB_FIT)
+    assert data.loc[data["section"] == "fixed", "estimable"].tolist() == [
+        True, False, True, True, True
+    ]  # fmt: skip
+    data = publish.model_table_data(LAB_SPEC, coefs, None, {"nobs": 100})
+    assert data["estimable"].all()
+
+
+def test_not_estimable_in_combined_and_contrasts_tables():
+    combined = publish.combined_table(
+        [("st_dropout", LAB_SPEC, LAB_COEFFICIENTS, None, LAB_FIT)], 2, vocab=LAB
+    )
+    assert _rows(combined)["Humanistic"] == ["not estimable", ""]
+    assert "St dropout, Humanistic (no dropout in humanistic therapy)" in combined.note
+    contrasts = pd.DataFrame(
+        {
+            "kind": ["pairwise", "pairwise"], "variable": ["framework", "framework"],
+            "level": ["humanistic", "cbt_group"], "reference": ["systemic", "systemic"],
+            "by": ["", ""], "estimate": [-21.58, 0.2], "std_error": [9000.0, 0.2],
+            "ci_low": [-17661.5, -0.192], "ci_high": [17618.4, 0.592],
+            "p_value": [0.998, 0.32], "p_adjusted": [0.998, 0.64],
+            "adjustment": ["holm", "holm"], "estimable": [False, True],
+        }
     )  # fmt: skip
-    outcome = publish.read_validation_report(format_validation_report(result))
-    assert outcome == {
-        "tables": [
-            {"table": "clients", "rows_read": 3, "rows_kept": 2, "rows_set_aside": 1},
-            {"table": "sessions", "rows_read": 5, "rows_kept": 5, "rows_set_aside": 0},
-        ],
-        "problems": 1,
-    }
-    with pytest.raises(publish.PublishError, match="no summary table"):
-        publish.read_validation_report("# Validation report\n\nValidation failed: 1 problem.")
+    table = publish.contrasts_table([("st_dropout", LAB_SPEC, contrasts, LAB_FIT)], 3, vocab=LAB)
+    rows = _rows(table)
+    assert rows["Humanistic vs. systemic"] == ["not estimable", "", "", "", "", ""]
+    # exp(0.2) = 1.221403
+    assert rows["CBT in groups vs. systemic"][:3] == ["0.20", "[\u22120.19, 0.59]", "1.22"]
+    # the reason comes from fit.json when contrasts.csv has no note column
+    assert "Humanistic vs. systemic (no dropout in humanistic therapy)" in table.note
+
+
+def test_reliability_table_exists_when_not_assessed():
+    tables = publish.publication_tables([], vocab=LAB)
+    assert list(tables) == ["table1", "reliability", "contrasts"]
+    table, raw = tables["reliability"]
+    assert table.rows.to_numpy().tolist() == [
+        ["Inter-rater reliability", "not assessed: no double-coded sessions"]
+    ]
+    assert "met" not in table.note and "not assessed (no double-coded sessions)" in table.note
+    assert raw.to_dict("records") == [
+        {"table": "reliability", "assessed": False, "reason": "no double-coded sessions"}
+    ]
+    # a reliability table given but the stage recorded as not assessed: still the placeholder
+    given = pd.DataFrame({"construct": ["x"], "n_targets": [3]})
+    assert publish.publication_tables([], reliability=given, vocab=LAB)["reliability"][
+        0
+    ].columns == ["Part of the analysis", "Result"]
+    # every placeholder renders in every format
+    assert "not assessed" in to_markdown(table) and "not assessed" in to_latex(table)
+
+
+def test_table1_note_names_the_parts_not_assessed():
+    long = pd.DataFrame({"variable": ["Clients"], "statistic": ["count"],
+                         "framework": ["Total"], "value": [100.0], "n": [100],
+                         "suppressed": [False], "reason": [""]})  # fmt: skip
+    table, _ = publish.publication_tables([], table1_long=long, vocab=LAB)["table1"]
+    assert "Rupture repair: not assessed (no coding of ruptures and their repair)." in table.note
+    assert "Alliance: not assessed (no alliance ratings)." in table.note
+
+
+def test_lab_tables_in_markdown_print_no_raw_names(tmp_path):
+    model = {"name": "st_dropout", "spec": LAB_SPEC, "fit": LAB_FIT,
+             "coefficients": LAB_COEFFICIENTS, "variance_components": pd.DataFrame(),
+             "contrasts": pd.DataFrame()}  # fmt: skip
+    tables = publish.publication_tables([model], main_models=["st_dropout"], vocab=LAB)
+    for name, (table, raw) in tables.items():
+        paths = publish.write_table_formats(table, raw, tmp_path / name)
+        # the note quotes the formula as configured; nothing else may show a raw name
+        formula = LAB_SPEC["formula"].replace("_", "\\_").replace("|", "\\|")
+        text = paths[2].read_text(encoding="utf-8").replace(formula, "")
+        assert "_" not in text, (name, text)

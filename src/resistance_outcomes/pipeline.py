@@ -28,7 +28,9 @@ from . import (
     publish,
     recovery,
     reliability,
+    results,
     sensitivity,
+    summary,
     vocabulary,
 )
 from .codebook import load_codebook
@@ -48,6 +50,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     derive.DataError,
     analysis.ModelEntryError,
     recovery.RecoveryError,
+    results.ResultsError,
     reliability.ReliabilityGateError,
     reliability.ReliabilityInputError,
 )
@@ -76,6 +79,10 @@ def ingest_step(input, output, params, **_) -> None:
     report = format_validation_report(result)
     log.info(report)
     write_text(output.report, report)
+    if "json" in output.keys():
+        mode = (params.config.get("validation") or {}).get("mode")
+        counts = results.validation_summary(result, mode)
+        write_text(output.json, json.dumps(counts, indent=2, sort_keys=True) + "\n")
 
 
 def vocabulary_step(input, output, params, **_) -> None:
@@ -289,28 +296,9 @@ def model_step(input, output, params, **_) -> None:
     log.info("rows used: %s; left out: %s", fit.get("nobs", 0), fit["rows_excluded"])
 
 
-def _read_model_folder(spec_path: str | Path) -> dict:
-    """spec.json, fit.json, coefficients.csv and contrasts.csv of one model folder."""
-    folder = Path(spec_path).parent
-
-    def table(name: str) -> pd.DataFrame:
-        try:
-            return pd.read_csv(folder / name)
-        except pd.errors.EmptyDataError:  # a model that was not fitted
-            return pd.DataFrame()
-
-    return {
-        "name": folder.name,
-        "spec": json.loads((folder / "spec.json").read_text(encoding="utf-8")),
-        "fit": json.loads((folder / "fit.json").read_text(encoding="utf-8")),
-        "coefficients": table("coefficients.csv"),
-        "contrasts": table("contrasts.csv"),
-    }
-
-
 def sensitivity_table_step(input, output, **_) -> None:
     """The key estimates of every model with variants, side by side (CSV and Markdown)."""
-    analyses = [_read_model_folder(path) for path in input.specs]
+    analyses = [results.read_model_folder(path) for path in input.specs]
     table = sensitivity.sensitivity_table(analyses)
     _write_csv(table, output.csv)
     write_text(output.md, sensitivity.sensitivity_markdown(table))
@@ -323,7 +311,7 @@ def recovery_step(input, output, params, **_) -> None:
     ``input.specs``) and ``repair_effect`` (``{model, slope}`` or empty).
     """
     truth = recovery.load_truth(input.truth)
-    folders = [_read_model_folder(path) for path in input.specs]
+    folders = [results.read_model_folder(path) for path in input.specs]
     fits = {
         model: {**folder, "process": process}
         for folder, (model, process) in zip(folders, params.models.items(), strict=True)
@@ -414,17 +402,42 @@ def _optional_json(input, key: str) -> dict | None:
     return json.loads(Path(getattr(input, key)).read_text(encoding="utf-8"))
 
 
+def _run_vocabulary(input) -> vocabulary.Vocabulary | None:
+    """The run's vocabulary when the step has it as an input (else None: defaults)."""
+    return vocabulary.Vocabulary.load(input.vocabulary) if "vocabulary" in input.keys() else None
+
+
+def _optional_json(input, key: str) -> dict | None:
+    if key not in input.keys():
+        return None
+    return json.loads(Path(getattr(input, key)).read_text(encoding="utf-8"))
+
+
 def publication_tables_step(input, output, params, **_) -> None:
-    """APA tables (CSV, LaTeX, Markdown each, and one Word file) from every result table."""
-    models = [publish.read_model_folder(Path(spec).parent) for spec in input.model_specs]
-    sensitivity = pd.read_csv(input.sensitivity) if "sensitivity" in input.keys() else None
+    """APA tables (CSV, LaTeX, Markdown each, and one Word file) from every result table.
+
+    ``input``: ``model_specs``, ``table1``, ``reliability``, optionally ``sensitivity``,
+    ``gate`` (gate.json: the reliability sample) and ``vocabulary``. ``params``:
+    ``main_models`` (the combined table's models) and ``min_cell``. Every table the workflow
+    declares is written, a part without data as a table saying "not assessed" and why.
+    """
+    models = [results.read_model_folder(spec) for spec in input.model_specs]
+    sensitivity = None
+    if "sensitivity" in input.keys():
+        sensitivity = results.read_csv_or_empty(input.sensitivity)
+    reliability_table = None
+    if "reliability" in input.keys():
+        reliability_table = results.read_csv_or_empty(input.reliability)
+    gate = _optional_json(input, "gate") or {}
     tables = publish.publication_tables(
         models,
-        table1_long=pd.read_csv(input.table1),
-        reliability=pd.read_csv(input.reliability),
+        table1_long=results.read_csv_or_empty(input.table1),
+        reliability=reliability_table,
+        reliability_sample=gate.get("sample"),
         sensitivity=sensitivity,
         main_models=params.main_models,
         min_cell=params.min_cell,
+        vocab=_run_vocabulary(input),
     )
     folder = Path(output.docx).parent
     for name, (table, raw) in tables.items():
@@ -434,16 +447,26 @@ def publication_tables_step(input, output, params, **_) -> None:
 
 
 def summary_step(input, output, params, **_) -> None:
-    """The report's summary page: main results in sentences, flags, validation, gate."""
-    analyses = [publish.read_model_folder(Path(spec).parent) for spec in input.model_specs]
-    validation = publish.read_validation_report(Path(input.validation).read_text("utf-8"))
-    validation["mode"] = params.validation_mode
-    gate = publish.read_gate_report(Path(input.gate).read_text("utf-8"))
-    recovery_summary = None
-    if "recovery" in input.keys():
-        recovery_summary = json.loads(Path(input.recovery).read_text("utf-8"))
-    text = publish.summary_sentences(
-        analyses, validation, gate, recovery_summary, min_cell=params.min_cell
+    """The report's summary page: every model's results in sentences, model flags, the
+    validation counts, the reliability gate, parts without data, recovery.
+
+    ``input``: ``model_specs`` (models and variants), ``validation``
+    (``results/validation/report.json``), ``gate`` (``results/reliability/gate.json``),
+    ``vocabulary`` and optionally ``recovery``. ``params``: ``leading`` (config
+    ``summary.models``, resolved), ``slopes`` (config ``summary.slopes``) and ``min_cell``.
+    """
+    analyses = [results.read_model_folder(spec) for spec in input.model_specs]
+    validation = results.read_validation_summary(input.validation)
+    gate = _optional_json(input, "gate")
+    text = summary.summary_sentences(
+        analyses,
+        validation,
+        gate,
+        _optional_json(input, "recovery"),
+        leading=getattr(params, "leading", None),
+        slopes=getattr(params, "slopes", None),
+        vocab=_run_vocabulary(input),
+        min_cell=params.min_cell,
     )
     write_text(output.md, text)
 

@@ -1,6 +1,6 @@
-"""Publication tables of the analyses and the report's summary page.
+"""Publication tables of the analyses (APA 7).
 
-Tidy frames in, :class:`~resistance_outcomes.tables.ApaTable` objects (or Markdown) out:
+Tidy frames in, :class:`~resistance_outcomes.tables.ApaTable` objects out:
 
 - :func:`model_table`: one fitted model: fixed effects (estimate, SE, 95% CI, odds or
   incidence-rate ratio with its CI by the family's link, p), random effects (SDs,
@@ -11,14 +11,20 @@ Tidy frames in, :class:`~resistance_outcomes.tables.ApaTable` objects (or Markdo
   adjusted p;
 - :func:`sensitivity_publication_table`, :func:`table1_publication` and
   :func:`reliability_publication`: the sensitivity, descriptive and reliability tables;
+- :func:`publication_tables`: every table of a run, numbered, each with the numbers behind
+  it; a part of the analysis without data gets a table saying so (never a missing file);
 - :func:`write_table_formats` (CSV at full precision, LaTeX, Markdown) and
-  :func:`write_docx` (all tables in one Word file);
-- :func:`summary_sentences`: the summary page, results stated in sentences made from the
-  numbers, with model flags, the validation outcome, the reliability gate and the recovery
-  of the simulated truth.
+  :func:`write_docx` (all tables in one Word file).
 
-Labels. :func:`term_label` turns model terms into words: framework levels by name, known
-variables through :data:`VARIABLE_LABELS`, anything else as it is written.
+Labels come from :mod:`resistance_outcomes.labels` (the study's vocabulary: no raw column
+names); families' links and ratios from :func:`resistance_outcomes.results.family_facts`;
+the summary page's sentences are in :mod:`resistance_outcomes.summary`.
+
+Not estimable. A coefficient or contrast its model could not identify (column
+``estimable`` false in ``coefficients.csv``/``contrasts.csv``, or listed under
+``not_estimable`` in ``fit.json``, e.g. complete separation) prints "not estimable" instead
+of numbers, with the reason in the note. Tables without these columns are read as all
+estimable.
 
 Numbers follow :mod:`resistance_outcomes.tables` (APA 7): two decimals, more (up to four)
 where a standard error (or, for ratios, the lower confidence limit) would otherwise print as
@@ -30,14 +36,13 @@ Small cells. A count from 1 to ``min_cell - 1`` is shown as "<min_cell"
 observations and of groups per grouping factor (and GEE clusters) in the model and combined
 tables, rows left out of a model (model-table note), every count of Table 1 (with the
 complementary and secondary suppression of :func:`resistance_outcomes.describe.table1`),
-*n* of the reliability table, and rows read and set aside on the summary page. In the CSV
-files such a count is left empty and its row marked ``suppressed``. The number of coders
-in the reliability table is not a count of participants and is shown.
+*n* of the reliability table. In the CSV files such a count is left empty and its row marked
+``suppressed``. The number of coders in the reliability table is not a count of
+participants and is shown.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -46,8 +51,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .codebook import humanise
 from .describe import format_table1
+from .labels import (
+    group_label,
+    level_label,
+    lower_first,
+    model_title,
+    stage_words,
+    term_label,
+    variable_label,
+    vocabulary_or_default,
+)
 from .reliability import format_reliability_table
+from .results import (
+    ResultsError,
+    estimable,
+    family_facts,
+    not_estimable_reasons,
+    read_model_folder,
+)
 from .tables import (
     MISSING,
     ApaTable,
@@ -62,13 +85,10 @@ from .tables import (
     to_latex,
     to_markdown,
 )
+from .vocabulary import Stage, Vocabulary, not_assessed_text
 
 __all__ = [
-    "DEFAULT_MAIN_MODELS",
-    "DEFAULT_MAIN_RESULTS",
-    "GROUP_LABELS",
-    "SLOPE_STEPS",
-    "VARIABLE_LABELS",
+    "NOT_ESTIMABLE",
     "PublishError",
     "combined_table",
     "combined_table_data",
@@ -76,13 +96,11 @@ __all__ = [
     "contrasts_table_data",
     "model_table",
     "model_table_data",
+    "not_assessed_table",
     "publication_tables",
-    "read_gate_report",
     "read_model_folder",
-    "read_validation_report",
     "reliability_publication",
     "sensitivity_publication_table",
-    "summary_sentences",
     "table1_publication",
     "term_label",
     "variable_label",
@@ -91,110 +109,13 @@ __all__ = [
 ]
 
 
-class PublishError(ValueError):
-    """A table or summary cannot be made from the inputs given; the message says where."""
+class PublishError(ResultsError):
+    """A table cannot be made from the inputs given; the message says where."""
 
 
-# --------------------------------------------------------------------------- vocabulary
+#: What a table prints instead of the numbers of an estimate its model could not identify.
+NOT_ESTIMABLE = "not estimable"
 
-#: Words for model variables; ``_within`` / ``_between`` suffixes of these are labelled
-#: "(within client)" / "(between clients)". Unknown names are printed as written.
-VARIABLE_LABELS = {
-    "framework": "Framework",
-    "session": "Session",
-    "session_c": "Session (centred)",
-    "log_time": "Log session number",
-    "time": "Session number",
-    "repair_rate": "Repair rate",
-    "rupture_rate": "Rupture rate",
-    "unrepaired_rate": "Unrepaired-rupture rate",
-    "ruptures": "Ruptures",
-    "repaired": "Repaired ruptures",
-    "unrepaired": "Unrepaired ruptures",
-    "resistance_type": "Resistance type",
-    "alliance": "Alliance",
-    "baseline_severity": "Baseline severity",
-    "homework_done": "Homework done",
-    "minutes": "Session minutes",
-}
-
-#: Words for grouping factors of the random part.
-GROUP_LABELS = {"therapist": "Therapist", "client": "Client", "study": "Study", "site": "Site"}
-
-_SUFFIXES = {"_within": "within client", "_between": "between clients"}
-
-#: Simple slopes on the summary page: ``variable -> (step, subject, noun, unit)``. The
-#: slope is reported per ``step`` units (repair rate is a proportion, so 0.1 is 10
-#: percentage points); ``subject`` starts a sentence of an association, ``noun`` one of no
-#: clear association, ``unit`` names the step. Other variables: per one unit.
-SLOPE_STEPS = {
-    "repair_rate_between": (
-        0.1,
-        "a repair rate 10 percentage points higher than other clients'",
-        "the client's repair rate",
-        "10 percentage points",
-    ),
-    "rupture_rate_between": (
-        1.0,
-        "one more rupture per attended session than other clients",
-        "the client's rupture rate",
-        "rupture per session",
-    ),
-    "unrepaired_within": (
-        1.0,
-        "each additional unrepaired rupture in a session, relative to the client's own average,",
-        "the number of unrepaired ruptures in a session (relative to the client's own average)",
-        "additional rupture",
-    ),
-    "unrepaired_between": (
-        1.0,
-        "one more unrepaired rupture per session than other clients, on average,",
-        "the client's average number of unrepaired ruptures per session",
-        "rupture per session",
-    ),
-    "session_c": (1.0, "each later session", "the session number", "session"),
-}
-
-#: What the response of a model is, in words, for the summary page.
-_OUTCOMES = {
-    "dropout": "dropout",
-    "event": "dropping out after a session",
-    "ruptures": "ruptures",
-    "rupture_withdrawal": "withdrawal ruptures",
-    "rupture_confrontation": "confrontation ruptures",
-    "resistance_count": "resistance behaviours",
-    "resistance": "resistance behaviours",
-    "alliance": "alliance rating",
-}
-
-#: Models placed side by side in the combined table, when present.
-DEFAULT_MAIN_MODELS = ("rupture_frequency", "repair_retention", "dropout_hazard")
-
-#: Results stated on the summary page: model -> contrast kinds.
-DEFAULT_MAIN_RESULTS = {
-    "repair_retention": ("simple_slope",),
-    "rupture_frequency": ("pairwise",),
-    "dropout_hazard": ("simple_slope",),
-}
-
-_LINKS = {"binomial": "logit", "poisson": "log", "negative_binomial": "log", "gaussian": "identity"}
-# link -> (column heading, ratio name, scale of the estimate)
-_RATIOS = {
-    "logit": ("OR", "odds ratio", "log-odds"),
-    "log": ("IRR", "incidence-rate ratio", "log-rate"),
-}
-_FAMILY_WORDS = {
-    "binomial": "binomial",
-    "poisson": "Poisson",
-    "negative_binomial": "negative-binomial",
-    "gaussian": "Gaussian",
-}
-_FAMILY_NAMES = {
-    "binomial": "logistic",
-    "poisson": "Poisson",
-    "negative_binomial": "negative-binomial",
-    "gaussian": "linear",
-}
 _METHODS = {
     "Laplace": "maximum likelihood (Laplace approximation)",
     "REML": "restricted maximum likelihood (REML)",
@@ -238,115 +159,11 @@ _DATA_COLUMNS = [
     "df",
     "p_value",
     "suppressed",
+    "estimable",
+    "note",
 ]
 _BASE_DECIMALS, _MOST_DECIMALS = 2, 4
 _Z95 = 1.959963984540054  # standard-normal 97.5% quantile
-
-
-# --------------------------------------------------------------------------- labels
-
-
-def variable_label(name: str, labels: Mapping[str, str] | None = None) -> str:
-    """Words for a model variable.
-
-    Looks ``name`` up in ``labels`` (default :data:`VARIABLE_LABELS`); a name ending in
-    ``_within`` or ``_between`` whose stem is known reads "<stem> (within client)" or
-    "<stem> (between clients)". Anything else is returned as written.
-
-    Parameters
-    ----------
-    name : str
-        Column name as it appears in the formula.
-    labels : mapping, optional
-        Extra or replacement labels, merged over :data:`VARIABLE_LABELS`.
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> variable_label("repair_rate_between"), variable_label("x1")
-    ('Repair rate (between clients)', 'x1')
-    """
-    known = {**VARIABLE_LABELS, **(labels or {})}
-    if name in known:
-        return known[name]
-    for suffix, words in _SUFFIXES.items():
-        stem = name.removesuffix(suffix)
-        if stem != name and stem in known:
-            return f"{known[stem]} ({words})"
-    return name
-
-
-def _level_label(level) -> str:
-    text = str(level).replace("_", " ")
-    return text[:1].upper() + text[1:]
-
-
-def _part_label(part: str, factor_levels: Mapping, labels: Mapping | None) -> str:
-    patsy_style = re.fullmatch(r"(\w+)\[T\.(.+)\]", part)
-    if patsy_style:
-        return _level_label(patsy_style[2])
-    for factor, levels in factor_levels.items():
-        level = part.removeprefix(factor)
-        if level != part and level in {str(lv) for lv in levels}:
-            return _level_label(level)
-    return variable_label(part, labels)
-
-
-def term_label(
-    term: str,
-    factor_levels: Mapping[str, Sequence] | None = None,
-    labels: Mapping[str, str] | None = None,
-) -> str:
-    """Human-readable label of a fixed-effect term.
-
-    "(Intercept)" reads "Intercept"; a factor level (``frameworkcognitive`` or patsy's
-    ``framework[T.cognitive]``) reads as the level ("Cognitive"); numeric variables through
-    :func:`variable_label`; the parts of an interaction are joined by " × ".
-
-    Parameters
-    ----------
-    term : str
-        Term as in ``coefficients.csv``.
-    factor_levels : mapping, optional
-        Factor -> levels (``spec.json``'s ``factor_levels``), used to split
-        ``frameworkcognitive`` into factor and level.
-    labels : mapping, optional
-        Extra variable labels (see :func:`variable_label`).
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> levels = {"framework": ["psychoanalytic", "behavioral", "cognitive"]}
-    >>> term_label("frameworkcognitive:session_c", levels)
-    'Cognitive × Session (centred)'
-    >>> term_label("(Intercept)"), term_label("I(x ** 2)")
-    ('Intercept', 'I(x ** 2)')
-    """
-    if term == "(Intercept)":
-        return "Intercept"
-    return " \u00d7 ".join(_part_label(p, factor_levels or {}, labels) for p in term.split(":"))
-
-
-def _group_label(group: str) -> str:
-    parts = [GROUP_LABELS.get(p, _level_label(p)) for p in str(group).split(":")]
-    inner = parts[-1]
-    outer = [p.lower() for p in reversed(parts[:-1])]
-    return inner + "".join(f" within {p}" for p in outer)
-
-
-def _model_title(name: str) -> str:
-    return _level_label(name)
-
-
-def _framework_words(level) -> str:
-    return str(level).replace("_", " ")
-
 
 # --------------------------------------------------------------------------- checks
 
@@ -391,13 +208,17 @@ def _flags(fit: Mapping) -> list[str]:
     return flags + (["singular fit"] if fit.get("singular") else [])
 
 
-def _link(family: str) -> str:
-    if family not in _LINKS:
-        raise PublishError(
-            f"family {family!r} is not one of {', '.join(_LINKS)}; spec.json should hold the "
-            "canonical family name written by the model step."
-        )
-    return _LINKS[family]
+def _family(family: str):
+    """The family's link, ratio and words; an unknown family is a PublishError."""
+    try:
+        return family_facts(family)
+    except ResultsError as err:
+        raise PublishError(str(err)) from None
+
+
+def _reason_text(reasons: Sequence[str]) -> str:
+    reasons = [r for r in dict.fromkeys(reasons) if r]
+    return "; ".join(reasons) if reasons else "the data do not identify it"
 
 
 # --------------------------------------------------------------------------- numbers
@@ -434,19 +255,30 @@ def _p_phrase(p: float, adjustment: str = "none") -> str:
 # --------------------------------------------------------------------------- model table
 
 
-def _fixed_rows(spec: Mapping, coefficients: pd.DataFrame, link: str, what: str) -> list[dict]:
+def _fixed_rows(
+    spec: Mapping,
+    coefficients: pd.DataFrame,
+    fit: Mapping,
+    ratio: bool,
+    what: str,
+    vocab: Vocabulary,
+) -> list[dict]:
     _require(coefficients, _COEFFICIENT_COLUMNS, what)
     coefs = _numbers(coefficients, [*_COEFFICIENT_COLUMNS[1:], "df"], what)
+    identified = estimable(coefs).to_numpy()
+    reasons = not_estimable_reasons(fit)
+    notes = coefs["note"].map(_text) if "note" in coefs.columns else pd.Series("", coefs.index)
     levels = spec.get("factor_levels") or {}
-    ratio = link in _RATIOS
     rows = []
-    for row in coefs.itertuples(index=False):
+    for i, row in enumerate(coefs.itertuples(index=False)):
+        term = str(row.term)
+        ok = bool(identified[i]) and term not in reasons
         exp = _exp([row.estimate, row.ci_low, row.ci_high]) if ratio else [np.nan] * 3
         rows.append(
             {
                 "section": "fixed",
-                "term": str(row.term),
-                "label": term_label(str(row.term), levels),
+                "term": term,
+                "label": term_label(term, levels, vocab=vocab),
                 "statistic": "b",
                 "estimate": row.estimate,
                 "std_error": row.std_error,
@@ -457,6 +289,8 @@ def _fixed_rows(spec: Mapping, coefficients: pd.DataFrame, link: str, what: str)
                 "ratio_ci_high": exp[2],
                 "df": row.df,
                 "p_value": row.p_value,
+                "estimable": ok,
+                "note": "" if ok else (notes.iloc[i] or reasons.get(term, "")),
             }
         )
     return rows
@@ -467,14 +301,16 @@ def _text(value) -> str:
     return "" if pd.isna(value) or str(value) == "nan" else str(value)
 
 
-def _component_label(group: str, term1: str, term2: str, levels: Mapping) -> tuple[str, str]:
+def _component_label(
+    group: str, term1: str, term2: str, levels: Mapping, vocab: Vocabulary
+) -> tuple[str, str]:
     """(label, statistic) of one variance-component row."""
     if group == "Residual":
         return "Residual SD", "SD"
-    who = _group_label(group)
+    who = group_label(group, vocab)
 
     def words(term: str) -> str:
-        return "intercept" if term == "(Intercept)" else term_label(term, levels)
+        return "intercept" if term == "(Intercept)" else term_label(term, levels, vocab=vocab)
 
     if term2:
         return f"{who}: r({words(term1)}, {words(term2)})", "r"
@@ -482,7 +318,7 @@ def _component_label(group: str, term1: str, term2: str, levels: Mapping) -> tup
 
 
 def _random_rows(
-    spec: Mapping, variance_components: pd.DataFrame, fit: Mapping, what: str
+    spec: Mapping, variance_components: pd.DataFrame, fit: Mapping, what: str, vocab: Vocabulary
 ) -> list[dict]:
     if variance_components is None or variance_components.empty:
         return []
@@ -492,7 +328,7 @@ def _random_rows(
     rows = []
     for row in vc.itertuples(index=False):
         group, term1, term2 = (_text(x) for x in (row.group, row.term1, row.term2))
-        label, statistic = _component_label(group, term1, term2, levels)
+        label, statistic = _component_label(group, term1, term2, levels, vocab)
         value = row.corr if statistic == "r" else row.sd
         rows.append(
             {
@@ -516,7 +352,7 @@ def _random_rows(
     return rows
 
 
-def _fit_rows(fit: Mapping, min_cell: int) -> list[dict]:
+def _fit_rows(fit: Mapping, min_cell: int, vocab: Vocabulary) -> list[dict]:
     def count_row(term: str, label: str, n) -> dict:
         small = n is not None and 1 <= n < min_cell
         return {
@@ -530,9 +366,9 @@ def _fit_rows(fit: Mapping, min_cell: int) -> list[dict]:
 
     rows = [count_row("nobs", "Observations", fit.get("nobs"))]
     for group, n in (fit.get("groups") or {}).items():
-        rows.append(count_row(f"groups:{group}", f"Groups: {_group_label(group)}", n))
+        rows.append(count_row(f"groups:{group}", f"Groups: {group_label(group, vocab)}", n))
     if fit.get("n_clusters") is not None:
-        cluster = _group_label(fit.get("cluster", "cluster"))
+        cluster = group_label(fit.get("cluster", "cluster"), vocab)
         rows.append(count_row("n_clusters", f"Clusters: {cluster}", fit["n_clusters"]))
     for key, label, statistic in (
         ("r2_marginal", "Marginal R²", "R2"),
@@ -560,6 +396,7 @@ def model_table_data(
     variance_components: pd.DataFrame,
     fit: Mapping,
     min_cell: int = 5,
+    vocab: Vocabulary | None = None,
 ) -> pd.DataFrame:
     """The numbers of a model table at full precision, one row per table row.
 
@@ -572,6 +409,8 @@ def model_table_data(
     min_cell : int, default 5
         Counts (observations, groups, clusters) from 1 to ``min_cell - 1`` are left empty
         and marked ``suppressed``.
+    vocab : Vocabulary, optional
+        The study's vocabulary, for the labels.
 
     Returns
     -------
@@ -579,7 +418,9 @@ def model_table_data(
         Columns ``section`` (fixed, random, fit), ``term``, ``label``, ``statistic`` (b,
         SD, r, ICC, count, R2, AIC, theta), ``estimate`` (the value), ``std_error``,
         ``ci_low``, ``ci_high``, ``ratio``, ``ratio_ci_low``, ``ratio_ci_high`` (exp of
-        estimate and limits for log and logit links), ``df``, ``p_value``, ``suppressed``.
+        estimate and limits for log and logit links), ``df``, ``p_value``, ``suppressed``,
+        ``estimable`` (False for a coefficient the model could not identify) and ``note``
+        (why not).
 
     Examples
     --------
@@ -591,19 +432,31 @@ def model_table_data(
     >>> data[["section", "label", "estimate"]].values.tolist()
     [['fixed', 'Intercept', -1.0], ['fit', 'Observations', 40.0], ['fit', 'AIC', 50.1]]
     """
+    vocab = vocabulary_or_default(vocab)
     name = spec.get("name", "model")
-    link = _link(spec.get("family", fit.get("family", "")))
-    rows = _fixed_rows(spec, coefficients, link, f"coefficients.csv of model '{name}'")
-    rows += _random_rows(
-        spec, variance_components, fit, f"variance_components.csv of model '{name}'"
+    facts = _family(spec.get("family", fit.get("family", "")))
+    rows = _fixed_rows(
+        spec,
+        coefficients,
+        fit,
+        facts.exponentiate,
+        f"coefficients.csv of model '{name}'",
+        vocab,
     )
-    rows += _fit_rows(fit, min_cell)
+    rows += _random_rows(
+        spec, variance_components, fit, f"variance_components.csv of model '{name}'", vocab
+    )
+    rows += _fit_rows(fit, min_cell, vocab)
     data = pd.DataFrame(rows).reindex(columns=_DATA_COLUMNS)
     data["suppressed"] = data["suppressed"].astype("boolean").fillna(False).astype(bool)
+    data["estimable"] = data["estimable"].astype("boolean").fillna(True).astype(bool)
+    data["note"] = data["note"].map(_text)
     return data
 
 
 def _fixed_cells(row, ratio: bool) -> list[str]:
+    if not row.estimable:
+        return [row.label, NOT_ESTIMABLE] + [""] * (5 if ratio else 3)
     decimals = _decimals(row.std_error)
     cells = [
         row.label,
@@ -635,9 +488,9 @@ def _not_fitted_table(name: str, fit: Mapping, number: int) -> ApaTable:
     reason = fit.get("reason", "no reason recorded")
     return ApaTable(
         number=number,
-        title=title_case(f"{_model_title(name)}: model not fitted"),
+        title=title_case(f"{model_title(name)}: model not fitted"),
         columns=["Model", "Result"],
-        rows=pd.DataFrame([[_model_title(name), "not fitted"]]),
+        rows=pd.DataFrame([[model_title(name), "not fitted"]]),
         note=f"The model was not fitted: {reason}.",
     )
 
@@ -652,13 +505,14 @@ def _estimation_words(spec: Mapping, fit: Mapping) -> str:
     return _METHODS.get(method, method)
 
 
-def _model_note(spec: Mapping, fit: Mapping, data: pd.DataFrame, min_cell: int) -> str:
-    family = spec.get("family", "")
-    link = _link(family)
+def _model_note(
+    spec: Mapping, fit: Mapping, data: pd.DataFrame, min_cell: int, vocab: Vocabulary
+) -> str:
+    facts = _family(spec.get("family", ""))
     levels = spec.get("factor_levels") or {}
     parts = [
-        f"Model {spec.get('name', '')}: {spec.get('formula', fit.get('formula', ''))}.",
-        f"Family: {_FAMILY_WORDS.get(family, family)} with {link} link; estimated by "
+        f"Formula: {spec.get('formula', fit.get('formula', ''))}.",
+        f"Family: {facts.words} with {facts.link_name} link; estimated by "
         f"{_estimation_words(spec, fit)}.",
     ]
     if spec.get("one_row_is"):
@@ -666,25 +520,25 @@ def _model_note(spec: Mapping, fit: Mapping, data: pd.DataFrame, min_cell: int) 
     if fit.get("method") == "GEE":
         parts.append(
             f"Population-averaged estimates; {fit.get('cov_struct', 'exchangeable')} working "
-            f"correlation within {variable_label(str(fit.get('cluster', 'cluster'))).lower()}s "
+            f"correlation within {lower_first(group_label(fit.get('cluster', 'cluster'), vocab))}s "
             "(the random-effects terms of the formula only name the clusters)."
         )
-    scale = _RATIOS[link][2] if link in _RATIOS else "response"
+    scale = facts.estimate_scale or "response"
     parts.append(
         f"b = estimate on the {scale} scale; SE = standard error; CI = Wald confidence interval."
     )
-    if link in _RATIOS:
-        short, name, _ = _RATIOS[link]
+    if facts.exponentiate:
         parts.append(
-            f"{short} = {name}, exp(b), with the exponentiated CI; for the intercept it is the "
-            f"baseline {'odds' if link == 'logit' else 'rate (per unit of the offset)'} at "
-            "the reference levels with every other predictor at 0, not a ratio."
+            f"{facts.ratio} = {facts.ratio_name}, exp(b), with the exponentiated CI; for the "
+            f"intercept it is the baseline {facts.baseline} at the reference levels with every "
+            "other predictor at 0, not a ratio."
         )
     if levels:
         parts.append(
             "Reference levels: "
             + "; ".join(
-                f"{variable_label(f).lower()} {_framework_words(lv[0])}"
+                f"{lower_first(variable_label(f, vocab=vocab))} "
+                f"{lower_first(level_label(f, lv[0], vocab))}"
                 for f, lv in levels.items()
                 if lv
             )
@@ -713,6 +567,17 @@ def _model_note(spec: Mapping, fit: Mapping, data: pd.DataFrame, min_cell: int) 
             + "; ".join(f"{e['reason']} ({suppress_count(e['rows'], min_cell)})" for e in excluded)
             + "."
         )
+    unidentified = data[~data["estimable"]]
+    if len(unidentified):
+        lines.append(
+            "Not estimable: "
+            + "; ".join(
+                f"{row.label} ({_reason_text([row.note])})"
+                for row in unidentified.itertuples(index=False)
+            )
+            + ". The data do not identify these estimates (e.g. a group without events); "
+            "their numbers are not shown."
+        )
     flags = _flags(fit)
     if flags:
         lines.append(
@@ -738,6 +603,7 @@ def model_table(
     fit: Mapping,
     number: int,
     min_cell: int = 5,
+    vocab: Vocabulary | None = None,
 ) -> ApaTable:
     """APA table of one fitted model.
 
@@ -746,8 +612,9 @@ def model_table(
     the adjusted ICC); model fit (observations, groups per grouping factor, marginal and
     conditional R², AIC, and for GEE fits clusters and working correlation). Each fixed
     row has two decimals, or more (up to four) when its SE would print as 0.00. The note
-    gives formula, family and link, estimation method, reference levels, rows left out and
-    any flag (not converged, singular fit).
+    gives formula, family and link, estimation method, reference levels, rows left out,
+    coefficients that are not estimable (printed "not estimable", with the reason) and any
+    flag (not converged, singular fit).
 
     Parameters
     ----------
@@ -759,6 +626,8 @@ def model_table(
         Table number.
     min_cell : int, default 5
         Counts from 1 to ``min_cell - 1`` are shown as "<min_cell".
+    vocab : Vocabulary, optional
+        The study's vocabulary, for the labels.
 
     Returns
     -------
@@ -780,12 +649,13 @@ def model_table(
     name = spec.get("name", fit.get("model", "model"))
     if fit.get("fitted") is False:
         return _not_fitted_table(name, fit, number)
-    data = model_table_data(spec, coefficients, variance_components, fit, min_cell)
-    link = _link(spec.get("family", ""))
-    ratio = link in _RATIOS
+    vocab = vocabulary_or_default(vocab)
+    data = model_table_data(spec, coefficients, variance_components, fit, min_cell, vocab)
+    facts = _family(spec.get("family", ""))
+    ratio = facts.exponentiate
     columns = ["Term", "b", "SE", "95% CI"]
     if ratio:
-        columns += [_RATIOS[link][0], "95% CI"]
+        columns += [facts.ratio, "95% CI"]
     columns.append("p")
     width = len(columns)
     cells, groups = [], []
@@ -805,11 +675,10 @@ def model_table(
                 cells.append([row.label, _value_cell(row, min_cell)] + [""] * (width - 2))
     spanners = None
     if ratio:
-        scale = "Log odds" if link == "logit" else "Log rate"
-        spanners = [("", 1), (scale, 3), (_RATIOS[link][1].capitalize(), 2), ("", 1)]
-    description = spec.get("description") or _model_title(name)
-    family = _FAMILY_NAMES.get(spec.get("family", ""), "")
-    kind = "GEE model" if fit.get("method") == "GEE" else f"{family} mixed-effects model"
+        scale = str(facts.estimate_scale).replace("-", " ").capitalize()
+        spanners = [("", 1), (scale, 3), (facts.ratio_name.capitalize(), 2), ("", 1)]
+    description = model_title(name, spec)
+    kind = "GEE model" if fit.get("method") == "GEE" else f"{facts.model_words} mixed-effects model"
     return ApaTable(
         number=number,
         title=title_case(f"{description}: {kind}"),
@@ -817,7 +686,7 @@ def model_table(
         rows=pd.DataFrame(cells, dtype=object),
         spanners=spanners,
         row_groups=groups,
-        note=_model_note(spec, fit, data, min_cell),
+        note=_model_note(spec, fit, data, min_cell, vocab),
         probability_note=_probability_words(data),
     )
 
@@ -829,6 +698,7 @@ def combined_table(
     models: Sequence[tuple[str, Mapping, pd.DataFrame, pd.DataFrame, Mapping]],
     number: int,
     min_cell: int = 5,
+    vocab: Vocabulary | None = None,
 ) -> ApaTable:
     """The main models side by side: per model "estimate [95% CI]" and p.
 
@@ -836,7 +706,7 @@ def combined_table(
     identity links b. Rows: the union of the models' fixed-effect terms in order of first
     appearance (a dash where a model has no such term), then observations, groups per
     grouping factor, adjusted ICC, marginal and conditional R² and AIC. Models that were not
-    fitted are named in the note.
+    fitted are named in the note; a term a model could not identify reads "not estimable".
 
     Parameters
     ----------
@@ -846,6 +716,8 @@ def combined_table(
         Table number.
     min_cell : int, default 5
         Counts from 1 to ``min_cell - 1`` are shown as "<min_cell".
+    vocab : Vocabulary, optional
+        The study's vocabulary, for the labels.
 
     Returns
     -------
@@ -861,7 +733,8 @@ def combined_table(
     >>> table.rows.values.tolist()
     [['Intercept', '1.00 [0.82, 1.22]', '> .999'], ['Observations', '<5', '']]
     """
-    data = combined_table_data(models, min_cell)
+    vocab = vocabulary_or_default(vocab)
+    data = combined_table_data(models, min_cell, vocab)
     fitted = list(dict.fromkeys(data["model"]))
     if not fitted:
         raise PublishError("combined_table: none of the models given was fitted.")
@@ -873,11 +746,10 @@ def combined_table(
     )
     columns, spanners, links = ["Term"], [("", 1)], {}
     for name in fitted:
-        link = _link(specs[name].get("family", ""))
-        links[name] = link
-        short = _RATIOS[link][0] if link in _RATIOS else "b"
-        columns += [f"{short} [95% CI]", "p"]
-        spanners.append((_model_title(name), 2))
+        facts = _family(specs[name].get("family", ""))
+        links[name] = facts
+        columns += [f"{facts.ratio or 'b'} [95% CI]", "p"]
+        spanners.append((model_title(name), 2))
     rows = []
     for term in terms:
         first = fixed[fixed["term"] == term].iloc[0]
@@ -910,6 +782,7 @@ def combined_table(
 def combined_table_data(
     models: Sequence[tuple[str, Mapping, pd.DataFrame, pd.DataFrame, Mapping]],
     min_cell: int = 5,
+    vocab: Vocabulary | None = None,
 ) -> pd.DataFrame:
     """The numbers of :func:`combined_table`: :func:`model_table_data` of each fitted model,
     with a ``model`` column; random-effect SDs and correlations are left out, the ICC kept.
@@ -928,7 +801,7 @@ def combined_table_data(
         if fit.get("fitted") is False:
             continue
         data = model_table_data(
-            {**spec, "name": name}, coefficients, variance_components, fit, min_cell
+            {**spec, "name": name}, coefficients, variance_components, fit, min_cell, vocab
         )
         data = data[(data["section"] != "random") | (data["term"] == "icc")]
         frames.append(data.assign(model=name))
@@ -957,18 +830,20 @@ def _fit_row_order(term: str) -> int:
     return next(i for i, key in enumerate(_FIT_ORDER) if term.startswith(key))
 
 
-def _combined_cells(match: pd.DataFrame, link: str) -> list[str]:
+def _combined_cells(match: pd.DataFrame, facts) -> list[str]:
     if match.empty:
         return [MISSING, MISSING]
     row = match.iloc[0]
+    if not row["estimable"]:
+        return [NOT_ESTIMABLE, ""]
     decimals = _decimals(row["std_error"])
     keys = (
         ("ratio", "ratio_ci_low", "ratio_ci_high")
-        if link in _RATIOS
+        if facts.exponentiate
         else ("estimate", "ci_low", "ci_high")
     )
     value, low, high = (row[k] for k in keys)
-    if link in _RATIOS:
+    if facts.exponentiate:
         decimals = _ratio_decimals(decimals, low)
     cell = f"{format_number(value, decimals)} {format_ci(low, high, decimals)}"
     return [cell, format_p(row["p_value"])]
@@ -979,12 +854,9 @@ def _combined_note(models, fitted, links, data, min_cell) -> str:
     for name, spec, *_rest in models:
         if name not in fitted:
             continue
-        link = links[name]
-        scale = f"{_RATIOS[link][1]}s" if link in _RATIOS else "estimates (b)"
-        described.append(
-            f"{_model_title(name)}: {spec.get('formula', '')} "
-            f"({_FAMILY_WORDS.get(spec.get('family', ''), spec.get('family', ''))}; {scale})"
-        )
+        facts = links[name]
+        scale = f"{facts.ratio_name}s" if facts.exponentiate else "estimates (b)"
+        described.append(f"{model_title(name)}: {spec.get('formula', '')} ({facts.words}; {scale})")
     parts = [
         "Cells are estimates with 95% Wald confidence intervals; ratios are exp(b). "
         + "; ".join(described)
@@ -997,11 +869,21 @@ def _combined_note(models, fitted, links, data, min_cell) -> str:
     if data["suppressed"].any():
         parts.append(f"Counts from 1 to {min_cell - 1} are shown as <{min_cell}.")
     lines = [" ".join(parts)]
-    skipped = [name for name, *_ in models if name not in fitted]
+    unidentified = data[(data["section"] == "fixed") & ~data["estimable"]]
+    if len(unidentified):
+        lines.append(
+            "Not estimable: "
+            + "; ".join(
+                f"{model_title(row.model)}, {row.label} ({_reason_text([row.note])})"
+                for row in unidentified.itertuples(index=False)
+            )
+            + "."
+        )
+    skipped = [model_title(name) for name, *_ in models if name not in fitted]
     if skipped:
         lines.append("Not fitted: " + ", ".join(skipped) + ".")
     flagged = [
-        f"{name} ({'; '.join(_flags(fit))})"
+        f"{model_title(name)} ({'; '.join(_flags(fit))})"
         for name, *_, fit in models
         if name in fitted and _flags(fit)
     ]
@@ -1013,39 +895,58 @@ def _combined_note(models, fitted, links, data, min_cell) -> str:
 # --------------------------------------------------------------------------- contrasts
 
 
-def _contrast_label(row: Mapping) -> str:
+def _contrast_label(row: Mapping, vocab: Vocabulary | None = None) -> str:
     """ "Psychoanalytic vs. cognitive (arguing)" or "Session (centred): cognitive"."""
-    by = f" ({_framework_words(row['by'])})" if row["by"] else ""
+    by = f" ({lower_first(level_label(None, row['by'], vocab))})" if row["by"] else ""
     if row["kind"] == "pairwise":
-        return f"{_level_label(row['level'])} vs. {_framework_words(row['reference'])}{by}"
-    return f"{variable_label(str(row['variable']))}: {_framework_words(row['level'])}{by}"
+        factor = row["variable"] or None
+        level = level_label(factor, row["level"], vocab)
+        reference = lower_first(level_label(factor, row["reference"], vocab))
+        return f"{level} vs. {reference}{by}"
+    variable = variable_label(str(row["variable"]), vocab=vocab)
+    return f"{variable}: {lower_first(level_label(None, row['level'], vocab))}{by}"
 
 
-def _clean_contrasts(contrasts: pd.DataFrame, what: str) -> pd.DataFrame:
+def _clean_contrasts(
+    contrasts: pd.DataFrame, what: str, fit: Mapping | None = None
+) -> pd.DataFrame:
+    """Contrasts with numbers as floats, text columns as text, and ``estimable`` and
+    ``note`` (why not; from the table's ``note`` column, else the fit's reasons)."""
     _require(contrasts, _CONTRAST_COLUMNS, what)
     out = _numbers(
         contrasts, ["estimate", "std_error", "ci_low", "ci_high", "p_value", "p_adjusted"], what
     )
     for column in ("kind", "variable", "level", "reference", "by", "adjustment"):
         out[column] = out[column].map(_text)
+    out["estimable"] = estimable(out).to_numpy()
+    notes = out["note"].map(_text) if "note" in out.columns else pd.Series("", index=out.index)
+    fallback = "; ".join(r for r in dict.fromkeys(not_estimable_reasons(fit or {}).values()) if r)
+    out["note"] = [
+        "" if ok else (note or fallback) for ok, note in zip(out["estimable"], notes, strict=True)
+    ]
     return out
 
 
-def contrasts_table(models: Sequence[tuple[str, Mapping, pd.DataFrame]], number: int) -> ApaTable:
+def contrasts_table(
+    models: Sequence[tuple], number: int, vocab: Vocabulary | None = None
+) -> ApaTable:
     """Framework contrasts and simple slopes of the models, one panel per model.
 
     Columns: contrast, b, 95% CI, the odds or incidence-rate ratio exp(b) with its CI (log
     and logit links), p and the adjusted p; the note names the adjustment. Pairwise
     contrasts read "Psychoanalytic vs. cognitive" (level minus reference on the link scale,
-    so the ratio is level / reference); simple slopes read "<predictor>: <framework>".
+    so the ratio is level / reference); simple slopes read "<predictor>: <framework>". A
+    contrast the model could not identify reads "not estimable", its reason in the note.
 
     Parameters
     ----------
-    models : sequence of (name, spec, contrasts)
+    models : sequence of (name, spec, contrasts) or (name, spec, contrasts, fit)
         ``contrasts`` is the model's ``contrasts.csv``; models without contrasts are left
-        out.
+        out. ``fit`` (``fit.json``) gives the reasons of estimates that are not estimable.
     number : int
         Table number.
+    vocab : Vocabulary, optional
+        The study's vocabulary, for the labels.
 
     Returns
     -------
@@ -1069,17 +970,22 @@ def contrasts_table(models: Sequence[tuple[str, Mapping, pd.DataFrame]], number:
             "contrasts_table: no model has contrasts; configure them under "
             "the model's `contrasts:` key."
         )
-    cells, groups, adjustments = [], [], {}
+    cells, groups, adjustments, unidentified = [], [], {}, []
     for name in dict.fromkeys(data["model"]):
         part = data[data["model"] == name]
-        spec = next(spec for n, spec, _ in models if n == name)
-        link = _link(spec.get("family", ""))
-        scale = f"{_RATIOS[link][1]}s" if link in _RATIOS else "differences in b"
-        groups.append((f"{_model_title(name)} ({scale})", len(part)))
+        spec = next(entry[1] for entry in models if entry[0] == name)
+        facts = _family(spec.get("family", ""))
+        scale = f"{facts.ratio_name}s" if facts.exponentiate else "differences in b"
+        groups.append((f"{model_title(name)} ({scale})", len(part)))
         for row in part.to_dict("records"):
+            label = _contrast_label(row, vocab)
+            if not row["estimable"]:
+                cells.append([label, NOT_ESTIMABLE, "", "", "", "", ""])
+                unidentified.append(f"{model_title(name)}, {label} ({_reason_text([row['note']])})")
+                continue
             decimals = _decimals(row["std_error"])
             ratio = ["", ""]
-            if link in _RATIOS:
+            if facts.exponentiate:
                 places = _ratio_decimals(decimals, row["ratio_ci_low"])
                 ratio = [
                     format_number(row["ratio"], places),
@@ -1087,7 +993,7 @@ def contrasts_table(models: Sequence[tuple[str, Mapping, pd.DataFrame]], number:
                 ]
             cells.append(
                 [
-                    _contrast_label(row),
+                    label,
                     format_number(row["estimate"], decimals),
                     format_ci(row["ci_low"], row["ci_high"], decimals),
                     *ratio,
@@ -1095,23 +1001,26 @@ def contrasts_table(models: Sequence[tuple[str, Mapping, pd.DataFrame]], number:
                     format_p(row["p_adjusted"]),
                 ]
             )
-            adjustments.setdefault(row["adjustment"], []).append(_model_title(name))
+            adjustments.setdefault(row["adjustment"], []).append(model_title(name))
+    note = _contrasts_note(adjustments)
+    if unidentified:
+        note += "\nNot estimable: " + "; ".join(unidentified) + "."
     return ApaTable(
         number=number,
         title="Framework Contrasts and Simple Slopes",
         columns=["Contrast", "b", "95% CI", "Ratio", "95% CI", "p", "Adjusted p"],
         rows=pd.DataFrame(cells, dtype=object),
         row_groups=groups,
-        note=_contrasts_note(adjustments),
+        note=note,
         probability_note="p values are two-sided Wald tests; values below .001 are shown as "
         "< .001.",
     )
 
 
-def contrasts_table_data(models: Sequence[tuple[str, Mapping, pd.DataFrame]]) -> pd.DataFrame:
-    """The numbers of :func:`contrasts_table`: the models' contrasts with a ``model`` column
-    and the ratio and its CI recomputed as exp of the estimate and limits (log and logit
-    links; empty otherwise).
+def contrasts_table_data(models: Sequence[tuple]) -> pd.DataFrame:
+    """The numbers of :func:`contrasts_table`: the models' contrasts with a ``model`` column,
+    the ratio and its CI recomputed as exp of the estimate and limits (log and logit
+    links; empty otherwise), ``estimable`` and ``note`` (why not).
 
     Examples
     --------
@@ -1120,11 +1029,13 @@ def contrasts_table_data(models: Sequence[tuple[str, Mapping, pd.DataFrame]]) ->
     True
     """
     frames = []
-    for name, spec, contrasts in models:
+    for entry in models:
+        name, spec, contrasts = entry[:3]
+        fit = entry[3] if len(entry) > 3 else {}
         if contrasts is None or contrasts.empty:
             continue
-        data = _clean_contrasts(contrasts, f"contrasts.csv of model '{name}'")
-        ratio = _link(spec.get("family", "")) in _RATIOS
+        data = _clean_contrasts(contrasts, f"contrasts.csv of model '{name}'", fit)
+        ratio = _family(spec.get("family", "")).exponentiate
         for column, source in (
             ("ratio", "estimate"),
             ("ratio_ci_low", "ci_low"),
@@ -1170,27 +1081,33 @@ def _analysis_label(changes: str) -> str:
     for item in changes.split("; "):
         key, _, value = item.partition(": ")
         if key == "family":
-            words.append(f"{_FAMILY_WORDS.get(value, value)} family")
+            try:
+                words.append(f"{family_facts(value).words} family")
+            except ResultsError:
+                words.append(f"{value} family")
         elif key == "method":
             words.append("population-averaged (GEE)" if value == "gee" else f"method {value}")
         elif key == "min_attended":
             words.append(f"clients with at least {value} attended sessions")
         elif key == "dropout":
-            words.append(f"dropout definition: {value.replace('_', ' ')}")
+            words.append(f"dropout definition: {lower_first(humanise(value))}")
         else:
             words.append(item)
     text = "; ".join(words)
     return text[:1].upper() + text[1:]
 
 
-def sensitivity_publication_table(table: pd.DataFrame, number: int) -> ApaTable:
+def sensitivity_publication_table(
+    table: pd.DataFrame, number: int, vocab: Vocabulary | None = None
+) -> ApaTable:
     """The sensitivity analyses: each contrast under the main analysis and its variants.
 
     One panel per model; within it, one block of rows per contrast (framework comparison or
     simple slope), one row per analysis (main analysis first). Cells hold the odds or
     incidence-rate ratio (or, for linear models, b) with its 95% CI, p and adjusted p. †
     marks an analysis with a flag (not converged, singular fit, not fitted), named in the
-    note.
+    note. A row marked not estimable (column ``estimable`` false, when present) reads "not
+    estimable".
 
     Parameters
     ----------
@@ -1199,6 +1116,8 @@ def sensitivity_publication_table(table: pd.DataFrame, number: int) -> ApaTable:
         (:func:`resistance_outcomes.sensitivity.sensitivity_table`).
     number : int
         Table number.
+    vocab : Vocabulary, optional
+        The study's vocabulary, for the labels.
 
     Returns
     -------
@@ -1271,6 +1190,7 @@ def sensitivity_publication_table(table: pd.DataFrame, number: int) -> ApaTable:
         "ratio_kind",
     ]
     data[text] = data[text].map(_text)
+    data["estimable"] = estimable(data).to_numpy()
     cells, groups, flagged = [], [], {}
     for model, part in data.groupby("model", sort=False):
         kinds = part["ratio_kind"].replace("", np.nan).dropna()
@@ -1283,11 +1203,14 @@ def sensitivity_publication_table(table: pd.DataFrame, number: int) -> ApaTable:
         keys = ["kind", "variable", "level", "reference", "by"]
         for _, rows in part.groupby(keys, sort=False):
             first = rows.iloc[0]
-            label = _contrast_label(first) if first["kind"] else "All contrasts"
+            label = _contrast_label(first, vocab) if first["kind"] else "All contrasts"
             for i, row in enumerate(rows.to_dict("records")):
                 mark = " \u2020" if row["flags"] else ""
                 if row["flags"]:
-                    flagged[row["analysis"]] = row["flags"]
+                    analysis = (
+                        f"{model_title(model)}, {lower_first(_analysis_label(row['changes']))}"
+                    )
+                    flagged[analysis] = row["flags"]
                 cells.append(
                     [
                         label if i == 0 else "",
@@ -1295,7 +1218,7 @@ def sensitivity_publication_table(table: pd.DataFrame, number: int) -> ApaTable:
                         *_sensitivity_cells(row),
                     ]
                 )
-        groups.append((f"{_model_title(model)} ({scale})", len(cells) - start))
+        groups.append((f"{model_title(model)} ({scale})", len(cells) - start))
     note = (
         "Cells are estimates with 95% Wald confidence intervals: odds or incidence-rate "
         "ratios for logistic and count models, b for linear models; adjusted p within "
@@ -1314,6 +1237,8 @@ def sensitivity_publication_table(table: pd.DataFrame, number: int) -> ApaTable:
 
 
 def _sensitivity_cells(row: Mapping) -> list[str]:
+    if row["kind"] and not row["estimable"]:
+        return [NOT_ESTIMABLE, "", ""]
     if not row["kind"] or pd.isna(row["estimate"]):
         return ["not available", "", ""]
     keys = (
@@ -1335,7 +1260,9 @@ def _sensitivity_cells(row: Mapping) -> list[str]:
 # --------------------------------------------------------------------------- Table 1, reliability
 
 
-def table1_publication(long: pd.DataFrame, number: int, min_cell: int) -> ApaTable:
+def table1_publication(
+    long: pd.DataFrame, number: int, min_cell: int, not_assessed: Sequence[str] = ()
+) -> ApaTable:
     """Table 1 (sample by framework) as an APA table, from the long table of
     :func:`resistance_outcomes.describe.table1`.
 
@@ -1351,6 +1278,9 @@ def table1_publication(long: pd.DataFrame, number: int, min_cell: int) -> ApaTab
         Table number.
     min_cell : int
         The threshold the long table was suppressed with.
+    not_assessed : sequence of str
+        Sentences naming the parts of the analysis without data ("Alliance: not assessed
+        (no alliance ratings)."), added to the note.
 
     Returns
     -------
@@ -1372,6 +1302,8 @@ def table1_publication(long: pd.DataFrame, number: int, min_cell: int) -> ApaTab
     )
     if wide.attrs.get("note"):
         note += " " + wide.attrs["note"]
+    if not_assessed:
+        note += "\n" + " ".join(not_assessed)
     return ApaTable(
         number=number,
         title="Sample Characteristics by Therapeutic Framework",
@@ -1486,43 +1418,41 @@ def write_docx(tables: Sequence[ApaTable], path: str | os.PathLike) -> Path:
     return to_docx(list(tables), path)
 
 
-def read_model_folder(folder: str | os.PathLike) -> dict:
-    """Read a model folder written by the model step.
-
-    Parameters
-    ----------
-    folder : str or path-like
-        ``results/models/<name>`` (or ``results/sensitivity/<variant>``).
-
-    Returns
-    -------
-    dict
-        ``name``, ``spec``, ``fit``, ``coefficients``, ``variance_components`` and
-        ``contrasts`` (empty frames for a model that was not fitted).
+def not_assessed_table(number: int, title: str, what: str, reason: str) -> ApaTable:
+    """A table standing in for a part of the analysis that had no data, so that every
+    declared table exists and the report renders.
 
     Examples
     --------
-    >>> model = read_model_folder("results/models/repair_retention")  # doctest: +SKIP
-    >>> model["fit"]["flags"]  # doctest: +SKIP
-    []
+    >>> table = not_assessed_table(2, "Inter-Rater Reliability", "Inter-rater reliability",
+    ...                            "no double-coded sessions")
+    >>> table.rows.values.tolist()
+    [['Inter-rater reliability', 'not assessed: no double-coded sessions']]
+    >>> table.note
+    'Inter-rater reliability: not assessed (no double-coded sessions).'
     """
-    folder = Path(folder)
+    return ApaTable(
+        number=number,
+        title=title,
+        columns=["Part of the analysis", "Result"],
+        rows=pd.DataFrame([[what, f"not assessed: {reason}"]], dtype=object),
+        note=not_assessed_text(Stage(False, reason), what),
+    )
 
-    def table(name: str) -> pd.DataFrame:
-        try:
-            return pd.read_csv(folder / name)
-        except pd.errors.EmptyDataError:
-            return pd.DataFrame()
 
-    out = {"name": folder.name}
-    for key in ("spec", "fit"):
-        path = folder / f"{key}.json"
-        if not path.is_file():
-            raise PublishError(f"{path}: missing; run the model step for '{folder.name}' first.")
-        out[key] = json.loads(path.read_text(encoding="utf-8"))
-    for key in ("coefficients", "variance_components", "contrasts"):
-        out[key] = table(f"{key}.csv")
-    return out
+def _placeholder(name: str, title: str, what: str, reason: str):
+    raw = pd.DataFrame({"table": [name], "assessed": [False], "reason": [reason]})
+    return (name, lambda n: not_assessed_table(n, title, what, reason), raw)
+
+
+def _stage_sentences(vocab: Vocabulary, names: Sequence[str]) -> list[str]:
+    """ "<Part>: not assessed (<reason>)." for each named stage the vocabulary records as
+    not assessed (stages it does not record are left out)."""
+    return [
+        not_assessed_text(vocab.stages[name], stage_words(name, vocab))
+        for name in names
+        if name in vocab.stages and not vocab.stages[name].assessed
+    ]
 
 
 def publication_tables(
@@ -1532,28 +1462,36 @@ def publication_tables(
     reliability: pd.DataFrame | None = None,
     reliability_sample: Mapping | None = None,
     sensitivity: pd.DataFrame | None = None,
-    main_models: Sequence[str] = DEFAULT_MAIN_MODELS,
+    main_models: Sequence[str] = (),
     min_cell: int = 5,
+    vocab: Vocabulary | None = None,
 ) -> dict[str, tuple[ApaTable, pd.DataFrame]]:
     """Every publication table, numbered in order, with the numbers behind it.
 
-    Order and names: ``table1`` (descriptives), ``reliability``, ``models_combined`` (the
-    ``main_models`` present), ``contrasts``, ``sensitivity``, then ``model_<name>`` for each
-    model. A table whose input is absent (or empty) is left out and the numbering closes up.
+    Order and names: ``table1`` (descriptives), ``reliability``, ``models_combined`` (when
+    ``main_models`` names a model given), ``contrasts``, ``sensitivity`` (when a sensitivity
+    table is given), then ``model_<name>`` for each model. Each of these exists in every
+    case: a part without data (no double-coded sessions, no contrasts, no main model
+    fitted) gets a one-row table saying "not assessed" and why, so the files the workflow
+    declares are always written.
 
     Parameters
     ----------
     models : sequence of mapping
-        The main models (not sensitivity variants), each as :func:`read_model_folder`
+        The configured models (not sensitivity variants), each as :func:`read_model_folder`
         returns it.
     table1_long, reliability, sensitivity : pandas.DataFrame, optional
         ``table1.csv``, ``reliability.csv`` and ``sensitivity_table.csv``.
     reliability_sample : mapping, optional
         Reliability sample description for the reliability note.
     main_models : sequence of str
-        Models placed side by side in the combined table.
+        Models placed side by side in the combined table (config ``tables.main_models``;
+        the workflow's default is the summary's leading models).
     min_cell : int, default 5
         Smallest count shown.
+    vocab : Vocabulary, optional
+        The study's vocabulary: labels, framework names, and which stages had data (a
+        reliability stage recorded as not assessed gives the placeholder table).
 
     Returns
     -------
@@ -1567,12 +1505,43 @@ def publication_tables(
     ...     write_table_formats(table, raw, f"results/tables/{name}")
     >>> write_docx([t for t, _ in tables.values()], "results/tables/tables.docx")  # doctest: +SKIP
     """
+    vocab = vocabulary_or_default(vocab)
     builders = []
+    parts = _stage_sentences(vocab, ("ruptures", "repair", "profile", "alliance", "psq"))
     if table1_long is not None and not table1_long.empty:
         builders.append(
-            ("table1", lambda n: table1_publication(table1_long, n, min_cell), table1_long)
+            (
+                "table1",
+                lambda n: table1_publication(table1_long, n, min_cell, parts),
+                table1_long,
+            )
         )
-    if reliability is not None and not reliability.empty:
+    else:
+        builders.append(
+            _placeholder(
+                "table1",
+                "Sample Characteristics by Therapeutic Framework",
+                "Sample characteristics",
+                "no clients in the analysis tables",
+            )
+        )
+    stage = vocab.stages.get("reliability")
+    if stage is not None and not stage.assessed:
+        reason = stage.reason
+    elif reliability is None or reliability.empty:
+        reason = (reliability_sample or {}).get("reason") or "no double-coded sessions"
+    else:
+        reason = ""
+    if reason:
+        builders.append(
+            _placeholder(
+                "reliability",
+                "Inter-Rater Reliability",
+                stage_words("reliability", vocab),
+                reason,
+            )
+        )
+    else:
         builders.append(
             (
                 "reliability",
@@ -1585,425 +1554,70 @@ def publication_tables(
         for m in models
     ]
     main = [t for name in main_models for t in tuples if t[0] == name]
-    if combined_table_data(main, min_cell).shape[0]:
-        builders.append(
-            (
-                "models_combined",
-                lambda n: combined_table(main, n, min_cell),
-                combined_table_data(main, min_cell),
+    if main:
+        combined = combined_table_data(main, min_cell, vocab)
+        if combined.shape[0]:
+            builders.append(
+                ("models_combined", lambda n: combined_table(main, n, min_cell, vocab), combined)
             )
-        )
-    with_contrasts = [(m["name"], m["spec"], m["contrasts"]) for m in models]
+        else:
+            names = ", ".join(model_title(t[0]) for t in main)
+            builders.append(
+                _placeholder(
+                    "models_combined",
+                    "Main Mixed-Effects Models Side by Side",
+                    "Main models",
+                    f"none of the main models was fitted ({names})",
+                )
+            )
+    with_contrasts = [(m["name"], m["spec"], m["contrasts"], m["fit"]) for m in models]
     contrasts = contrasts_table_data(with_contrasts)
     if not contrasts.empty:
-        builders.append(("contrasts", lambda n: contrasts_table(with_contrasts, n), contrasts))
-    if sensitivity is not None and not sensitivity.empty:
         builders.append(
-            ("sensitivity", lambda n: sensitivity_publication_table(sensitivity, n), sensitivity)
+            ("contrasts", lambda n: contrasts_table(with_contrasts, n, vocab), contrasts)
         )
+    else:
+        builders.append(
+            _placeholder(
+                "contrasts",
+                "Framework Contrasts and Simple Slopes",
+                "Framework contrasts and simple slopes",
+                "no model has contrasts (configure them under a model's `contrasts:` key)",
+            )
+        )
+    if sensitivity is not None:
+        if not sensitivity.empty:
+            builders.append(
+                (
+                    "sensitivity",
+                    lambda n: sensitivity_publication_table(sensitivity, n, vocab),
+                    sensitivity,
+                )
+            )
+        else:
+            builders.append(
+                _placeholder(
+                    "sensitivity",
+                    "Sensitivity Analyses of the Framework Contrasts",
+                    "Sensitivity analyses",
+                    "no contrasts to compare across the variants",
+                )
+            )
     for name, spec, coefficients, vc, fit in tuples:
         raw = (
-            model_table_data({**spec, "name": name}, coefficients, vc, fit, min_cell)
+            model_table_data({**spec, "name": name}, coefficients, vc, fit, min_cell, vocab)
             if fit.get("fitted") is not False
             else pd.DataFrame({"model": [name], "fitted": [False]})
         )
         builders.append(
-            (f"model_{name}", _model_builder(name, spec, coefficients, vc, fit, min_cell), raw)
+            (
+                f"model_{name}",
+                _model_builder(name, spec, coefficients, vc, fit, min_cell, vocab),
+                raw,
+            )
         )
     return {name: (build(i), raw) for i, (name, build, raw) in enumerate(builders, start=1)}
 
 
-def _model_builder(name, spec, coefficients, vc, fit, min_cell):
-    return lambda n: model_table({**spec, "name": name}, coefficients, vc, fit, n, min_cell)
-
-
-# --------------------------------------------------------------------------- summary inputs
-
-
-def read_validation_report(text: str) -> dict:
-    """The numbers of the validation report (``results/validation/report.md``).
-
-    Parameters
-    ----------
-    text : str
-        The report's Markdown, as written by
-        :func:`resistance_outcomes.ingest.format_validation_report` for a finished run.
-
-    Returns
-    -------
-    dict
-        ``tables``: list of ``{table, rows_read, rows_kept, rows_set_aside}``; ``problems``:
-        the number of problems found.
-
-    Raises
-    ------
-    PublishError
-        When the text has no summary table (a failed validation writes none: nothing was
-        analysed).
-
-    Examples
-    --------
-    >>> report = ("# Validation report\\n\\n| table | file | rows read | rows kept | "
-    ...           "rows set aside |\\n| --- | --- | ---: | ---: | ---: |\\n"
-    ...           "| clients | c.csv | 12 | 10 | 2 |\\n\\n3 problems found.\\n")
-    >>> read_validation_report(report)["problems"]
-    3
-    """
-    rows = re.findall(r"^\| ([^|]+?) \| [^|]*? \| (\d+) \| (\d+) \| (\d+) \|$", text, re.M)
-    if not rows:
-        raise PublishError(
-            "validation report: no summary table (| table | file | rows read | rows kept | "
-            "rows set aside |) found; pass the report of a finished validation."
-        )
-    found = re.search(r"^(\d[\d,]*) problems? found\.$", text, re.M)
-    problems = int(found[1].replace(",", "")) if found else 0
-    return {
-        "tables": [
-            {"table": t, "rows_read": int(r), "rows_kept": int(k), "rows_set_aside": int(s)}
-            for t, r, k, s in rows
-        ],
-        "problems": problems,
-    }
-
-
-def read_gate_report(text: str) -> dict:
-    """The outcome of the reliability gate (``results/reliability/gate.md``).
-
-    Returns
-    -------
-    dict
-        ``mode`` (warn or strict) and ``messages`` (constructs below their minimum).
-
-    Examples
-    --------
-    >>> read_gate_report("# Reliability gate (warn mode)\\n\\nEvery construct meets its "
-    ...                  "configured minimum.\\n")
-    {'mode': 'warn', 'messages': []}
-    """
-    mode = re.search(r"^# Reliability gate \((\w+) mode\)", text, re.M)
-    if not mode:
-        raise PublishError(
-            "reliability gate report: no '# Reliability gate (<mode> mode)' "
-            "heading; pass results/reliability/gate.md."
-        )
-    return {"mode": mode[1], "messages": re.findall(r"^- (.+)$", text, re.M)}
-
-
-# --------------------------------------------------------------------------- summary
-
-
-def _outcome(spec: Mapping) -> str:
-    response = str(spec.get("formula", "")).split("~")[0].strip()
-    return _OUTCOMES.get(response, response.replace("_", " "))
-
-
-def _slope_words(variable: str) -> tuple[float, str, str, str]:
-    if variable in SLOPE_STEPS:
-        return SLOPE_STEPS[variable]
-    label = variable_label(variable).lower()
-    return 1.0, f"a one-unit higher {label}", label, "unit"
-
-
-def _statistic_phrase(
-    row: Mapping, family: str, step: float = 1.0, per: str = ""
-) -> tuple[str, float]:
-    """ "OR = 0.83, 95% CI [0.65, 1.05], Holm-adjusted *p* = .331" and the value shown;
-    with ``per``, "OR per <per> = ..."."""
-    link = _link(family)
-    decimals = _decimals(step * row["std_error"])
-    estimates = np.array([row["estimate"], row["ci_low"], row["ci_high"]], dtype=float) * step
-    if link in _RATIOS:
-        symbol, values = _RATIOS[link][0], _exp(estimates)
-        decimals = _ratio_decimals(decimals, values[1])
-    else:
-        symbol, values = "*b*", estimates
-    symbol += f" per {per}" if per else ""
-    text = (
-        f"{symbol} = {format_number(values[0], decimals)}, 95% CI "
-        f"{format_ci(values[1], values[2], decimals)}, "
-        f"{_p_phrase(row['p_adjusted'], row['adjustment'])}"
-    )
-    return text, float(values[0])
-
-
-def _direction(value: float, family: str) -> str:
-    neutral = 1.0 if _link(family) in _RATIOS else 0.0
-    return "higher" if value > neutral else "lower"
-
-
-def _quantity(family: str, outcome: str, direction: str | None = None) -> str:
-    """'higher odds of dropout', 'a lower rate of ruptures', 'the mean alliance rating'."""
-    link = _link(family)
-    if link == "logit":
-        return f"{direction} odds of {outcome}" if direction else f"the odds of {outcome}"
-    noun = f"rate of {outcome}" if link == "log" else f"mean {outcome}"
-    return f"a {direction} {noun}" if direction else f"the {noun}"
-
-
-def _pairwise_sentence(row: Mapping, family: str, outcome: str, alpha: float) -> str:
-    stats, value = _statistic_phrase(row, family)
-    level, reference = _framework_words(row["level"]), _framework_words(row["reference"])
-    prefix = f"For {_framework_words(row['by'])}, " if row["by"] else ""
-    if row["p_adjusted"] < alpha:
-        direction = _direction(value, family)
-        body = (
-            f"{level} therapy had {_quantity(family, outcome, direction)} than {reference} therapy"
-        )
-    else:
-        body = (
-            f"{_quantity(family, outcome)} did not differ significantly between {level} "
-            f"and {reference} therapy"
-        )
-    sentence = prefix + body
-    return f"{sentence[:1].upper()}{sentence[1:]} ({stats})."
-
-
-def _slope_sentence(row: Mapping, family: str, outcome: str, alpha: float) -> str:
-    step, subject, noun, unit = _slope_words(row["variable"])
-    where = f"In {_framework_words(row['level'])} therapy"
-    if row["by"]:
-        where += f" ({_framework_words(row['by'])})"
-    if row["p_adjusted"] < alpha:
-        stats, value = _statistic_phrase(row, family, step)
-        direction = _direction(value, family)
-        return (
-            f"{where}, {subject} was associated with "
-            f"{_quantity(family, outcome, direction)} ({stats})."
-        )
-    stats, _ = _statistic_phrase(row, family, step, per=unit)
-    return (
-        f"{where}, {noun} was not significantly associated with "
-        f"{_quantity(family, outcome)} ({stats})."
-    )
-
-
-def _model_section(analysis: Mapping, kinds: Sequence[str], alpha: float) -> list[str]:
-    spec, fit = analysis["spec"], analysis["fit"]
-    name = analysis["name"]
-    heading = spec.get("description") or _model_title(name)
-    lines = [f"### {heading}", ""]
-    if fit.get("fitted") is False:
-        return lines + [f"The model `{name}` was not fitted: {fit.get('reason', '')}.", ""]
-    flags = _flags(fit)
-    if flags:
-        lines += [
-            f"**Caution:** `{name}` was flagged ({'; '.join(flags)}); its estimates "
-            "may be unreliable.",
-            "",
-        ]
-    contrasts = analysis.get("contrasts")
-    if contrasts is None or contrasts.empty:
-        return lines + [f"No contrasts were computed for `{name}`.", ""]
-    data = _clean_contrasts(contrasts, f"contrasts.csv of model '{name}'")
-    family, outcome = spec.get("family", ""), _outcome(spec)
-    chosen = data[data["kind"].isin(kinds)]
-    if chosen.empty:
-        return lines + [f"`{name}` has no {' or '.join(kinds)} contrasts.", ""]
-    for row in chosen.to_dict("records"):
-        sentence = (_pairwise_sentence if row["kind"] == "pairwise" else _slope_sentence)(
-            row, family, outcome, alpha
-        )
-        lines.append(f"- {sentence}")
-    return lines + [""]
-
-
-def _flag_section(analyses: Sequence[Mapping]) -> list[str]:
-    lines = ["## Model checks", ""]
-    flagged = [
-        (a["name"], _flags(a["fit"]), a["fit"].get("reason")) for a in analyses if _flags(a["fit"])
-    ]
-    if not analyses:
-        return lines + ["No model was part of this run.", ""]
-    if not flagged:
-        return lines + [
-            f"All {len(analyses)} fitted models (sensitivity variants included) "
-            "converged without a singular fit.",
-            "",
-        ]
-    lines.append("Flagged models (read their estimates with caution):")
-    lines.append("")
-    for name, flags, reason in flagged:
-        why = f": {reason}" if reason else ""
-        lines.append(f"- `{name}`: {'; '.join(flags)}{why}")
-    return lines + [
-        "",
-        f"The other {len(analyses) - len(flagged)} models and variants "
-        "converged without a singular fit.",
-        "",
-    ]
-
-
-def _validation_section(validation: Mapping | None, min_cell: int) -> list[str]:
-    lines = ["## Data validation", ""]
-    if not validation:
-        return lines + ["No validation outcome was given.", ""]
-    tables = validation.get("tables", [])
-    read = sum(t["rows_read"] for t in tables)
-    set_aside = sum(t["rows_set_aside"] for t in tables)
-    per_table = "; ".join(
-        f"{t['table'].replace('_', ' ')} {suppress_count(t['rows_read'], min_cell)}" for t in tables
-    )
-    mode = f" ({validation['mode']} mode)" if validation.get("mode") else ""
-    problems = int(validation.get("problems", 0))
-    found = (
-        "no problems were found"
-        if not problems
-        else (
-            "1 problem was found"
-            if problems == 1
-            else f"{format_number(problems, 0)} problems were found"
-        )
-    )
-    aside = (
-        "no rows were set aside"
-        if not set_aside
-        else (f"{suppress_count(set_aside, min_cell)} rows were set aside in the quarantine table")
-    )
-    return lines + [
-        f"Validation{mode} read {suppress_count(read, min_cell)} rows from {len(tables)} "
-        f"files ({per_table}); {found} and {aside}.",
-        "",
-    ]
-
-
-def _gate_section(gate: Mapping | None) -> list[str]:
-    lines = ["## Reliability", ""]
-    if not gate:
-        return lines + ["No reliability analysis was part of this run.", ""]
-    if not gate["messages"]:
-        return lines + [
-            f"Reliability gate ({gate['mode']} mode): every construct met its configured minimum.",
-            "",
-        ]
-    went_on = "the run went on" if gate["mode"] == "warn" else "the run stopped"
-    lines += [
-        f"Reliability gate ({gate['mode']} mode): {len(gate['messages'])} construct(s) "
-        f"below the configured minimum ({went_on}; interpret them with care):",
-        "",
-    ]
-    return lines + [f"- {message}" for message in gate["messages"]] + [""]
-
-
-def _recovery_section(recovery: Mapping | None) -> list[str]:
-    if not recovery:
-        return []
-    inside, total = recovery["inside_ci"], recovery["fixed_effects_with_truth"]
-    share = format_number(100 * recovery["share_inside_ci"], 1)
-    target = format_number(100 * recovery["target"], 0)
-    met = "met" if recovery["meets_target"] else "not met"
-    lines = [
-        "## Recovery of the simulated truth",
-        "",
-        f"The example data are simulated. {inside} of {total} true fixed effects "
-        f"({share}%) lay inside their 95% CIs (target {target}%: {met}).",
-    ]
-    pattern = recovery.get("repair_effect")
-    if pattern:
-        slope = variable_label(pattern["slope"]).lower()
-        signs = "matched" if pattern["signs_match"] else "did not all match"
-        strongest = (
-            "was also the strongest estimated"
-            if pattern["pattern_matches"]
-            else f"was not; the strongest estimated was "
-            f"{_framework_words(pattern['strongest_estimated'])}"
-        )
-        lines[-1] += (
-            f" The signs of the per-framework slopes of {slope} {signs} the truth; "
-            f"the framework with the strongest true slope "
-            f"({_framework_words(pattern['strongest_true'])}) {strongest}."
-        )
-    return lines + [""]
-
-
-def summary_sentences(
-    analyses: Sequence[Mapping],
-    validation: Mapping | None = None,
-    reliability_gate: Mapping | None = None,
-    recovery: Mapping | None = None,
-    *,
-    main_results: Mapping[str, Sequence[str]] | None = None,
-    alpha: float = 0.05,
-    min_cell: int = 5,
-) -> str:
-    """The report's summary page: main results in sentences made from the numbers.
-
-    For each model of ``main_results`` (default :data:`DEFAULT_MAIN_RESULTS`: the repair
-    slopes of ``repair_retention``, the framework contrasts of ``rupture_frequency``, the
-    slopes of unrepaired ruptures of ``dropout_hazard``), one sentence per contrast with
-    the ratio (odds or incidence-rate ratio; b for linear models), its 95% CI and the
-    adjusted p, named. Simple slopes are reported per the step in :data:`SLOPE_STEPS`
-    (repair rate per 10 percentage points: exp(0.1 b)). A contrast is called an
-    association ("was associated with higher odds") only when its adjusted p is below
-    ``alpha``; otherwise the sentence says it was not significant. Then: flagged models
-    (not converged, singular, not fitted), the validation outcome, the reliability gate
-    and, for simulated data, the recovery of the truth.
-
-    Parameters
-    ----------
-    analyses : sequence of mapping
-        Every fitted model and sensitivity variant, each with ``name``, ``spec``, ``fit``
-        and ``contrasts`` (as :func:`read_model_folder` returns). Variants (with
-        ``spec["variant_of"]``) enter the model checks only.
-    validation : mapping, optional
-        :func:`read_validation_report` output, optionally with ``mode``.
-    reliability_gate : mapping, optional
-        :func:`read_gate_report` output; None when the run has no reliability analysis.
-    recovery : mapping, optional
-        ``results/recovery/summary.json``.
-    main_results : mapping, optional
-        Model -> contrast kinds (``pairwise``, ``simple_slope``) to state.
-    alpha : float, default 0.05
-        Level for calling an adjusted p significant.
-    min_cell : int, default 5
-        Smallest count shown.
-
-    Returns
-    -------
-    str
-        Markdown.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> row = {"kind": "simple_slope", "variable": "repair_rate_between",
-    ...        "level": "cognitive", "reference": "", "by": "", "estimate": -2.1,
-    ...        "std_error": 0.75, "ci_low": -3.57, "ci_high": -0.63, "p_value": 0.005,
-    ...        "p_adjusted": 0.015, "adjustment": "holm"}
-    >>> model = {"name": "repair_retention", "fit": {"flags": []}, "contrasts":
-    ...          pd.DataFrame([row]), "spec": {"family": "binomial",
-    ...          "formula": "dropout ~ framework * repair_rate_between + (1 | therapist)"}}
-    >>> print(summary_sentences([model]).splitlines()[8])  # doctest: +NORMALIZE_WHITESPACE
-    - In cognitive therapy, a repair rate 10 percentage points higher than other clients'
-      was associated with lower odds of dropout (OR = 0.81, 95% CI [0.70, 0.94],
-      Holm-adjusted *p* = .015).
-    """
-    main_results = DEFAULT_MAIN_RESULTS if main_results is None else main_results
-    by_name = {a["name"]: a for a in analyses if not a["spec"].get("variant_of")}
-    lines = [
-        "# Summary of results",
-        "",
-        "The models estimate associations in observational data; they do not show that "
-        "one variable causes another. Confidence intervals are 95% Wald intervals, not "
-        "adjusted for multiplicity; p values are adjusted within each family of contrasts, "
-        f"as named, and called significant below {format_bounded(alpha)}. Framework "
-        "contrasts and slopes are evaluated with the other numeric predictors at 0 (their "
-        "mean, for centred predictors).",
-        "",
-        "## Main results",
-        "",
-    ]
-    stated = [name for name in main_results if name in by_name]
-    if not stated:
-        lines += [
-            "None of the models named for the summary ("
-            + ", ".join(main_results)
-            + ") was part of this run.",
-            "",
-        ]
-    for name in stated:
-        lines += _model_section(by_name[name], main_results[name], alpha)
-    lines += _flag_section(analyses)
-    lines += _validation_section(validation, min_cell)
-    lines += _gate_section(reliability_gate)
-    lines += _recovery_section(recovery)
-    return "\n".join(lines).rstrip() + "\n"
+def _model_builder(name, spec, coefficients, vc, fit, min_cell, vocab):
+    return lambda n: model_table({**spec, "name": name}, coefficients, vc, fit, n, min_cell, vocab)

@@ -11,6 +11,7 @@ rule ingest:
             category="Data",
             caption="../report/validation.rst",
         ),
+        json="results/validation/report.json",
         quarantine="results/validation/quarantine.csv",
     log:
         "results/logs/ingest.log",

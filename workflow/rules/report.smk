@@ -1,9 +1,20 @@
 # Publication tables, the report's summary page, and the provenance record.
-MAIN_MODELS = (config.get("tables") or {}).get(
-    "main_models", ["rupture_frequency", "repair_retention", "dropout_hazard"]
+from resistance_outcomes.summary import leading_models
+
+SUMMARY_CONFIG = config.get("summary") or {}
+# the models that lead the summary page (default: every configured model, in config order)
+SUMMARY_MODELS = leading_models(
+    SUMMARY_CONFIG.get("models"), MODELS, "summary.models", CONFIG_FILE
+)
+# the models side by side in the combined table (default: the summary's leading models)
+MAIN_MODELS = leading_models(
+    (config.get("tables") or {}).get("main_models", SUMMARY_MODELS),
+    MODELS,
+    "tables.main_models",
+    CONFIG_FILE,
 )
 PUBLICATION_TABLES = ["table1", "reliability", "contrasts"]
-PUBLICATION_TABLES += ["models_combined"] if set(MAIN_MODELS) & set(MODELS) else []
+PUBLICATION_TABLES += ["models_combined"] if MAIN_MODELS else []
 PUBLICATION_TABLES += ["sensitivity"] if VARIANTS else []
 PUBLICATION_TABLES += [f"model_{m}" for m in MODELS]
 REPORT_OUTPUTS = [
@@ -27,6 +38,8 @@ rule publication_tables:
         ),
         table1="results/tables/table1.csv",
         reliability="results/reliability/reliability.csv",
+        gate="results/reliability/gate.json",
+        vocabulary="results/data/vocabulary.json",
         model_specs=[f"results/models/{m}/spec.json" for m in MODELS],
     output:
         tables=[
@@ -44,7 +57,7 @@ rule publication_tables:
     conda:
         ENV
     params:
-        main_models=[m for m in MAIN_MODELS if m in MODELS],
+        main_models=MAIN_MODELS,
         min_cell=config["tables"]["min_cell"],
     script:
         "../../scripts/publication_tables.py"
@@ -57,8 +70,9 @@ rule summary:
             if "recovery" in config
             else {}
         ),
-        validation="results/validation/report.md",
-        gate="results/reliability/gate.md",
+        validation="results/validation/report.json",
+        gate="results/reliability/gate.json",
+        vocabulary="results/data/vocabulary.json",
         model_specs=[f"results/models/{m}/spec.json" for m in MODELS]
         + [f"results/sensitivity/{v}/spec.json" for v in VARIANTS],
     output:
@@ -72,7 +86,8 @@ rule summary:
     conda:
         ENV
     params:
-        validation_mode=config["validation"]["mode"],
+        leading=SUMMARY_MODELS,
+        slopes=SUMMARY_CONFIG.get("slopes", {}),
         min_cell=config["tables"]["min_cell"],
     script:
         "../../scripts/summary.py"

@@ -1,0 +1,241 @@
+"""Words for what the tables and the summary print: variables, model terms, groups, levels.
+
+Every variable name goes through the study's :class:`~resistance_outcomes.vocabulary.
+Vocabulary` (:meth:`~resistance_outcomes.vocabulary.Vocabulary.label`: the config's
+``labels:``, the codebook's construct labels and the columns derived from them, the data
+contract's defaults, else the name in words), so that no raw column name is printed.
+Framework levels print with :meth:`~resistance_outcomes.vocabulary.Vocabulary.
+framework_label`. Without a vocabulary (tests, interactive use) an empty one is used: the
+defaults and the names in words.
+
+- :func:`variable_label`: a model variable ("Repair rate (between clients)");
+- :func:`level_label`: a level of a factor ("Cognitive", "Arguing");
+- :func:`term_label`: a fixed-effect term ("Cognitive × Session (centred)");
+- :func:`group_label`: a grouping factor of the random part ("Client within therapist");
+- :func:`framework_words`: a framework inside a sentence ("cognitive");
+- :func:`lower_first`: a label inside a sentence, acronyms kept ("PSQ tension");
+- :func:`stage_words`: an optional part of the analysis ("Inter-rater reliability").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from .codebook import humanise
+from .vocabulary import Vocabulary
+
+__all__ = [
+    "framework_words",
+    "group_label",
+    "level_label",
+    "lower_first",
+    "model_title",
+    "stage_words",
+    "term_label",
+    "variable_label",
+    "vocabulary_or_default",
+]
+
+#: The factor whose levels are the frameworks (the data contract's column).
+FRAMEWORK = "framework"
+
+
+def vocabulary_or_default(
+    vocab: Vocabulary | None = None, labels: Mapping[str, str] | None = None
+) -> Vocabulary:
+    """``vocab`` (or an empty vocabulary) with ``labels`` merged over its own labels.
+
+    Examples
+    --------
+    >>> vocabulary_or_default(labels={"dose": "Dose"}).label("dose")
+    'Dose'
+    """
+    vocab = vocab if vocab is not None else Vocabulary()
+    if labels:
+        vocab = replace(
+            vocab, labels={**vocab.labels, **{str(k): str(v) for k, v in labels.items()}}
+        )
+    return vocab
+
+
+def lower_first(text: str) -> str:
+    """``text`` for the middle of a sentence: first letter lower case unless the first word
+    is an acronym (two capitals, as in "PSQ", "CBT").
+
+    Examples
+    --------
+    >>> lower_first("Repair rate"), lower_first("PSQ tension"), lower_first("")
+    ('repair rate', 'PSQ tension', '')
+    """
+    if len(text) > 1 and text[1].isupper():
+        return text
+    return text[:1].lower() + text[1:]
+
+
+def variable_label(
+    name: str, labels: Mapping[str, str] | None = None, vocab: Vocabulary | None = None
+) -> str:
+    """Words for a model variable, never its raw column name.
+
+    Parameters
+    ----------
+    name : str
+        Column name as it appears in the formula.
+    labels : mapping, optional
+        Extra or replacement labels, over the vocabulary's.
+    vocab : Vocabulary, optional
+        The study's vocabulary (``results/data/vocabulary.json``); default: an empty one
+        (the data contract's labels, else the name in words).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> variable_label("repair_rate_between"), variable_label("sustain_talk_rate")
+    ('Repair rate (between clients)', 'Sustain talk rate')
+    """
+    return vocabulary_or_default(vocab, labels).label(str(name))
+
+
+def level_label(factor: str | None, level, vocab: Vocabulary | None = None) -> str:
+    """The printed name of a factor level: a framework's label for ``framework``, else the
+    level's label when it names a variable or construct (``arguing`` of a profile), else
+    the level in words.
+
+    Examples
+    --------
+    >>> level_label("framework", "cognitive"), level_label("site", "north_east")
+    ('Cognitive', 'North east')
+    """
+    vocab = vocabulary_or_default(vocab)
+    text = str(level)
+    if factor == FRAMEWORK or (factor is None and text in vocab.framework_names(False)):
+        return vocab.framework_label(text)
+    known = vocab.all_labels()
+    if text in known:
+        return known[text]
+    return humanise(text)
+
+
+def framework_words(level, vocab: Vocabulary | None = None) -> str:
+    """A framework's label for the middle of a sentence ("cognitive").
+
+    Examples
+    --------
+    >>> framework_words("psychodynamic_short")
+    'psychodynamic short'
+    """
+    return lower_first(level_label(FRAMEWORK, level, vocab))
+
+
+def _part_label(part: str, factor_levels: Mapping, vocab: Vocabulary) -> str:
+    patsy_style = re.fullmatch(r"(\w+)\[T\.(.+)\]", part)
+    if patsy_style:
+        return level_label(patsy_style[1], patsy_style[2], vocab)
+    for factor, levels in factor_levels.items():
+        level = part.removeprefix(factor)
+        if level != part and level in {str(lv) for lv in levels}:
+            return level_label(factor, level, vocab)
+    return vocab.label(part)
+
+
+def term_label(
+    term: str,
+    factor_levels: Mapping[str, Sequence] | None = None,
+    labels: Mapping[str, str] | None = None,
+    vocab: Vocabulary | None = None,
+) -> str:
+    """Human-readable label of a fixed-effect term.
+
+    "(Intercept)" reads "Intercept"; a factor level (``frameworkcognitive`` or patsy's
+    ``framework[T.cognitive]``) reads as the level's label; numeric variables through
+    :func:`variable_label`; the parts of an interaction are joined by " × ".
+
+    Parameters
+    ----------
+    term : str
+        Term as in ``coefficients.csv``.
+    factor_levels : mapping, optional
+        Factor -> levels (``spec.json``'s ``factor_levels``), used to split
+        ``frameworkcognitive`` into factor and level.
+    labels : mapping, optional
+        Extra variable labels.
+    vocab : Vocabulary, optional
+        The study's vocabulary.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> levels = {"framework": ["systemic", "humanistic"]}
+    >>> term_label("frameworkhumanistic:session_c", levels)
+    'Humanistic × Session (centred)'
+    >>> term_label("(Intercept)"), term_label("I(x ** 2)")
+    ('Intercept', 'I(x ** 2)')
+    """
+    if term == "(Intercept)":
+        return "Intercept"
+    vocab = vocabulary_or_default(vocab, labels)
+    parts = str(term).split(":")
+    return " \u00d7 ".join(_part_label(p, factor_levels or {}, vocab) for p in parts)
+
+
+def group_label(group: str, vocab: Vocabulary | None = None) -> str:
+    """A grouping factor of the random part: ``therapist:client`` reads "Client within
+    therapist".
+
+    Examples
+    --------
+    >>> group_label("site:therapist")
+    'Therapist within site'
+    """
+    vocab = vocabulary_or_default(vocab)
+    parts = [vocab.label(p) for p in str(group).split(":")]
+    inner = parts[-1]
+    outer = [lower_first(p) for p in reversed(parts[:-1])]
+    return inner + "".join(f" within {p}" for p in outer)
+
+
+def model_title(name: str, spec: Mapping | None = None) -> str:
+    """A model's printed name: its ``description`` when it has one, else its name in words.
+
+    Examples
+    --------
+    >>> model_title("sustain_talk_rate"), model_title("m", {"description": "Dropout"})
+    ('Sustain talk rate', 'Dropout')
+    """
+    if spec and spec.get("description"):
+        return str(spec["description"])
+    return humanise(name)
+
+
+#: Optional parts of the analysis (the stages of ``results/data/vocabulary.json``) in words.
+STAGE_WORDS = {
+    "reliability": "Inter-rater reliability",
+    "ruptures": "Ruptures",
+    "repair": "Rupture repair",
+    "alliance": "Alliance",
+    "psq": "Post-Session Questionnaire",
+}
+
+
+def stage_words(stage: str, vocab: Vocabulary | None = None) -> str:
+    """An optional part of the analysis in words; the profile is named by its composite.
+
+    Examples
+    --------
+    >>> stage_words("reliability"), stage_words("profile")
+    ('Inter-rater reliability', 'Profile of a composite construct')
+    """
+    if stage == "profile":
+        profile = (vocab.profile if vocab is not None else None) or ""
+        if profile:
+            return f"Profile of {lower_first(vocabulary_or_default(vocab).label(profile))}"
+        return "Profile of a composite construct"
+    return STAGE_WORDS.get(stage, humanise(stage))

@@ -1,0 +1,533 @@
+"""The report's summary page: the results of the lab's own models, stated in sentences.
+
+Every configured model gets its sentences from its own results: one per framework
+contrast and per simple slope of its ``contrasts.csv``, named by the study's labels (the
+outcome by the label of the model's response, predictors and frameworks by theirs; see
+:mod:`resistance_outcomes.labels`). Config ``summary.models`` says which models lead the
+page (default: every configured model, in config order); the others follow under "Other
+models". A simple slope is reported per one unit of its predictor unless config
+``summary.slopes`` gives a step and its unit (``repair_rate_between: {step: 0.1, unit: 10
+percentage points}`` reports exp(0.1 b) "per 10 percentage points").
+
+Then: flagged models, the validation outcome (``results/validation/report.json``), the
+reliability gate (``results/reliability/gate.json``; "not assessed" when there were no
+double-coded sessions, never "met"), the optional parts of the analysis that had no data
+(``results/data/vocabulary.json``'s stages) and, for simulated data, the recovery of the
+truth. Nothing here parses Markdown.
+
+A contrast its model could not identify (``estimable`` false) reads "not estimable" with
+its reason, never a ratio.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .config import ConfigError
+from .labels import (
+    framework_words,
+    level_label,
+    lower_first,
+    model_title,
+    stage_words,
+    variable_label,
+    vocabulary_or_default,
+)
+from .publish import (
+    _clean_contrasts,
+    _decimals,
+    _exp,
+    _family,
+    _flags,
+    _p_phrase,
+    _ratio_decimals,
+    _reason_text,
+)
+from .tables import format_bounded, format_ci, format_number, suppress_count
+from .vocabulary import Vocabulary, not_assessed_text
+
+__all__ = ["leading_models", "summary_sentences"]
+
+#: Optional parts of the analysis listed when they had no data (reliability has its own
+#: section).
+_PARTS = ("ruptures", "repair", "profile", "alliance", "psq")
+_THERAPY_WORDS = ("therapy", "therapies", "treatment", "treatments")
+
+
+def leading_models(
+    requested: Sequence[str] | None,
+    models: Sequence[str],
+    key: str = "summary.models",
+    config_file: str = "config/config.yaml",
+) -> list[str]:
+    """The models named by a config key (default: every configured model, in order).
+
+    Raises
+    ------
+    ConfigError
+        When a name is not a configured model, naming the key, the file and the models.
+
+    Examples
+    --------
+    >>> leading_models(None, ["a", "b"]), leading_models(["b"], ["a", "b"])
+    (['a', 'b'], ['b'])
+    >>> leading_models(["c"], ["a", "b"])
+    Traceback (most recent call last):
+    ...
+    resistance_outcomes.config.ConfigError: summary.models in config/config.yaml: 'c' is not \
+a configured model (models: a, b). Name models of `models:`, or leave the key out for all.
+    """
+    if requested is None:
+        return list(models)
+    unknown = [name for name in requested if name not in models]
+    if unknown:
+        verb = "is not a configured model" if len(unknown) == 1 else "are not configured models"
+        raise ConfigError(
+            f"{key} in {config_file}: {', '.join(repr(n) for n in unknown)} {verb} "
+            f"(models: {', '.join(models) or 'none'}). Name models of `models:`, or leave the "
+            "key out for all."
+        )
+    return list(dict.fromkeys(requested))
+
+
+# --------------------------------------------------------------------------- words
+
+
+def _response(spec: Mapping) -> str:
+    left = str(spec.get("formula", "")).split("~")[0].strip()
+    inner = re.fullmatch(r"cbind\(\s*([^,]+),.*\)", left)
+    return (inner[1] if inner else left).strip()
+
+
+def _outcome(spec: Mapping, vocab: Vocabulary) -> str:
+    response = _response(spec)
+    return lower_first(vocab.label(response)) if response else "the response"
+
+
+def _therapy(label: str) -> str:
+    """A framework's words with "therapy" unless they already say it."""
+    return label if label.lower().endswith(_THERAPY_WORDS) else f"{label} therapy"
+
+
+def _slope_step(variable: str, slopes: Mapping) -> tuple[float, str]:
+    """(step, unit) of a simple slope: config ``summary.slopes`` by the variable, or by its
+    stem without ``_within``/``_between``; else one unit."""
+    for key in (variable, re.sub(r"_(within|between)$", "", variable)):
+        hint = slopes.get(key)
+        if hint:
+            step = float(hint.get("step", 1.0))
+            unit = str(
+                hint.get("unit") or ("unit" if step == 1 else f"{format_number(step)} units")
+            )
+            return step, unit
+    return 1.0, "unit"
+
+
+def _statistic_phrase(row: Mapping, facts, step: float = 1.0, per: str = "") -> tuple[str, float]:
+    """ "OR = 0.83, 95% CI [0.65, 1.05], Holm-adjusted *p* = .331" and the value shown;
+    with ``per``, "OR per <per> = ..."."""
+    decimals = _decimals(step * row["std_error"])
+    estimates = np.array([row["estimate"], row["ci_low"], row["ci_high"]], dtype=float) * step
+    if facts.exponentiate:
+        symbol, values = facts.ratio, _exp(estimates)
+        decimals = _ratio_decimals(decimals, values[1])
+    else:
+        symbol, values = "*b*", estimates
+    symbol += f" per {per}" if per else ""
+    text = (
+        f"{symbol} = {format_number(values[0], decimals)}, 95% CI "
+        f"{format_ci(values[1], values[2], decimals)}, "
+        f"{_p_phrase(row['p_adjusted'], row['adjustment'])}"
+    )
+    return text, float(values[0])
+
+
+def _direction(value: float, facts) -> str:
+    neutral = 1.0 if facts.exponentiate else 0.0
+    return "higher" if value > neutral else "lower"
+
+
+def _quantity(facts, outcome: str, direction: str | None = None) -> str:
+    """'higher odds of dropout', 'a lower rate of ruptures', 'the mean alliance rating'."""
+    if facts.link_name == "logit":
+        return f"{direction} odds of {outcome}" if direction else f"the odds of {outcome}"
+    noun = f"rate of {outcome}" if facts.link_name == "log" else f"mean {outcome}"
+    return f"a {direction} {noun}" if direction else f"the {noun}"
+
+
+def _capital(sentence: str) -> str:
+    return sentence[:1].upper() + sentence[1:]
+
+
+def _by(row: Mapping, vocab: Vocabulary) -> str:
+    return lower_first(level_label(None, row["by"], vocab)) if row["by"] else ""
+
+
+def _pairwise_sentence(row: Mapping, facts, outcome: str, alpha: float, vocab) -> str:
+    factor = row["variable"] or None
+    level = _therapy(lower_first(level_label(factor, row["level"], vocab)))
+    reference = _therapy(lower_first(level_label(factor, row["reference"], vocab)))
+    prefix = f"For {_by(row, vocab)}, " if row["by"] else ""
+    if not row["estimable"]:
+        return (
+            f"{_capital(prefix + level)} compared with {reference}, "
+            f"{_quantity(facts, outcome)}: not estimable: {_reason_text([row['note']])}."
+        )
+    stats, value = _statistic_phrase(row, facts)
+    if row["p_adjusted"] < alpha:
+        body = f"{level} had {_quantity(facts, outcome, _direction(value, facts))} than {reference}"
+    else:
+        body = (
+            f"{_quantity(facts, outcome)} did not differ significantly between "
+            f"{level.removesuffix(' therapy')} and {reference}"
+        )
+    return f"{_capital(prefix + body)} ({stats})."
+
+
+def _slope_sentence(row: Mapping, facts, outcome: str, alpha: float, vocab, slopes) -> str:
+    step, unit = _slope_step(row["variable"], slopes)
+    label = lower_first(variable_label(row["variable"], vocab=vocab))
+    where = f"In {_therapy(framework_words(row['level'], vocab))}"
+    if row["by"]:
+        where += f" ({_by(row, vocab)})"
+    if not row["estimable"]:
+        return (
+            f"{where}, the association of {label} with {_quantity(facts, outcome)}: "
+            f"not estimable: {_reason_text([row['note']])}."
+        )
+    stats, value = _statistic_phrase(row, facts, step, per=unit)
+    if row["p_adjusted"] < alpha:
+        return (
+            f"{where}, higher values of {label} were associated with "
+            f"{_quantity(facts, outcome, _direction(value, facts))} ({stats})."
+        )
+    return (
+        f"{where}, the association of {label} with {_quantity(facts, outcome)} was not "
+        f"significant ({stats})."
+    )
+
+
+def _model_section(
+    analysis: Mapping, alpha: float, vocab: Vocabulary, slopes: Mapping
+) -> list[str]:
+    spec, fit = analysis["spec"], analysis["fit"]
+    name = analysis["name"]
+    lines = [f"### {model_title(name, spec)}", ""]
+    if fit.get("fitted") is False:
+        return lines + [
+            f"This model was not fitted: {fit.get('reason', 'no reason recorded')}.",
+            "",
+        ]
+    flags = _flags(fit)
+    if flags:
+        lines += [
+            f"**Caution:** this model was flagged ({'; '.join(flags)}); its estimates may be "
+            "unreliable.",
+            "",
+        ]
+    contrasts = analysis.get("contrasts")
+    if contrasts is None or contrasts.empty:
+        return lines + [
+            "This model has no framework contrasts or simple slopes (configure them under "
+            "its `contrasts:` key); its estimates are in its publication table.",
+            "",
+        ]
+    data = _clean_contrasts(contrasts, f"contrasts.csv of model '{name}'", fit)
+    facts, outcome = _family(spec.get("family", "")), _outcome(spec, vocab)
+    for row in data.to_dict("records"):
+        if row["kind"] == "pairwise":
+            sentence = _pairwise_sentence(row, facts, outcome, alpha, vocab)
+        else:
+            sentence = _slope_sentence(row, facts, outcome, alpha, vocab, slopes)
+        lines.append(f"- {sentence}")
+    return lines + [""]
+
+
+# --------------------------------------------------------------------------- other sections
+
+
+def _flag_section(analyses: Sequence[Mapping]) -> list[str]:
+    lines = ["## Model checks", ""]
+    if not analyses:
+        return lines + ["No model was part of this run.", ""]
+    flagged = [
+        (model_title(a["name"]), _flags(a["fit"]), a["fit"].get("reason"))
+        for a in analyses
+        if _flags(a["fit"])
+    ]
+    if not flagged:
+        return lines + [
+            f"All {len(analyses)} fitted models (sensitivity variants included) "
+            "converged without a singular fit.",
+            "",
+        ]
+    lines += ["Flagged models (read their estimates with caution):", ""]
+    for title, flags, reason in flagged:
+        why = f": {reason}" if reason else ""
+        lines.append(f"- {title}: {'; '.join(flags)}{why}")
+    return lines + [
+        "",
+        f"The other {len(analyses) - len(flagged)} models and variants "
+        "converged without a singular fit.",
+        "",
+    ]
+
+
+def _count_words(n: int, one: str, many: str, min_cell: int | None = None) -> str:
+    shown = suppress_count(n, min_cell) if min_cell else format_number(n, 0)
+    return f"{shown} {one if n == 1 else many}"
+
+
+def _validation_section(validation: Mapping | None, min_cell: int) -> list[str]:
+    lines = ["## Data validation", ""]
+    if not validation:
+        return lines + ["No validation outcome was given.", ""]
+    tables = validation.get("tables", [])
+    read = sum(int(t.get("rows_read") or 0) for t in tables)
+    quarantined = validation.get("quarantined") or {}
+    set_aside = quarantined.get("rows")
+    if set_aside is None:
+        set_aside = sum(int(t.get("rows_set_aside") or 0) for t in tables)
+    per_table = "; ".join(
+        f"{lower_first(str(t['table']).replace('_', ' '))} "
+        f"{suppress_count(int(t.get('rows_read') or 0), min_cell)}"
+        for t in tables
+    )
+    mode = f" ({validation['mode']} mode)" if validation.get("mode") else ""
+    problems = int(validation.get("problems", 0))
+    found = (
+        "no problems were found"
+        if not problems
+        else f"{_count_words(problems, 'problem was', 'problems were')} found"
+    )
+    aside = (
+        "no rows were set aside"
+        if not set_aside
+        else f"{suppress_count(set_aside, min_cell)} rows were set aside in the quarantine table"
+    )
+    lines.append(
+        f"Validation{mode} read {suppress_count(read, min_cell)} rows from {len(tables)} "
+        f"files ({per_table}); {found} and {aside}."
+    )
+    extra = []
+    if quarantined.get("cells"):
+        extra.append(
+            f"{_count_words(quarantined['cells'], 'bad cell was', 'bad cells were')} set to "
+            "missing in rows that stayed usable"
+        )
+    if quarantined.get("clients"):
+        extra.append(
+            f"{_count_words(quarantined['clients'], 'client was', 'clients were', min_cell)} "
+            "set aside as a whole"
+        )
+    missing = sum(int(m.get("cells") or 0) for m in validation.get("missing_values") or [])
+    if missing:
+        extra.append(
+            f"declared missing-value codes made {_count_words(missing, 'value', 'values')} missing"
+        )
+    dropped = validation.get("dropped_identifier_columns") or []
+    if dropped:
+        extra.append(
+            f"{_count_words(len(dropped), 'column was', 'columns were')} dropped as possible "
+            "identifiers (named in the validation report)"
+        )
+    if extra:
+        lines[-1] += " " + _capital("; ".join(extra)) + "."
+    return lines + [""]
+
+
+def _gate_entry(entry: Mapping) -> str:
+    label, statistic = entry.get("label"), entry.get("statistic")
+    value, minimum = entry.get("value"), entry.get("minimum")
+    if label and statistic and value is not None and minimum is not None:
+        return (
+            f"{label}: {statistic} = {format_bounded(float(value))}, below the minimum "
+            f"{format_bounded(float(minimum))}"
+        )
+    return str(entry.get("message", "")).rstrip(".")
+
+
+def _gate_section(gate: Mapping | None, vocab: Vocabulary) -> list[str]:
+    lines = ["## Reliability", ""]
+    stage = vocab.stages.get("reliability")
+    what = stage_words("reliability", vocab)
+    if gate is not None and gate.get("assessed") is False:
+        reason = gate.get("reason") or (stage.reason if stage else "") or "nothing to assess"
+        return lines + [f"{what}: not assessed ({reason}).", ""]
+    if stage is not None and not stage.assessed:
+        return lines + [not_assessed_text(stage, what), ""]
+    if not gate:
+        return lines + ["No reliability analysis was part of this run.", ""]
+    below = [b if isinstance(b, Mapping) else {"message": str(b)} for b in gate.get("below", [])]
+    mode = gate.get("mode", "warn")
+    if not below:
+        return lines + [
+            f"Reliability gate ({mode} mode): every construct met its configured minimum.",
+            "",
+        ]
+    went_on = "the run went on" if mode == "warn" else "the run stopped"
+    lines += [
+        f"Reliability gate ({mode} mode): {len(below)} construct(s) below the configured "
+        f"minimum ({went_on}; interpret them with care):",
+        "",
+    ]
+    return lines + [f"- {_gate_entry(entry)}" for entry in below] + [""]
+
+
+def _parts_section(vocab: Vocabulary) -> list[str]:
+    missing = [
+        not_assessed_text(vocab.stages[name], stage_words(name, vocab))
+        for name in _PARTS
+        if name in vocab.stages and not vocab.stages[name].assessed
+    ]
+    if not missing:
+        return []
+    return ["## Parts of the analysis without data", "", *[f"- {m}" for m in missing], ""]
+
+
+def _recovery_section(recovery: Mapping | None, vocab: Vocabulary) -> list[str]:
+    if not recovery:
+        return []
+    inside, total = recovery["inside_ci"], recovery["fixed_effects_with_truth"]
+    share = format_number(100 * recovery["share_inside_ci"], 1)
+    target = format_number(100 * recovery["target"], 0)
+    met = "met" if recovery["meets_target"] else "not met"
+    lines = [
+        "## Recovery of the simulated truth",
+        "",
+        f"The example data are simulated. {inside} of {total} true fixed effects "
+        f"({share}%) lay inside their 95% CIs (target {target}%: {met}).",
+    ]
+    pattern = recovery.get("repair_effect")
+    if pattern:
+        slope = lower_first(variable_label(pattern["slope"], vocab=vocab))
+        signs = "matched" if pattern["signs_match"] else "did not all match"
+        strongest = (
+            "was also the strongest estimated"
+            if pattern["pattern_matches"]
+            else f"was not; the strongest estimated was "
+            f"{framework_words(pattern['strongest_estimated'], vocab)}"
+        )
+        lines[-1] += (
+            f" The signs of the per-framework slopes of {slope} {signs} the truth; "
+            f"the framework with the strongest true slope "
+            f"({framework_words(pattern['strongest_true'], vocab)}) {strongest}."
+        )
+    return lines + [""]
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def summary_sentences(
+    analyses: Sequence[Mapping],
+    validation: Mapping | None = None,
+    reliability_gate: Mapping | None = None,
+    recovery: Mapping | None = None,
+    *,
+    leading: Iterable[str] | None = None,
+    slopes: Mapping[str, Mapping] | None = None,
+    vocab: Vocabulary | None = None,
+    alpha: float = 0.05,
+    min_cell: int = 5,
+) -> str:
+    """The report's summary page: every model's results in sentences made from the numbers.
+
+    For each model (the ``leading`` ones under "Main results", the others under "Other
+    models"), one sentence per contrast of its ``contrasts.csv``: framework comparisons and
+    simple slopes with the ratio (odds or incidence-rate ratio; b for linear models), its
+    95% CI and the adjusted p. A contrast is called an association ("were associated with
+    lower odds") only when its adjusted p is below ``alpha``; otherwise the sentence says it
+    was not significant. A contrast that is not estimable says so, with its reason.
+
+    Parameters
+    ----------
+    analyses : sequence of mapping
+        Every fitted model and sensitivity variant, each with ``name``, ``spec``, ``fit``
+        and ``contrasts`` (as :func:`resistance_outcomes.results.read_model_folder`
+        returns). Variants (with ``spec["variant_of"]``) enter the model checks only.
+    validation : mapping, optional
+        ``results/validation/report.json``
+        (:func:`resistance_outcomes.results.validation_summary`).
+    reliability_gate : mapping, optional
+        ``results/reliability/gate.json``: ``mode``, ``assessed``, ``reason``, ``below``.
+    recovery : mapping, optional
+        ``results/recovery/summary.json``.
+    leading : iterable of str, optional
+        Models under "Main results", in order (config ``summary.models``); default every
+        model, in the order given.
+    slopes : mapping, optional
+        Variable (or its stem without ``_within``/``_between``) -> ``{step, unit}``: report
+        its slopes per ``step`` units, named ``unit`` (config ``summary.slopes``).
+    vocab : Vocabulary, optional
+        The study's vocabulary: labels, framework names and which stages had data.
+    alpha : float, default 0.05
+        Level for calling an adjusted p significant.
+    min_cell : int, default 5
+        Smallest count shown.
+
+    Returns
+    -------
+    str
+        Markdown.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> row = {"kind": "simple_slope", "variable": "repair_rate_between",
+    ...        "level": "humanistic", "reference": "", "by": "", "estimate": -2.1,
+    ...        "std_error": 0.75, "ci_low": -3.57, "ci_high": -0.63, "p_value": 0.005,
+    ...        "p_adjusted": 0.015, "adjustment": "holm"}
+    >>> model = {"name": "m", "fit": {"flags": []}, "contrasts": pd.DataFrame([row]),
+    ...          "spec": {"family": "binomial", "formula": "dropout ~ framework * "
+    ...                   "repair_rate_between + (1 | therapist)"}}
+    >>> text = summary_sentences([model], slopes={"repair_rate": {"step": 0.1,
+    ...                          "unit": "10 percentage points"}})
+    >>> print(text.splitlines()[8])  # doctest: +NORMALIZE_WHITESPACE
+    - In humanistic therapy, higher values of repair rate (between clients) were
+      associated with lower odds of dropout (OR per 10 percentage points = 0.81, 95% CI
+      [0.70, 0.94], Holm-adjusted *p* = .015).
+    """
+    vocab = vocabulary_or_default(vocab)
+    slopes = dict(slopes or {})
+    models = [a for a in analyses if not a["spec"].get("variant_of")]
+    by_name = {a["name"]: a for a in models}
+    leading = list(by_name) if leading is None else list(dict.fromkeys(leading))
+    lines = [
+        "# Summary of results",
+        "",
+        "The models estimate associations in observational data; they do not show that "
+        "one variable causes another. Confidence intervals are 95% Wald intervals, not "
+        "adjusted for multiplicity; p values are adjusted within each family of contrasts, "
+        f"as named, and called significant below {format_bounded(alpha)}. Framework "
+        "contrasts and slopes are evaluated with the other numeric predictors at 0 (their "
+        "mean, for centred predictors).",
+        "",
+        "## Main results",
+        "",
+    ]
+    stated = [name for name in leading if name in by_name]
+    if not stated:
+        named = ", ".join(model_title(n) for n in leading)
+        lines += [
+            f"None of the models named for the summary ({named}) was part of this run."
+            if leading
+            else "No model was part of this run.",
+            "",
+        ]
+    for name in stated:
+        lines += _model_section(by_name[name], alpha, vocab, slopes)
+    others = [name for name in by_name if name not in stated]
+    if others:
+        lines += ["## Other models", ""]
+        for name in others:
+            lines += _model_section(by_name[name], alpha, vocab, slopes)
+    lines += _flag_section(analyses)
+    lines += _validation_section(validation, min_cell)
+    lines += _gate_section(reliability_gate, vocab)
+    lines += _parts_section(vocab)
+    lines += _recovery_section(recovery, vocab)
+    return "\n".join(lines).rstrip() + "\n"
