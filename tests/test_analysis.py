@@ -21,6 +21,7 @@ from resistance_outcomes.analysis import (
     run_model,
 )
 from resistance_outcomes.models import gee
+from resistance_outcomes.vocabulary import ConstructInfo, Vocabulary
 
 FRAMEWORKS = ["psychoanalytic", "behavioral", "cognitive"]
 DROPOUT = {
@@ -87,34 +88,6 @@ def spec(name="m", **entry):
         **entry,
     }
     return parse_model_spec(name, entry, DROPOUT)
-
-
-# --- the long resistance table ----------------------------------------------------------
-
-
-def test_resistance_long_one_row_per_attended_session_and_type():
-    tables = hand_tables()
-    long = derive.resistance_long(tables.session_table)
-    # 7 attended sessions x the 2 behaviours present (arguing, denying); C2's missed
-    # session 2 has no rows; C4's uncoded session keeps empty counts
-    assert len(long) == 14
-    assert list(long["resistance_type"].cat.categories) == ["arguing", "denying"]
-    c1 = long[long["client"] == "C1"]
-    assert c1["session"].tolist() == [1, 1, 2, 2, 3, 3]
-    assert c1["resistance_count"].tolist() == [1, 0, 0, 3, 2, 0]
-    assert long[long["client"] == "C4"]["resistance_count"].isna().all()
-    assert not any(
-        c.startswith("resistance_") and c != "resistance_type" and c != "resistance_count"
-        for c in long.columns
-    )
-    assert {"therapist", "framework", "session_c", "minutes"} <= set(long.columns)
-
-
-def test_resistance_long_without_resistance_columns_is_named():
-    tables = hand_tables()
-    table = tables.session_table.drop(columns=["resistance_arguing", "resistance_denying"])
-    with pytest.raises(derive.DataError, match="none of the resistance columns"):
-        derive.resistance_long(table)
 
 
 # --- entries ----------------------------------------------------------------------------
@@ -334,7 +307,27 @@ def synthetic_tables(seed=7, therapists=12, clients=6, sessions=8):
             sessions_df, clients_df, DROPOUT["definitions"], primary="judged"
         ),
         dropout_definitions=DROPOUT["definitions"],
+        vocabulary=PROFILE_VOCABULARY,
     )
+
+
+#: The synthetic study's constructs, with a composite whose two parts are profiled.
+PROFILE_VOCABULARY = Vocabulary(
+    constructs={
+        "ruptures": ConstructInfo("ruptures", "Ruptures", "count", "any_of", stem="rupture"),
+        "repaired": ConstructInfo("repaired", "Repaired", "count", "rated_at_least"),
+        "resistance_arguing": ConstructInfo("resistance_arguing", "Arguing", "count", "codes"),
+        "resistance_denying": ConstructInfo("resistance_denying", "Denying", "count", "codes"),
+        "resistance": ConstructInfo(
+            "resistance",
+            "Resistance",
+            "count",
+            "sum_of",
+            ("resistance_arguing", "resistance_denying"),
+        ),
+    },
+    profile="resistance",
+)
 
 
 @pytest.fixture(scope="module")
@@ -351,11 +344,11 @@ MODELS = {
         "contrasts": {"slopes": ["session_c"]},
     },
     "resistance_profile": {
-        "data": "resistance_long",
+        "data": "profile_long",
         "family": "poisson",
-        "formula": "resistance_count ~ framework * resistance_type"
+        "formula": "profile_count ~ framework * profile_type"
         " + offset(log(minutes)) + (1 | therapist/client)",
-        "contrasts": {"by": "resistance_type"},
+        "contrasts": {"by": "profile_type"},
     },
     "repair_retention": {
         "data": "clients",

@@ -11,7 +11,10 @@ import pytest
 
 from resistance_outcomes.codebook import (
     Code,
+    Codebook,
+    Construct,
     aggregate_codes,
+    composites_from_columns,
     load_codebook,
     logged_units,
     select_analysis_codes,
@@ -384,3 +387,115 @@ def test_aggregation_with_a_log_leaves_sessions_not_coded_empty():
     without = aggregate_codes(codes, session_table(), CODEBOOK, coding_log=log)
     assert without["ruptures"].tolist() == [3, NA, NA, 1]
     assert without["resistance"].tolist() == [3, NA, NA, 0]
+
+
+# ------------------------------------------------------------- composites from columns
+
+
+def column_sessions(**columns):
+    base = {"study": "s", "client": "1", "session": [1, 2, 3, 4], "attended": True}
+    return pd.DataFrame({**base, **{k: pd.array(v, dtype="Int64") for k, v in columns.items()}})
+
+
+def test_ruptures_are_formed_from_withdrawal_and_confrontation_columns():
+    sessions = column_sessions(
+        rupture_withdrawal=[2, 0, 1, None], rupture_confrontation=[1, 0, None, None]
+    )
+    formed, notes = composites_from_columns(sessions, CODEBOOK)
+    # by hand: 2 + 1, 0 + 0; a part missing -> missing
+    assert formed["ruptures"].tolist() == [3, 0, NA, NA]
+    assert str(formed["ruptures"].dtype) == "Int64"
+    assert sessions.columns.tolist() == formed.columns.tolist()[:-1]  # input unchanged
+    assert len(notes) == 1 and notes[0].startswith("ruptures: formed from the sessions columns")
+    assert "upper bound" in notes[0]
+
+
+def test_sum_of_composites_and_composites_of_composites_are_formed_in_order():
+    constructs = {
+        "a": Construct("a", "column", value_kind="count"),
+        "b": Construct("b", "column", value_kind="count"),
+        "c": Construct("c", "column", value_kind="count"),
+        "ab": Construct("ab", "sum_of", of=("a", "b")),
+        "abc": Construct("abc", "any_of", of=("ab", "c")),
+    }
+    sessions = column_sessions(a=[1, 0, 2, 1], b=[1, 1, 0, None], c=[0, 4, 1, 1])
+    formed, notes = composites_from_columns(sessions, Codebook({}, constructs))
+    assert formed["ab"].tolist() == [2, 1, 2, NA]
+    assert formed["abc"].tolist() == [2, 5, 3, NA]
+    assert "upper bound" not in notes[0] and "upper bound" in notes[1]
+
+
+def test_a_composite_present_is_kept_and_one_with_missing_parts_is_not_formed():
+    sessions = column_sessions(ruptures=[5, 0, 1, 1], rupture_withdrawal=[1, 0, 0, 0],
+                               rupture_confrontation=[0, 0, 0, 0])  # fmt: skip
+    formed, notes = composites_from_columns(sessions, CODEBOOK)
+    assert formed["ruptures"].tolist() == [5, 0, 1, 1] and notes == []
+    partial = column_sessions(resistance_arguing=[1, 0, 0, 2])
+    formed, notes = composites_from_columns(partial, CODEBOOK)
+    assert "resistance" not in formed
+    assert notes == [
+        "resistance: not formed; the sessions table has resistance_arguing but not "
+        "resistance_interrupting, resistance_denying, resistance_ignoring. Supply every "
+        "part, or the resistance column itself."
+    ]
+
+
+INGEST_CLIENTS = (
+    "client_id,therapist_id,treatment,planned_sessions,end_status\n001,T1,CBT,2,completed\n"
+)
+INGEST_SESSIONS = """client_id,session_no,attended,minutes,withdrawal,confrontation,repaired
+001,1,yes,50,1,1,2
+001,2,yes,50,0,1,2
+"""
+
+
+def ingest_config(folder: Path) -> dict:
+    (folder / "clients.csv").write_text(INGEST_CLIENTS, encoding="utf-8")
+    (folder / "sessions.csv").write_text(INGEST_SESSIONS, encoding="utf-8")
+    return {
+        "study": "lab",
+        "data": {"clients": "clients.csv", "sessions": "sessions.csv"},
+        "columns": {
+            "clients": {
+                "client": "client_id",
+                "therapist": "therapist_id",
+                "treatment_label": "treatment",
+                "planned_sessions": "planned_sessions",
+                "end_status": "end_status",
+            },
+            "sessions": {
+                "client": "client_id",
+                "session": "session_no",
+                "attended": "attended",
+                "minutes": "minutes",
+                "rupture_withdrawal": "withdrawal",
+                "rupture_confrontation": "confrontation",
+                "repaired": "repaired",
+            },
+        },
+        "codebook": str(REPO / "config" / "codebook.yaml"),
+        "frameworks": str(REPO / "config" / "frameworks.yaml"),
+        "validation": {"mode": "strict", "identifiers": "refuse"},
+        "coding": {"analysis_coder": "primary", "repair_threshold": 4},
+    }
+
+
+def test_ingest_forms_ruptures_from_columns_and_still_checks_repaired(tmp_path):
+    from resistance_outcomes.ingest import ingest
+    from resistance_outcomes.validate import ValidationFailed
+
+    settings = ingest_config(tmp_path)
+    # session 2: 2 repaired of 0 + 1 ruptures
+    with pytest.raises(ValidationFailed) as failed:
+        ingest(settings, tmp_path)
+    problems = [(p.row, p.column) for p in failed.value.problems]
+    assert len(problems) == 1 and "more repaired ruptures than ruptures (1)" in str(
+        failed.value.problems[0]
+    )
+    text = INGEST_SESSIONS.replace("001,2,yes,50,0,1,2", "001,2,yes,50,0,1,1")
+    (tmp_path / "sessions.csv").write_text(text, encoding="utf-8")
+    result = ingest(settings, tmp_path)
+    assert result.sessions["ruptures"].tolist() == [2, 1]
+    assert any(
+        note.startswith("ruptures: formed from the sessions columns") for note in result.notes
+    )

@@ -8,11 +8,16 @@ from resistance_outcomes.derive import (
     ConfigError,
     DataError,
     client_table,
+    constructs_present,
     dropout_indicators,
+    dropout_labels,
+    infer_constructs,
     person_period,
+    profile_long,
     session_table,
     within_between,
 )
+from resistance_outcomes.vocabulary import ConstructInfo, Vocabulary
 
 NA = pd.NA
 
@@ -135,6 +140,7 @@ def test_dropout_indicators_default_end_status_list():
         ({"rule": "end_status", "dropout": ["ongoing"]}, "ongoing clients are never"),
         ({"rule": "end_status", "dropout": "dropout"}, "non-empty list"),
         ({"sessions": 4}, "'rule' key"),
+        ({"rule": "end_status", "description": ""}, "'description' must be a short text"),
     ],
 )
 def test_bad_definition_raises_config_error_naming_it(definition, fragment):
@@ -400,3 +406,225 @@ def test_person_period_bad_definition_names_it():
     clients, sessions = make_hand_case()
     with pytest.raises(ConfigError, match="dropout definition 'quick'"):
         person_period(sessions, clients, {"rule": "min_attended"}, name="quick")
+
+
+# --------------------------------------------------------------------------- dropout labels
+
+
+def test_dropout_labels_come_from_the_description_or_the_rule_never_the_key():
+    labels = dropout_labels(
+        {
+            "judged": {"rule": "end_status", "description": "judged by the therapist"},
+            "fewer_than_4": {"rule": "min_attended", "sessions": 4},
+            "one": {"rule": "min_attended", "sessions": 1},
+            "missed_last": {"rule": "missed_last_scheduled"},
+            "protocol": {"rule": "protocol_incomplete"},
+            "status": {"rule": "end_status", "dropout": ["dropout", "referred"]},
+        }
+    )
+    assert labels == {
+        "dropout": "Dropout",
+        "dropout_judged": "Dropout: judged by the therapist",
+        "dropout_fewer_than_4": "Dropout: fewer than 4 sessions attended",
+        "dropout_one": "Dropout: no session attended",
+        "dropout_missed_last": "Dropout: last scheduled session not attended",
+        "dropout_protocol": "Dropout: fewer sessions attended than planned",
+        "dropout_status": "Dropout: end status dropout or referred",
+    }
+
+
+def test_a_description_does_not_change_the_classification():
+    clients, sessions = make_hand_case()
+    plain = dropout_indicators(clients, sessions, {"d": {"rule": "missed_last_scheduled"}})
+    described = dropout_indicators(
+        clients, sessions, {"d": {"rule": "missed_last_scheduled", "description": "missed"}}
+    )
+    pd.testing.assert_frame_equal(plain, described)
+
+
+# ----------------------------------------------------- declared constructs flow everywhere
+
+#: A lab's own study: sustain talk and homework non-compliance as session columns (counts),
+#: an empathy rating, ruptures given by kind; no resistance coding, no repair coding.
+LAB_VOCABULARY = Vocabulary(
+    constructs={
+        "sustain_talk": ConstructInfo("sustain_talk", "Sustain talk", "count", "column"),
+        "homework_noncompliance": ConstructInfo(
+            "homework_noncompliance", "Homework not done", "count", "column", stem="hw_missed"
+        ),
+        "empathy": ConstructInfo("empathy", "Empathy", "rating", "column"),
+    }
+)
+
+
+def make_lab_case():
+    clients = pd.DataFrame(
+        {
+            "study": "lab",
+            "client": ["A", "B", "C"],
+            "therapist": ["T1", "T1", "T2"],
+            "framework": ["humanistic", "systemic", "systemic"],
+            "planned_sessions": [3, 3, 2],
+            "end_status": ["completed", "dropout", "completed"],
+        }
+    )
+    sessions = pd.DataFrame(
+        {
+            "study": "lab",
+            "client": ["A", "A", "A", "B", "B", "B", "C", "C"],
+            "session": [1, 2, 3, 1, 2, 3, 1, 2],
+            "attended": [True, True, False, True, True, False, True, True],
+            "minutes": [50.0, 40.0, None, 60.0, 30.0, None, 45.0, 45.0],
+            "sustain_talk": pd.array([3, 1, None, 0, 2, None, 4, None], dtype="Int64"),
+            "homework_noncompliance": pd.array([1, 0, None, 1, 1, None, 0, 0], dtype="Int64"),
+            "empathy": [4.5, 5.0, None, 3.0, None, None, 6.0, 5.5],
+        }
+    )
+    return clients, sessions
+
+
+def pandas_split(sessions, column):
+    """within/between by plain groupby: client mean over sessions with a value."""
+    values = sessions[column].astype("float64")
+    means = values.groupby(sessions["client"]).mean()
+    client_mean = sessions["client"].map(means)
+    return values - client_mean, client_mean - means.mean()
+
+
+def test_declared_constructs_get_session_splits():
+    clients, sessions = make_lab_case()
+    table = session_table(sessions, clients, constructs=LAB_VOCABULARY)
+    for column in ["sustain_talk", "homework_noncompliance", "empathy"]:
+        within, between = pandas_split(sessions, column)
+        np.testing.assert_allclose(table[f"{column}_within"], within.to_numpy())
+        np.testing.assert_allclose(table[f"{column}_between"], between.to_numpy())
+    # sustain talk by hand: client means A 2, B 1, C 4; grand mean 7/3
+    assert table["sustain_talk_between"].tolist()[:2] == pytest.approx([2 - 7 / 3] * 2)
+    assert table["sustain_talk_within"].tolist()[:2] == pytest.approx([1.0, -1.0])
+
+
+def test_declared_constructs_get_client_totals_rates_and_means():
+    clients, sessions = make_lab_case()
+    table = client_table(sessions, clients, constructs=LAB_VOCABULARY).set_index("client")
+    done = sessions[sessions["attended"]]
+    for column, stem in [("sustain_talk", "sustain_talk"), ("homework_noncompliance", "hw_missed")]:
+        values = done[column].astype("float64")
+        coded = done[values.notna()]
+        total = values.groupby(done["client"]).sum()
+        rate = values.groupby(done["client"]).mean()
+        hours = coded["minutes"].groupby(coded["client"]).sum() / 60
+        per_hour = coded[column].astype(float).groupby(coded["client"]).sum() / hours
+        assert table[f"{column}_total"].to_dict() == pytest.approx(total.to_dict())
+        assert table[f"{stem}_rate"].to_dict() == pytest.approx(rate.to_dict())
+        assert table[f"{stem}_rate_hour"].to_dict() == pytest.approx(per_hour.to_dict())
+        assert table[f"{stem}_rate_between"].to_dict() == pytest.approx(
+            (rate - rate.mean()).to_dict()
+        )
+    # by hand: sustain talk of C is 4 in its one coded session of 45 minutes
+    assert table.loc["C", "sustain_talk_rate"] == 4.0
+    assert table.loc["C", "sustain_talk_rate_hour"] == pytest.approx(4 / 0.75)
+    empathy = done["empathy"].groupby(done["client"]).mean()
+    assert table["empathy_mean"].to_dict() == pytest.approx(empathy.to_dict())
+    assert table["empathy_mean_between"].to_dict() == pytest.approx(
+        (empathy - empathy.mean()).to_dict()
+    )
+    # nothing of ruptures, repair or resistance exists without their coding
+    assert not any(c.startswith(("rupture", "repair", "resistance", "unrepaired")) for c in table)
+
+
+def test_person_period_carries_the_declared_constructs_with_their_splits():
+    clients, sessions = make_lab_case()
+    rows = person_period(sessions, clients, {"rule": "end_status"}, constructs=LAB_VOCABULARY)
+    assert {"sustain_talk_within", "homework_noncompliance_between", "empathy_within"} <= set(
+        rows.columns
+    )
+    # A: sessions 1, 2 before its planned 3; B (dropout): 1, 2; C: session 1
+    assert rows["sustain_talk"].tolist() == [3, 1, 0, 2, 4]
+
+
+def test_constructs_inferred_from_the_columns_without_a_vocabulary():
+    clients, sessions = make_lab_case()
+    # whole numbers of at least 0 are counts, other numbers ratings (empathy has 4.5)
+    inferred = [(c.name, c.kind) for c in infer_constructs(sessions)]
+    assert inferred == [
+        ("sustain_talk", "count"),
+        ("homework_noncompliance", "count"),
+        ("empathy", "rating"),
+    ]
+    table = client_table(sessions, clients)
+    assert {"sustain_talk_rate", "homework_noncompliance_rate", "empathy_mean"} <= set(table)
+
+
+def test_a_construct_not_declared_gets_no_columns():
+    clients, sessions = make_lab_case()
+    only_talk = [LAB_VOCABULARY.constructs["sustain_talk"]]
+    table = client_table(sessions, clients, constructs=only_talk)
+    assert "sustain_talk_rate" in table and "homework_noncompliance_total" not in table
+
+
+def test_two_constructs_making_the_same_column_is_a_config_error():
+    clients, sessions = make_lab_case()
+    clash = [
+        ConstructInfo("sustain_talk", "Sustain talk", "count", "column", stem="talk"),
+        ConstructInfo("homework_noncompliance", "Homework", "count", "column", stem="talk"),
+    ]
+    with pytest.raises(ConfigError, match="'talk_rate' is already made by construct"):
+        client_table(sessions, clients, constructs=clash)
+    repair = [ConstructInfo("sustain_talk", "Sustain talk", "count", "column", stem="repair")]
+    with pytest.raises(ConfigError, match="give the construct another `stem:`"):
+        client_table(sessions, clients, constructs=repair)
+
+
+def test_unrepaired_and_alliance_exist_only_with_their_inputs():
+    _, sessions = make_lab_case()
+    assert [c.name for c in constructs_present(sessions, LAB_VOCABULARY)] == list(
+        LAB_VOCABULARY.constructs
+    )
+    with_repair = sessions.assign(ruptures=2, repaired=1, alliance=5.0)
+    declared = [
+        ConstructInfo("ruptures", "Ruptures", "count", "any_of", stem="rupture"),
+        ConstructInfo("repaired", "Repaired", "count", "rated_at_least"),
+    ]
+    names = [c.name for c in constructs_present(with_repair, declared)]
+    assert names == ["ruptures", "repaired", "unrepaired", "alliance"]
+
+
+# --------------------------------------------------------------------------- profile level
+
+
+def profile_sessions():
+    return pd.DataFrame(
+        {
+            "study": "s",
+            "client": ["C1", "C1", "C2", "C2"],
+            "session": [1, 2, 1, 2],
+            "attended": [True, True, True, False],
+            "framework": "humanistic",
+            "minutes": [50.0, 40.0, 45.0, None],
+            "opposition_a": pd.array([1, 0, 2, None], dtype="Int64"),
+            "opposition_b": pd.array([0, 3, None, None], dtype="Int64"),
+            "opposition": pd.array([1, 3, None, None], dtype="Int64"),
+            "opposition_a_within": [0.5, -0.5, 0.0, np.nan],
+        }
+    )
+
+
+def test_profile_long_one_row_per_attended_session_and_part():
+    long = profile_long(profile_sessions(), ["opposition_a", "opposition_b"], "opposition")
+    # 3 attended sessions x 2 parts; C2's missed session has no rows; its uncoded part
+    # keeps an empty count
+    assert len(long) == 6
+    assert list(long["profile_type"].cat.categories) == ["opposition_a", "opposition_b"]
+    assert long["session"].tolist() == [1, 1, 2, 2, 1, 1]
+    assert long["profile_count"].tolist()[:5] == [1, 0, 0, 3, 2]
+    assert np.isnan(long["profile_count"].iloc[5])
+    # the parts' and the composite's own columns are left out; the rest repeats
+    assert not any(str(c).startswith("opposition") for c in long.columns)
+    assert {"framework", "minutes", "client"} <= set(long.columns)
+
+
+def test_profile_long_without_its_parts_is_named():
+    with pytest.raises(DataError, match="no part of the profiled composite is present"):
+        profile_long(profile_sessions(), ["arguing", "denying"])
+    with pytest.raises(DataError, match="descriptives.profile"):
+        profile_long(profile_sessions(), [])

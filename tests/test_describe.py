@@ -16,24 +16,43 @@ from statsmodels.duration.survfunc import SurvfuncRight
 from resistance_outcomes.derive import (
     DataError,
     client_table,
+    dropout_labels,
     person_period,
     session_table,
 )
 from resistance_outcomes.describe import (
+    PROFILE_COLUMNS,
+    RATE_COLUMNS,
     REPAIR_GROUPS,
+    construct_profile,
     format_table1,
     rate_by_session,
     rate_interval,
     repair_tertile,
-    resistance_profile,
     retention_curves,
     suppress_small_counts,
     table1,
     table1_markdown,
 )
+from resistance_outcomes.vocabulary import ConstructInfo, Vocabulary
 
 FRAMEWORKS = ["psychoanalytic", "behavioral", "cognitive"]
 TYPES = ["arguing", "interrupting", "denying", "ignoring"]
+PARTS = [f"resistance_{t}" for t in TYPES]
+#: The simulated study's declared constructs: ruptures and repair, four behaviours and
+#: their sum, which is profiled.
+VOCABULARY = Vocabulary(
+    constructs={
+        "ruptures": ConstructInfo("ruptures", "Ruptures", "count", "any_of", stem="rupture"),
+        "repaired": ConstructInfo("repaired", "Repaired ruptures", "count", "rated_at_least"),
+        **{
+            p: ConstructInfo(p, t.capitalize(), "count", "codes")
+            for p, t in zip(PARTS, TYPES, strict=True)
+        },
+        "resistance": ConstructInfo("resistance", "Resistance", "count", "sum_of", tuple(PARTS)),
+    },
+    profile="resistance",
+)
 
 
 def simulate_canonical(seed=11, clients_per_framework=30):
@@ -128,11 +147,11 @@ def expected_by_framework(clients, sessions):
         ("Sessions scheduled", "count"): s.groupby("framework").size(),
         ("Sessions attended", "count"): att.groupby("framework").size(),
         ("Sessions attended", "percent"): 100 * s.groupby("framework")["attended"].mean(),
-        ("Dropout (end_status)", "count"): closed["end_status"]
+        ("Dropout: end status dropout", "count"): closed["end_status"]
         .eq("dropout")
         .groupby(closed["framework"], observed=True)
         .sum(),
-        ("Dropout (end_status)", "percent"): 100
+        ("Dropout: end status dropout", "percent"): 100
         * closed["end_status"].eq("dropout").groupby(closed["framework"], observed=True).mean(),
         ("Ruptures per attended session", "mean"): per_client.groupby("framework")["rate"].mean(),
         ("Ruptures per attended session", "sd"): per_client.groupby("framework")["rate"].std(),
@@ -157,7 +176,12 @@ def expected_by_framework(clients, sessions):
 def test_table1_matches_independent_groupby(simulated):
     clients, sessions, client_tbl, session_tbl = simulated
     long = table1(
-        client_tbl, session_tbl, ["dropout_end_status", "dropout_fewer_than_4"], min_cell=1
+        client_tbl,
+        session_tbl,
+        ["dropout_end_status", "dropout_fewer_than_4"],
+        min_cell=1,
+        constructs=VOCABULARY,
+        dropout_labels=dropout_labels(DEFINITIONS),
     )
     assert not long["suppressed"].any()
     assert list(dict.fromkeys(long["framework"])) == [*FRAMEWORKS, "Total"]
@@ -192,6 +216,118 @@ def test_table1_missing_dropout_column_is_named(simulated):
     _, _, client_tbl, session_tbl = simulated
     with pytest.raises(DataError, match="missing column\\(s\\) dropout_judged"):
         table1(client_tbl, session_tbl, ["dropout_judged"])
+
+
+def lab_study(seed=3):
+    """A lab's study: own constructs as session columns, ruptures from their two kinds, no
+    repair coding, no resistance coding, two frameworks of its own."""
+    rng = np.random.default_rng(seed)
+    frameworks = ["humanistic", "systemic"]
+    clients = pd.DataFrame(
+        {
+            "study": "lab",
+            "client": [f"L{i}" for i in range(12)],
+            "therapist": [f"T{i % 4}" for i in range(12)],
+            "framework": pd.Categorical(np.repeat(frameworks, 6), categories=frameworks),
+            "planned_sessions": 4,
+            "end_status": "completed",
+        }
+    )
+    sessions = clients[["study", "client"]].merge(pd.DataFrame({"session": [1, 2, 3, 4]}), "cross")
+    n = len(sessions)
+    attended = rng.random(n) < 0.85
+    counts = {c: rng.poisson(lam, n) for c, lam in [
+        ("sustain_talk", 1.5), ("homework_noncompliance", 0.5),
+        ("rupture_withdrawal", 0.4), ("rupture_confrontation", 0.3)]}  # fmt: skip
+    for column, values in counts.items():
+        sessions[column] = pd.array(np.where(attended, values, 0), dtype="Int64")
+        sessions.loc[~attended, column] = pd.NA
+    sessions["ruptures"] = sessions["rupture_withdrawal"] + sessions["rupture_confrontation"]
+    sessions["attended"] = attended
+    sessions["minutes"] = np.where(attended, 50.0, np.nan)
+    vocabulary = Vocabulary(
+        constructs={
+            "rupture_withdrawal": ConstructInfo(
+                "rupture_withdrawal", "Withdrawal", "count", "column"
+            ),
+            "rupture_confrontation": ConstructInfo(
+                "rupture_confrontation", "Confrontation", "count", "column"
+            ),
+            "ruptures": ConstructInfo(
+                "ruptures", "Ruptures", "count", "any_of",
+                ("rupture_withdrawal", "rupture_confrontation"), "rupture",
+            ),
+            "sustain_talk": ConstructInfo("sustain_talk", "Sustain talk", "count", "column"),
+            "homework_noncompliance": ConstructInfo(
+                "homework_noncompliance", "Homework not done", "count", "column"
+            ),
+        },
+        profile="resistance",  # configured, but the study has no resistance coding
+    )  # fmt: skip
+    return clients, sessions, vocabulary
+
+
+def test_table1_rows_follow_the_declared_constructs_with_their_labels():
+    clients, sessions, vocabulary = lab_study()
+    client_tbl = client_table(sessions, clients, constructs=vocabulary)
+    session_tbl = session_table(sessions, clients, constructs=vocabulary)
+    long = table1(client_tbl, session_tbl, min_cell=1, constructs=vocabulary)
+    assert list(dict.fromkeys(long["variable"])) == [
+        "Clients",
+        "Therapists",
+        "Sessions scheduled",
+        "Sessions attended",
+        "Ruptures per attended session",
+        "Sessions with any rupture",
+        "Clients with any rupture",
+        "Sustain talk per attended session",
+        "Homework not done per attended session",
+    ]  # no repair, resistance or profile rows; the parts of ruptures are summed up by it
+    done = sessions[sessions["attended"]].merge(clients[["client", "framework"]])
+    for column, label in [
+        ("sustain_talk", "Sustain talk per attended session"),
+        ("homework_noncompliance", "Homework not done per attended session"),
+        ("ruptures", "Ruptures per attended session"),
+    ]:
+        rate = done[column].astype(float).groupby(done["client"]).mean()
+        framework = clients.set_index("client")["framework"].astype(str)
+        for name, group in rate.groupby(framework.reindex(rate.index)):
+            assert cell(long, label, "mean", name)["value"] == pytest.approx(group.mean())
+            assert cell(long, label, "sd", name)["value"] == pytest.approx(group.std(ddof=1))
+            assert cell(long, label, "mean", name)["n"] == len(group)
+        assert cell(long, label, "mean", "Total")["value"] == pytest.approx(rate.mean())
+    any_rupture = done["ruptures"].astype(float).gt(0)
+    assert cell(long, "Sessions with any rupture", "count", "Total")["value"] == any_rupture.sum()
+    text = table1_markdown(format_table1(long))
+    assert "Sustain talk per attended session, M (SD)" in text and "_" not in text
+
+
+def test_table1_without_rupture_or_resistance_coding_has_no_such_rows():
+    clients, sessions, vocabulary = lab_study()
+    sessions = sessions.drop(columns=["ruptures", "rupture_withdrawal", "rupture_confrontation"])
+    client_tbl = client_table(sessions, clients, constructs=vocabulary)
+    session_tbl = session_table(sessions, clients, constructs=vocabulary)
+    long = table1(client_tbl, session_tbl, min_cell=1, constructs=vocabulary)
+    variables = set(long["variable"])
+    assert not any("upture" in v or "esistance" in v or "epair" in v for v in variables)
+    assert "Sustain talk per attended session" in variables
+
+
+def test_table1_dropout_rows_never_show_the_definition_key():
+    clients, sessions, vocabulary = lab_study()
+    definitions = {"fewer_than_3": {"rule": "min_attended", "sessions": 3}}
+    client_tbl = client_table(sessions, clients, definitions, constructs=vocabulary)
+    session_tbl = session_table(sessions, clients, constructs=vocabulary)
+    labelled = table1(
+        client_tbl,
+        session_tbl,
+        ["dropout_fewer_than_3"],
+        constructs=vocabulary,
+        dropout_labels=dropout_labels(definitions),
+    )
+    assert "Dropout: fewer than 3 sessions attended" in set(labelled["variable"])
+    plain = table1(client_tbl, session_tbl, ["dropout_fewer_than_3"], constructs=vocabulary)
+    assert "Dropout: fewer than 3" in set(plain["variable"])
 
 
 # --------------------------------------------------------------------------- suppression
@@ -460,12 +596,16 @@ def test_resistance_profile_matches_clustered_poisson_glm():
         "resistance_arguing": np.nan,
         "resistance_ignoring": np.nan,
     }
-    out = resistance_profile(table).set_index("behaviour")
-    assert out.index.tolist() == ["arguing", "ignoring"]
+    parts = ["resistance_arguing", "resistance_ignoring"]
+    out = construct_profile(table, parts, labels={"resistance_arguing": "Arguing"})
+    assert out.columns.tolist() == PROFILE_COLUMNS
+    assert out["label"].tolist() == ["Arguing", "Resistance ignoring"]  # default: in words
+    out = out.set_index("construct")
+    assert out.index.tolist() == parts
     done = table[table["attended"]]
     t = stats.t.ppf(0.975, 11)
-    for behaviour in ["arguing", "ignoring"]:
-        y = done[f"resistance_{behaviour}"].astype(float)
+    for behaviour in parts:
+        y = done[behaviour].astype(float)
         for per, exposure in [
             ("per_session", np.ones(len(done))),
             ("per_hour", done["minutes"] / 60),
@@ -480,13 +620,40 @@ def test_resistance_profile_matches_clustered_poisson_glm():
             )
         assert out.loc[behaviour, "n_clients"] == 12
         assert out.loc[behaviour, "n_sessions"] == len(done)
-    few = resistance_profile(table[table["client"].isin(["C1", "C2", "C3"])])
+    few = construct_profile(table[table["client"].isin(["C1", "C2", "C3"])], parts)
     assert few["suppressed"].all() and few["per_session"].isna().all()
 
 
-def test_resistance_profile_needs_behaviour_columns():
-    with pytest.raises(DataError, match="none of the resistance columns"):
-        resistance_profile(session_rows("cognitive", 1, [1, 2]).assign(minutes=50.0))
+def test_profile_without_its_parts_is_an_empty_table_not_an_error():
+    # no resistance coding: the stage is not assessed; the caller writes the empty table
+    table = session_rows("cognitive", 1, [1, 2]).assign(minutes=50.0)
+    for parts in ([], ["resistance_arguing", "resistance_denying"]):
+        out = construct_profile(table, parts)
+        assert out.empty and out.columns.tolist() == PROFILE_COLUMNS
+
+
+def test_profile_per_hour_uses_only_sessions_with_minutes():
+    table = pd.concat([session_rows("cognitive", s, [1, 2, 0, 1, 3]) for s in (1, 2)])
+    table = table.rename(columns={"ruptures": "sustain_talk"}).reset_index(drop=True)
+    table["minutes"] = [60.0, 30.0, 60.0, 60.0, 60.0, np.nan, 30.0, 60.0, 60.0, 60.0]
+    out = construct_profile(table, ["sustain_talk"], min_cell=1).iloc[0]
+    done = table.dropna(subset=["minutes"])
+    assert out["per_session"] == pytest.approx(table["sustain_talk"].mean())
+    assert out["per_hour"] == pytest.approx(
+        done["sustain_talk"].sum() / (done["minutes"].sum() / 60)
+    )
+
+
+def test_profile_without_minutes_has_no_hourly_rates():
+    table = session_rows("cognitive", 1, [1, 2, 0, 1, 3])
+    out = construct_profile(table, ["ruptures"], min_cell=1)
+    assert out["per_session"].iloc[0] == pytest.approx(1.4)
+    assert out["per_hour"].isna().all()
+
+
+def test_rate_by_session_without_its_construct_is_an_empty_table():
+    out = rate_by_session(session_rows("cognitive", 1, [1, 2]), construct=None)
+    assert out.empty and out.columns.tolist() == RATE_COLUMNS
 
 
 # --------------------------------------------------------------------------- retention

@@ -89,11 +89,12 @@ def test_rupture_type_truth_thins_the_rate(kind):
 
 def test_resistance_profile_truth_cell_by_cell():
     terms = ["(Intercept)", "frameworkbehavioral", "frameworkcognitive"]
-    terms += [f"resistance_type{t}" for t in TYPES[1:]]
-    terms += [f"framework{f}:resistance_type{t}" for t in TYPES[1:] for f in FRAMEWORKS[1:]]
+    parts = [f"resistance_{t}" for t in TYPES]  # the profile's levels: construct names
+    terms += [f"profile_type{t}" for t in parts[1:]]
+    terms += [f"framework{f}:profile_type{t}" for t in parts[1:] for f in FRAMEWORKS[1:]]
     model = spec(
-        "resistance_count ~ framework * resistance_type + offset(log(minutes)) + (1 | client)",
-        levels={"resistance_type": TYPES},
+        "profile_count ~ framework * profile_type + offset(log(minutes)) + (1 | client)",
+        levels={"profile_type": parts},
     )
     truth = truth_of(true_coefficients(TRUTH, "resistance", model, terms))
     g = P["resistance"]["resistance_log_rate"]["value"]
@@ -101,10 +102,10 @@ def test_resistance_profile_truth_cell_by_cell():
     assert truth["frameworkcognitive"] == pytest.approx(
         g["cognitive"]["arguing"] - g["psychoanalytic"]["arguing"]
     )
-    assert truth["resistance_typedenying"] == pytest.approx(
+    assert truth["profile_typeresistance_denying"] == pytest.approx(
         g["psychoanalytic"]["denying"] - g["psychoanalytic"]["arguing"]
     )
-    assert truth["frameworkbehavioral:resistance_typeignoring"] == pytest.approx(
+    assert truth["frameworkbehavioral:profile_typeresistance_ignoring"] == pytest.approx(
         g["behavioral"]["ignoring"]
         - g["behavioral"]["arguing"]
         - g["psychoanalytic"]["ignoring"]

@@ -163,3 +163,22 @@ def test_the_json_round_trip_keeps_everything(tmp_path):
     assert again.to_dict() == vocab.to_dict()
     assert again.to_json() == vocab.to_json()
     assert again.config_file == "lab.yaml"
+
+
+def test_ratings_label_their_client_mean_and_the_profile_labels_its_long_columns():
+    from resistance_outcomes.vocabulary import ConstructInfo
+
+    vocab = Vocabulary(
+        constructs={
+            "empathy": ConstructInfo("empathy", "Empathy", "rating", "column"),
+            "a": ConstructInfo("a", "Part A", "count", "codes"),
+            "b": ConstructInfo("b", "Part B", "count", "codes"),
+            "both": ConstructInfo("both", "Opposition", "count", "sum_of", ("a", "b")),
+        },
+        profile="both",
+    )
+    assert vocab.label("empathy_mean") == "Empathy (client mean)"
+    assert vocab.label("empathy_mean_between") == "Empathy (client mean) (between clients)"
+    assert vocab.label("profile_type") == "Opposition type"
+    assert vocab.label("profile_count") == "Opposition count"
+    assert vocab.label("a") == "Part A"  # the levels of profile_type are the parts' names

@@ -316,7 +316,9 @@ def test_table1_matches_an_independent_computation(finished_run):
         assert cell("Clients", "count", framework) == len(group)
         assert cell("Therapists", "count", framework) == group["therapist_id"].nunique()
         assert cell("Sessions attended", "count", framework) == group["attended"].sum()
-        assert cell("Dropout (end_status)", "percent", framework) == pytest.approx(
+        # labelled by the definition's description in config/config.yaml
+        label = "Dropout: " + CONFIG["dropout"]["definitions"]["end_status"]["description"]
+        assert cell(label, "percent", framework) == pytest.approx(
             100 * group["dropout"].mean(), rel=1e-12
         )
         assert cell("Sessions with any rupture", "count", framework) == (

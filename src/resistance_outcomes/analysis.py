@@ -36,6 +36,7 @@ from .models.families import family_names
 from .models.gee import COV_STRUCTS, fit_gee
 from .models.inference import wald_table
 from .models.result import json_ready
+from .vocabulary import Vocabulary
 
 __all__ = [
     "DATA_LEVELS",
@@ -60,7 +61,7 @@ DATA_LEVELS = {
     "sessions": "one attended session",
     "clients": "one client",
     "person_period": "one attended session at risk of dropout (discrete-time survival)",
-    "resistance_long": "one attended session and resistance behaviour type",
+    "profile_long": "one attended session and part of the profiled composite",
 }
 _LEVEL_ALIASES = {"person-period": "person_period"}
 METHODS = ("mixed", "gee")
@@ -352,6 +353,9 @@ class AnalysisTables:
         Derived tables (``results/derived``).
     dropout_definitions : mapping
         ``dropout.definitions`` of the configuration.
+    vocabulary : Vocabulary, optional
+        The run's vocabulary (``results/data/vocabulary.json``): the declared constructs of
+        the ``person_period`` level and the parts of the ``profile_long`` level.
     """
 
     clients: pd.DataFrame
@@ -359,6 +363,7 @@ class AnalysisTables:
     session_table: pd.DataFrame
     client_table: pd.DataFrame
     dropout_definitions: Mapping
+    vocabulary: Vocabulary | None = None
 
 
 def _attended_sessions(tables: AnalysisTables) -> pd.DataFrame:
@@ -372,14 +377,19 @@ def _level_rows(spec: ModelSpec, tables: AnalysisTables) -> tuple[pd.DataFrame, 
         rows = _attended_sessions(tables)
         not_attended = len(tables.session_table) - len(rows)
         return rows, [_exclusion("scheduled session not attended", not_attended)]
-    if spec.data == "resistance_long":
-        return derive.resistance_long(tables.session_table), []
+    if spec.data == "profile_long":
+        vocab = tables.vocabulary
+        parts = vocab.profile_parts() if vocab is not None else []
+        composite = vocab.profile if vocab is not None else None
+        return derive.profile_long(tables.session_table, parts, composite), []
     if spec.data == "clients":
         rows = tables.client_table.copy()
         rows["dropout"] = rows[f"dropout_{spec.dropout}"]
         return rows, []
     definition = tables.dropout_definitions[spec.dropout]
-    rows = derive.person_period(tables.sessions, tables.clients, definition, name=spec.dropout)
+    rows = derive.person_period(
+        tables.sessions, tables.clients, definition, spec.dropout, tables.vocabulary
+    )
     return rows, []
 
 
@@ -393,7 +403,7 @@ def data_level(spec: ModelSpec, tables: AnalysisTables) -> tuple[pd.DataFrame, l
     ``sessions``: attended sessions of the session table. ``clients``: the client table,
     with ``dropout`` set to the model's dropout definition. ``person_period``: built for
     the model's dropout definition (:func:`resistance_outcomes.derive.person_period`).
-    ``resistance_long``: :func:`resistance_outcomes.derive.resistance_long`. With
+    ``profile_long``: :func:`resistance_outcomes.derive.profile_long`. With
     ``min_attended``, clients who attended fewer sessions are left out.
 
     Parameters

@@ -13,6 +13,9 @@ Three tables come out of a code table (one row per unit x code x coder):
 - :func:`session_values_by_coder`: the same summed (or averaged) per session and coder;
 - :func:`aggregate_codes`: the sessions table with one column per construct, made from
   the analysis coder's codes (see :func:`select_analysis_codes`).
+
+When the sessions file supplies the parts of a composite (``any_of``, ``sum_of``) as
+columns instead, :func:`composites_from_columns` forms the composite from them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ __all__ = [
     "Codebook",
     "Construct",
     "aggregate_codes",
+    "composites_from_columns",
     "humanise",
     "load_codebook",
     "logged_units",
@@ -818,3 +822,85 @@ def _attach(sessions, per_session, columns, codebook, coding_log=None) -> pd.Dat
             filled = np.where(coded, np.nan_to_num(values, nan=0.0), np.nan)
             result[name] = pd.array(filled, dtype="Float64").astype("Int64")
     return result
+
+
+def composites_from_columns(
+    sessions: pd.DataFrame, codebook: Codebook
+) -> tuple[pd.DataFrame, list[str]]:
+    """Form the composites whose parts the sessions table holds as columns.
+
+    A composite (``aggregate: any_of`` or ``sum_of``) that is not a column of ``sessions``
+    but whose parts (``of:``) all are is made as the sum of its parts, session by session;
+    a session where any part is missing (not attended, not coded) gets a missing value.
+    For ``any_of`` the sum is an upper bound of the units with any of the parts: counts per
+    session cannot show a unit coded with two of them, which a code table would count
+    once. Composites are formed in codebook order, so a composite of composites works.
+    A composite already present (from the file or from codes) is left as it is.
+
+    Parameters
+    ----------
+    sessions : pandas.DataFrame
+        Sessions table, construct columns as counts per session.
+    codebook : Codebook
+
+    Returns
+    -------
+    sessions : pandas.DataFrame
+        A copy with the formed composites added (nullable ``Int64``).
+    notes : list of str
+        One sentence per composite formed, and per composite of which only some parts
+        are columns (not formed), for the validation report.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.codebook import Codebook, Construct
+    >>> codebook = Codebook({}, {
+    ...     "withdrawal": Construct("withdrawal", "column", value_kind="count"),
+    ...     "confrontation": Construct("confrontation", "column", value_kind="count"),
+    ...     "ruptures": Construct("ruptures", "any_of", of=("withdrawal", "confrontation"))})
+    >>> sessions = pd.DataFrame({"withdrawal": pd.array([1, 0, None], dtype="Int64"),
+    ...                          "confrontation": pd.array([2, 0, None], dtype="Int64")})
+    >>> formed, notes = composites_from_columns(sessions, codebook)
+    >>> formed["ruptures"].tolist()
+    [3, 0, <NA>]
+    >>> print(notes[0])  # doctest: +ELLIPSIS
+    ruptures: formed from the sessions columns withdrawal + confrontation (their sum; ...
+    """
+    result = sessions.copy()
+    notes: list[str] = []
+    for name, construct in codebook.constructs.items():
+        if not construct.is_composite or name in result.columns:
+            continue
+        parts = list(construct.of)
+        present = [p for p in parts if p in result.columns]
+        if not present:
+            continue
+        if len(present) < len(parts):
+            missing = ", ".join(p for p in parts if p not in present)
+            notes.append(
+                f"{name}: not formed; the sessions table has {', '.join(present)} but not "
+                f"{missing}. Supply every part, or the {name} column itself."
+            )
+            continue
+        values = pd.DataFrame(
+            {p: pd.to_numeric(result[p], errors="coerce").astype("float64") for p in parts},
+            index=result.index,
+        )
+        total = values.sum(axis=1, min_count=len(parts)).where(values.notna().all(axis=1))
+        whole = total.dropna()
+        if (whole % 1 == 0).all():
+            result[name] = pd.array(total.to_numpy(), dtype="Float64").astype("Int64")
+        else:
+            result[name] = total
+        how = (
+            "their sum; an upper bound of the units with any of them, since session counts "
+            "cannot show a unit with two"
+            if construct.aggregate == "any_of"
+            else "their sum"
+        )
+        notes.append(
+            f"{name}: formed from the sessions columns {' + '.join(parts)} ({how}); "
+            "sessions with a part missing have no value."
+        )
+    return result, notes

@@ -6,14 +6,23 @@
   predictors (Curran & Bauer, 2011).
 - :func:`session_table`: sessions with client attributes, centred session number and
   within/between splits (data level ``sessions``).
-- :func:`client_table`: one row per client with attendance, rupture, repair, resistance,
-  homework and alliance summaries and the dropout indicators (data level ``clients``).
+- :func:`client_table`: one row per client with attendance, construct totals, rates and
+  means, repair and homework summaries and the dropout indicators (data level
+  ``clients``).
 - :func:`person_period`: discrete-time survival data, one row per attended session at risk
   of dropout (data level ``person-period``).
-- :func:`resistance_long`: resistance behaviours in long form, one row per attended session
-  and behaviour type (data level ``resistance_long``).
+- :func:`profile_long`: the parts of the profiled composite in long form, one row per
+  attended session and part (data level ``profile_long``).
 
-Column names follow ``docs/data-dictionary.md``.
+No list of constructs lives here: the tables are built for the constructs declared in the
+codebook and present in the sessions table (:func:`constructs_present`, from the run's
+:class:`~resistance_outcomes.vocabulary.Vocabulary`), and every column follows from the
+declaration: count constructs get ``<name>_total``, ``<stem>_rate``, ``<stem>_rate_hour``
+and ``<stem>_rate_between`` at the client level; ratings get ``<name>_mean`` and
+``<name>_mean_between``; every construct gets ``<name>_within`` and ``<name>_between`` at
+the session level. The pipeline's own variables (``unrepaired``, ``repair_rate``,
+``session_c``, ``log_time``, ``homework_rate``, ``alliance_mean``) exist when their
+inputs do. Column names follow ``docs/data-dictionary.md``.
 """
 
 from __future__ import annotations
@@ -25,7 +34,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from resistance_outcomes.codebook import humanise
 from resistance_outcomes.config import ConfigError
+from resistance_outcomes.vocabulary import DEFAULT_LABELS, ConstructInfo, Vocabulary
 
 __all__ = [
     "ConfigError",
@@ -34,10 +45,13 @@ __all__ = [
     "attended_mask",
     "check_tables",
     "client_table",
+    "constructs_present",
     "dropout_indicators",
+    "dropout_labels",
+    "infer_constructs",
     "person_period",
+    "profile_long",
     "require_columns",
-    "resistance_long",
     "session_table",
     "within_between",
 ]
@@ -46,36 +60,8 @@ CLIENT_KEY = ["study", "client"]
 SESSION_KEY = ["study", "client", "session"]
 END_STATUSES = ("completed", "dropout", "referred", "ongoing")
 
-#: Session-level count constructs summed per client when present in the sessions table.
-COUNT_CONSTRUCTS = (
-    "ruptures",
-    "rupture_withdrawal",
-    "rupture_confrontation",
-    "repaired",
-    "unrepaired",
-    "repair_strategies",
-    "resistance_arguing",
-    "resistance_interrupting",
-    "resistance_denying",
-    "resistance_ignoring",
-    "resistance",
-    "sustain_talk",
-    "change_talk",
-    "discord",
-)
-
-#: Session-level predictors split into within/between parts by :func:`session_table`.
-DEFAULT_SPLIT_PREDICTORS = (
-    "ruptures",
-    "repaired",
-    "unrepaired",
-    "rupture_withdrawal",
-    "rupture_confrontation",
-    "resistance",
-    "alliance",
-)
-
-#: Dropout rules and the parameters each accepts (required ones have no default).
+#: Dropout rules and the parameters each accepts (required ones have no default); every
+#: definition may also carry a ``description`` (its printed label in tables).
 DROPOUT_RULES = {
     "end_status": {"dropout": ["dropout"]},
     "min_attended": {"sessions": None},
@@ -85,8 +71,43 @@ DROPOUT_RULES = {
 
 REPAIR_NO_RUPTURE_RULES = ("nan", "zero", "one", "exclude")
 
-#: Miller's resistance behaviours, in the order of the data dictionary.
-RESISTANCE_TYPES = ("arguing", "interrupting", "denying", "ignoring")
+#: Columns of the data contract (and of the derived tables) that are never taken for
+#: constructs when the constructs are inferred from the columns (:func:`infer_constructs`).
+NOT_CONSTRUCTS = frozenset(
+    {
+        "study",
+        "site",
+        "therapist",
+        "client",
+        "session",
+        "attended",
+        "minutes",
+        "homework_done",
+        "psq_tension",
+        "psq_intensity",
+        "psq_resolution",
+        "unrepaired",
+        "session_c",
+        "time",
+        "log_time",
+        "event",
+        "framework",
+        "treatment_label",
+        "planned_sessions",
+        "end_status",
+    }
+)
+#: Rate stems of the data contract's constructs when inferred without a codebook.
+_CONTRACT_STEMS = {"ruptures": "rupture"}
+#: Client-level columns of the pipeline itself, which no construct's columns may take.
+_RESERVED = (
+    "sessions_scheduled",
+    "sessions_attended",
+    "attendance_rate",
+    "minutes_total",
+    "repair_rate",
+    "homework_rate",
+)
 
 _REQUIRED = {
     "clients": ("study", "client", "therapist", "framework", "planned_sessions", "end_status"),
@@ -271,6 +292,150 @@ def check_tables(clients: pd.DataFrame, sessions: pd.DataFrame) -> None:
     attended_mask(sessions)
 
 
+# ------------------------------------------------------------------------ constructs
+
+#: What :func:`constructs_present` accepts: the run's vocabulary, its constructs (a list,
+#: or a mapping name -> construct), or None (inferred from the columns).
+Constructs = Vocabulary | Sequence[ConstructInfo] | Mapping[str, ConstructInfo] | None
+
+
+def infer_constructs(sessions: pd.DataFrame) -> list[ConstructInfo]:
+    """Constructs read off the columns of a sessions table, for use without a codebook.
+
+    Every column that is not part of the data contract (:data:`NOT_CONSTRUCTS`, and no
+    ``_within``/``_between`` split) is a construct: boolean columns are ``boolean``,
+    numeric columns whose values are all whole numbers of at least 0 are ``count``, other
+    numeric columns ``rating``; text columns are not constructs. Labels are the names in
+    words. The workflow does not rely on this: it passes the declared constructs
+    (``results/data/vocabulary.json``).
+
+    Parameters
+    ----------
+    sessions : pandas.DataFrame
+        Canonical sessions table.
+
+    Returns
+    -------
+    list of ConstructInfo
+        In column order.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"study": "s", "client": "a", "session": [1, 2],
+    ...                   "attended": True, "sustain_talk": [2, 0], "empathy": [3.5, 4.0]})
+    >>> [(c.name, c.kind) for c in infer_constructs(s)]
+    [('sustain_talk', 'count'), ('empathy', 'rating')]
+    """
+    infos = []
+    for column in sessions.columns:
+        name = str(column)
+        if name in NOT_CONSTRUCTS or name.endswith(("_within", "_between")):
+            continue
+        series = sessions[column]
+        if pd.api.types.is_bool_dtype(series.dtype):
+            kind = "boolean"
+        elif pd.api.types.is_numeric_dtype(series.dtype):
+            values = series.dropna().astype("float64")
+            kind = "count" if ((values % 1 == 0) & (values >= 0)).all() else "rating"
+        else:
+            continue
+        rule = "rated_at_least" if name == "repaired" else "column"
+        infos.append(
+            ConstructInfo(name, humanise(name), kind, rule, stem=_CONTRACT_STEMS.get(name, name))
+        )
+    return infos
+
+
+def constructs_present(
+    sessions: pd.DataFrame, constructs: Constructs = None
+) -> list[ConstructInfo]:
+    """The constructs the derived tables are built for: declared and in ``sessions``.
+
+    Parameters
+    ----------
+    sessions : pandas.DataFrame
+        Canonical sessions table.
+    constructs : Vocabulary, list or mapping of ConstructInfo, optional
+        The declared constructs (``Vocabulary.constructs``, in codebook order). Default:
+        :func:`infer_constructs`.
+
+    Returns
+    -------
+    list of ConstructInfo
+        The declared constructs with a column in ``sessions`` (``homework_done`` excepted:
+        it becomes ``homework_rate``), then the pipeline's own: ``alliance`` (a rating)
+        when it is a column and not declared, and ``unrepaired`` (``ruptures -
+        repaired``, a count) right after ``repaired`` when ``ruptures`` and ``repaired``
+        are both present.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.vocabulary import ConstructInfo
+    >>> s = pd.DataFrame({"attended": [True], "ruptures": [2], "repaired": [1]})
+    >>> declared = [ConstructInfo("ruptures", "Ruptures", "count", "any_of", stem="rupture"),
+    ...             ConstructInfo("repaired", "Repaired", "count", "rated_at_least"),
+    ...             ConstructInfo("sustain_talk", "Sustain talk", "count", "column")]
+    >>> [c.name for c in constructs_present(s, declared)]
+    ['ruptures', 'repaired', 'unrepaired']
+    """
+    if constructs is None:
+        infos = infer_constructs(sessions)
+    elif isinstance(constructs, Vocabulary):
+        infos = list(constructs.constructs.values())
+    elif isinstance(constructs, Mapping):
+        infos = list(constructs.values())
+    else:
+        infos = list(constructs)
+    infos = [
+        c
+        for c in infos
+        if c.name in sessions.columns and c.name not in ("homework_done", "unrepaired")
+    ]
+    names = [c.name for c in infos]
+    if "alliance" in sessions.columns and "alliance" not in names:
+        infos.append(ConstructInfo("alliance", DEFAULT_LABELS["alliance"], "rating", "column"))
+    if {"ruptures", "repaired"} <= set(names):
+        unrepaired = ConstructInfo("unrepaired", DEFAULT_LABELS["unrepaired"], "count", "derived")
+        infos.insert(names.index("repaired") + 1, unrepaired)
+    _check_column_names(infos)
+    return infos
+
+
+def _has_rate(construct: ConstructInfo) -> bool:
+    """Counts and booleans have client rates; a count within another (``rated_at_least``,
+    e.g. repaired ruptures) has its total only, its share being the rate that matters."""
+    return construct.kind in ("count", "boolean") and construct.rule != "rated_at_least"
+
+
+def _client_columns(construct: ConstructInfo) -> list[str]:
+    """The client-level columns a construct gets (see :func:`client_table`)."""
+    if construct.kind == "rating":
+        return [f"{construct.name}_mean", f"{construct.name}_mean_between"]
+    columns = [f"{construct.name}_total"]
+    if _has_rate(construct):
+        rate = construct.rate_column
+        columns += [rate, f"{rate}_between"]
+        if construct.kind == "count":
+            columns.append(f"{rate}_hour")
+    return columns
+
+
+def _check_column_names(infos: Sequence[ConstructInfo]) -> None:
+    """Refuse two constructs (or a construct and the pipeline) making the same column."""
+    owner: dict[str, str] = {column: "the pipeline" for column in _RESERVED}
+    for construct in infos:
+        for column in _client_columns(construct):
+            if column in owner:
+                raise ConfigError(
+                    f"construct {construct.name!r}: its client column {column!r} is already "
+                    f"made by {owner[column]}; give the construct another `stem:` in the "
+                    "codebook."
+                )
+            owner[column] = f"construct {construct.name!r}"
+
+
 # --------------------------------------------------------------------------- dropout
 
 
@@ -299,12 +464,18 @@ def _validated_definitions(definitions: Mapping) -> dict[str, tuple[str, dict]]:
                 f"{where}: unknown rule '{rule}'; known rules are {', '.join(DROPOUT_RULES)}."
             )
         allowed = DROPOUT_RULES[rule]
-        extra = sorted(set(spec) - set(allowed) - {"rule"})
+        extra = sorted(set(spec) - set(allowed) - {"rule", "description"})
         if extra:
-            accepted = ", ".join(allowed) or "no parameters"
+            accepted = ", ".join([*allowed, "description"])
             raise ConfigError(
                 f"{where}: unknown parameter(s) {', '.join(extra)} for rule '{rule}' "
                 f"(it accepts {accepted})."
+            )
+        description = spec.get("description")
+        if description is not None and (not isinstance(description, str) or not description):
+            raise ConfigError(
+                f"{where}: 'description' must be a short text, e.g. "
+                f"'fewer than 4 sessions attended'; got {description!r}."
             )
         params = {key: spec.get(key, default) for key, default in allowed.items()}
         _check_rule_parameters(rule, params, where)
@@ -445,6 +616,49 @@ def dropout_indicators(
     return out
 
 
+def _rule_sentence(rule: str, params: Mapping) -> str:
+    """A definition's rule in words, for a definition without a ``description``."""
+    if rule == "end_status":
+        return f"end status {' or '.join(map(str, params['dropout']))}"
+    if rule == "min_attended":
+        n = params["sessions"]
+        return "no session attended" if n == 1 else f"fewer than {n} sessions attended"
+    if rule == "missed_last_scheduled":
+        return "last scheduled session not attended"
+    return "fewer sessions attended than planned"
+
+
+def dropout_labels(definitions: Mapping) -> dict[str, str]:
+    """Printed label of each dropout definition's column, for tables.
+
+    The definition's ``description`` (config ``dropout.definitions.<name>.description``)
+    or, without one, its rule in words; never the definition's key.
+
+    Parameters
+    ----------
+    definitions : mapping
+        ``dropout.definitions`` of the configuration.
+
+    Returns
+    -------
+    dict
+        ``dropout_<name>`` -> ``"Dropout: <description>"``, and ``dropout`` -> ``"Dropout"``.
+
+    Examples
+    --------
+    >>> labels = dropout_labels({
+    ...     "judged": {"rule": "end_status", "description": "judged by the therapist"},
+    ...     "fewer_than_4": {"rule": "min_attended", "sessions": 4}})
+    >>> labels["dropout_judged"], labels["dropout_fewer_than_4"]
+    ('Dropout: judged by the therapist', 'Dropout: fewer than 4 sessions attended')
+    """
+    labels = {"dropout": DEFAULT_LABELS["dropout"]}
+    for name, (rule, params) in _validated_definitions(definitions).items():
+        description = definitions[name].get("description") or _rule_sentence(rule, params)
+        labels[f"dropout_{name}"] = f"{DEFAULT_LABELS['dropout']}: {description}"
+    return labels
+
+
 # --------------------------------------------------------------------------- centring
 
 
@@ -531,6 +745,7 @@ def session_table(
     sessions: pd.DataFrame,
     clients: pd.DataFrame,
     predictors: Sequence[str] | None = None,
+    constructs: Constructs = None,
 ) -> pd.DataFrame:
     """Build the session-level analysis table.
 
@@ -541,15 +756,20 @@ def session_table(
     - ``session_c`` = ``session`` minus the mean session number of the attended sessions in
       the table, so that it averages 0 over the sessions a rupture model is fitted on and
       the intercept refers to the average attended session;
-    - ``<x>_within`` and ``<x>_between`` for each predictor (see :func:`within_between`),
-      with clients identified by study and client.
+    - ``<x>_within`` and ``<x>_between`` for each construct present (see
+      :func:`constructs_present`: counts, ratings and booleans, ``unrepaired`` and
+      ``alliance`` included) or each of ``predictors``, with clients identified by study
+      and client (see :func:`within_between`).
 
     Parameters
     ----------
     sessions, clients : pandas.DataFrame
         Canonical tables.
     predictors : sequence of str, optional
-        Columns to split. Default: those of :data:`DEFAULT_SPLIT_PREDICTORS` present.
+        Columns to split. Default: every construct present.
+    constructs : Vocabulary, list or mapping of ConstructInfo, optional
+        The declared constructs (see :func:`constructs_present`); default inferred from
+        the columns.
 
     Returns
     -------
@@ -563,30 +783,27 @@ def session_table(
     ...                         "framework": "behavioral", "planned_sessions": 3,
     ...                         "end_status": "completed"})
     >>> sessions = pd.DataFrame({"study": "s", "client": "C1", "session": [1, 2, 3],
-    ...                          "attended": [True, False, True]})
-    >>> session_table(sessions, clients)[["session", "attended", "session_c"]]
-       session  attended  session_c
-    0        1      True       -1.0
-    1        2     False        0.0
-    2        3      True        1.0
+    ...                          "attended": [True, False, True],
+    ...                          "sustain_talk": [3, None, 1]})
+    >>> session_table(sessions, clients)[["session", "session_c", "sustain_talk_within"]]
+       session  session_c  sustain_talk_within
+    0        1       -1.0                  1.0
+    1        2        0.0                  NaN
+    2        3        1.0                 -1.0
     """
     check_tables(clients, sessions)
+    infos = constructs_present(sessions, constructs)
     table = _join_clients(_with_unrepaired(sessions), clients)
     attended = attended_mask(table)
     session = as_float(table, "session", "sessions")
     centred = session - session[attended].mean()
     table.insert(table.columns.get_loc("session") + 1, "session_c", centred)
     if predictors is None:
-        predictors = [c for c in DEFAULT_SPLIT_PREDICTORS if c in table.columns]
+        predictors = [c.name for c in infos]
     return within_between(table, predictors, cluster=CLIENT_KEY)
 
 
 # --------------------------------------------------------------------------- clients
-
-
-def _rate_stem(construct: str) -> str:
-    """Name stem of a construct's rates: ``ruptures`` -> ``rupture_rate``, else unchanged."""
-    return "rupture" if construct == "ruptures" else construct
 
 
 def _construct_totals(frame: pd.DataFrame, construct: str) -> pd.DataFrame:
@@ -604,7 +821,7 @@ def _construct_totals(frame: pd.DataFrame, construct: str) -> pd.DataFrame:
     return parts.groupby([frame[k] for k in CLIENT_KEY]).sum()
 
 
-def _session_aggregates(sessions: pd.DataFrame) -> pd.DataFrame:
+def _session_aggregates(sessions: pd.DataFrame, infos: Sequence[ConstructInfo]) -> pd.DataFrame:
     """Client-level aggregates of the attended sessions, indexed by study and client."""
     attended = attended_mask(sessions)
     keys = [sessions[k] for k in CLIENT_KEY]
@@ -618,21 +835,23 @@ def _session_aggregates(sessions: pd.DataFrame) -> pd.DataFrame:
     done_keys = [done[k] for k in CLIENT_KEY]
     if "minutes" in done:
         columns["minutes_total"] = as_float(done, "minutes", "sessions").groupby(done_keys).sum()
-    for construct in (c for c in COUNT_CONSTRUCTS if c in done):
-        parts = _construct_totals(done, construct)
-        columns[f"{construct}_total"] = parts["total"]
-        if construct == "repaired":
+    for construct in infos:
+        name = construct.name
+        if construct.kind == "rating":
+            columns[f"{name}_mean"] = as_float(done, name, "sessions").groupby(done_keys).mean()
             continue
-        stem = _rate_stem(construct)
+        parts = _construct_totals(done, name)
+        columns[f"{name}_total"] = parts["total"]
+        if not _has_rate(construct):
+            continue
+        stem = construct.rate_column
         coded, minutes = parts["coded"], parts["minutes"]
-        columns[f"{stem}_rate"] = parts["total"] / coded.where(coded > 0)
-        if "minutes" in done:
-            columns[f"{stem}_rate_hour"] = 60.0 * parts["total"] / minutes.where(minutes > 0)
+        columns[stem] = parts["total"] / coded.where(coded > 0)
+        if construct.kind == "count" and "minutes" in done:
+            columns[f"{stem}_hour"] = 60.0 * parts["total"] / minutes.where(minutes > 0)
     if "homework_done" in done:
         homework = as_float(done, "homework_done", "sessions")
         columns["homework_rate"] = homework.groupby(done_keys).mean()
-    if "alliance" in done:
-        columns["alliance_mean"] = as_float(done, "alliance", "sessions").groupby(done_keys).mean()
     return pd.DataFrame(columns)
 
 
@@ -667,6 +886,7 @@ def client_table(
     definitions: Mapping | None = None,
     repair_no_ruptures: str = "nan",
     primary: str | None = None,
+    constructs: Constructs = None,
 ) -> pd.DataFrame:
     """Build the client-level analysis table, one row per client.
 
@@ -674,19 +894,22 @@ def client_table(
 
     - ``sessions_scheduled``, ``sessions_attended``, ``attendance_rate`` (attended /
       scheduled), ``minutes_total`` (minutes of attended sessions);
-    - for each count construct present (see :data:`COUNT_CONSTRUCTS`): ``<c>_total`` (sum
+    - for each count construct present (see :func:`constructs_present`): ``<c>_total`` (sum
       over attended sessions, 0 when there are none), ``<stem>_rate`` (total per attended
       session with a value) and ``<stem>_rate_hour`` (total per 60 minutes of those
-      sessions), where the stem of ``ruptures`` is ``rupture`` (``rupture_rate``) and other
-      stems are the column name; ``repaired`` has a total only;
+      sessions), where the stem is the construct's declared ``stem`` (``rupture`` for
+      ``ruptures``: ``rupture_rate``) or its name; a count made within another
+      (``rated_at_least``, such as ``repaired``) has a total only. Boolean constructs get
+      ``<c>_total`` (sessions where true) and ``<stem>_rate`` (their share). Rating
+      constructs get ``<c>_mean``, the mean over attended sessions with a value
+      (``alliance_mean`` for ``alliance``);
     - ``repair_rate`` = ``repaired_total / ruptures_total``. Clients who attended sessions
       but had no ruptures get, by ``repair_no_ruptures``: ``"nan"`` (default; models using
       ``repair_rate`` then leave them out), ``"zero"``, ``"one"``, or ``"exclude"`` (their
       rows are removed, with a warning giving the count). Clients who attended nothing get NaN;
-    - ``homework_rate`` (share of attended sessions with homework set where it was done),
-      ``alliance_mean`` (mean over attended sessions with a rating);
-    - ``rupture_rate_between``, ``unrepaired_rate_between``, ``repair_rate_between``: the
-      rate minus its mean over clients, for client-level models;
+    - ``homework_rate`` (share of attended sessions with homework set where it was done);
+    - ``<stem>_rate_between``, ``repair_rate_between`` and ``<c>_mean_between``: the rate or
+      mean minus its mean over clients, for client-level models;
     - ``dropout_<name>`` per definition (see :func:`dropout_indicators`) and, when
       ``primary`` is given, ``dropout`` as a copy of ``dropout_<primary>``.
 
@@ -700,6 +923,9 @@ def client_table(
         Repair rate of clients without ruptures.
     primary : str, optional
         Name of the definition copied to the ``dropout`` column.
+    constructs : Vocabulary, list or mapping of ConstructInfo, optional
+        The declared constructs (see :func:`constructs_present`); default inferred from
+        the columns.
 
     Returns
     -------
@@ -731,7 +957,8 @@ def client_table(
             f"({', '.join(definitions) or 'none given'})."
         )
     indicators = dropout_indicators(clients, sessions, definitions)
-    aggregates = _session_aggregates(_with_unrepaired(sessions)).reset_index()
+    infos = constructs_present(sessions, constructs)
+    aggregates = _session_aggregates(_with_unrepaired(sessions), infos).reset_index()
     table = clients.reset_index(drop=True).merge(
         aggregates, on=CLIENT_KEY, how="left", validate="one_to_one"
     )
@@ -746,9 +973,11 @@ def client_table(
         "attendance_rate",
         table["sessions_attended"] / scheduled.where(scheduled > 0),
     )
-    if {"ruptures_total", "repaired_total"} <= set(table.columns):
+    if {"ruptures_total", "repaired_total", "rupture_rate"} <= set(table.columns):
         table = _apply_repair_rule(table, repair_no_ruptures)
-    table = _add_between(table, ["rupture_rate", "unrepaired_rate", "repair_rate"])
+    between = [c.rate_column for c in infos if _has_rate(c)] + ["repair_rate"]
+    between += [f"{c.name}_mean" for c in infos if c.kind == "rating"]
+    table = _add_between(table, between)
     table = table.merge(indicators, on=CLIENT_KEY, how="left", validate="one_to_one")
     if primary is not None:
         table["dropout"] = table[f"dropout_{primary}"]
@@ -763,6 +992,7 @@ def person_period(
     clients: pd.DataFrame,
     definition: Mapping,
     name: str = "dropout",
+    constructs: Constructs = None,
 ) -> pd.DataFrame:
     """Build discrete-time survival (person-period) data for the hazard of dropping out.
 
@@ -778,8 +1008,9 @@ def person_period(
     - clients who attended no session contribute no rows.
 
     Columns: every client column, ``session``, ``time`` (= session number), ``log_time``,
-    ``ruptures``, ``repaired``, ``unrepaired`` (those present) with their ``_within`` and
-    ``_between`` parts computed over the client's person-period rows, and ``event``.
+    every construct present (see :func:`constructs_present`; ``unrepaired`` included) with
+    its ``_within`` and ``_between`` parts computed over the client's person-period rows,
+    and ``event``.
 
     Parameters
     ----------
@@ -789,6 +1020,8 @@ def person_period(
         One dropout definition, e.g. ``{"rule": "end_status", "dropout": ["dropout"]}``.
     name : str, default "dropout"
         Name of the definition, used in error messages.
+    constructs : Vocabulary, list or mapping of ConstructInfo, optional
+        The declared constructs; default inferred from the columns.
 
     Returns
     -------
@@ -811,6 +1044,7 @@ def person_period(
     """
     indicator = dropout_indicators(clients, sessions, {name: definition})
     dropped = indicator.set_index(CLIENT_KEY)[f"dropout_{name}"].fillna(0).eq(1)
+    infos = constructs_present(sessions, constructs)
     table = _join_clients(_with_unrepaired(sessions), clients)
     table = table[attended_mask(table)].reset_index(drop=True)
     index = pd.MultiIndex.from_frame(table[CLIENT_KEY])
@@ -823,76 +1057,84 @@ def person_period(
     table["log_time"] = np.log(session.astype(float))
     table["event"] = (is_dropout & (session == last)).astype(int)
     table = table[at_risk].reset_index(drop=True)
-    counts = [c for c in ("ruptures", "repaired", "unrepaired") if c in table]
+    counts = [c.name for c in infos if c.name not in clients.columns]
     keep = [*clients.columns, "session", "time", "log_time", *counts, "event"]
     return within_between(table[keep], counts, cluster=CLIENT_KEY)
 
 
 # --------------------------------------------------------------------------- long form
 
+#: Columns of :func:`profile_long` that name the part and hold its count.
+PROFILE_TYPE, PROFILE_COUNT = "profile_type", "profile_count"
 
-def resistance_long(
-    session_tbl: pd.DataFrame, types: Sequence[str] = RESISTANCE_TYPES
+
+def profile_long(
+    session_tbl: pd.DataFrame, parts: Sequence[str], composite: str | None = None
 ) -> pd.DataFrame:
-    """Reshape resistance behaviours to long form: one row per attended session and type.
+    """The parts of a composite in long form: one row per attended session and part.
 
-    The sessions table has one count column per behaviour (``resistance_arguing``, ...).
-    Models of the resistance profile (framework x type) need one row per session and
-    behaviour type instead, with the session's other columns (therapist, framework,
-    ``session_c``, ``minutes``...) repeated on each row.
+    The sessions table has one count column per part of the profiled composite (config
+    ``descriptives.profile``; :meth:`Vocabulary.profile_parts`). Models of the profile
+    (framework x part) need one row per session and part instead, with the session's other
+    columns (therapist, framework, ``session_c``, ``minutes``...) repeated on each row.
 
     Parameters
     ----------
     session_tbl : pandas.DataFrame
         Output of :func:`session_table` (or any table with ``study``, ``client``,
-        ``session``, ``attended`` and ``resistance_<type>`` columns).
-    types : sequence of str, default :data:`RESISTANCE_TYPES`
-        Behaviour types to keep, in the order their levels should take; types without a
-        ``resistance_<type>`` column are left out.
+        ``session``, ``attended`` and the parts' columns).
+    parts : sequence of str
+        The parts, in the order their levels should take; parts without a column are left
+        out.
+    composite : str, optional
+        The composite itself; its columns are left out like the parts'.
 
     Returns
     -------
     pandas.DataFrame
-        The attended sessions' columns except every ``resistance*`` column, plus
-        ``resistance_type`` (categorical, levels in the order of ``types``) and
-        ``resistance_count`` (empty where the session was attended but not coded), sorted by
-        study, client, session and type.
+        The attended sessions' columns except the parts' and the composite's (and their
+        ``<name>_...`` derived columns), plus ``profile_type`` (categorical, the part's
+        construct name, levels in the order of ``parts``) and ``profile_count`` (empty
+        where the session was attended but not coded), sorted by study, client, session
+        and part.
 
     Raises
     ------
     DataError
-        When the table has none of the ``resistance_<type>`` columns.
+        When none of ``parts`` is a column of the table.
 
     Examples
     --------
     >>> import pandas as pd
     >>> s = pd.DataFrame({"study": "s", "client": "C1", "session": [1, 2],
     ...                   "attended": [True, False], "minutes": [50.0, None],
-    ...                   "resistance_arguing": [2, None], "resistance_denying": [0, None]})
-    >>> resistance_long(s)[["session", "resistance_type", "resistance_count"]]
-       session resistance_type  resistance_count
-    0        1         arguing               2.0
-    1        1         denying               0.0
+    ...                   "sustain": [2, None], "discord": [0, None]})
+    >>> profile_long(s, ["sustain", "discord"])[["session", "profile_type", "profile_count"]]
+       session profile_type  profile_count
+    0        1      sustain            2.0
+    1        1      discord            0.0
     """
-    present = [t for t in types if f"resistance_{t}" in session_tbl.columns]
+    present = [p for p in parts if p in session_tbl.columns]
     if not present:
-        expected = ", ".join(f"resistance_{t}" for t in types)
+        wanted = ", ".join(parts) or "none: no composite chosen (descriptives.profile)"
         raise DataError(
-            f"sessions table: none of the resistance columns ({expected}) is present; "
-            f"available columns are {', '.join(map(str, session_tbl.columns))}. Code Miller's "
-            "resistance behaviours (codebook) or supply their counts in the sessions file."
+            f"sessions table: no part of the profiled composite is present (parts: {wanted}); "
+            f"available columns are {', '.join(map(str, session_tbl.columns))}. Set "
+            "descriptives.profile to a composite whose parts are coded, or leave out the "
+            "models on the profile_long data level."
         )
     require_columns(session_tbl, [*SESSION_KEY, "attended"], "sessions")
     attended = session_tbl[attended_mask(session_tbl)]
-    keep = [c for c in attended.columns if not str(c).startswith("resistance")]
+    own = [*present, *([composite] if composite else [])]
+
+    def belongs(column) -> bool:
+        return any(str(column) == n or str(column).startswith(f"{n}_") for n in own)
+
+    keep = [c for c in attended.columns if not belongs(c)]
     long = attended.melt(
-        id_vars=keep,
-        value_vars=[f"resistance_{t}" for t in present],
-        var_name="resistance_type",
-        value_name="resistance_count",
+        id_vars=keep, value_vars=present, var_name=PROFILE_TYPE, value_name=PROFILE_COUNT
     )
-    long["resistance_type"] = pd.Categorical(
-        long["resistance_type"].str.removeprefix("resistance_"), categories=present
-    )
-    long = long.sort_values([*SESSION_KEY, "resistance_type"], kind="stable")
+    long[PROFILE_COUNT] = long[PROFILE_COUNT].astype("float64")
+    long[PROFILE_TYPE] = pd.Categorical(long[PROFILE_TYPE], categories=present)
+    long = long.sort_values([*SESSION_KEY, PROFILE_TYPE], kind="stable")
     return long.reset_index(drop=True)

@@ -4,8 +4,8 @@
   suppression (:func:`suppress_small_counts`); :func:`format_table1` and
   :func:`table1_markdown` turn it into a publication table.
 - :func:`rate_by_session`: a construct's mean per attended session at each session number.
-- :func:`resistance_profile`: Miller's resistance behaviours per attended session and per
-  60 minutes, by framework.
+- :func:`construct_profile`: the parts of the profiled composite (config
+  ``descriptives.profile``) per attended session and per 60 minutes, by framework.
 - :func:`rate_interval`: the rate estimate and confidence interval used by both.
 - :func:`retention_curves`: proportion still in therapy after each session (discrete-time
   Kaplan-Meier with Greenwood intervals), by framework or by :func:`repair_tertile`.
@@ -17,27 +17,25 @@ Inputs are the tables made by :func:`resistance_outcomes.derive.client_table`,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from resistance_outcomes.codebook import humanise
 from resistance_outcomes.derive import (
     CLIENT_KEY,
+    Constructs,
     DataError,
     as_float,
     attended_mask,
+    constructs_present,
     require_columns,
 )
+from resistance_outcomes.vocabulary import Vocabulary
 
 TOTAL = "Total"
-RESISTANCE_TYPES = (
-    "resistance_arguing",
-    "resistance_interrupting",
-    "resistance_denying",
-    "resistance_ignoring",
-)
 LONG_COLUMNS = ["variable", "statistic", "framework", "value", "n"]
 _MISSING = "\u2014"
 #: Marker of counts hidden for any reason other than being small themselves.
@@ -178,11 +176,71 @@ def _mean_sd_rows(variable, values, framework):
     ]
 
 
-def _dropout_label(column: str) -> str:
-    return "Dropout" if column == "dropout" else f"Dropout ({column.removeprefix('dropout_')})"
+def _lower_first(label: str) -> str:
+    """``"Arguing"`` -> ``"arguing"``; a label starting with an acronym stays as it is."""
+    return label if label[1:2].isupper() else label[:1].lower() + label[1:]
 
 
-def _group_rows(clients, sessions, dropout_columns, framework) -> list[dict]:
+def _dropout_label(column: str, labels: Mapping[str, str]) -> str:
+    if column in labels:
+        return labels[column]
+    if column == "dropout":
+        return "Dropout"
+    return f"Dropout: {humanise(column.removeprefix('dropout_')).lower()}"
+
+
+def _construct_rows(
+    client_tbl: pd.DataFrame, constructs: Constructs, session_tbl: pd.DataFrame, profile
+) -> list[tuple[str, str, str]]:
+    """What Table 1 reports of the constructs: ``(kind, label, column)`` in codebook order.
+
+    Every count construct with a client rate gets a rate row, except the parts of a
+    composite present (the composite sums them up) and the pipeline's ``unrepaired``;
+    the parts of the profiled composite are reported as ``"<composite> per attended
+    session: <part>"`` and the composite as ``"...: all types"``. ``ruptures`` adds the
+    rupture rows (sessions and clients with any, repair rate when ``repaired`` exists).
+    """
+    if isinstance(constructs, Vocabulary):
+        profile = constructs.profile if profile is None else profile
+    candidates = session_tbl.drop(columns=[c for c in client_tbl if c in session_tbl.columns])
+    infos = constructs_present(candidates, constructs)
+    by_name = {c.name: c for c in infos}
+    composite = by_name.get(profile) if profile else None
+    profiled = set(composite.parts) if composite else set()
+    summed = {p for c in infos for p in c.parts if p in by_name} - profiled
+    rows = []
+    for c in infos:
+        has_rate = c.kind == "count" and c.rule not in ("rated_at_least", "derived")
+        if not has_rate or c.name in summed or c.rate_column not in client_tbl:
+            continue
+        if c.name in profiled:
+            label = f"{composite.label} per attended session: {_lower_first(c.label)}"
+        elif composite is not None and c.name == composite.name:
+            label = f"{c.label} per attended session: all types"
+        else:
+            label = f"{c.label} per attended session"
+        rows.append(("rate", label, c.rate_column))
+        if c.name == "ruptures" and "ruptures_total" in client_tbl:
+            rows.append(("ruptures", "", ""))
+    return rows
+
+
+def _rupture_rows(clients, done, framework) -> list[dict]:
+    """Sessions and clients with any rupture; repair rate when repairs were coded."""
+    ruptures = as_float(done, "ruptures", "sessions").dropna()
+    rows = _count_rows(
+        "Sessions with any rupture", int((ruptures > 0).sum()), framework, len(ruptures)
+    )
+    coded = clients[clients["rupture_rate"].notna()]
+    with_ruptures = coded[coded["ruptures_total"] > 0]
+    rows += _count_rows("Clients with any rupture", len(with_ruptures), framework, len(coded))
+    if "repaired_total" in clients:
+        repair = with_ruptures["repaired_total"] / with_ruptures["ruptures_total"]
+        rows += _mean_sd_rows("Repair rate (clients with ruptures)", repair, framework)
+    return rows
+
+
+def _group_rows(clients, sessions, dropout_columns, framework, spec, labels) -> list[dict]:
     """Table 1 rows for one framework (or the total)."""
     attended = attended_mask(sessions)
     done = sessions[attended]
@@ -194,26 +252,13 @@ def _group_rows(clients, sessions, dropout_columns, framework) -> list[dict]:
     for column in dropout_columns:
         status = clients[column].dropna()
         rows += _count_rows(
-            _dropout_label(column), int((status == 1).sum()), framework, len(status)
+            _dropout_label(column, labels), int((status == 1).sum()), framework, len(status)
         )
-    rows += _mean_sd_rows("Ruptures per attended session", clients["rupture_rate"], framework)
-    ruptures = as_float(done, "ruptures", "sessions").dropna()
-    rows += _count_rows(
-        "Sessions with any rupture", int((ruptures > 0).sum()), framework, len(ruptures)
-    )
-    coded = clients[clients["rupture_rate"].notna()]
-    with_ruptures = coded[coded["ruptures_total"] > 0]
-    rows += _count_rows("Clients with any rupture", len(with_ruptures), framework, len(coded))
-    repair = with_ruptures["repaired_total"] / with_ruptures["ruptures_total"]
-    rows += _mean_sd_rows("Repair rate (clients with ruptures)", repair, framework)
-    for column in RESISTANCE_TYPES:
-        if f"{column}_rate" in clients:
-            label = f"Resistance per attended session: {column.removeprefix('resistance_')}"
-            rows += _mean_sd_rows(label, clients[f"{column}_rate"], framework)
-    if "resistance_rate" in clients:
-        rows += _mean_sd_rows(
-            "Resistance per attended session: all types", clients["resistance_rate"], framework
-        )
+    for kind, label, column in spec:
+        if kind == "rate":
+            rows += _mean_sd_rows(label, clients[column], framework)
+        elif "ruptures" in done:
+            rows += _rupture_rows(clients, done, framework)
     if "homework_done" in done:
         homework = as_float(done, "homework_done", "sessions").dropna()
         rows += _count_rows(
@@ -232,6 +277,9 @@ def table1(
     session_tbl: pd.DataFrame,
     dropout_columns: Sequence[str] = (),
     min_cell: int = 5,
+    constructs: Constructs = None,
+    dropout_labels: Mapping[str, str] | None = None,
+    profile: str | None = None,
 ) -> pd.DataFrame:
     """Describe the sample by framework (Table 1), with small cells suppressed.
 
@@ -239,19 +287,26 @@ def table1(
 
     - Clients, Therapists (distinct study x therapist), Sessions scheduled: counts;
     - Sessions attended: count and percent of scheduled sessions;
-    - one row per dropout column: count of dropouts and percent of the clients the
-      definition classifies (``n`` of the percent row is that denominator);
-    - Ruptures per attended session: mean and SD of the client rates;
-    - Sessions with any rupture: count and percent of attended sessions with rupture codes;
-    - Clients with any rupture: count and percent of clients with coded sessions;
-    - Repair rate (clients with ruptures): mean and SD of repaired / ruptures over the
-      clients with at least one rupture (``n`` says how many);
-    - Resistance per attended session, by type and all types: mean and SD of client rates;
+    - one row per dropout column, labelled by ``dropout_labels`` (the definition's
+      configured description, see :func:`resistance_outcomes.derive.dropout_labels`):
+      count of dropouts and percent of the clients the definition classifies (``n`` of the
+      percent row is that denominator);
+    - per count construct present, in codebook order: "<label> per attended session",
+      mean and SD of the client rates (``<stem>_rate``). Parts of a composite that is
+      present are summed up by it and get no row of their own, except the parts of the
+      profiled composite (``profile``): "<composite> per attended session: <part>", then
+      "<composite> per attended session: all types";
+    - after the ruptures row, when ``ruptures`` is present: Sessions with any rupture
+      (count and percent of attended sessions coded), Clients with any rupture (count and
+      percent of clients with coded sessions) and, when ``repaired`` is present, Repair rate
+      (clients with ruptures): mean and SD of repaired / ruptures over the clients with at
+      least one rupture (``n`` says how many);
     - Homework completed: count and percent of attended sessions with homework set;
     - Alliance (client mean): mean and SD of client means.
 
-    Optional rows appear when their columns exist. SDs use ``n - 1``. Small cells are then
-    suppressed by :func:`suppress_small_counts`.
+    Rows appear only when their columns exist: a study without resistance coding has no
+    resistance rows, one without ruptures no rupture rows. SDs use ``n - 1``. Small cells
+    are then suppressed by :func:`suppress_small_counts`.
 
     Parameters
     ----------
@@ -263,6 +318,13 @@ def table1(
         Dropout columns of ``client_tbl`` to report, e.g. ``["dropout_end_status"]``.
     min_cell : int, default 5
         Counts from 1 to ``min_cell - 1`` are suppressed.
+    constructs : Vocabulary, list or mapping of ConstructInfo, optional
+        The declared constructs (their labels and parts); default inferred from the
+        session table's columns (:func:`resistance_outcomes.derive.constructs_present`).
+    dropout_labels : mapping, optional
+        Dropout column -> printed label; default the definition's name in words.
+    profile : str, optional
+        The profiled composite; default the vocabulary's (``descriptives.profile``).
 
     Returns
     -------
@@ -275,15 +337,17 @@ def table1(
     Examples
     --------
     >>> import pandas as pd
-    >>> from resistance_outcomes.derive import client_table, session_table
+    >>> from resistance_outcomes.derive import client_table, dropout_labels, session_table
     >>> clients = pd.DataFrame({"study": "s", "client": [f"C{i}" for i in range(6)],
     ...                         "therapist": ["T1", "T2"] * 3, "framework": "cognitive",
     ...                         "planned_sessions": 1, "end_status": ["completed"] * 6})
     >>> sessions = clients[["study", "client"]].assign(
     ...     session=1, attended=True, minutes=50.0, ruptures=[0, 1, 2, 1, 0, 3],
     ...     repaired=[0, 1, 1, 1, 0, 0])
-    >>> client_tbl = client_table(sessions, clients, {"judged": {"rule": "end_status"}})
-    >>> long = table1(client_tbl, session_table(sessions, clients), ["dropout_judged"])
+    >>> definitions = {"judged": {"rule": "end_status", "description": "judged by therapist"}}
+    >>> client_tbl = client_table(sessions, clients, definitions)
+    >>> long = table1(client_tbl, session_table(sessions, clients), ["dropout_judged"],
+    ...               dropout_labels=dropout_labels(definitions))
     >>> print(table1_markdown(format_table1(long)))  # doctest: +ELLIPSIS
     | Characteristic | Cognitive | Total |
     | :--- | ---: | ---: |
@@ -291,7 +355,7 @@ def table1(
     | Therapists, n | <5 | <5 |
     | Sessions scheduled, n | 6 | 6 |
     | Sessions attended, n (%) | 6 (100.0%) | 6 (100.0%) |
-    | Dropout (judged), n (%) | 0 (0.0%) | 0 (0.0%) |
+    | Dropout: judged by therapist, n (%) | 0 (0.0%) | 0 (0.0%) |
     | Ruptures per attended session, M (SD) | 1.17 (1.17) | 1.17 (1.17) |
     | Sessions with any rupture, n (%) | <5 | <5 |
     | Clients with any rupture, n (%) | <5 | <5 |
@@ -299,22 +363,10 @@ def table1(
     <BLANKLINE>
     *Note.* Counts from 1 to 4 are shown as <5 ...
     """
-    require_columns(
-        client_tbl,
-        [
-            "study",
-            "therapist",
-            "framework",
-            "rupture_rate",
-            "ruptures_total",
-            "repaired_total",
-            *dropout_columns,
-        ],
-        "client",
-    )
-    require_columns(
-        session_tbl, ["study", "client", "framework", "attended", "ruptures"], "session"
-    )
+    require_columns(client_tbl, ["study", "therapist", "framework", *dropout_columns], "client")
+    require_columns(session_tbl, ["study", "client", "framework", "attended"], "session")
+    spec = _construct_rows(client_tbl, constructs, session_tbl, profile)
+    labels = dict(dropout_labels or {})
     rows = []
     for framework in framework_order(client_tbl["framework"]):
         rows += _group_rows(
@@ -322,8 +374,10 @@ def table1(
             session_tbl[session_tbl["framework"] == framework],
             dropout_columns,
             framework,
+            spec,
+            labels,
         )
-    rows += _group_rows(client_tbl, session_tbl, dropout_columns, TOTAL)
+    rows += _group_rows(client_tbl, session_tbl, dropout_columns, TOTAL, spec, labels)
     long = pd.DataFrame(rows, columns=LONG_COLUMNS)
     long["n"] = long["n"].astype("Int64")
     return suppress_small_counts(long, min_cell=min_cell)
@@ -597,9 +651,13 @@ def _ordered_frameworks(table: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     return table
 
 
+#: Columns of :func:`rate_by_session`.
+RATE_COLUMNS = ["framework", "session", "n_sessions", "mean", "ci_low", "ci_high", "suppressed"]
+
+
 def rate_by_session(
     session_tbl: pd.DataFrame,
-    construct: str = "ruptures",
+    construct: str | None = "ruptures",
     min_cell: int = 5,
     level: float = 0.95,
 ) -> pd.DataFrame:
@@ -615,8 +673,9 @@ def rate_by_session(
     ----------
     session_tbl : pandas.DataFrame
         Output of :func:`resistance_outcomes.derive.session_table`.
-    construct : str, default "ruptures"
-        Session-level count or rating column.
+    construct : str or None, default "ruptures"
+        Session-level count or rating column. None (the study did not code it): an empty
+        table with the columns below, for the caller to write with the reason.
     min_cell : int, default 5
         Smallest number of sessions shown.
     level : float, default 0.95
@@ -636,7 +695,11 @@ def rate_by_session(
     >>> rate_by_session(tbl).round(3)
        framework  session  n_sessions  mean  ci_low  ci_high  suppressed
     0  cognitive        1           5   1.0   0.416    2.406       False
+    >>> rate_by_session(tbl, construct=None).columns.tolist() == RATE_COLUMNS
+    True
     """
+    if construct is None:
+        return _empty(RATE_COLUMNS)
     done = _attended_sessions(session_tbl, [construct])
     values = pd.DataFrame(
         {
@@ -649,35 +712,64 @@ def rate_by_session(
     for (framework, session), group in values.groupby(["framework", "session"]):
         rate, low, high = rate_interval(group["y"], np.ones(len(group)), level)
         rows.append((framework, session, len(group), rate, low, high))
-    table = pd.DataFrame(
-        rows, columns=["framework", "session", "n_sessions", "mean", "ci_low", "ci_high"]
-    )
+    table = pd.DataFrame(rows, columns=RATE_COLUMNS[:-1])
     table = _ordered_frameworks(table, framework_order(done["framework"]))
     table = table.sort_values(["framework", "session"]).reset_index(drop=True)
     return _hide_small(table, "n_sessions", min_cell)
 
 
-def resistance_profile(
+#: Columns of :func:`construct_profile`.
+PROFILE_COLUMNS = [
+    "framework",
+    "construct",
+    "label",
+    "n_clients",
+    "n_sessions",
+    "per_session",
+    "per_session_ci_low",
+    "per_session_ci_high",
+    "per_hour",
+    "per_hour_ci_low",
+    "per_hour_ci_high",
+    "suppressed",
+]
+
+
+def _empty(columns: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.Series(dtype=bool if c == "suppressed" else object) for c in columns}
+    )
+
+
+def construct_profile(
     session_tbl: pd.DataFrame,
-    behaviours: Sequence[str] | None = None,
+    parts: Sequence[str] = (),
+    labels: Mapping[str, str] | None = None,
     min_cell: int = 5,
     level: float = 0.95,
 ) -> pd.DataFrame:
-    """Resistance behaviours per attended session and per 60 minutes, by framework.
+    """The parts of a composite per attended session and per 60 minutes, by framework.
 
-    For each framework and behaviour the rate is total count / total exposure over the
-    attended sessions coded for it (exposure: sessions, or minutes / 60), with a
-    client-clustered interval from :func:`rate_interval` (each client one cluster), so that
-    repeated sessions of a client are not treated as independent. Rows based on 1 to
-    ``min_cell - 1`` clients are suppressed (all numbers blank).
+    The profile compares the parts of the composite named by config
+    ``descriptives.profile`` (:meth:`Vocabulary.profile_parts`; in the example Miller's
+    four resistance behaviours). For each framework and part the rate is total count /
+    total exposure over the attended sessions coded for it (exposure: sessions, or the
+    minutes / 60 of those of them with minutes), with a client-clustered interval from
+    :func:`rate_interval` (each client one cluster), so that repeated sessions of a client
+    are not treated as independent. Rows based on 1 to ``min_cell - 1`` clients are
+    suppressed (all numbers blank).
 
     Parameters
     ----------
     session_tbl : pandas.DataFrame
-        Output of :func:`resistance_outcomes.derive.session_table`; needs ``minutes``.
-    behaviours : sequence of str, optional
-        Count columns; default the four Miller behaviours present
-        (``resistance_arguing``, ``_interrupting``, ``_denying``, ``_ignoring``).
+        Output of :func:`resistance_outcomes.derive.session_table`; ``minutes`` is
+        optional (without it the per-hour rates are empty).
+    parts : sequence of str
+        The parts' count columns, in reporting order; parts without a column are left
+        out. None present (the stage is not assessed): an empty table with the columns
+        below, for the caller to write with the reason.
+    labels : mapping, optional
+        Part -> printed label (``Vocabulary.label``); default the name in words.
     min_cell : int, default 5
         Smallest number of clients shown.
     level : float, default 0.95
@@ -686,7 +778,7 @@ def resistance_profile(
     Returns
     -------
     pandas.DataFrame
-        ``framework``, ``behaviour`` (column name without ``resistance_``), ``n_clients``,
+        ``framework``, ``construct`` (the part's column), ``label``, ``n_clients``,
         ``n_sessions``, ``per_session``, ``per_session_ci_low``, ``per_session_ci_high``,
         ``per_hour``, ``per_hour_ci_low``, ``per_hour_ci_high``, ``suppressed``.
 
@@ -695,69 +787,65 @@ def resistance_profile(
     >>> import pandas as pd
     >>> tbl = pd.DataFrame({"study": "s", "client": list("ABCDE"), "framework": "cognitive",
     ...                     "session": 1, "attended": True, "minutes": 60.0,
-    ...                     "resistance_arguing": [0, 1, 2, 1, 1]})
-    >>> resistance_profile(tbl)[["behaviour", "n_clients", "per_session", "per_hour"]]
-      behaviour  n_clients  per_session  per_hour
-    0   arguing          5          1.0       1.0
+    ...                     "sustain_talk": [0, 1, 2, 1, 1]})
+    >>> construct_profile(tbl, ["sustain_talk"])[["label", "n_clients", "per_session",
+    ...                                            "per_hour"]]
+              label  n_clients  per_session  per_hour
+    0  Sustain talk          5          1.0       1.0
+    >>> construct_profile(tbl, []).columns.tolist() == PROFILE_COLUMNS
+    True
     """
-    if behaviours is None:
-        behaviours = [c for c in RESISTANCE_TYPES if c in session_tbl]
-        if not behaviours:
-            raise DataError(
-                "session table: none of the resistance columns "
-                f"{', '.join(RESISTANCE_TYPES)} is present; code Miller's behaviours or pass "
-                "behaviours=."
-            )
-    done = _attended_sessions(session_tbl, [*behaviours, "minutes"])
-    minutes = as_float(done, "minutes", "session")
+    parts = [p for p in parts if p in session_tbl.columns]
+    if not parts:
+        return _empty(PROFILE_COLUMNS)
+    labels = dict(labels or {})
+    done = _attended_sessions(session_tbl, parts)
+    if "minutes" in done:
+        minutes = as_float(done, "minutes", "session")
+    else:
+        minutes = pd.Series(np.nan, index=done.index)
     keys = [done[k] for k in CLIENT_KEY]
     order = framework_order(done["framework"])
     rows = []
-    for behaviour in behaviours:
-        values = as_float(done, behaviour, "session")
+    for part in parts:
+        values = as_float(done, part, "session")
         coded = values.notna()
+        timed = coded & minutes.notna()
         per_client = (
             pd.DataFrame(
                 {
                     "framework": done["framework"].astype(str),
                     "y": values.fillna(0.0),
                     "sessions": coded.astype(float),
-                    "hours": minutes.where(coded, 0.0) / 60.0,
+                    "y_timed": values.where(timed, 0.0),
+                    "hours": minutes.where(timed, 0.0) / 60.0,
                 }
             )
             .groupby(keys)
-            .agg({"framework": "first", "y": "sum", "sessions": "sum", "hours": "sum"})
+            .agg(
+                {
+                    "framework": "first",
+                    **dict.fromkeys(("y", "sessions", "y_timed", "hours"), "sum"),
+                }
+            )
         )
         per_client = per_client[per_client["sessions"] > 0]
         for framework in order:
             group = per_client[per_client["framework"] == framework]
             per_session = rate_interval(group["y"], group["sessions"], level)
-            per_hour = rate_interval(group["y"], group["hours"], level)
+            per_hour = rate_interval(group["y_timed"], group["hours"], level)
             rows.append(
                 (
                     framework,
-                    behaviour.removeprefix("resistance_"),
+                    part,
+                    labels.get(part) or humanise(part),
                     len(group),
                     int(group["sessions"].sum()),
                     *per_session,
                     *per_hour,
                 )
             )
-    table = pd.DataFrame(
-        rows,
-        columns=[
-            "framework",
-            "behaviour",
-            "n_clients",
-            "n_sessions",
-            "per_session",
-            "per_session_ci_low",
-            "per_session_ci_high",
-            "per_hour",
-            "per_hour_ci_low",
-            "per_hour_ci_high",
-        ],
-    )
+    table = pd.DataFrame(rows, columns=PROFILE_COLUMNS[:-1])
     table = _ordered_frameworks(table, order)
     return _hide_small(table, "n_clients", min_cell)
 

@@ -109,10 +109,18 @@ def _ruptures(truth, raw, share=None):
 
 
 def _resistance(truth, raw):
-    _need(raw, ("framework", "resistance_type"), "resistance")
+    _need(raw, ("framework", "profile_type"), "resistance")
     rates = _value(truth, "resistance", "resistance_log_rate")
+
+    def rate(framework, part):
+        # the truth names the behaviour (arguing); the profile level its construct
+        # (resistance_arguing)
+        by_type = rates[framework]
+        key = next((k for k in by_type if part == k or part.endswith(f"_{k}")), part)
+        return by_type[key]
+
     return pd.Series(
-        [rates[f][t] for f, t in zip(raw["framework"], raw["resistance_type"], strict=True)],
+        [rate(f, t) for f, t in zip(raw["framework"], raw["profile_type"], strict=True)],
         index=raw.index,
     )
 
@@ -134,7 +142,7 @@ def _alliance(truth, raw):
 
 
 #: Generating processes of ``simulate.simulate_study``: name -> linear predictor of the
-#: raw predictors (framework, session, log_time, unrepaired, resistance_type), offsets
+#: raw predictors (framework, session, log_time, unrepaired, profile_type), offsets
 #: excluded.
 PROCESSES = {
     "ruptures": _ruptures,

@@ -159,13 +159,24 @@ class Vocabulary:
         return humanise(name)
 
     def all_labels(self) -> dict[str, str]:
-        """Every variable with a known label: defaults, constructs, then the config's."""
+        """Every variable with a known label: defaults, constructs, then the config's.
+
+        Ratings also label their client mean ``<c>_mean``; the profiled composite labels
+        the columns of the long profile level, ``profile_type`` and ``profile_count``.
+        """
         labels = dict(DEFAULT_LABELS)
         for c in self.constructs.values():
             labels[c.name] = c.label
+            if c.kind == "rating":
+                labels[f"{c.name}_mean"] = f"{c.label} (client mean)"
+                continue
             labels[f"{c.name}_total"] = f"{c.label} (total)"
             labels[c.rate_column] = f"{c.label} per session"
             labels[f"{c.rate_column}_hour"] = f"{c.label} per hour"
+        if self.profile in self.constructs:
+            composite = self.constructs[self.profile].label
+            labels["profile_type"] = f"{composite} type"
+            labels["profile_count"] = f"{composite} count"
         labels.update(self.labels)
         return labels
 

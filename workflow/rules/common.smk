@@ -39,7 +39,7 @@ def final_outputs():
         "results/tables/table1.csv",
         "results/tables/table1.md",
         "results/descriptives/rupture_rate_by_session.csv",
-        "results/descriptives/resistance_profile.csv",
+        "results/descriptives/profile.csv",
         "results/reliability/reliability.csv",
         "results/reliability/reliability.md",
         "results/reliability/gate.md",

@@ -2,6 +2,7 @@ rule derive:
     input:
         clients="results/data/clients.parquet",
         sessions="results/data/sessions.parquet",
+        vocabulary="results/data/vocabulary.json",
     output:
         clients="results/derived/client_table.parquet",
         sessions="results/derived/session_table.parquet",

@@ -2,6 +2,7 @@ rule table1:
     input:
         clients="results/derived/client_table.parquet",
         sessions="results/derived/session_table.parquet",
+        vocabulary="results/data/vocabulary.json",
     output:
         csv=report(
             "results/tables/table1.csv",
@@ -23,16 +24,17 @@ rule table1:
 rule session_descriptives:
     input:
         sessions="results/derived/session_table.parquet",
+        vocabulary="results/data/vocabulary.json",
     output:
         rupture_rate=report(
             "results/descriptives/rupture_rate_by_session.csv",
             category="Descriptives",
             caption="../report/rupture_rate_table.rst",
         ),
-        resistance_profile=report(
-            "results/descriptives/resistance_profile.csv",
+        profile=report(
+            "results/descriptives/profile.csv",
             category="Descriptives",
-            caption="../report/resistance_profile_table.rst",
+            caption="../report/profile_table.rst",
         ),
     log:
         "results/logs/session_descriptives.log",

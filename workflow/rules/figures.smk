@@ -52,7 +52,7 @@ rule figure_rupture_rate:
 
 rule figure_resistance_profile:
     input:
-        profile="results/descriptives/resistance_profile.csv",
+        profile="results/descriptives/profile.csv",
         vocabulary="results/data/vocabulary.json",
     output:
         pdf="results/figures/resistance_profile.pdf",

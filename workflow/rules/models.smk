@@ -52,6 +52,7 @@ rule model:
         sessions="results/data/sessions.parquet",
         session_table="results/derived/session_table.parquet",
         client_table="results/derived/client_table.parquet",
+        vocabulary="results/data/vocabulary.json",
         reliability_gate="results/reliability/gate.md",
     output:
         spec="results/models/{model}/spec.json",
@@ -104,6 +105,7 @@ rule sensitivity_variant:
         sessions="results/data/sessions.parquet",
         session_table="results/derived/session_table.parquet",
         client_table="results/derived/client_table.parquet",
+        vocabulary="results/data/vocabulary.json",
         reliability_gate="results/reliability/gate.md",
     output:
         spec="results/sensitivity/{variant}/spec.json",
