@@ -595,7 +595,17 @@ def _codes(value, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(
         isinstance(code, str | int | float) and not isinstance(code, bool) for code in value
     ):
-        raise ConfigError(f"{where} must be a list of codes (text or numbers), e.g. [NA, -99].")
+        odd = (
+            [code for code in value if code is None or isinstance(code, bool)]
+            if isinstance(value, list)
+            else []
+        )
+        quote = (
+            f' YAML reads {odd[0]!r} there: put the code in quotes ("NULL", "yes").' if odd else ""
+        )
+        raise ConfigError(
+            f"{where} must be a list of codes (text or numbers), e.g. [NA, -99].{quote}"
+        )
     return tuple(_code_text(code) for code in value)
 
 
@@ -1451,7 +1461,8 @@ def _missing_value_section(result: IngestResult) -> list[str]:
     codes = result.missing_codes or {}
     lines = ["", "## Missing values", ""]
     if codes:
-        shown = ", ".join(f"`{code}`" for code in codes.get("default", [])) or "none"
+        listed = [code for code in codes.get("default", []) if code]  # "": empty, always
+        shown = ", ".join(f"`{code}`" for code in listed) or "none besides empty cells"
         origin = (
             "the defaults; declare your own under `missing_values:`"
             if codes.get("builtin")
@@ -1461,9 +1472,12 @@ def _missing_value_section(result: IngestResult) -> list[str]:
             f"Empty cells are missing. Codes read as missing in every column: {shown} ({origin})."
         )
         for table, entry in (codes.get("per_file") or {}).items():
-            for column, listed in entry.items():
+            for column, added in entry.items():
+                added = [code for code in added if code]
+                if not added:
+                    continue
                 where = "every column" if column == "all" else f"column {column}"
-                lines.append(f"Also in {table}, {where}: {', '.join(f'`{c}`' for c in listed)}.")
+                lines.append(f"Also in {table}, {where}: {', '.join(f'`{c}`' for c in added)}.")
     if not result.missing_values:
         return lines + ["", "No cell held a missing-value code."]
     lines += [
