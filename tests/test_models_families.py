@@ -215,3 +215,13 @@ def test_the_engine_uses_the_same_checks():
         "family poisson needs whole counts >= 0, but column 'y' has the value 2.5 (row with "
         "index 1); 1 row(s) in all."
     )
+
+
+def test_the_config_schema_accepts_exactly_the_family_names_and_aliases():
+    from pathlib import Path
+
+    import yaml
+
+    schema = Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+    enum = yaml.safe_load(schema.read_text(encoding="utf-8"))["$defs"]["family"]["enum"]
+    assert sorted(enum) == sorted(family_names(aliases=True))

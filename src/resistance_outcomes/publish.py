@@ -122,8 +122,6 @@ _METHODS = {
     "ML": "maximum likelihood",
     "GEE": "generalized estimating equations with robust standard errors",
 }
-# ratio_kind of contrasts.csv and the sensitivity table -> panel wording
-_SCALE_WORDS = {"odds ratio": "odds ratios", "rate ratio": "incidence-rate ratios"}
 _ADJUSTMENTS = {"holm": "Holm", "bh": "Benjamini\u2013Hochberg", "none": ""}
 _ADJUSTMENT_REFERENCES = {
     "holm": "Holm's (1979) step-down procedure",
@@ -1195,7 +1193,7 @@ def sensitivity_publication_table(
     for model, part in data.groupby("model", sort=False):
         kinds = part["ratio_kind"].replace("", np.nan).dropna()
         scale = (
-            _SCALE_WORDS.get(kinds.iloc[0], f"{kinds.iloc[0]}s")
+            f"{kinds.iloc[0]}s"  # ratio_kind is the family's ratio_name
             if len(kinds)
             else ("differences in b")
         )
