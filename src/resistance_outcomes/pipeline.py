@@ -107,16 +107,20 @@ def derive_step(input, output, params, **_) -> None:
     """Build the analysis tables: sessions with framework and centring, clients, person-period."""
     clients = pd.read_parquet(input.clients)
     sessions = pd.read_parquet(input.sessions)
+    vocab = vocabulary.Vocabulary.load(input.vocabulary)
     definitions = params.dropout["definitions"]
-    session_tbl = derive.session_table(sessions, clients)
+    session_tbl = derive.session_table(sessions, clients, constructs=vocab)
     client_tbl = derive.client_table(
         sessions,
         clients,
         definitions,
         repair_no_ruptures=params.repair_rate_without_ruptures,
         primary=params.dropout["primary"],
+        constructs=vocab,
     )
-    person_period = derive.person_period(sessions, clients, definitions[params.dropout["primary"]])
+    person_period = derive.person_period(
+        sessions, clients, definitions[params.dropout["primary"]], constructs=vocab
+    )
     write_table(session_tbl, output.sessions)
     write_table(client_tbl, output.clients)
     write_table(person_period, output.person_period)
@@ -132,19 +136,44 @@ def table1_step(input, output, params, **_) -> None:
     """Table 1 by framework, as CSV (long, full precision) and Markdown (formatted)."""
     client_tbl = pd.read_parquet(input.clients)
     session_tbl = pd.read_parquet(input.sessions)
-    dropout_columns = [f"dropout_{name}" for name in params.dropout["definitions"]]
-    long = describe.table1(client_tbl, session_tbl, dropout_columns, min_cell=params.min_cell)
+    vocab = vocabulary.Vocabulary.load(input.vocabulary)
+    definitions = params.dropout["definitions"]
+    dropout_columns = [f"dropout_{name}" for name in definitions]
+    long = describe.table1(
+        client_tbl,
+        session_tbl,
+        dropout_columns,
+        min_cell=params.min_cell,
+        constructs=vocab,
+        dropout_labels=derive.dropout_labels(definitions),
+    )
     _write_csv(long, output.csv)
-    write_text(output.md, describe.table1_markdown(describe.format_table1(long)))
+    headers = {f.name: f.label for f in vocab.frameworks}
+    wide = describe.format_table1(long, framework_labels=headers)
+    write_text(output.md, describe.table1_markdown(wide))
 
 
 def session_descriptives_step(input, output, params, **_) -> None:
-    """Rupture rate by session and the resistance profile, by framework."""
+    """Rupture rate by session and the profile of the composite's parts, by framework.
+
+    A part the data do not hold (no rupture coding; fewer than two parts of the profiled
+    composite) gets its table with the columns and no rows; the reason is in the log and
+    in ``results/data/vocabulary.json`` (stages ``ruptures`` and ``profile``).
+    """
     session_tbl = pd.read_parquet(input.sessions)
-    rates = describe.rate_by_session(session_tbl, construct="ruptures", min_cell=params.min_cell)
-    profile = describe.resistance_profile(session_tbl)
+    vocab = vocabulary.Vocabulary.load(input.vocabulary)
+    ruptures, profile_stage = vocab.stage("ruptures"), vocab.stage("profile")
+    construct = "ruptures" if ruptures.assessed and "ruptures" in session_tbl else None
+    rates = describe.rate_by_session(session_tbl, construct=construct, min_cell=params.min_cell)
+    parts = vocab.profile_parts() if profile_stage.assessed else []
+    profile = describe.construct_profile(
+        session_tbl, parts, labels=vocab.all_labels(), min_cell=params.min_cell
+    )
     _write_csv(rates, output.rupture_rate)
-    _write_csv(profile, output.resistance_profile)
+    _write_csv(profile, output.profile)
+    for stage, what in ((ruptures, "Rupture rate by session"), (profile_stage, "Profile")):
+        if not stage.assessed:
+            log.info(vocabulary.not_assessed_text(stage, what))
 
 
 def _model_folder(spec_path: str | Path) -> Path:
@@ -288,6 +317,9 @@ def model_step(input, output, params, **_) -> None:
         session_table=pd.read_parquet(input.session_table),
         client_table=pd.read_parquet(input.client_table),
         dropout_definitions=params.dropout["definitions"],
+        vocabulary=(
+            vocabulary.Vocabulary.load(input.vocabulary) if hasattr(input, "vocabulary") else None
+        ),
     )
     outputs = analysis.run_model(spec, tables, adjust=params.adjust)
     outputs.write(output)
