@@ -628,3 +628,17 @@ def test_profile_long_without_its_parts_is_named():
         profile_long(profile_sessions(), ["arguing", "denying"])
     with pytest.raises(DataError, match="descriptives.profile"):
         profile_long(profile_sessions(), [])
+
+
+def test_repaired_has_its_total_only_however_it_is_made():
+    clients, sessions = make_lab_case()
+    sessions = sessions.assign(ruptures=pd.array([2, 1, None, 0, 1, None, 3, 0], dtype="Int64"))
+    sessions["repaired"] = pd.array([1, 1, None, 0, 0, None, 2, 0], dtype="Int64")
+    declared = [
+        ConstructInfo("ruptures", "Ruptures", "count", "any_of", stem="rupture"),
+        ConstructInfo("repaired", "Repaired ruptures", "count", "units"),  # not rated_at_least
+    ]
+    table = client_table(sessions, clients, constructs=declared).set_index("client")
+    assert "repaired_total" in table and "repaired_rate" not in table
+    # A: 2 of 3 ruptures repaired; C: 2 of 3
+    assert table["repair_rate"].to_dict() == pytest.approx({"A": 2 / 3, "B": 0.0, "C": 2 / 3})

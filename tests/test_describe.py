@@ -846,3 +846,21 @@ def test_repair_tertile_cuts_pooled_rates_and_keeps_clients_without_ruptures():
     ties = repair_tertile(tbl.assign(repaired_total=[5] * 9 + [0, 0]))
     # all rates 0.5: both cut points are 0.5, so every client is "Low repair"
     assert (ties["repair_tertile"].iloc[:9] == "Low repair").all()
+
+
+def test_table1_headers_are_the_frameworks_labels():
+    long = pd.DataFrame(
+        {
+            "variable": "Clients",
+            "statistic": "count",
+            "framework": ["cognitive_behavioural", "other", "Total"],
+            "value": [10.0, 6.0, 16.0],
+            "n": [10, 6, 16],
+            "suppressed": False,
+            "reason": "",
+        }
+    )
+    wide = format_table1(long, min_cell=5)
+    assert wide.columns.tolist() == ["Characteristic", "Cognitive behavioural", "Other", "Total"]
+    wide = format_table1(long, min_cell=5, framework_labels={"cognitive_behavioural": "CBT"})
+    assert wide.columns.tolist() == ["Characteristic", "CBT", "Other", "Total"]

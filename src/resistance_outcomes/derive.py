@@ -404,9 +404,14 @@ def constructs_present(
 
 
 def _has_rate(construct: ConstructInfo) -> bool:
-    """Counts and booleans have client rates; a count within another (``rated_at_least``,
-    e.g. repaired ruptures) has its total only, its share being the rate that matters."""
-    return construct.kind in ("count", "boolean") and construct.rule != "rated_at_least"
+    """Counts and booleans have client rates; a count within another (``rated_at_least``)
+    and the data contract's ``repaired`` have their total only: their share of the other
+    (``repair_rate``) is the rate that matters."""
+    return (
+        construct.kind in ("count", "boolean")
+        and construct.rule != "rated_at_least"
+        and construct.name != "repaired"
+    )
 
 
 def _client_columns(construct: ConstructInfo) -> list[str]:
@@ -899,7 +904,7 @@ def client_table(
       session with a value) and ``<stem>_rate_hour`` (total per 60 minutes of those
       sessions), where the stem is the construct's declared ``stem`` (``rupture`` for
       ``ruptures``: ``rupture_rate``) or its name; a count made within another
-      (``rated_at_least``, such as ``repaired``) has a total only. Boolean constructs get
+      (``rated_at_least``) and ``repaired`` have a total only. Boolean constructs get
       ``<c>_total`` (sessions where true) and ``<stem>_rate`` (their share). Rating
       constructs get ``<c>_mean``, the mean over attended sessions with a value
       (``alliance_mean`` for ``alliance``);

@@ -534,7 +534,10 @@ def _row_label(variable: str, statistics: set) -> str:
 
 
 def format_table1(
-    long: pd.DataFrame, min_cell: int | None = None, decimals: int = 2
+    long: pd.DataFrame,
+    min_cell: int | None = None,
+    decimals: int = 2,
+    framework_labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Format the long Table 1 as a wide table of strings, one column per framework.
 
@@ -554,11 +557,14 @@ def format_table1(
         when the table was read back from a file).
     decimals : int, default 2
         Decimals of means and SDs (percentages have 1).
+    framework_labels : mapping, optional
+        Framework name -> column header (``Vocabulary.framework_label``); default the name
+        in words (``cognitive_behavioural`` -> ``Cognitive behavioural``).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``Characteristic`` and one per framework (capitalised), then ``Total``.
+        Columns ``Characteristic`` and one per framework (its label), then ``Total``.
 
     Examples
     --------
@@ -580,6 +586,7 @@ def format_table1(
         )
     require_columns(long, [*LONG_COLUMNS, "suppressed", "reason"], "Table 1")
     frameworks = list(dict.fromkeys(long["framework"].astype(str)))
+    labels = dict(framework_labels or {})
     cells: dict[str, dict[str, dict]] = {}
     for row in long.itertuples(index=False):
         by_framework = cells.setdefault(row.variable, {})
@@ -590,7 +597,7 @@ def format_table1(
         statistics = set().union(*by_framework.values())
         record = {"Characteristic": _row_label(variable, statistics)}
         for framework in frameworks:
-            header = framework if framework == TOTAL else framework.capitalize()
+            header = framework if framework == TOTAL else labels.get(framework, humanise(framework))
             stats_ = by_framework.get(framework)
             record[header] = _format_cell(stats_, min_cell, decimals) if stats_ else _MISSING
         records.append(record)
