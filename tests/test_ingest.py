@@ -1060,3 +1060,51 @@ def test_lenient_mode_sets_aside_bad_cells_rows_and_clients(tmp_path):
     assert "| clients | clients.csv | 3 | 2 | 1 |" in report
     assert "| sessions | sessions.csv | 7 | 5 | 2 |" in report
     assert "| codes | codes.csv | 8 | 5 | 3 |" in report
+
+
+def test_spss_yes_no_labels_are_applied_and_number_labels_are_not(tmp_path):
+    import pyreadstat
+
+    write_study(tmp_path)
+    sessions = pd.read_csv(tmp_path / "sessions.csv", dtype=str)
+    frame = pd.DataFrame(
+        {
+            "client_id": sessions["client_id"],
+            "session_no": sessions["session_no"].astype(float),
+            # SPSS habit: 1 = yes, 2 = no, labelled
+            "attended": sessions["attended"].map({"yes": 1.0, "no": 2.0}),
+            "minutes": pd.to_numeric(sessions["minutes"]),
+            "wai": pd.to_numeric(sessions["wai"]),
+        }
+    )
+    pyreadstat.write_sav(
+        frame,
+        tmp_path / "sessions.sav",
+        variable_value_labels={"attended": {1: "Yes", 2: "No"}, "wai": {5: "high"}},
+    )
+    columns = copy.deepcopy(CONFIG["columns"])
+    columns["sessions"] = {
+        key: columns["sessions"][key]
+        for key in ("client", "session", "attended", "minutes", "alliance")
+    }
+    data = {"clients": "clients.csv", "sessions": "sessions.sav", "codes": "codes.csv"}
+    result = ingest(config(data=data, columns=columns), tmp_path)
+    assert result.sessions["attended"].tolist() == [True, True, False, True, True, True, True]
+    assert result.sessions["alliance"].tolist()[:2] == [5.5, 5.0]  # the label "high" not used
+    report = format_validation_report(result)
+    assert "sessions.sav: attended: 2 value labels used (1 = Yes, 2 = No)." in report
+    assert "sessions.sav: wai: 1 value label not applied (5 = high)" in report
+
+
+def test_messages_name_the_config_file_used(tmp_path):
+    settings = config(config_file="studies/lab.yaml")
+    settings["data"]["clients"] = "absent.csv"
+    error = failure(write_study(tmp_path), settings)
+    assert error.problems[0].hint == (
+        "Fix the file, or its path under `data: clients:` in studies/lab.yaml."
+    )
+    error = failure(write_study(tmp_path, clients=CLIENTS_WITH_EMAIL), config())
+    assert "in config/config.yaml" in error.problems[0].hint
+    with pytest.raises(ValidationFailed) as caught:
+        ingest(config(), tmp_path, config_file="other.yaml")
+    assert "`validation: identifiers: drop` in other.yaml" in caught.value.problems[0].hint
