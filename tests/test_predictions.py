@@ -336,6 +336,13 @@ def test_the_model_step_writes_predictions_residuals_and_random_effects(written)
     assert modes["mode"].to_numpy() == pytest.approx(np.asarray(fit.b), rel=1e-9, abs=1e-12)
 
 
+def test_the_files_are_written_to_snakemake_outputs_too(written, tmp_path):
+    _, outputs, _ = written
+    outputs.write(Namedlist(fromdict={k: str(v) for k, v in model_paths(tmp_path).items()}))
+    for name in ("predictions.csv", "residuals.csv", "random_effects.csv"):
+        assert (tmp_path / name).stat().st_size > 0, name
+
+
 def test_a_gee_model_writes_random_effects_with_the_header_only(tmp_path):
     entry = {"data": "sessions", "family": "poisson", "formula": RATE_FORMULA, "method": "gee"}
     outputs = run_model(parse_model_spec("g", entry), tables_for(session_frame()))

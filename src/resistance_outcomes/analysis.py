@@ -822,8 +822,9 @@ class ModelOutputs:
         predictions, residuals and random_effects only when ``paths`` has them)."""
         write_json(self.spec, paths["spec"])
         write_json(self.fit, paths["fit"])
+        given = set(paths.keys())  # a dict or Snakemake's output (a list with keys)
         for key in self.TABLES:
-            if key in paths or key not in ("predictions", "residuals", "random_effects"):
+            if key in given or key not in ("predictions", "residuals", "random_effects"):
                 write_table(getattr(self, key), paths[key])
 
 
