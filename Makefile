@@ -1,13 +1,18 @@
 # The two commands of the README:
 #   make run   set up .venv, run the workflow on the embedded example, render the report
 #   make test  set up .venv, run the test suite
+# and, after a run was killed hard (README, "Reruns, and resuming after an interruption"):
+#   make resume [CONFIGFILE=my-study.yaml]   unlock, redo the steps cut short, the report
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CORES ?= all
+CONFIGFILE ?=
+SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default \
+	$(if $(CONFIGFILE),--configfile $(CONFIGFILE))
 
-.PHONY: run test report lint format clean example benchmark
+.PHONY: run resume test report lint format clean example benchmark
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -19,6 +24,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/snakemake --workflow-profile workflow/profiles/default --cores $(CORES)
 	$(BIN)/snakemake --workflow-profile workflow/profiles/default --report results/report.html
+
+resume: $(STAMP)
+	$(SNAKEMAKE) --unlock
+	$(SNAKEMAKE) --cores $(CORES) --rerun-incomplete
+	$(SNAKEMAKE) --report results/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

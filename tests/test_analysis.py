@@ -2,12 +2,13 @@
 errors for bad entries, and outputs that refit to the same coefficients."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from resistance_outcomes import derive
+from resistance_outcomes import analysis, derive, estimability
 from resistance_outcomes.analysis import (
     AnalysisTables,
     ModelEntryError,
@@ -20,7 +21,8 @@ from resistance_outcomes.analysis import (
     read_model_frame,
     run_model,
 )
-from resistance_outcomes.models import gee
+from resistance_outcomes.models import fit_mixed, gee
+from resistance_outcomes.pipeline import check_models_step
 from resistance_outcomes.vocabulary import ConstructInfo, Vocabulary
 
 FRAMEWORKS = ["psychoanalytic", "behavioral", "cognitive"]
@@ -438,3 +440,261 @@ def test_optional_model_without_its_response_is_reported_not_fitted(tmp_path):
     assert json.loads((tmp_path / "fit.json").read_text())["fitted"] is False
     with pytest.raises(ModelEntryError, match="uses column"):
         run_model(spec(formula="alliance ~ framework + (1 | client)", family="gaussian"), tables)
+
+
+# --- checks before any fit ---------------------------------------------------------------
+
+
+def test_check_models_names_every_bad_model_column_and_config_file(monkeypatch):
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the check must not fit a model")
+
+    monkeypatch.setattr(analysis, "fit_model", no_fit)
+    monkeypatch.setattr(analysis, "fit_mixed", no_fit)
+    specs = {
+        "good": spec(name="good"),
+        "typo": spec(name="typo", formula="ruptures ~ framwork + (1 | client)"),
+        "family": spec(name="family", formula="alliance ~ framework + (1 | client)"),
+    }
+    with pytest.raises(ModelEntryError) as err:
+        analysis.check_models(specs, hand_tables(), config_file="labs/ours.yaml")
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith("model 'typo': (data level sessions)")
+    assert "'framwork'" in lines[0] and "available columns:" in lines[0]
+    assert "framework" in lines[0].split("available columns:")[1]
+    assert lines[1].startswith("model 'family': family poisson needs whole counts")
+    assert "labs/ours.yaml" in lines[2] and "no model was fitted" in lines[2]
+
+
+def test_check_models_reports_rows_and_skips_optional_models_without_data():
+    tables = hand_tables()
+    tables.session_table = tables.session_table.drop(columns=["alliance"])
+    specs = {
+        "good": spec(name="good"),
+        "alliance": spec(
+            name="alliance",
+            formula="alliance ~ framework + (1 | client)",
+            family="gaussian",
+            optional=True,
+        ),
+    }
+    checked = analysis.check_models(specs, tables)["models"]
+    # 7 attended sessions, C4's uncoded one has no ruptures: 6 rows
+    assert checked["good"]["status"] == "ok" and checked["good"]["rows"] == 6
+    assert checked["good"]["rows_excluded"] == [
+        {"reason": "scheduled session not attended", "rows": 1},
+        {"reason": "missing value in ruptures", "rows": 1},
+    ]
+    assert checked["alliance"] == {
+        "data": "sessions",
+        "status": "skipped",
+        "reason": "the data have no values of the response 'alliance'",
+    }
+
+
+def test_check_models_step_writes_checked_json(tmp_path):
+    tables = hand_tables()
+    paths = {}
+    for key in ("clients", "sessions", "session_table", "client_table"):
+        paths[key] = tmp_path / f"{key}.parquet"
+        getattr(tables, key).to_parquet(paths[key])
+    entry = {"data": "sessions", "family": "poisson", "formula": "ruptures ~ 1"}
+    paths["entries"] = [tmp_path / "entry.json"]
+    settings = {"name": "m", "entry": entry, "dropout": DROPOUT, "adjust": "holm"}
+    paths["entries"][0].write_text(json.dumps(settings))
+    params = SimpleNamespace(config_file="config/config.yaml")
+    out = SimpleNamespace(checked=tmp_path / "checked.json")
+    check_models_step(input=SimpleNamespace(**paths), output=out, params=params)
+    assert json.loads(out.checked.read_text())["models"]["m"]["rows"] == 6
+
+
+# --- minutes are optional -----------------------------------------------------------------
+
+
+def test_offset_model_leaves_out_sessions_without_minutes_and_counts_them():
+    tables = hand_tables()
+    sessions = tables.sessions.copy()
+    sessions.loc[(sessions.client == "C1") & (sessions.session == 2), "minutes"] = np.nan
+    sessions.loc[(sessions.client == "C3") & (sessions.session == 1), "minutes"] = np.nan
+    tables.sessions = sessions
+    tables.session_table = derive.session_table(sessions, tables.clients)
+    outputs = run_model(spec(formula="ruptures ~ 1 + offset(log(minutes)) + (1 | client)"), tables)
+    # 7 attended sessions; C4's is uncoded (no ruptures), C1 2 and C3 1 have no minutes
+    assert outputs.fit["nobs"] == 4
+    assert {"reason": "missing value in minutes", "rows": 2} in outputs.fit["rows_excluded"]
+    assert {"reason": "missing value in ruptures", "rows": 1} in outputs.fit["rows_excluded"]
+    kept = set(zip(outputs.frame["client"], outputs.frame["session"], strict=True))
+    assert kept == {("C1", 1), ("C1", 3), ("C2", 1), ("C3", 2)}
+
+
+# --- separation and estimates the data do not identify ----------------------------------
+
+
+def client_tables_with_dropout(dropout_by_framework, seed=11):
+    """12 therapists (4 per framework), 8 clients each, 4 attended sessions of 50 minutes;
+    each client drops out with the framework's probability (0: nobody drops out)."""
+    rng = np.random.default_rng(seed)
+    therapist = np.repeat([f"T{t:02d}" for t in range(12)], 8)
+    framework = np.array(FRAMEWORKS)[np.repeat(np.arange(12) % 3, 8)]
+    p = np.array([dropout_by_framework[f] for f in framework])
+    end = np.where(rng.uniform(size=96) < p, "dropout", "completed")
+    client_ids = [f"C{i:03d}" for i in range(96)]
+    clients = pd.DataFrame(
+        {
+            "study": "s",
+            "client": client_ids,
+            "therapist": therapist,
+            "framework": pd.Categorical(framework, categories=FRAMEWORKS),
+            "planned_sessions": 4,
+            "end_status": end,
+        }
+    )
+    sessions = pd.DataFrame(
+        {
+            "study": "s",
+            "client": np.repeat(client_ids, 4),
+            "session": np.tile([1, 2, 3, 4], 96),
+            "attended": True,
+            "minutes": 50.0,
+            "ruptures": rng.poisson(1.0, 384),
+            "repaired": 0,
+        }
+    )
+    tables = AnalysisTables(
+        clients=clients,
+        sessions=sessions,
+        session_table=derive.session_table(sessions, clients),
+        client_table=derive.client_table(
+            sessions, clients, DROPOUT["definitions"], primary="judged"
+        ),
+        dropout_definitions=DROPOUT["definitions"],
+    )
+    return tables, clients
+
+
+DROPOUT_MODEL = {
+    "data": "clients",
+    "family": "binomial",
+    "formula": "dropout ~ framework + (1 | therapist)",
+    "contrasts": {"pairwise": True},
+}
+
+
+def test_framework_without_dropout_is_not_estimable_and_has_no_ratio(tmp_path):
+    tables, clients = client_tables_with_dropout(
+        {"psychoanalytic": 0.35, "behavioral": 0.0, "cognitive": 0.3}
+    )
+    # the hand-made table: no client of a behavioral therapist dropped out
+    behavioral = clients[clients.framework == "behavioral"]
+    assert (behavioral.end_status == "completed").all()
+    assert (clients[clients.framework != "behavioral"].end_status == "dropout").sum() > 10
+    outputs = run_model(parse_model_spec("m", DROPOUT_MODEL, DROPOUT), tables)
+    outputs.write(output_paths(tmp_path))
+    fit = json.loads((tmp_path / "fit.json").read_text())
+    assert fit["not_estimable"] == [
+        {"term": "frameworkbehavioral", "reason": "no dropout in behavioral (framework)"}
+    ]
+    assert "not estimable: no dropout in behavioral (framework)" in fit["flags"]
+    assert fit["r2_marginal"] is None and fit["r2_conditional"] is None
+    coefficients = pd.read_csv(tmp_path / "coefficients.csv")
+    assert coefficients["estimable"].tolist() == [True, False, True]
+    bad = coefficients.set_index("term").loc["frameworkbehavioral"]
+    assert bad["note"] == "no dropout in behavioral (framework)"
+    assert np.isnan([bad.exp_estimate, bad.exp_ci_low, bad.exp_ci_high]).all()
+    assert bad["estimate"] < -5  # the optimiser ran off towards minus infinity
+    good = coefficients.set_index("term").loc["frameworkcognitive"]
+    assert good["exp_estimate"] == pytest.approx(np.exp(good["estimate"]))
+    contrasts = pd.read_csv(tmp_path / "contrasts.csv")
+    pairs = list(zip(contrasts["level"], contrasts["reference"], strict=True))
+    assert pairs == [
+        ("psychoanalytic", "behavioral"),
+        ("psychoanalytic", "cognitive"),
+        ("behavioral", "cognitive"),
+    ]
+    assert contrasts["estimable"].tolist() == [False, True, False]
+    assert contrasts["ratio"].isna().tolist() == [True, False, True]
+    assert (contrasts["note"][~contrasts["estimable"]] == bad["note"]).all()
+    # the estimable contrast is what the data without the separated framework give
+    others = clients.framework != "behavioral"
+    frame = outputs.frame[outputs.frame["framework"] != "behavioral"].copy()
+    frame["framework"] = frame["framework"].astype(str)
+    assert others.sum() == len(frame)
+    alone = fit_mixed(DROPOUT_MODEL["formula"], frame, family="binomial")
+    # (levels sorted: cognitive is the reference there)
+    log_or = alone.coefficients.set_index("term").loc["frameworkpsychoanalytic", "estimate"]
+    assert contrasts.loc[1, "estimate"] == pytest.approx(log_or, abs=1e-3)
+
+
+def test_without_separation_nothing_is_flagged():
+    tables, _ = client_tables_with_dropout(
+        {"psychoanalytic": 0.35, "behavioral": 0.2, "cognitive": 0.3}
+    )
+    outputs = run_model(parse_model_spec("m", DROPOUT_MODEL, DROPOUT), tables)
+    assert outputs.fit["not_estimable"] == []
+    assert not any(f.startswith("not estimable") for f in outputs.fit["flags"])
+    assert outputs.coefficients["estimable"].all() and outputs.contrasts["estimable"].all()
+    assert (outputs.coefficients["note"] == "").all()
+    np.testing.assert_allclose(
+        outputs.coefficients["exp_estimate"], np.exp(outputs.coefficients["estimate"])
+    )
+    np.testing.assert_allclose(
+        outputs.contrasts["ratio"], np.exp(outputs.contrasts["estimate"]), rtol=1e-10
+    )
+    assert 0 < outputs.fit["r2_marginal"] < 1
+
+
+def test_count_cell_with_only_zeros_is_not_estimable():
+    # framework x behaviour: behavioural clients never deny; every other cell has counts
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(
+        {
+            "client": np.repeat([f"C{i}" for i in range(24)], 10),
+            "framework": np.repeat(["behavioral", "cognitive"], 120),
+            "behaviour": np.tile(["arguing", "denying"], 120),
+        }
+    )
+    df["count"] = rng.poisson(1.5, len(df))
+    df.loc[(df.framework == "behavioral") & (df.behaviour == "denying"), "count"] = 0
+    fit = fit_mixed("count ~ framework * behaviour + (1 | client)", df, family="poisson")
+    result = estimability.assess(fit, "poisson")
+    reason = "no count in behavioral (framework) x denying (behaviour) (every count is 0)"
+    # treatment coding: reference cell behavioral x arguing; the cell behavioral x denying
+    # is (Intercept) + behaviourdenying, so the behaviour main effect and the interaction
+    # (which compares it with cognitive) are the coefficients it makes unidentified
+    assert result.not_estimable == [
+        {"term": "behaviourdenying", "reason": reason},
+        {"term": "frameworkcognitive:behaviourdenying", "reason": reason},
+    ]
+    assert result.coefficients[0] == "" and result.coefficients[1] == ""
+
+
+def test_estimable_functions_is_the_row_space_of_the_rows_left():
+    # cell means of three levels a (reference), b, c: with a's rows left out, the
+    # intercept (a's mean) and b - a are not estimable, b - c (= b-coef - c-coef) is
+    X = np.array([[1, 0, 0], [1, 0, 0], [1, 1, 0], [1, 0, 1.0]])
+    keep = np.array([False, False, True, True])
+    L = np.array([[1, 0, 0], [0, 1, 0], [0, 1, -1], [1, 1, 0.0]])
+    assert estimability.estimable_functions(X, keep, L).tolist() == [False, False, True, True]
+    # columns in other units give the same answer
+    assert estimability.estimable_functions(
+        X * [1, 1000, 0.001], keep, L / [1, 1000, 0.001]
+    ).tolist() == [False, False, True, True]
+
+
+@pytest.mark.parametrize(
+    ("estimate", "se", "scale", "intercept", "fragment"),
+    [
+        (-31.4, 2.0, 1.0, False, "estimate -31.4 on the link scale is beyond +-10"),
+        (0.3, 12.0, 1.0, False, "standard error 12 on the link scale is above 5"),
+        (2.0, 0.5, 6.0, False, "estimate 2 on the link scale per unit (x 6"),
+        (-12.0, 0.2, 1.0, True, None),  # a rare event's intercept is fine
+        (9.0, 4.9, 1.0, False, None),
+        (0.1, float("nan"), 1.0, False, "no standard error"),
+    ],
+)
+def test_runaway_rule(estimate, se, scale, intercept, fragment):
+    note = estimability._runaway(estimate, se, scale, intercept)
+    if fragment is None:
+        assert note is None
+    else:
+        assert fragment in note

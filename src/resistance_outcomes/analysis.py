@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import derive
+from . import derive, estimability
 from .contrasts import ADJUSTMENTS, CONTRAST_COLUMNS, framework_contrasts
 from .io import write_table, write_text
 from .models import ModelSpecError, build_design, fit_mixed, get_family, parse_formula
@@ -46,6 +46,7 @@ __all__ = [
     "ModelOutputs",
     "ModelSpec",
     "PopulationAveragedFit",
+    "check_models",
     "data_level",
     "fit_model",
     "model_frame",
@@ -847,22 +848,50 @@ def _flags(statistics: dict) -> list[str]:
     return flags
 
 
-def fit_summary(spec: ModelSpec, fit, rows_in_data: int, exclusions: list[dict]) -> dict:
-    """The content of ``fit.json``: fit statistics, flags and the rows left out and why."""
+def fit_summary(
+    spec: ModelSpec,
+    fit,
+    rows_in_data: int,
+    exclusions: list[dict],
+    assessment: estimability.Estimability | None = None,
+) -> dict:
+    """The content of ``fit.json``: fit statistics, flags and the rows left out and why.
+
+    With an ``assessment`` (:func:`resistance_outcomes.estimability.assess`),
+    ``not_estimable`` lists ``{"term", "reason"}`` for each coefficient the data do not
+    identify, ``flags`` gains ``"not estimable: <reasons>"``, and the R² values, which
+    such coefficients would inflate towards 1, are left empty.
+    """
     statistics = fit.fit_statistics
     for key in ("n_dropped", "dropped_columns"):  # always empty: see rows_excluded
         statistics.pop(key, None)
+    flags = _flags(statistics)
+    not_estimable = assessment.not_estimable if assessment is not None else []
+    if not_estimable:
+        flags.append(assessment.flag)
+        for key in ("r2_marginal", "r2_conditional"):
+            if key in statistics:
+                statistics[key] = None
     return {
         "model": spec.name,
         "fitted": True,
         "method": fit.method,
         "family": spec.family,
         "formula": spec.formula,
-        "flags": _flags(statistics),
+        "flags": flags,
+        "not_estimable": not_estimable,
         "rows_in_data_level": rows_in_data,
         "rows_excluded": exclusions,
         **statistics,
     }
+
+
+def _skip_reason(spec: ModelSpec, rows: pd.DataFrame) -> str | None:
+    """Why an ``optional`` model is not fitted (its response is absent or empty), or None."""
+    response = _response_column(spec)
+    if spec.optional and (response not in rows or rows[response].isna().all()):
+        return f"the data have no values of the response '{response}'"
+    return None
 
 
 def _not_fitted(spec: ModelSpec, reason: str, rows: int, exclusions: list[dict]) -> ModelOutputs:
@@ -874,6 +903,7 @@ def _not_fitted(spec: ModelSpec, reason: str, rows: int, exclusions: list[dict])
         "family": spec.family,
         "formula": spec.formula,
         "flags": ["not fitted"],
+        "not_estimable": [],
         "rows_in_data_level": rows,
         "rows_excluded": exclusions,
     }
@@ -916,9 +946,8 @@ def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> 
             f"contrasts.adjust: {adjust!r} is not one of {', '.join(ADJUSTMENTS)}."
         )
     rows, exclusions = data_level(spec, tables)
-    response = _response_column(spec)
-    if spec.optional and (response not in rows or rows[response].isna().all()):
-        reason = f"the data have no values of the response '{response}'"
+    reason = _skip_reason(spec, rows)
+    if reason:
         return _not_fitted(spec, reason, len(rows), exclusions)
     frame, dropped = model_frame(spec, rows)
     fit = fit_model(spec, frame)
@@ -928,20 +957,22 @@ def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> 
             contrasts = framework_contrasts(fit, spec.contrasts, adjust=adjust)
         except ModelSpecError as err:
             _fail(spec.name, str(err))
+    assessment = estimability.assess(fit, spec.family, contrasts, spec.contrasts)
+    coefficients, contrasts = estimability.mark_tables(fit.coefficients, contrasts, assessment)
     spec_json = {
         **spec.to_dict(),
         "one_row_is": DATA_LEVELS[spec.data],
         "factor_levels": factor_levels(frame),
         "derived_variables": derived_variables(rows, frame),
     }
-    summary = fit_summary(spec, fit, len(rows), exclusions + dropped)
+    summary = fit_summary(spec, fit, len(rows), exclusions + dropped, assessment)
     drawn = _figure_tables(spec, spec_json, fit, frame)
     if not hasattr(fit, "b"):  # population-averaged: random_effects.csv has its header only
         summary["random_effects"] = "none: a population-averaged (GEE) fit has no random effects"
     return ModelOutputs(
         spec=spec_json,
         frame=frame,
-        coefficients=fit.coefficients,
+        coefficients=coefficients,
         variance_components=fit.variance_components,
         fit=summary,
         contrasts=contrasts,
@@ -963,3 +994,75 @@ def _figure_tables(spec: ModelSpec, spec_json: dict, fit, frame: pd.DataFrame) -
         "residuals": predictions.residual_table(fit, frame, factor=factor),
         "random_effects": predictions.random_effects_table(fit),
     }
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_models(
+    specs: Mapping[str, ModelSpec],
+    tables: AnalysisTables,
+    config_file: str = "config/config.yaml",
+) -> dict:
+    """Check every model's formula and family against its data level, fitting nothing.
+
+    Each spec gets the checks :func:`run_model` makes before it fits: its data level is
+    built (:func:`data_level`), an ``optional`` model without values of its response is
+    noted as skipped, and :func:`model_frame` checks that every column of the formula
+    exists there and that the family fits the response. Every problem is collected, so
+    one run names all of them.
+
+    Parameters
+    ----------
+    specs : mapping of str to ModelSpec
+        The configured models and sensitivity variants.
+    tables : AnalysisTables
+    config_file : str
+        The configuration file of the run, named in the error.
+
+    Returns
+    -------
+    dict
+        ``{"models": {name: {"data", "status" ("ok" or "skipped"), "rows", "columns",
+        "rows_excluded" or "reason"}}}``, the content of ``results/models/checked.json``.
+
+    Raises
+    ------
+    ModelEntryError
+        One line per model that cannot be fitted (as :func:`model_frame` words it: the
+        model, the column and the available columns), then where to fix them.
+
+    Examples
+    --------
+    >>> check_models({}, tables)  # doctest: +SKIP
+    {'models': {}}
+    """
+    checked, problems = {}, []
+    for name, spec in specs.items():
+        try:
+            rows, exclusions = data_level(spec, tables)
+        except derive.DataError as err:
+            problems.append(f"model '{name}': (data level {spec.data}) {err}")
+            continue
+        reason = _skip_reason(spec, rows)
+        if reason:
+            checked[name] = {"data": spec.data, "status": "skipped", "reason": reason}
+            continue
+        try:
+            frame, dropped = model_frame(spec, rows)
+        except ModelEntryError as err:
+            problems.append(str(err))
+            continue
+        checked[name] = {
+            "data": spec.data,
+            "status": "ok",
+            "rows": len(frame),
+            "columns": [str(c) for c in frame.columns],
+            "rows_excluded": exclusions + dropped,
+        }
+    if problems:
+        raise ModelEntryError(
+            "\n".join(problems) + f"\nFix these entries under `models:` (or the "
+            f"`sensitivity:` variants built from them) in {config_file}; no model was fitted."
+        )
+    return {"models": checked}

@@ -34,8 +34,8 @@ from . import (
     vocabulary,
 )
 from .codebook import load_codebook
-from .frameworks import load_framework_map
 from .config import ConfigError
+from .frameworks import load_framework_map
 from .ingest import format_validation_report, ingest
 from .io import InputFileError, write_table, write_text
 from .validate import ValidationFailed
@@ -64,10 +64,12 @@ def ingest_step(input, output, params, **_) -> None:
     """Read, map and validate the raw files; write canonical tables and the validation report.
 
     In strict mode a problem stops here: the readable report goes to the log and the
-    terminal, and no canonical table is written.
+    terminal, and no canonical table is written. ``params``: ``config`` (the parts of the
+    configuration ingest reads) and ``config_file`` (named in messages).
     """
+    config_file = getattr(params, "config_file", "config/config.yaml")
     try:
-        result = ingest(params.config, base_dir=Path.cwd())
+        result = ingest(params.config, base_dir=Path.cwd(), config_file=config_file)
     except ValidationFailed as failed:
         log.error(format_validation_report(failed.problems))
         raise
@@ -304,14 +306,9 @@ def figure_resistance_profile_step(input, output, **_) -> None:
     figures.save_figure(fig, output.pdf, output.png)
 
 
-def model_step(input, output, params, **_) -> None:
-    """Fit one configured model or sensitivity variant; write its six outputs.
-
-    ``params``: ``name``, ``entry`` (the model entry, or the expanded variant entry),
-    ``dropout`` (the dropout section of the configuration) and ``adjust``.
-    """
-    spec = analysis.parse_model_spec(params.name, params.entry, params.dropout)
-    tables = analysis.AnalysisTables(
+def _analysis_tables(input, params) -> analysis.AnalysisTables:
+    """The canonical and derived tables a model's data level is built from."""
+    return analysis.AnalysisTables(
         clients=pd.read_parquet(input.clients),
         sessions=pd.read_parquet(input.sessions),
         session_table=pd.read_parquet(input.session_table),
@@ -321,7 +318,38 @@ def model_step(input, output, params, **_) -> None:
             vocabulary.Vocabulary.load(input.vocabulary) if hasattr(input, "vocabulary") else None
         ),
     )
-    outputs = analysis.run_model(spec, tables, adjust=params.adjust)
+
+
+def check_models_step(input, output, params, **_) -> None:
+    """Check every model's and variant's formula and family against its data level, before
+    any model is fitted; write ``results/models/checked.json``.
+
+    ``input.entries``: the entry file of each model and variant (``name``, ``entry``,
+    ``dropout`` and ``adjust``: the params of its job). ``params.config_file`` is named in
+    the error.
+    """
+    settings = [json.loads(Path(path).read_text("utf-8")) for path in input.entries]
+    specs = {
+        s["name"]: analysis.parse_model_spec(s["name"], s["entry"], s["dropout"])
+        for s in settings
+    }
+    dropout = settings[0]["dropout"] if settings else {"definitions": {}}
+    tables = _analysis_tables(input, SimpleNamespace(dropout=dropout))
+    config_file = getattr(params, "config_file", "config/config.yaml")
+    checked = analysis.check_models(specs, tables, config_file)
+    analysis.write_json(checked, output.checked)
+    for name, entry in checked["models"].items():
+        log.info("%s: %s", name, entry.get("reason") or f"{entry['rows']} rows, columns ok")
+
+
+def model_step(input, output, params, **_) -> None:
+    """Fit one configured model or sensitivity variant; write its six outputs.
+
+    ``params``: ``name``, ``entry`` (the model entry, or the expanded variant entry),
+    ``dropout`` (the dropout section of the configuration) and ``adjust``.
+    """
+    spec = analysis.parse_model_spec(params.name, params.entry, params.dropout)
+    outputs = analysis.run_model(spec, _analysis_tables(input, params), adjust=params.adjust)
     outputs.write(output)
     fit = outputs.fit
     log.info("%s: %s", spec.name, "; ".join(fit["flags"]) or "fitted without flags")
@@ -421,17 +449,6 @@ def reliability_step(input, output, params, **_) -> None:
     for entry in outcome["below"]:
         log.warning(entry["message"])
     reliability.stop_if_strict(outcome)
-
-
-def _run_vocabulary(input) -> vocabulary.Vocabulary | None:
-    """The run's vocabulary when the step has it as an input (else None: defaults)."""
-    return vocabulary.Vocabulary.load(input.vocabulary) if "vocabulary" in input.keys() else None
-
-
-def _optional_json(input, key: str) -> dict | None:
-    if key not in input.keys():
-        return None
-    return json.loads(Path(getattr(input, key)).read_text(encoding="utf-8"))
 
 
 def _run_vocabulary(input) -> vocabulary.Vocabulary | None:

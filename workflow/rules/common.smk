@@ -1,4 +1,5 @@
 # Helpers shared by the rules: config check at start-up, input paths, the list of outputs.
+import json
 from pathlib import Path
 
 from resistance_outcomes.config import check_config
@@ -6,10 +7,57 @@ from resistance_outcomes.config import check_config
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 ENV = "../../environment.yml"
-# the config file this run uses (the last --configfile wins), named in messages
-CONFIG_FILE = (
-    str(workflow.configfiles[-1]) if workflow.configfiles else "config/config.yaml"
-)
+
+
+def config_file_used():
+    """The config file this run uses, named in messages: the last --configfile given (it
+    replaces or extends the Snakefile's `configfile:`, which workflow.configfiles lists
+    after it), else the Snakefile's; relative to the working directory when inside it.
+    """
+    files = list(workflow.overwrite_configfiles) or list(workflow.configfiles)
+    if not files:
+        return "config/config.yaml"
+    path = Path(files[-1])
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+CONFIG_FILE = config_file_used()
+# the configuration keys the ingest step reads (rule ingest gets only these, so editing
+# a model or a figure does not rerun it); add a key here when ingest starts to read it
+INGEST_KEYS = [
+    "study",
+    "data",
+    "columns",
+    "end_status_values",
+    "coder_role_values",
+    "missing_values",
+    "covariates",
+    "codebook",
+    "frameworks",
+    "validation",
+    "coding",
+]
+INGEST_CONFIG = {key: config[key] for key in INGEST_KEYS if key in config}
+
+
+def model_settings(name):
+    """The params of the job of one model or variant (models.smk): its entry, the
+    dropout section and the contrasts' adjustment."""
+    entry = VARIANTS[name] if name in VARIANTS else config["models"][name]
+    return {
+        "name": name,
+        "entry": entry,
+        "dropout": config["dropout"],
+        "adjust": ADJUST,
+    }
+
+
+def model_entry_json(name):
+    """The entry file of a model or variant (written by model_entry): its settings, JSON."""
+    return json.dumps(model_settings(name), indent=2, sort_keys=True)
 
 
 def data_path(table):

@@ -18,7 +18,8 @@ rule ingest:
     conda:
         ENV
     params:
-        config=config,
+        config=INGEST_CONFIG,
+        config_file=CONFIG_FILE,
     script:
         "../../scripts/ingest.py"
 

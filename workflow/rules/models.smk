@@ -44,10 +44,60 @@ if VARIANTS:
     ]
 if "recovery" in config:
     MODEL_OUTPUTS += ["results/recovery/recovery.csv", "results/recovery/summary.json"]
+# the entry file of each model and variant: what its job takes from the configuration
+ENTRY_FILES = [f"results/models/{m}/entry.json" for m in MODELS]
+ENTRY_FILES += [f"results/sensitivity/{v}/entry.json" for v in VARIANTS]
+
+
+# Editing one model reruns its entry job (same params as its model job), which reruns
+# check_models (it reads every entry file) and that model; the others take the check as
+# ancient input, so they stay. Params of check_models itself would not do: a job whose
+# upstream reruns is not checked for its own changed params when the link is ancient.
+rule model_entry:
+    output:
+        entry="results/{folder}/{name}/entry.json",
+    log:
+        "results/logs/model_entry/{folder}/{name}.log",
+    wildcard_constraints:
+        folder="models|sensitivity",
+        name=f"{MODEL_NAMES}|{VARIANT_NAMES}",
+    localrule: True
+    conda:
+        ENV
+    params:
+        # JSON text written by the shell: a run directive would spawn a whole Snakemake
+        json=lambda wildcards: model_entry_json(wildcards.name),
+    shell:
+        "printf '%s\\n' {params.json:q} > {output.entry} 2> {log}"
+
+
+rule check_models:
+    input:
+        entries=ENTRY_FILES,
+        clients="results/data/clients.parquet",
+        sessions="results/data/sessions.parquet",
+        session_table="results/derived/session_table.parquet",
+        client_table="results/derived/client_table.parquet",
+        vocabulary="results/data/vocabulary.json",
+    output:
+        checked="results/models/checked.json",
+    log:
+        "results/logs/check_models.log",
+    # before the descriptives that become ready with it: a bad formula stops the run early
+    priority: 10
+    conda:
+        ENV
+    params:
+        config_file=CONFIG_FILE,
+    script:
+        "../../scripts/check_models.py"
 
 
 rule model:
     input:
+        # ancient: a rewritten check (another model edited) does not rerun this model
+        checked=ancient("results/models/checked.json"),
+        entry="results/models/{model}/entry.json",
         clients="results/data/clients.parquet",
         sessions="results/data/sessions.parquet",
         session_table="results/derived/session_table.parquet",
@@ -101,6 +151,8 @@ rule model:
 
 rule sensitivity_variant:
     input:
+        checked=ancient("results/models/checked.json"),
+        entry="results/sensitivity/{variant}/entry.json",
         clients="results/data/clients.parquet",
         sessions="results/data/sessions.parquet",
         session_table="results/derived/session_table.parquet",
