@@ -698,3 +698,20 @@ def test_runaway_rule(estimate, se, scale, intercept, fragment):
         assert note is None
     else:
         assert fragment in note
+
+
+def test_optional_model_whose_data_level_cannot_be_built_is_skipped_with_the_reason():
+    # the hand-made tables have no vocabulary, so no profiled composite: no profile_long
+    entry = {"data": "profile_long", "formula": "profile_count ~ framework + (1 | client)"}
+    optional = spec(name="profile", optional=True, **entry)
+    outputs = run_model(optional, hand_tables())
+    assert outputs.fit["fitted"] is False and outputs.fit["not_estimable"] == []
+    assert outputs.fit["reason"].startswith(
+        "its data level profile_long cannot be built from these data: sessions table: no "
+        "part of the profiled composite is present"
+    )
+    checked = analysis.check_models({"profile": optional}, hand_tables())["models"]
+    assert checked["profile"]["status"] == "skipped"
+    assert checked["profile"]["reason"] == outputs.fit["reason"]
+    with pytest.raises(ModelEntryError, match=r"^model 'profile': \(data level profile_long\)"):
+        analysis.check_models({"profile": spec(name="profile", **entry)}, hand_tables())

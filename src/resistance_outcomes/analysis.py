@@ -894,6 +894,11 @@ def _skip_reason(spec: ModelSpec, rows: pd.DataFrame) -> str | None:
     return None
 
 
+def _level_reason(spec: ModelSpec, err: Exception) -> str:
+    """Why an ``optional`` model's data level could not be built."""
+    return f"its data level {spec.data} cannot be built from these data: {err}"
+
+
 def _not_fitted(spec: ModelSpec, reason: str, rows: int, exclusions: list[dict]) -> ModelOutputs:
     fit = {
         "model": spec.name,
@@ -922,8 +927,10 @@ def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> 
     """Build the data level and model frame, fit, and compute the configured contrasts.
 
     A fit that did not converge or is singular is returned like any other, with
-    ``fit["flags"]`` saying so. An ``optional`` model whose response column is absent or
-    empty is returned unfitted, with the reason in ``fit["reason"]``.
+    ``fit["flags"]`` saying so, and coefficients and contrasts the data do not identify
+    are marked (:mod:`resistance_outcomes.estimability`). An ``optional`` model whose
+    response column is absent or empty, or whose data level cannot be built from the data,
+    is returned unfitted, with the reason in ``fit["reason"]``.
 
     Parameters
     ----------
@@ -945,7 +952,12 @@ def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> 
         raise ModelEntryError(
             f"contrasts.adjust: {adjust!r} is not one of {', '.join(ADJUSTMENTS)}."
         )
-    rows, exclusions = data_level(spec, tables)
+    try:
+        rows, exclusions = data_level(spec, tables)
+    except derive.DataError as err:
+        if not spec.optional:
+            raise
+        return _not_fitted(spec, _level_reason(spec, err), 0, [])
     reason = _skip_reason(spec, rows)
     if reason:
         return _not_fitted(spec, reason, len(rows), exclusions)
@@ -1042,7 +1054,11 @@ def check_models(
         try:
             rows, exclusions = data_level(spec, tables)
         except derive.DataError as err:
-            problems.append(f"model '{name}': (data level {spec.data}) {err}")
+            if spec.optional:
+                reason = _level_reason(spec, err)
+                checked[name] = {"data": spec.data, "status": "skipped", "reason": reason}
+            else:
+                problems.append(f"model '{name}': (data level {spec.data}) {err}")
             continue
         reason = _skip_reason(spec, rows)
         if reason:
