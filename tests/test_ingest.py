@@ -1108,3 +1108,15 @@ def test_messages_name_the_config_file_used(tmp_path):
     with pytest.raises(ValidationFailed) as caught:
         ingest(config(), tmp_path, config_file="other.yaml")
     assert "`validation: identifiers: drop` in other.yaml" in caught.value.problems[0].hint
+
+
+def test_lenient_problems_that_follow_from_a_client_set_aside_go_with_the_client(tmp_path):
+    # 001-1 attended "maybe": the client is set aside; its codes then refer to a session
+    # not known to be attended, which is part of the same client, not a session of its own.
+    sessions = SESSIONS.replace("001,1,yes,50", "001,1,maybe,50")
+    result = ingest(lenient(), write_study(tmp_path, sessions=sessions))
+    assert result.clients["client"].tolist() == ["002", "003"]
+    assert result.set_aside == {"cells": 0, "cell_rows": 0, "clients": 1, "sessions": 0,
+                                "rows": 9}  # fmt: skip
+    actions = set(result.quarantine.loc[result.quarantine["file"] == "codes.csv", "action"])
+    assert actions == {"set aside with client 001"}

@@ -1204,6 +1204,12 @@ def _set_aside(
     bad_rows: set[tuple] = set()
     clients: dict[tuple, str] = {}  # client key -> first reason
     sessions: dict[tuple, str] = {}  # session key -> first reason (code table, coding log)
+    for problem in problems:  # the clients set aside first: their codes go with them
+        table = table_of[problem.file]
+        if table in CELL_TABLES and not _cell_level(problem, table, schemas):
+            key = client_keys[table].get(problem.row)
+            if key is not None:
+                clients.setdefault(key, f"{problem.message} ({problem.file} row {problem.row})")
     for problem, named in zip(problems, shown or problems, strict=True):
         table = table_of[problem.file]
         reason = f"{problem.message} ({problem.file} row {problem.row})"
@@ -1224,7 +1230,10 @@ def _set_aside(
                 records.append([*record, f"client {key[1]} set aside"])
         else:
             key = session_keys[table].get(problem.row)
-            if key is None:
+            client = client_keys[table].get(problem.row)
+            if client in clients:  # often a consequence of the client's own problem
+                records.append([*record, f"set aside with client {client[1]}"])
+            elif key is None:
                 records.append([*record, "row set aside"])
             else:
                 sessions.setdefault(key, reason)
