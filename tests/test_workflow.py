@@ -210,6 +210,7 @@ def test_model_outputs_are_identical_when_rerun(finished_run, tmp_path):
         sessions=results / "data" / "sessions.parquet",
         session_table=results / "derived" / "session_table.parquet",
         client_table=results / "derived" / "client_table.parquet",
+        vocabulary=results / "data" / "vocabulary.json",
     )
     keys = ["spec", "frame", "coefficients", "variance_components", "fit", "contrasts"]
     keys += ["predictions", "residuals", "random_effects"]
@@ -397,13 +398,15 @@ def test_publication_tables_are_identical_when_rerun(finished_run, tmp_path):
     inputs = SimpleNamespace(
         table1=results / "tables" / "table1.csv",
         reliability=results / "reliability" / "reliability.csv",
+        gate=results / "reliability" / "gate.json",
+        vocabulary=results / "data" / "vocabulary.json",
         sensitivity=results / "sensitivity" / "sensitivity_table.csv",
         model_specs=[results / "models" / m / "spec.json" for m in CONFIG["models"]],
-        keys=lambda: ["table1", "reliability", "sensitivity", "model_specs"],
+        keys=lambda: ["table1", "reliability", "gate", "vocabulary", "sensitivity", "model_specs"],
     )
     output = SimpleNamespace(docx=tmp_path / "tables.docx")
     params = SimpleNamespace(
-        main_models=["rupture_frequency", "repair_retention", "dropout_hazard"],
+        main_models=CONFIG["tables"]["main_models"],
         min_cell=CONFIG["tables"]["min_cell"],
     )
     publication_tables_step(input=inputs, output=output, params=params)
