@@ -197,7 +197,7 @@ def test_model_frame_keeps_exactly_the_rows_and_columns_fitted():
         ("C4", 1),
     ]
     np.testing.assert_allclose(frame["session_c"], frame["session"] - 11 / 7)
-    assert why == [{"reason": "missing value in alliance", "rows": 1}]
+    assert why == [{"reason": "missing value in alliance", "rows": 1, "column": "alliance"}]
 
 
 def test_missing_column_names_model_column_and_available_columns():
@@ -483,7 +483,7 @@ def test_check_models_reports_rows_and_skips_optional_models_without_data():
     assert checked["good"]["status"] == "ok" and checked["good"]["rows"] == 6
     assert checked["good"]["rows_excluded"] == [
         {"reason": "scheduled session not attended", "rows": 1},
-        {"reason": "missing value in ruptures", "rows": 1},
+        {"reason": "missing value in ruptures", "rows": 1, "column": "ruptures"},
     ]
     assert checked["alliance"] == {
         "data": "sessions",
@@ -521,8 +521,9 @@ def test_offset_model_leaves_out_sessions_without_minutes_and_counts_them():
     outputs = run_model(spec(formula="ruptures ~ 1 + offset(log(minutes)) + (1 | client)"), tables)
     # 7 attended sessions; C4's is uncoded (no ruptures), C1 2 and C3 1 have no minutes
     assert outputs.fit["nobs"] == 4
-    assert {"reason": "missing value in minutes", "rows": 2} in outputs.fit["rows_excluded"]
-    assert {"reason": "missing value in ruptures", "rows": 1} in outputs.fit["rows_excluded"]
+    excluded = outputs.fit["rows_excluded"]
+    assert {"reason": "missing value in minutes", "rows": 2, "column": "minutes"} in excluded
+    assert {"reason": "missing value in ruptures", "rows": 1, "column": "ruptures"} in excluded
     kept = set(zip(outputs.frame["client"], outputs.frame["session"], strict=True))
     assert kept == {("C1", 1), ("C1", 3), ("C2", 1), ("C3", 2)}
 

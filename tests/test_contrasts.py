@@ -177,6 +177,44 @@ def test_simple_slopes_by_hand(poisson_fit):
     assert np.all(np.abs(table["estimate"] - [0.1, 0.3, -0.2]) < 3 * table["std_error"])
 
 
+def test_slopes_with_interaction_are_adjusted_as_three_tests(poisson_fit):
+    table = simple_slopes(poisson_fit, "repair", "framework", adjust="holm")
+    expected = multipletests(table["p_value"], method="holm")[1]
+    np.testing.assert_allclose(table["p_adjusted"], expected, rtol=1e-12)
+
+
+def test_a_slope_without_framework_interaction_is_one_test_not_three():
+    """Without framework x repair the slope is the same hypothesis in every framework: it is
+    reported in each, but adjusted as one test (Holm over three copies would triple p)."""
+    fit = fit_mixed(
+        "count ~ framework + repair + kind + (1 | therapist)",
+        simulated_sessions(seed=5),
+        family="poisson",
+    )
+    estimate, se = by_hand(fit, {"repair": 1.0})
+    for method in ("holm", "bh"):
+        table = simple_slopes(fit, "repair", "framework", adjust=method)
+        assert table["level"].tolist() == FRAMEWORKS
+        np.testing.assert_allclose(table["estimate"], estimate, rtol=1e-12)
+        np.testing.assert_allclose(table["std_error"], se, rtol=1e-12)
+        p = 2 * st.norm.sf(abs(estimate / se))
+        np.testing.assert_allclose(table["p_value"], p, rtol=1e-9)
+        np.testing.assert_allclose(table["p_adjusted"], p, rtol=1e-9)  # one test: unchanged
+    # the model has no repair x kind either: all six framework x kind slopes are one test
+    by = simple_slopes(fit, "repair", "framework", by="kind", adjust="holm")
+    assert len(by) == 6
+    np.testing.assert_allclose(by["p_adjusted"], by["p_value"], rtol=1e-12)
+    # with repair x kind (still none with framework): one test per level of kind
+    fit = fit_mixed(
+        "count ~ framework + repair * kind + (1 | therapist)",
+        simulated_sessions(seed=5),
+        family="poisson",
+    )
+    by = simple_slopes(fit, "repair", "framework", by="kind", adjust="holm")
+    two = multipletests(by["p_value"].iloc[[0, 3]], method="holm")[1]
+    np.testing.assert_allclose(by["p_adjusted"], np.repeat(two, 3), rtol=1e-12)
+
+
 def test_linear_model_contrasts_are_differences_with_satterthwaite_df():
     data = simulated_sessions(seed=3)
     data["score"] = np.log1p(data["count"]) + data["repair"]

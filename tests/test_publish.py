@@ -67,7 +67,7 @@ FIT = {
     "method": "Laplace",
     "family": "binomial",
     "flags": [],
-    "rows_excluded": [{"reason": "missing value in dropout", "rows": 3}],
+    "rows_excluded": [{"reason": "missing value in dropout", "rows": 3, "column": "dropout"}],
     "nobs": 1314,
     "groups": {"client": 1314, "therapist": 4},
     "aic": 268.1202,

@@ -449,3 +449,27 @@ def test_summary_and_publication_steps_read_json_hand_overs(tmp_path):
     assert math.isclose(
         pd.read_csv(tmp_path / "publication" / "model_st_dropout.csv")["estimate"].iloc[0], 0.1
     )
+
+
+def test_a_slope_equal_in_every_framework_is_stated_once():
+    """Without a framework interaction the per-framework slopes are one estimate: the
+    summary states it once, not once per framework."""
+    rows = [
+        _slope_row(level, 0.6466, 0.2466, 0.1633, 1.1300, 0.0087, adjustment="bh")
+        for level in ("psychoanalytic", "behavioral", "cognitive")
+    ]
+    model = {"name": "hazard", "spec": {"family": "binomial", "formula": "event ~ x"},
+             "fit": {"flags": []}, "contrasts": pd.DataFrame(rows)}  # fmt: skip
+    text = summary.summary_sentences([model], slopes=SLOPES)
+    assert text.count("repair rate (between clients)") == 1
+    # OR per 10 percentage points = exp(0.1 * 0.6466) = 1.07, CI exp(0.1 * [0.1633, 1.13])
+    assert (
+        "In every framework (the model has no framework interaction for it), higher values of "
+        "repair rate (between clients) were associated with higher odds of dropout after the "
+        "session (OR per 10 "
+        "percentage points = 1.07, 95% CI [1.02, 1.12]" in text
+    )
+    # slopes that differ keep one sentence per framework
+    rows[1] = {**rows[1], "estimate": 0.2}
+    model["contrasts"] = pd.DataFrame(rows)
+    assert summary.summary_sentences([model], slopes=SLOPES).count("In every framework") == 0

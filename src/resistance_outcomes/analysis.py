@@ -394,8 +394,11 @@ def _level_rows(spec: ModelSpec, tables: AnalysisTables) -> tuple[pd.DataFrame, 
     return rows, []
 
 
-def _exclusion(reason: str, rows: int) -> dict:
-    return {"reason": reason, "rows": int(rows)}
+def _exclusion(reason: str, rows: int, column: str | None = None) -> dict:
+    """One entry of ``rows_excluded``; ``column`` names the variable whose value was missing
+    (tables print its label)."""
+    entry = {"reason": reason, "rows": int(rows)}
+    return {**entry, "column": column} if column else entry
 
 
 def data_level(spec: ModelSpec, tables: AnalysisTables) -> tuple[pd.DataFrame, list[dict]]:
@@ -538,7 +541,7 @@ def model_frame(spec: ModelSpec, rows: pd.DataFrame) -> tuple[pd.DataFrame, list
     >>> list(frame.columns)
     ['therapist', 'client', 'alliance', 'x']
     >>> why
-    [{'reason': 'missing value in alliance', 'rows': 1}]
+    [{'reason': 'missing value in alliance', 'rows': 1, 'column': 'alliance'}]
     """
     try:
         design = build_design(spec.formula, rows)
@@ -550,7 +553,8 @@ def model_frame(spec: ModelSpec, rows: pd.DataFrame) -> tuple[pd.DataFrame, list
     columns = [*keys, *(c for c in used if c not in keys)]
     frame = rows.loc[design.frame.index, columns].reset_index(drop=True)
     exclusions = [
-        _exclusion(f"missing value in {column}", n) for column, n in design.dropped_columns.items()
+        _exclusion(f"missing value in {column}", n, column)
+        for column, n in design.dropped_columns.items()
     ]
     return frame, exclusions
 

@@ -177,9 +177,28 @@ def _wald(fit, matrix: np.ndarray, labels: list[str]) -> pd.DataFrame:
     return linear_contrasts(fit, contrasts)
 
 
-def _finish(table: pd.DataFrame, info: pd.DataFrame, fit, adjust: str) -> pd.DataFrame:
+def _distinct_rows(matrix: np.ndarray) -> np.ndarray:
+    """For each row of a contrast matrix, the index of the first row equal to it."""
+    first = np.arange(len(matrix))
+    for i in range(len(matrix)):
+        for j in range(i):
+            if np.allclose(matrix[i], matrix[j], rtol=0, atol=1e-12):
+                first[i] = first[j]
+                break
+    return first
+
+
+def _finish(
+    table: pd.DataFrame, info: pd.DataFrame, fit, adjust: str, matrix: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Contrast rows with their adjusted p values. Rows of ``matrix`` that are the same
+    hypothesis (a slope that does not depend on the framework is the same in every
+    framework) count once in the family: the adjustment is over the distinct tests."""
     out = pd.concat([info.reset_index(drop=True), table.drop(columns="term")], axis=1)
-    out["p_adjusted"] = adjust_pvalues(out["p_value"], adjust)
+    first = _distinct_rows(matrix) if matrix is not None else np.arange(len(out))
+    distinct = np.unique(first)
+    adjusted = dict(zip(distinct, adjust_pvalues(out["p_value"].to_numpy()[distinct], adjust)))
+    out["p_adjusted"] = [adjusted[i] for i in first]
     out["adjustment"] = adjust
     out = out.rename(
         columns={
@@ -310,7 +329,7 @@ def simple_slopes(
     labels = [f"{variable} in {lv}{f' | {b}' if b else ''}" for *_, lv, _, b in info]
     table = _wald(fit, step, labels)
     info = pd.DataFrame(info, columns=["kind", "variable", "level", "reference", "by"])
-    return _finish(table, info, fit, adjust)
+    return _finish(table, info, fit, adjust, step)
 
 
 def framework_contrasts(fit, spec, adjust: str = "holm") -> pd.DataFrame:

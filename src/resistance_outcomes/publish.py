@@ -503,6 +503,14 @@ def _estimation_words(spec: Mapping, fit: Mapping) -> str:
     return _METHODS.get(method, method)
 
 
+def _exclusion_reason(entry: Mapping, vocab: Vocabulary) -> str:
+    """Why rows were left out, a missing variable named by its label."""
+    column = entry.get("column")
+    if column:
+        return f"missing value in {lower_first(variable_label(column, vocab=vocab))}"
+    return str(entry["reason"])
+
+
 def _model_note(
     spec: Mapping, fit: Mapping, data: pd.DataFrame, min_cell: int, vocab: Vocabulary
 ) -> str:
@@ -562,7 +570,10 @@ def _model_note(
     if excluded:
         lines.append(
             "Rows left out: "
-            + "; ".join(f"{e['reason']} ({suppress_count(e['rows'], min_cell)})" for e in excluded)
+            + "; ".join(
+                f"{_exclusion_reason(e, vocab)} ({suppress_count(e['rows'], min_cell)})"
+                for e in excluded
+            )
             + "."
         )
     unidentified = data[~data["estimable"]]

@@ -190,7 +190,10 @@ def _pairwise_sentence(row: Mapping, facts, outcome: str, alpha: float, vocab) -
 def _slope_sentence(row: Mapping, facts, outcome: str, alpha: float, vocab, slopes) -> str:
     step, unit = _slope_step(row["variable"], slopes)
     label = lower_first(variable_label(row["variable"], vocab=vocab))
-    where = f"In {_therapy(framework_words(row['level'], vocab))}"
+    if row.get("every_level"):
+        where = "In every framework (the model has no framework interaction for it)"
+    else:
+        where = f"In {_therapy(framework_words(row['level'], vocab))}"
     if row["by"]:
         where += f" ({_by(row, vocab)})"
     if not row["estimable"]:
@@ -237,13 +240,49 @@ def _model_section(
         ]
     data = _clean_contrasts(contrasts, f"contrasts.csv of model '{name}'", fit)
     facts, outcome = _family(spec.get("family", "")), _outcome(spec, vocab)
-    for row in data.to_dict("records"):
+    for row in _one_row_per_distinct_slope(data.to_dict("records")):
         if row["kind"] == "pairwise":
             sentence = _pairwise_sentence(row, facts, outcome, alpha, vocab)
         else:
             sentence = _slope_sentence(row, facts, outcome, alpha, vocab, slopes)
         lines.append(f"- {sentence}")
     return lines + [""]
+
+
+def _one_row_per_distinct_slope(rows: list[dict]) -> list[dict]:
+    """Slopes equal in every framework (no framework interaction) as one row, marked
+    ``every_level``; other rows as they are.
+
+    Examples
+    --------
+    >>> rows = [{"kind": "simple_slope", "variable": "x", "by": "", "level": lv,
+    ...          "estimate": 0.5, "std_error": 0.1} for lv in ("a", "b")]
+    >>> [(r["level"], r.get("every_level")) for r in _one_row_per_distinct_slope(rows)]
+    [('a', True)]
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row["kind"] == "simple_slope":
+            groups.setdefault((row["variable"], row["by"]), []).append(row)
+    out, done = [], set()
+    for row in rows:
+        key = (row.get("variable"), row.get("by"))
+        if row["kind"] != "simple_slope" or key in done:
+            if row["kind"] != "simple_slope":
+                out.append(row)
+            continue
+        group = groups[key]
+        same = len(group) > 1 and all(
+            np.isclose(r["estimate"], group[0]["estimate"], rtol=1e-10, atol=1e-12)
+            and np.isclose(r["std_error"], group[0]["std_error"], rtol=1e-10, atol=1e-12)
+            for r in group
+        )
+        if same:
+            out.append({**group[0], "every_level": True})
+            done.add(key)
+        else:
+            out.append(row)
+    return out
 
 
 # --------------------------------------------------------------------------- other sections
@@ -259,21 +298,21 @@ def _flag_section(analyses: Sequence[Mapping]) -> list[str]:
         if _flags(a["fit"])
     ]
     if not flagged:
-        return lines + [
-            f"All {len(analyses)} fitted models (sensitivity variants included) "
-            "converged without a singular fit.",
-            "",
-        ]
+        every = (
+            "The one fitted model"
+            if len(analyses) == 1
+            else f"All {len(analyses)} fitted models (sensitivity variants included)"
+        )
+        return lines + [f"{every} converged without a singular fit.", ""]
     lines += ["Flagged models (read their estimates with caution):", ""]
     for title, flags, reason in flagged:
         why = f": {reason}" if reason else ""
         lines.append(f"- {title}: {'; '.join(flags)}{why}")
-    return lines + [
-        "",
-        f"The other {len(analyses) - len(flagged)} models and variants "
-        "converged without a singular fit.",
-        "",
-    ]
+    others = len(analyses) - len(flagged)
+    if not others:
+        return lines + [""]
+    rest = "The other model" if others == 1 else f"The other {others} models and variants"
+    return lines + ["", f"{rest} converged without a singular fit.", ""]
 
 
 def _count_words(n: int, one: str, many: str, min_cell: int | None = None) -> str:
