@@ -197,7 +197,8 @@ def _finish(
     out = pd.concat([info.reset_index(drop=True), table.drop(columns="term")], axis=1)
     first = _distinct_rows(matrix) if matrix is not None else np.arange(len(out))
     distinct = np.unique(first)
-    adjusted = dict(zip(distinct, adjust_pvalues(out["p_value"].to_numpy()[distinct], adjust)))
+    p_distinct = adjust_pvalues(out["p_value"].to_numpy()[distinct], adjust)
+    adjusted = dict(zip(distinct, p_distinct, strict=True))
     out["p_adjusted"] = [adjusted[i] for i in first]
     out["adjustment"] = adjust
     out = out.rename(
