@@ -330,8 +330,7 @@ def check_models_step(input, output, params, **_) -> None:
     """
     settings = [json.loads(Path(path).read_text("utf-8")) for path in input.entries]
     specs = {
-        s["name"]: analysis.parse_model_spec(s["name"], s["entry"], s["dropout"])
-        for s in settings
+        s["name"]: analysis.parse_model_spec(s["name"], s["entry"], s["dropout"]) for s in settings
     }
     dropout = settings[0]["dropout"] if settings else {"definitions": {}}
     tables = _analysis_tables(input, SimpleNamespace(dropout=dropout))

@@ -34,6 +34,7 @@ __all__ = [
     "parse_formula",
 ]
 
+
 @single_threaded_blas
 def fit_mixed(
     formula: str,
