@@ -519,7 +519,8 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
 
     The table is written to a temporary file in the same directory, which then replaces
     ``path`` in one step, so a reader never sees a half-written file. Missing directories
-    are created. The index is not written.
+    are created. The index is not written. CSV is UTF-8 with "\\n" line ends and floats
+    at full precision; this is the package's one CSV writer.
 
     Parameters
     ----------
@@ -546,7 +547,9 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
         raise ValueError(f"{path}: can only write .parquet or .csv tables, not {suffix!r}.")
     if suffix == ".parquet":
         return write_atomically(path, lambda temporary: df.to_parquet(temporary, index=False))
-    return write_atomically(path, lambda temporary: df.to_csv(temporary, index=False))
+    return write_atomically(
+        path, lambda temporary: df.to_csv(temporary, index=False, lineterminator="\n")
+    )
 
 
 def write_atomically(path: str | os.PathLike, write) -> Path:

@@ -56,10 +56,6 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def _write_csv(df: pd.DataFrame, path: str | Path) -> None:
-    write_text(path, df.to_csv(index=False, lineterminator="\n"))
-
-
 def ingest_step(input, output, params, **_) -> None:
     """Read, map and validate the raw files; write canonical tables and the validation report.
 
@@ -77,7 +73,7 @@ def ingest_step(input, output, params, **_) -> None:
     write_table(result.sessions, output.sessions)
     write_table(result.codes, output.codes)
     write_table(result.coding_log, output.coding_log)
-    _write_csv(result.quarantine, output.quarantine)
+    write_table(result.quarantine, output.quarantine)
     report = format_validation_report(result)
     log.info(report)
     write_text(output.report, report)
@@ -149,7 +145,7 @@ def table1_step(input, output, params, **_) -> None:
         constructs=vocab,
         dropout_labels=derive.dropout_labels(definitions),
     )
-    _write_csv(long, output.csv)
+    write_table(long, output.csv)
     headers = {f.name: f.label for f in vocab.frameworks}
     wide = describe.format_table1(long, framework_labels=headers)
     write_text(output.md, describe.table1_markdown(wide))
@@ -171,8 +167,8 @@ def session_descriptives_step(input, output, params, **_) -> None:
     profile = describe.construct_profile(
         session_tbl, parts, labels=vocab.all_labels(), min_cell=params.min_cell
     )
-    _write_csv(rates, output.rupture_rate)
-    _write_csv(profile, output.profile)
+    write_table(rates, output.rupture_rate)
+    write_table(profile, output.profile)
     for stage, what in ((ruptures, "Rupture rate by session"), (profile_stage, "Profile")):
         if not stage.assessed:
             log.info(vocabulary.not_assessed_text(stage, what))
@@ -259,7 +255,7 @@ def figure_retention_step(input, output, params, **_) -> None:
     tertiles = describe.retention_curves(
         with_tertile, by=["framework", "repair_tertile"], min_cell=params.min_cell
     )
-    _write_csv(curves, output.curves)
+    write_table(curves, output.curves)
     vocab = _figure_vocabulary(input)
     order = vocab.framework_names(present_only=False) if vocab else None
     for what, table in (("curve", curves), ("repair panel", tertiles)):
@@ -359,7 +355,7 @@ def sensitivity_table_step(input, output, **_) -> None:
     """The key estimates of every model with variants, side by side (CSV and Markdown)."""
     analyses = [results.read_model_folder(path) for path in input.specs]
     table = sensitivity.sensitivity_table(analyses)
-    _write_csv(table, output.csv)
+    write_table(table, output.csv)
     write_text(output.md, sensitivity.sensitivity_markdown(table))
 
 
@@ -388,7 +384,7 @@ def recovery_step(input, output, params, **_) -> None:
             truth, fits[model]["process"], fits[model]["spec"], fits[model]["contrasts"], slope
         )
     summary = recovery.recovery_summary(table, pattern)
-    _write_csv(table, output.csv)
+    write_table(table, output.csv)
     analysis.write_json(summary, output.summary)
     log.info(
         "%d of %d true fixed effects inside their 95%% CIs",
@@ -422,7 +418,7 @@ def reliability_step(input, output, params, **_) -> None:
         seed=params.seed,
         n_boot=settings.get("n_boot", 2000),
     )
-    _write_csv(result.table, output.table)
+    write_table(result.table, output.table)
     reliability.reliability_markdown(result.table, sample=result.sample, path=output.md)
     if result.assessed:
         names = dict(zip(result.table["construct"], result.table["construct_label"], strict=True))

@@ -54,7 +54,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io import write_atomically, write_text
+from .io import write_atomically, write_table, write_text
 
 __all__ = [
     "MINUS",
@@ -1776,6 +1776,4 @@ def to_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """
     if not isinstance(df, pd.DataFrame):
         raise TableFormatError(f"to_csv: expected a DataFrame, got {type(df).__name__}.")
-    return write_atomically(
-        path, lambda temporary: df.to_csv(temporary, index=False, lineterminator="\n")
-    )
+    return write_table(df, path)
