@@ -279,7 +279,7 @@ def check_tables(clients: pd.DataFrame, sessions: pd.DataFrame) -> None:
         raise DataError(
             f"clients table: column 'end_status' has value '{status.iloc[unknown[0]]}' at "
             f"{where}; expected one of {', '.join(END_STATUSES)}. Map it under "
-            "end_status_values in config/config.yaml."
+            "end_status_values in the run's config file."
         )
     known = pd.MultiIndex.from_frame(clients[CLIENT_KEY].astype(str))
     orphan = np.flatnonzero(~pd.MultiIndex.from_frame(sessions[CLIENT_KEY].astype(str)).isin(known))

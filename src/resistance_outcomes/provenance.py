@@ -29,6 +29,7 @@ RECORDED_PACKAGES = (
     "openpyxl",
     "pyarrow",
     "python-docx",
+    "pyreadstat",
     "threadpoolctl",
 )
 
