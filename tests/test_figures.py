@@ -433,6 +433,26 @@ def test_dropout_plot_one_line_and_band_per_framework(dropout_df):
     assert_no_overlap(fig)
 
 
+def test_dropout_plot_draws_the_models_own_predictor_by_its_label(dropout_df):
+    """A retention model without repair rate: the one other column of its predictions is
+    the x axis, named by the vocabulary, not formatted as a percentage."""
+    own = dropout_df.rename(columns={"repair_rate": "sustain_talk_rate"})
+    own["sustain_talk_rate"] *= 4.0  # a rate per session, not a proportion
+    vocab = Vocabulary(
+        constructs={
+            "sustain_talk": ConstructInfo("sustain_talk", "Sustain talk", "count", "column")
+        },
+        frameworks=[FrameworkInfo(f, f.capitalize(), FRAMEWORK_COLORS[f], "o") for f in FRAMEWORKS],
+    )
+    ax = drawn(plot_dropout_by_repair(own, vocab=vocab)).axes[0]
+    assert ax.get_xlabel() == "Sustain talk per session"
+    for line, framework in zip(ax.get_lines(), FRAMEWORKS, strict=True):
+        expected = own[own["framework"] == framework].sort_values("sustain_talk_rate")
+        np.testing.assert_allclose(line.get_xdata(), expected["sustain_talk_rate"])
+        np.testing.assert_allclose(line.get_ydata(), expected["estimate"])
+    assert max(line.get_xdata().max() for line in ax.get_lines()) == pytest.approx(4.0)
+
+
 def test_dropout_plot_rejects_percentages(dropout_df):
     bad = dropout_df.reset_index(drop=True)
     bad.loc[4, "repair_rate"] = 40.0
@@ -752,6 +772,7 @@ from resistance_outcomes.figures import (  # noqa: E402
 from resistance_outcomes.frameworks import FrameworkMap  # noqa: E402
 from resistance_outcomes.vocabulary import (  # noqa: E402
     ConstructInfo,
+    FrameworkInfo,
     Stage,
     Vocabulary,
     framework_infos,

@@ -568,15 +568,17 @@ def plot_dropout_by_repair(
     order: Sequence[str] | None = None,
     colors: Mapping[str, str] | None = None,
 ) -> Figure:
-    """Predicted probability of dropout against repair rate: one line and 95% band per
-    framework.
+    """Predicted probability of dropout against repair rate (or the model's own predictor):
+    one line and 95% band per framework.
 
     Parameters
     ----------
     pred_df : pandas.DataFrame
-        Predictions of the retention model over a grid of repair rates: ``framework``,
-        ``repair_rate`` (proportion of ruptures repaired, 0-1), ``estimate``, ``ci_low``,
-        ``ci_high`` (probabilities), also as read back from CSV.
+        Predictions of the retention model (its ``predictions.csv``): ``framework``, the
+        predictor's grid (``repair_rate``, the proportion of ruptures repaired, 0-1, when
+        the model has it; otherwise the table's one other column, labelled from the
+        vocabulary), ``estimate``, ``ci_low``, ``ci_high`` (probabilities), also as read
+        back from CSV.
     width, height : float
         Size in inches (taller when the legend needs more than one row).
     vocab : Vocabulary, optional
@@ -604,9 +606,15 @@ def plot_dropout_by_repair(
     >>> fig.axes[0].get_xlabel()
     'Repair rate (% of ruptures repaired)'
     """
-    columns = ["repair_rate", "estimate", "ci_low", "ci_high"]
-    require_columns(pred_df, ["framework", *columns], "dropout prediction")
-    for column in columns:
+    probabilities = ["estimate", "ci_low", "ci_high"]
+    require_columns(pred_df, ["framework", *probabilities], "dropout prediction")
+    others = [c for c in pred_df.columns if c not in ("framework", *probabilities)]
+    predictor = "repair_rate" if "repair_rate" in pred_df else next(iter(others), None)
+    if predictor is None:
+        return plot_placeholder(
+            "Dropout by repair rate", "Not shown: the model's predictions have no predictor.", width
+        )
+    for column in [*probabilities, *(["repair_rate"] if predictor == "repair_rate" else [])]:
         _check_proportions(pred_df, column)
     style = framework_style(pred_df["framework"], vocab, order, colors)
     drawn = [f for f in style.order if _has_values(pred_df, f, "estimate")]
@@ -618,15 +626,18 @@ def plot_dropout_by_repair(
         ax = fig.add_subplot()
         handles = {}
         for framework in drawn:
-            rows = _rows_of(pred_df, framework, by="repair_rate")
-            x, color = _values(rows, "repair_rate"), style.color(framework)
+            rows = _rows_of(pred_df, framework, by=predictor)
+            x, color = _values(rows, predictor), style.color(framework)
             ax.fill_between(x, _values(rows, "ci_low"), _values(rows, "ci_high"),
                             color=color, alpha=0.15, linewidth=0)  # fmt: skip
             (handles[framework],) = ax.plot(x, _values(rows, "estimate"), color=color,
                                             label=style.label(framework))  # fmt: skip
-        ax.set_xlabel("Repair rate (% of ruptures repaired)")
+        if predictor == "repair_rate":
+            ax.set_xlabel("Repair rate (% of ruptures repaired)")
+            ax.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0, symbol=""))
+        else:
+            ax.set_xlabel(vocab.label(predictor) if vocab is not None else humanise(predictor))
         ax.set_ylabel("Predicted probability of dropout (%)")
-        ax.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0, symbol=""))
         ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0, symbol=""))
         ax.set_ylim(bottom=0)
         _framework_legend(fig, style, handles, omitted, "no predictions")
