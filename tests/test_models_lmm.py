@@ -1,7 +1,7 @@
 """Linear mixed models against lme4 (R 4.2.2, lme4 1.1-31, lmerTest 3.1-3), statsmodels
 MixedLM and OLS.
 
-The lme4 numbers are copied from /work/shared/reference/lme4_reference.json; each test
+The lme4 numbers are copied from ../shared/reference/lme4_reference.json; each test
 names the R call that produced them. Tolerances are the project's: fixed effects 1e-4
 relative, standard errors 1e-3 relative, SDs and correlations 1e-3 relative,
 log-likelihood and REML criterion 1e-3 absolute.
