@@ -508,3 +508,29 @@ def test_forest_effects_exponentiate_and_rescale_repair_to_ten_points():
     assert effects["estimate"].round(6).tolist() == [0.818731, 1.648721]
     assert effects["ci_low"].round(6).tolist() == [0.740818, 1.105171]
     assert set(effects["group"]) == {"Retention"}
+
+
+def test_forest_effects_label_predictors_from_the_studys_vocabulary():
+    from resistance_outcomes.vocabulary import ConstructInfo, Vocabulary
+
+    contrasts = pd.DataFrame(
+        {
+            "kind": ["simple_slope", "simple_slope"],
+            "variable": ["sustain_talk_within", "baseline_bdi"],
+            "level": ["systemic", "systemic"],
+            "estimate": [0.2, 0.03],
+            "ci_low": [0.1, 0.01],
+            "ci_high": [0.3, 0.05],
+            "ratio_kind": ["odds ratio"] * 2,
+        }
+    )
+    vocab = Vocabulary(
+        constructs={
+            "sustain_talk": ConstructInfo("sustain_talk", "Sustain talk", "count", "codes")
+        },
+        labels={"baseline_bdi": "Baseline BDI-II"},
+    )
+    effects = forest_effects({"m": contrasts}, {"m": "Hazard"}, vocab=vocab)
+    assert effects["label"].tolist() == ["Sustain talk (within client)", "Baseline BDI-II"]
+    # exp(0.03) = 1.030455
+    assert effects["estimate"].round(6).tolist() == [1.221403, 1.030455]

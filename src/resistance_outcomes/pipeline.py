@@ -241,8 +241,9 @@ def figure_forest_step(input, output, **_) -> None:
         spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
         tables[spec["name"]] = pd.read_csv(contrasts_path)
         labels[spec["name"]] = spec.get("description") or spec["name"]
-    effects = predictions.forest_effects(tables, labels)
-    fig = figures.plot_forest(effects, vocab=_figure_vocabulary(input))
+    vocab = _figure_vocabulary(input)
+    effects = predictions.forest_effects(tables, labels, vocab=vocab)
+    fig = figures.plot_forest(effects, vocab=vocab)
     figures.save_figure(fig, output.pdf, output.png)
 
 

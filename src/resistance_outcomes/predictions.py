@@ -440,7 +440,9 @@ def read_model_table(path, text: tuple[str, ...] = ()) -> pd.DataFrame:
 PER_TEN_POINTS = ("repair_rate",)
 
 
-def forest_effects(contrasts: dict[str, pd.DataFrame], labels: dict[str, str]) -> pd.DataFrame:
+def forest_effects(
+    contrasts: dict[str, pd.DataFrame], labels: dict[str, str], vocab=None
+) -> pd.DataFrame:
     """Per-framework simple slopes of several models as ratios, for a forest plot.
 
     Parameters
@@ -449,6 +451,8 @@ def forest_effects(contrasts: dict[str, pd.DataFrame], labels: dict[str, str]) -
         Model name -> its ``contrasts.csv`` frame.
     labels : dict
         Model name -> a short description used as the group heading.
+    vocab : Vocabulary, optional
+        The study's vocabulary, for the predictors' labels.
 
     Returns
     -------
@@ -477,7 +481,8 @@ def forest_effects(contrasts: dict[str, pd.DataFrame], labels: dict[str, str]) -
             rows.append(
                 {
                     "group": labels.get(model, model),
-                    "label": variable_label(variable) + (", per 10 points" if scale != 1.0 else ""),
+                    "label": variable_label(variable, vocab=vocab)
+                    + (", per 10 points" if scale != 1.0 else ""),
                     "framework": row["level"],
                     "estimate": float(np.exp(scale * row["estimate"])),
                     "ci_low": float(np.exp(scale * row["ci_low"])),
