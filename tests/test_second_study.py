@@ -12,7 +12,6 @@ pyreadstat and numpy, not with the package.
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,11 +22,11 @@ import pandas as pd
 import pyreadstat
 import pytest
 import yaml
+from test_workflow import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STUDY = ROOT / "resources" / "second_study"
-PROJECT_PARTS = ["Snakefile", "environment.yml", "config", "workflow", "scripts", "resources"]
 CONFIG = yaml.safe_load((STUDY / "config.yaml").read_text())
 #: this study's framework map, written out by hand from resources/second_study/frameworks.yaml
 FRAMEWORK_OF = {
@@ -38,16 +37,6 @@ FRAMEWORK_OF = {
 FRAMEWORKS = ["psychodynamic", "cognitive_behavioural", "other"]
 
 pytestmark = pytest.mark.slow
-
-
-def copy_project(dest: Path) -> Path:
-    for part in PROJECT_PARTS:
-        src = ROOT / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part)
-        else:
-            shutil.copy2(src, dest / part)
-    return dest
 
 
 def snakemake(workdir: Path, configfile: str, *args: str) -> subprocess.CompletedProcess:
