@@ -72,6 +72,7 @@ EXPECTED = (
             "resistance_interrupting": [1, 0, NA, 0],
             "resistance_denying": [0, 0, NA, 0],
             "resistance_ignoring": [0, 0, NA, 0],
+            "resistance_overt": [3, 0, NA, 0],
             "resistance": [3, 0, NA, 0],
         }
     )
@@ -434,9 +435,9 @@ def test_a_composite_present_is_kept_and_one_with_missing_parts_is_not_formed():
     formed, notes = composites_from_columns(partial, CODEBOOK)
     assert "resistance" not in formed
     assert notes == [
-        "resistance: not formed; the sessions table has resistance_arguing but not "
+        "resistance_overt: not formed; the sessions table has resistance_arguing but not "
         "resistance_interrupting, resistance_denying, resistance_ignoring. Supply every "
-        "part, or the resistance column itself."
+        "part, or the resistance_overt column itself."
     ]
 
 
@@ -499,3 +500,72 @@ def test_ingest_forms_ruptures_from_columns_and_still_checks_repaired(tmp_path):
     assert any(
         note.startswith("ruptures: formed from the sessions columns") for note in result.notes
     )
+
+
+# Every form of resistance and every therapist response of the shipped codebook, by hand.
+# Session 1: unit 1 CV_DIS + CV_AVT, unit 2 CV_DIS (covert: distancing 2, avoidance 1);
+#   unit 3 RR_TEC; unit 4 D_PAR + D_HWK; unit 5 M_ARG; unit 6 T_EMP + T_RFR, unit 7 T_EMP.
+# Session 2: unit 1 CL_FRG; unit 2 T_CLM with value 0 (coded absent: no response).
+FORM_CODES = [
+    (1, 1, "CV_DIS"), (1, 1, "CV_AVT"), (1, 2, "CV_DIS"), (1, 3, "RR_TEC"),
+    (1, 4, "D_PAR"), (1, 4, "D_HWK"), (1, 5, "M_ARG"), (1, 6, "T_EMP"), (1, 6, "T_RFR"),
+    (1, 7, "T_EMP"), (2, 1, "CL_FRG"),
+]  # fmt: skip
+
+
+def test_every_form_of_resistance_and_response_flows_to_session_counts():
+    rows = [(s, u, "R1", "primary", c, 1.0) for s, u, c in FORM_CODES]
+    rows.append((2, 2, "R1", "primary", "T_CLM", 0.0))
+    result = aggregate_codes(code_table(rows), session_table((True, True)), CODEBOOK)
+    by = result.set_index("session")
+    expected = {
+        "covert_distancing": [2, 0],
+        "covert_topic_avoidance": [1, 0],
+        "covert_withdrawal": [0, 0],
+        "resistance_covert": [3, 0],
+        "realistic_technique": [1, 0],
+        "resistance_realistic": [1, 0],
+        "collusive_fragility": [0, 1],
+        "resistance_collusive": [0, 1],
+        "disengagement_partial_agreement": [1, 0],
+        "disengagement_homework": [1, 0],
+        "resistance_disengagement": [2, 0],
+        "resistance_arguing": [1, 0],
+        "resistance_overt": [1, 0],
+        "resistance": [7, 1],  # 3 covert + 1 realistic + 2 disengagement + 1 overt; 1 collusive
+        "response_empathy": [2, 0],
+        "response_reframe": [1, 0],
+        "response_calm": [0, 0],
+        "therapist_responses": [3, 0],
+    }
+    for column, values in expected.items():
+        assert by[column].tolist() == values, column
+    # a lab that codes only the covert form gets the covert constructs and nothing else
+    covert = [(s, u, "R1", "primary", c, 1.0) for s, u, c in FORM_CODES if c.startswith("CV")]
+    only = aggregate_codes(code_table(covert), session_table((True, True)), CODEBOOK)
+    assert "resistance_covert" in only and "resistance" in only
+    for absent in ("resistance_overt", "resistance_realistic", "resistance_disengagement",
+                   "therapist_responses", "resistance_arguing"):  # fmt: skip
+        assert absent not in only, absent
+    assert only["resistance"].tolist() == only["resistance_covert"].tolist() == [3, 0]
+
+
+def test_resistance_from_columns_is_the_sum_of_the_forms_supplied():
+    forms = column_sessions(resistance_covert=[1, 0, 2, 0], resistance_overt=[0, 1, 1, 3])
+    formed, notes = composites_from_columns(forms, CODEBOOK)
+    assert formed["resistance"].tolist() == [1, 1, 3, 3]
+    assert notes[0].startswith("resistance: formed from resistance_overt, resistance_covert only")
+
+
+def test_codes_carry_their_citation_or_their_instruments():
+    assert CODEBOOK.codes["CV_DIS"].citation.startswith("Ackerman, S. J., & Hilsenroth")
+    assert CODEBOOK.codes["RR_TEC"].citation.startswith("Rennie, D. L. (1994)")
+    assert CODEBOOK.codes["W_DEN"].citation.startswith("Eubanks, C. F.")
+    forms = {"covert_resistance", "realistic_resistance", "collusive_resistance",
+             "disengagement", "therapist_responses"}  # fmt: skip
+    assert forms <= set(CODEBOOK.instruments)
+    assert all(CODEBOOK.codes[c].kind == "strategy" for c in CODEBOOK.codes_of("therapist_responses"))
+    assert CODEBOOK.constructs["resistance"].of == (
+        "resistance_overt", "resistance_covert", "resistance_realistic",
+        "resistance_collusive", "resistance_disengagement",
+    )  # fmt: skip

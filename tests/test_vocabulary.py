@@ -138,12 +138,20 @@ def test_stages_say_why_they_have_nothing_to_do():
     assert vocab.stage("never_computed").reason == "not part of this run"
 
 
-def test_profile_of_the_example_codebook_is_its_four_behaviours():
+def test_profile_of_the_example_codebook_is_its_forms_and_their_types():
     codebook = load_codebook("config/codebook.yaml")
     parts = ["resistance_arguing", "resistance_interrupting", "resistance_denying"]
-    table = sessions(**{p: [1, 0, 2] for p in parts}, resistance=[3, 0, 6])
+    covert = ["covert_distancing", "covert_withdrawal"]
+    table = sessions(
+        **{p: [1, 0, 2] for p in parts + covert},
+        resistance_overt=[3, 0, 6],
+        resistance_covert=[2, 0, 4],
+        resistance=[5, 0, 10],
+    )
     vocab = build_vocabulary(codebook, FMAP, table, profile="resistance")
-    assert vocab.profile_parts() == parts
+    assert vocab.profile_forms() == ["resistance_overt", "resistance_covert"]
+    assert vocab.profile_parts() == parts + covert
+    assert vocab.form_of("covert_withdrawal") == "resistance_covert"
     assert vocab.stage("profile").assessed
     assert [vocab.label(p) for p in parts] == ["Arguing", "Interrupting", "Denying"]
 

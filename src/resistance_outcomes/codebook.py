@@ -21,7 +21,7 @@ columns instead, :func:`composites_from_columns` forms the composite from them.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +92,8 @@ class Code:
     minimum: float
     maximum: float
     label: str = ""
+    #: where the code is defined: its own ``citation:``, else its instrument's
+    citation: str = ""
 
     def accepts(self, value: float) -> bool:
         """Whether ``value`` is allowed: in range, and 0 or 1 for markers and strategies."""
@@ -281,6 +283,8 @@ def load_codebook(path: str | Path) -> Codebook:
     for instrument, spec in instruments.items():
         for name, entry in (spec.get("codes") or {}).items():
             code = _load_code(str(name), str(instrument), entry, constructs, where)
+            if not code.citation:
+                code = replace(code, citation=str(spec.get("citation") or "").strip())
             clash = next((c for c in codes if c.casefold() == code.code.casefold()), None)
             if clash is not None:
                 raise ConfigError(f"{where}: code {code.code!r} is listed twice ({clash!r}).")
@@ -361,6 +365,7 @@ def _load_code(name: str, instrument: str, entry, constructs, where: str) -> Cod
         float(bounds[0]),
         float(bounds[1]),
         str(entry.get("label", "")),
+        str(entry.get("citation") or "").strip(),
     )
 
 
@@ -824,6 +829,11 @@ def _attach(sessions, per_session, columns, codebook, coding_log=None) -> pd.Dat
     return result
 
 
+def _of_composites(construct: Construct, codebook: Codebook) -> bool:
+    """Whether every part of ``construct`` is itself a composite (a sum of forms)."""
+    return all(codebook.constructs[p].is_composite for p in construct.of)
+
+
 def composites_from_columns(
     sessions: pd.DataFrame, codebook: Codebook
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -834,8 +844,9 @@ def composites_from_columns(
     a session where any part is missing (not attended, not coded) gets a missing value.
     For ``any_of`` the sum is an upper bound of the units with any of the parts: counts per
     session cannot show a unit coded with two of them, which a code table would count
-    once. Composites are formed in codebook order, so a composite of composites works.
-    A composite already present (from the file or from codes) is left as it is.
+    once. Composites are formed in codebook order, so a composite of composites works; such
+    a composite (resistance as the sum of its forms) is the sum of the forms present, as
+    from a code table where a form not coded is absent. A composite already present (from the file or from codes) is left as it is.
 
     Parameters
     ----------
@@ -876,7 +887,15 @@ def composites_from_columns(
         present = [p for p in parts if p in result.columns]
         if not present:
             continue
-        if len(present) < len(parts):
+        if len(present) < len(parts) and _of_composites(construct, codebook):
+            # a composite of forms is the sum of the forms coded, as from codes
+            notes.append(
+                f"{name}: formed from {', '.join(present)} only; "
+                f"{', '.join(p for p in parts if p not in present)} not in the sessions table "
+                "(not coded)."
+            )
+            parts = present
+        elif len(present) < len(parts):
             missing = ", ".join(p for p in parts if p not in present)
             notes.append(
                 f"{name}: not formed; the sessions table has {', '.join(present)} but not "

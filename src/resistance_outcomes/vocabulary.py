@@ -210,11 +210,35 @@ class Vocabulary:
         """Count constructs present, in codebook order."""
         return [c.name for c in self.constructs.values() if c.kind == "count"]
 
-    def profile_parts(self) -> list[str]:
-        """The parts of the profiled composite that are present (empty without one)."""
+    def profile_forms(self) -> list[str]:
+        """The forms of the profiled composite that are present: its parts that are
+        composites themselves (resistance = overt + covert + ...); empty when its parts are
+        plain constructs."""
         if not self.profile or self.profile not in self.constructs:
             return []
-        return [p for p in self.constructs[self.profile].parts if p in self.constructs]
+        parts = [p for p in self.constructs[self.profile].parts if p in self.constructs]
+        return [p for p in parts if self.constructs[p].parts]
+
+    def profile_parts(self) -> list[str]:
+        """The types the profiled composite is made of that are present, form by form (the
+        parts of each form, or the composite's own parts when it has no forms); empty
+        without a profiled composite."""
+        if not self.profile or self.profile not in self.constructs:
+            return []
+        types: list[str] = []
+        for part in self.constructs[self.profile].parts:
+            if part not in self.constructs:
+                continue
+            inner = self.constructs[part].parts
+            types += [p for p in inner if p in self.constructs] if inner else [part]
+        return types
+
+    def form_of(self, part: str) -> str | None:
+        """The form a type of the profiled composite belongs to (None without forms)."""
+        for form in self.profile_forms():
+            if part in self.constructs[form].parts:
+                return form
+        return None
 
     def stage(self, name: str) -> Stage:
         """The stage's state; a stage never computed counts as not assessed."""
