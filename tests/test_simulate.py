@@ -14,16 +14,21 @@ import numpy as np
 import pandas as pd
 import pingouin
 import pytest
-from scipy.special import expit
+import statsmodels.api as sm
+from scipy.special import expit, logit
 
+from resistance_outcomes.codebook import load_codebook
 from resistance_outcomes.simulate import (
     CONFRONTATION_MARKERS,
     DEFAULT_PARAMS,
+    FORM_OF,
     FRAMEWORKS,
     OUTPUT_FILES,
     PARAMETER_NOTES,
     REPAIR_STRATEGIES,
     RESISTANCE_CODES,
+    RESISTANCE_FORMS,
+    THERAPIST_RESPONSES,
     WITHDRAWAL_MARKERS,
     SimulationError,
     main,
@@ -70,13 +75,21 @@ def segment_table(codes):
         withdrawal=codes["code"].isin(WITHDRAWAL_MARKERS),
         confrontation=codes["code"].isin(CONFRONTATION_MARKERS),
         strategy=codes["code"].isin(REPAIR_STRATEGIES),
+        response=codes["code"].isin(THERAPIST_RESPONSES.values()),
         rating=codes["value"].where(codes["code"] == "RES"),
         n_res=codes["code"] == "RES",
     )
-    for kind, code in RESISTANCE_CODES.items():
+    for kind, code in {**RESISTANCE_CODES, **THERAPIST_RESPONSES}.items():
         c[kind] = c["code"] == code
     keys = ["client_id", "session_no", "coder_role", "segment"]
-    flags = ["withdrawal", "confrontation", "strategy", *RESISTANCE_CODES]
+    flags = [
+        "withdrawal",
+        "confrontation",
+        "strategy",
+        "response",
+        *RESISTANCE_CODES,
+        *THERAPIST_RESPONSES,
+    ]
     seg = c.groupby(keys)[flags].any()
     seg["rating"] = c.groupby(keys)["rating"].max()
     seg["n_res"] = c.groupby(keys)["n_res"].sum()
@@ -283,7 +296,8 @@ def test_codes_sit_on_attended_sessions_within_their_segments(study):
     assert (codes["segment"] >= 1).all()
     assert (codes["segment"] <= codes["minutes"] // 5).all()
     known = {*WITHDRAWAL_MARKERS, *CONFRONTATION_MARKERS, *REPAIR_STRATEGIES, "RES"}
-    assert set(codes["code"]) <= known | set(RESISTANCE_CODES.values())
+    known |= {*RESISTANCE_CODES.values(), *THERAPIST_RESPONSES.values()}
+    assert set(codes["code"]) == known, "every code of every form and response occurs"
     res = codes["code"] == "RES"
     assert codes.loc[res, "value"].between(1, 5).all()
     assert (codes.loc[~res, "value"] == 1).all()
@@ -296,6 +310,7 @@ def test_one_resolution_rating_per_rupture_segment(study):
     assert (seg.loc[seg["rupture"], "n_res"] == 1).all()
     assert (seg.loc[~seg["rupture"], "n_res"] == 0).all()
     assert not seg.loc[~seg["rupture"], "strategy"].any()
+    assert not seg.loc[~seg["rupture"], "response"].any(), "responses only in rupture segments"
     primary = seg[seg["coder_role"] == "primary"]
     assert not (primary["withdrawal"] & primary["confrontation"]).any()
     rupture = primary[primary["rupture"]]
@@ -364,6 +379,110 @@ def test_truth_states_every_parameter_and_the_realised_summary(study):
     assert sum(realised["end_status_counts"].values()) == len(status)
     assert set(truth["treatment_labels"].values()) == set(FRAMEWORKS)
     assert truth["session_c"]["definition"] == "(session_no - 8.5) / 7.5"
+
+
+def test_simulated_codes_are_the_shipped_codebook_constructs():
+    codebook = load_codebook(REPO / "config" / "codebook.yaml")
+    for construct, code in {**RESISTANCE_CODES, **THERAPIST_RESPONSES}.items():
+        assert codebook.codes[code].construct == construct, code
+    for form, types in RESISTANCE_FORMS.items():
+        assert list(codebook.constructs[form].of) == list(types), form
+    assert list(codebook.constructs["resistance"].of) == list(RESISTANCE_FORMS)
+    assert list(codebook.constructs["therapist_responses"].of) == list(THERAPIST_RESPONSES)
+    assert {codebook.codes[code].kind for code in THERAPIST_RESPONSES.values()} == {"strategy"}
+
+
+def test_truth_states_the_forms_and_the_response_scheme(study):
+    truth = study.truth
+    assert truth["codes"]["resistance"] == RESISTANCE_CODES
+    assert truth["codes"]["resistance_forms"] == {f: list(t) for f, t in RESISTANCE_FORMS.items()}
+    assert truth["codes"]["therapist_responses"] == THERAPIST_RESPONSES
+    resistance = truth["parameters"]["resistance"]
+    g = resistance["resistance_log_rate"]["value"]
+    assert all(set(g[f]) == set(RESISTANCE_CODES) for f in FRAMEWORKS), "construct names"
+    assert resistance["form_of"]["value"] == FORM_OF
+    assert FORM_OF["covert_distancing"] == "resistance_covert"
+    per_50 = resistance["form_rate_per_50_minutes"]["value"]
+    for framework in FRAMEWORKS:
+        for form, types in RESISTANCE_FORMS.items():
+            total = sum(50 * math.exp(g[framework][kind]) for kind in types)
+            assert per_50[framework][form] == pytest.approx(total, rel=1e-5)
+            log_rate = resistance["form_log_rate"]["value"][framework][form]
+            assert log_rate == pytest.approx(math.log(total / 50), rel=1e-5)
+    # by hand from the table in simulate.py: 0.50 + 0.60 + 0.35 covert signs per 50 minutes
+    assert per_50["psychoanalytic"]["resistance_covert"] == pytest.approx(1.45, rel=1e-5)
+
+    responses = truth["parameters"]["responses"]
+    q0 = responses["response_use_prob"]["value"]
+    q1 = responses["response_use_prob_resolved"]["value"]
+    b = responses["response_log_or"]["value"]
+    repair = truth["parameters"]["repair"]["repair_logit"]["value"]
+    for framework in FRAMEWORKS:
+        assert set(q0[framework]) == set(THERAPIST_RESPONSES)
+        c = 0.0
+        for response in THERAPIST_RESPONSES:
+            x0, x1 = q0[framework][response], q1[framework][response]
+            assert logit(x1) - logit(x0) == pytest.approx(b[framework][response], abs=1e-4)
+            c += math.log((1 - x1) / (1 - x0))
+        intercept = responses["rupture_model_intercept"]["value"][framework]
+        assert intercept == pytest.approx(repair[framework] + c, abs=1e-4)
+    sd = responses["rupture_model_random_effect_sd"]["value"]
+    assert sd == {"client": DEFAULT_PARAMS["repair_client_sd"], "therapist": 0.0}
+    assert "responses" in truth["models"]
+    assert any("Therapist responses" in rule for rule in truth["rules"])
+
+
+def test_each_framework_has_its_signature_form_of_resistance(study):
+    stated = study.truth["parameters"]["resistance"]
+    forms = stated["form_rate_per_50_minutes"]["value"]
+    types = stated["rate_per_50_minutes"]["value"]
+
+    def ratio(rates, name, high, low):
+        return rates[high][name] / rates[low][name]
+
+    signatures = [
+        (forms, "resistance_covert", "psychoanalytic", ("behavioral", "cognitive")),
+        (forms, "resistance_collusive", "psychoanalytic", ("behavioral", "cognitive")),
+        (forms, "resistance_disengagement", "behavioral", ("psychoanalytic",)),
+        (types, "realistic_technique", "behavioral", ("psychoanalytic", "cognitive")),
+        (types, "disengagement_action_plan", "behavioral", ("psychoanalytic",)),
+        (types, "resistance_arguing", "cognitive", ("psychoanalytic", "behavioral")),
+        (types, "realistic_approach", "cognitive", ("psychoanalytic", "behavioral")),
+        (types, "realistic_terms", "cognitive", ("psychoanalytic", "behavioral")),
+    ]
+    for rates, name, high, lows in signatures:
+        for low in lows:
+            assert 1.8 <= ratio(rates, name, high, low) <= 3.5, (name, high, low)
+    for framework in FRAMEWORKS:
+        assert 4.0 <= sum(forms[framework].values()) <= 6.5, "modest totals per session"
+    # the realised example shows the same order for the clearest signatures
+    realised = {f: v["resistance_form_per_attended_session"]
+                for f, v in study.truth["realised"]["by_framework"].items()}  # fmt: skip
+    covert = {f: realised[f]["resistance_covert"] for f in FRAMEWORKS}
+    assert max(covert, key=covert.get) == "psychoanalytic"
+    disengagement = {f: realised[f]["resistance_disengagement"] for f in FRAMEWORKS}
+    assert max(disengagement, key=disengagement.get) == "behavioral"
+
+
+def test_forms_and_responses_leave_the_other_draws_unchanged():
+    base = simulate_study(seed=3, **SMALL)
+    changed = simulate_study(
+        seed=3,
+        **SMALL,
+        params={
+            "response_log_or": {"cognitive": {"response_calm": -1.0}},
+            "resistance_log_rate": {"behavioral": {"covert_distancing": -3.0}},
+        },
+    )
+    overt = set(RESISTANCE_FORMS["resistance_overt"].values())
+    own = (set(RESISTANCE_CODES.values()) - overt) | set(THERAPIST_RESPONSES.values())
+
+    def others(codes):
+        return codes[~codes["code"].isin(own)].reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(others(base.codes), others(changed.codes))
+    pd.testing.assert_frame_equal(base.sessions, changed.sessions)
+    assert not base.codes.equals(changed.codes)
 
 
 # --------------------------------------------------------------------------- realised vs truth
@@ -463,6 +582,77 @@ def test_resistance_counts_follow_the_poisson_model(large_sessions):
             assert abs(z_score(rows[kind], mu, mu)) < Z, (framework, kind)
 
 
+def test_resistance_forms_follow_the_poisson_sum_of_their_types(large, large_sessions):
+    t = large_sessions.copy()
+    stated = large.truth["parameters"]["resistance"]["form_log_rate"]["value"]
+    for framework in FRAMEWORKS:
+        rows = t[t["framework"] == framework]
+        for form, types in RESISTANCE_FORMS.items():
+            # truth: a sum of Poisson types sharing u', w' is Poisson with
+            # log mu = log(sum_k exp(g_fk)) + u' + w' + log(minutes)
+            g = DEFAULT_PARAMS["resistance_log_rate"][framework]
+            log_rate = math.log(sum(math.exp(g[kind]) for kind in types))
+            assert stated[framework][form] == pytest.approx(log_rate, rel=1e-5)
+            mu = np.exp(
+                log_rate
+                + rows["resistance_therapist"]
+                + rows["resistance_client"]
+                + np.log(rows["minutes"])
+            )
+            count = rows[list(types)].sum(axis=1)
+            assert abs(z_score(count, mu, mu)) < Z, (framework, form)
+
+
+def rupture_segments(study):
+    """Primary rupture segments: framework, resolved (RES >= 4) and each response used."""
+    seg = segment_table(study.codes)
+    seg = seg[(seg["coder_role"] == "primary") & seg["rupture"]].copy()
+    seg["framework"] = seg["client_id"].map(frameworks_of(study))
+    seg["resolved"] = seg["rating"] >= 4
+    return seg
+
+
+def test_responses_are_used_with_the_stated_probabilities_given_resolution(large):
+    seg = rupture_segments(large)
+    q0 = DEFAULT_PARAMS["response_use_prob"]
+    b = DEFAULT_PARAMS["response_log_or"]
+    for (framework, resolved), rows in seg.groupby(["framework", "resolved"]):
+        for response in THERAPIST_RESPONSES:
+            # truth: P(used | resolved) = q1 = logistic(logit q0 + b); P(used | not) = q0
+            p = q0[framework][response]
+            if resolved:
+                p = expit(logit(p) + b[framework][response])
+            observed = rows[response].mean()
+            se = math.sqrt(p * (1 - p) / len(rows))  # independent Bernoulli draws
+            assert abs(observed - p) < Z * se, (framework, resolved, response, observed, p)
+
+
+def test_rupture_level_logistic_model_recovers_the_response_log_odds_ratios():
+    """With no client effect on repair the rupture-level model is an ordinary logistic
+    regression; fitted by framework it is the framework x responses model."""
+    study = simulate_study(
+        seed=17,
+        n_therapists_per_framework=100,
+        double_coded_share=0.0,
+        params={"repair_client_sd": 0.0},
+    )
+    seg = rupture_segments(study)
+    stated = study.truth["parameters"]["responses"]
+    names = list(THERAPIST_RESPONSES)
+    for framework in FRAMEWORKS:
+        rows = seg[seg["framework"] == framework]
+        assert len(rows) > 3500  # rupture segments
+        design = sm.add_constant(rows[names].astype(float))
+        fit = sm.Logit(rows["resolved"].astype(float), design).fit(disp=0)
+        truth = {
+            "const": stated["rupture_model_intercept"]["value"][framework],
+            **stated["response_log_or"]["value"][framework],
+        }
+        for term, value in truth.items():
+            z = (fit.params[term] - value) / fit.bse[term]
+            assert abs(z) < Z, (framework, term, fit.params[term], value)
+
+
 def test_alliance_residuals_have_the_generating_mean_and_sd(large_sessions):
     t = large_sessions.copy()
     p = DEFAULT_PARAMS
@@ -523,7 +713,9 @@ def test_expected_agreement_matches_a_fully_double_coded_study():
 
     for column, name in (
         ("rupture", "ruptures_per_session"),
-        ("arguing", "resistance_arguing_per_session"),
+        ("resistance_arguing", "resistance_arguing_per_session"),
+        ("covert_distancing", "covert_distancing_per_session"),
+        ("disengagement_homework", "disengagement_homework_per_session"),
     ):
         x, y = pair[f"{column}_p"].astype(float), pair[f"{column}_r"].astype(float)
         parts = pd.DataFrame({"n": 1.0, "x": x, "y": y, "xx": x * x, "yy": y * y, "xy": x * y})
@@ -565,6 +757,21 @@ def test_expected_agreement_matches_a_fully_double_coded_study():
         )
         .dropna()
     )
+    # therapist responses: the reliability coder reproduces each response of a rupture
+    # segment it also rated with probability coding_sensitivity and adds none
+    keys = ["client_id", "session_no", "segment"]
+    rated = seg[seg["coder_role"] == "reliability"].set_index(keys)
+    rated = rated[rated["rupture"]]
+    primary = seg[(seg["coder_role"] == "primary") & seg["rupture"]].set_index(keys)
+    for response in THERAPIST_RESPONSES:
+        used = primary.loc[primary[response]].index
+        seen = used[used.isin(rated.index)]
+        kept = rated.loc[seen, response].mean()
+        sens = DEFAULT_PARAMS["coding_sensitivity"]
+        assert abs(kept - sens) < Z * math.sqrt(sens * (1 - sens) / len(seen)), response
+        added = rated.index[rated[response]].difference(used)
+        assert len(added) == 0, response
+
     equal = (both["primary"] == both["reliability"]).mean()
     p_equal = expected["resolution_rating"]["exact_agreement"]
     assert p_equal == DEFAULT_PARAMS["coding_resolution_equal_prob"]
@@ -608,6 +815,10 @@ def test_study_without_ruptures_writes_strict_json(tmp_path):
         ({"params": {"referred_prob": 1.5}}, "'referred_prob' must lie in [0, 1]"),
         ({"params": {"rupture_client_sd": -1}}, "'rupture_client_sd' is an SD"),
         ({"params": {"strategy_count_probs": [0.5, 0.6]}}, "summing to 1"),
+        (
+            {"params": {"response_use_prob": {"behavioral": {"response_calm": 0.0}}}},
+            "'response_use_prob.behavioral.response_calm' must lie strictly between 0 and 1",
+        ),
         ({"max_sessions": 5}, "max_sessions must be an integer >= 8"),
         ({"double_coded_share": 1.2}, "double_coded_share must be a number in [0, 1]"),
         ({"seed": -1}, "seed must be an integer >= 0"),

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
+from scipy.special import expit, logit
 
 from resistance_outcomes import __version__
 
@@ -48,11 +48,54 @@ REPAIR_STRATEGIES = (
     "R_RED",
 )
 RESOLUTION_RATING = "RES"
+#: Forms of resistance -> their types (construct names of the shipped codebook,
+#: config/codebook.yaml) -> instrument code. The first form is Miller's four behaviours.
+RESISTANCE_FORMS = {
+    "resistance_overt": {
+        "resistance_arguing": "M_ARG",
+        "resistance_interrupting": "M_INT",
+        "resistance_denying": "M_DEN",
+        "resistance_ignoring": "M_IGN",
+    },
+    "resistance_covert": {
+        "covert_distancing": "CV_DIS",
+        "covert_topic_avoidance": "CV_AVT",
+        "covert_withdrawal": "CV_WDR",
+    },
+    "resistance_realistic": {
+        "realistic_approach": "RR_APP",
+        "realistic_technique": "RR_TEC",
+        "realistic_terms": "RR_TRM",
+    },
+    "resistance_collusive": {
+        "collusive_topic_avoidance": "CL_AVT",
+        "collusive_fragility": "CL_FRG",
+    },
+    "resistance_disengagement": {
+        "disengagement_cancelling": "D_CAN",
+        "disengagement_homework": "D_HWK",
+        "disengagement_partial_agreement": "D_PAR",
+        "disengagement_dismissing_feedback": "D_FBK",
+        "disengagement_action_plan": "D_PLN",
+    },
+}
+#: Resistance type (construct) -> code, over all forms.
 RESISTANCE_CODES = {
-    "arguing": "M_ARG",
-    "interrupting": "M_INT",
-    "denying": "M_DEN",
-    "ignoring": "M_IGN",
+    construct: code for types in RESISTANCE_FORMS.values() for construct, code in types.items()
+}
+#: Resistance type (construct) -> its form (construct of the composite).
+FORM_OF = {construct: form for form, types in RESISTANCE_FORMS.items() for construct in types}
+#: Therapist responses to resistance (construct -> code), coded in rupture segments.
+THERAPIST_RESPONSES = {
+    "response_calm": "T_CLM",
+    "response_empathy": "T_EMP",
+    "response_reframe": "T_RFR",
+    "response_patience": "T_PAT",
+    "response_shared_goals": "T_GOL",
+    "response_accept_unknown": "T_IDK",
+    "response_fewer_questions": "T_FWQ",
+    "response_not_pushing": "T_NPS",
+    "response_end_refer": "T_REF",
 }
 CODERS = ("R1", "R2", "R3", "R4")
 SEGMENT_MINUTES = 5
@@ -71,9 +114,63 @@ def _by_framework(psychoanalytic, behavioral, cognitive):
     return {"psychoanalytic": psychoanalytic, "behavioral": behavioral, "cognitive": cognitive}
 
 
-def _resistance_rates(arguing, interrupting, denying, ignoring):
-    rates = zip(RESISTANCE_CODES, (arguing, interrupting, denying, ignoring), strict=True)
-    return {kind: _per_minute(rate) for kind, rate in rates}
+def _by_framework_table(table, transform=float):
+    """{framework: {key: transform(value)}} from {key: (psychoanalytic, behavioral, cognitive)}."""
+    return {
+        framework: {key: transform(values[i]) for key, values in table.items()}
+        for i, framework in enumerate(FRAMEWORKS)
+    }
+
+
+# Resistance events per 50-minute session, random effects at 0:
+# (psychoanalytic, behavioral, cognitive). Signature of each framework (domain.md section 2):
+# psychoanalytic more covert and collusive signs, behavioral more realistic resistance to
+# techniques and more disengagement, cognitive more arguing and opposition to the approach
+# and its terms.
+_RESISTANCE_PER_50_MINUTES = {
+    "resistance_arguing": (0.30, 0.35, 0.90),
+    "resistance_interrupting": (0.25, 0.30, 0.45),
+    "resistance_denying": (0.80, 0.50, 0.50),
+    "resistance_ignoring": (0.70, 0.85, 0.40),
+    "covert_distancing": (0.50, 0.20, 0.25),
+    "covert_topic_avoidance": (0.60, 0.25, 0.30),
+    "covert_withdrawal": (0.35, 0.15, 0.18),
+    "realistic_approach": (0.15, 0.15, 0.35),
+    "realistic_technique": (0.18, 0.40, 0.20),
+    "realistic_terms": (0.12, 0.12, 0.28),
+    "collusive_topic_avoidance": (0.30, 0.15, 0.15),
+    "collusive_fragility": (0.25, 0.12, 0.12),
+    "disengagement_cancelling": (0.10, 0.20, 0.12),
+    "disengagement_homework": (0.06, 0.45, 0.25),
+    "disengagement_partial_agreement": (0.25, 0.45, 0.30),
+    "disengagement_dismissing_feedback": (0.15, 0.20, 0.25),
+    "disengagement_action_plan": (0.12, 0.40, 0.22),
+}
+# Therapist responses in rupture segments: probability q0 of use when the rupture is not
+# resolved, and log odds ratio b of use between resolved and unresolved ruptures
+# (logit q1 = logit q0 + b), each (psychoanalytic, behavioral, cognitive).
+_RESPONSE_USE_PROB = {
+    "response_calm": (0.30, 0.30, 0.30),
+    "response_empathy": (0.30, 0.20, 0.25),
+    "response_reframe": (0.25, 0.10, 0.20),
+    "response_patience": (0.30, 0.15, 0.15),
+    "response_shared_goals": (0.10, 0.30, 0.25),
+    "response_accept_unknown": (0.20, 0.10, 0.15),
+    "response_fewer_questions": (0.15, 0.15, 0.25),
+    "response_not_pushing": (0.20, 0.25, 0.15),
+    "response_end_refer": (0.10, 0.10, 0.10),
+}
+_RESPONSE_LOG_OR = {
+    "response_calm": (0.3, 0.3, 0.4),
+    "response_empathy": (0.9, 0.2, 1.0),
+    "response_reframe": (1.1, 0.0, 0.3),
+    "response_patience": (0.5, 0.1, 0.1),
+    "response_shared_goals": (0.1, 1.1, 0.4),
+    "response_accept_unknown": (0.4, 0.0, 0.2),
+    "response_fewer_questions": (0.2, 0.2, 0.9),
+    "response_not_pushing": (0.3, 0.9, 0.0),
+    "response_end_refer": (-0.4, -0.3, -0.5),
+}
 
 
 DEFAULT_PARAMS = {
@@ -102,14 +199,13 @@ DEFAULT_PARAMS = {
         [1.5, 2.0, 2.0, 0.5, 1.0, 0.5, 0.5, 1.0, 1.5],
         [2.0, 1.5, 2.0, 1.0, 1.0, 0.5, 1.0, 1.0, 1.0],
     ),
-    # resistance behaviours (Miller)
-    "resistance_log_rate": _by_framework(
-        _resistance_rates(0.30, 0.25, 0.80, 0.70),
-        _resistance_rates(0.35, 0.30, 0.50, 0.85),
-        _resistance_rates(0.90, 0.45, 0.50, 0.40),
-    ),
+    # resistance: every type of every form
+    "resistance_log_rate": _by_framework_table(_RESISTANCE_PER_50_MINUTES, _per_minute),
     "resistance_therapist_sd": 0.25,
     "resistance_client_sd": 0.5,
+    # therapist responses in rupture segments
+    "response_use_prob": _by_framework_table(_RESPONSE_USE_PROB),
+    "response_log_or": _by_framework_table(_RESPONSE_LOG_OR),
     # homework
     "homework_set_prob": 0.9,
     "homework_logit": {"behavioral": 0.3, "cognitive": 0.8},
@@ -217,19 +313,48 @@ PARAMETER_NOTES = {
     ),
     "resistance_log_rate": (
         "resistance",
-        "g_fk: log resistance events per MINUTE by framework and behaviour, random effects at "
-        "0 (the intercept of a model with offset(log(minutes)))",
-        "Miller 1999 / TIP 35 (behaviours); domain.md section 2 (profiles by framework)",
+        "g_fk: log resistance events per MINUTE by framework and type (keys: the construct "
+        "names of config/codebook.yaml; the form of each type under form_of), random effects "
+        "at 0 (the intercept of a model with offset(log(minutes))). Framework signatures, "
+        "per 50-minute session: psychoanalytic more covert signs (form 1.45 vs 0.60 "
+        "behavioral and 0.73 cognitive) and collusive resistance (0.55 vs 0.27); behavioral "
+        "more realistic resistance to techniques (0.40 vs 0.18 and 0.20) and disengagement "
+        "(form 1.70 vs 0.68 and 1.14; homework not done 0.45, plan not followed 0.40); "
+        "cognitive more arguing (0.90 vs 0.30 and 0.35) and opposition to the approach and "
+        "its terms (0.35 and 0.28 vs 0.15 and 0.12). The rates are illustrative choices in "
+        "the direction the theories predict, not estimates from data",
+        "Miller 1999 / TIP 35 (overt behaviours); Ackerman & Hilsenroth 2001 (covert signs); "
+        "Rennie 1994 (realistic resistance); domain.md section 2 (defended, covert forms in "
+        "psychoanalytic, non-compliance in behavioural, open argument in cognitive "
+        "treatments)",
     ),
     "resistance_therapist_sd": (
         "resistance",
-        "SD of therapist random intercept u', shared by the four behaviours (log scale)",
+        "SD of therapist random intercept u', shared by every resistance type (log scale)",
         None,
     ),
     "resistance_client_sd": (
         "resistance",
-        "SD of client random intercept w', shared by the four behaviours (log scale)",
+        "SD of client random intercept w', shared by every resistance type (log scale)",
         None,
+    ),
+    "response_use_prob": (
+        "responses",
+        "q0_fj: probability that therapist response j is coded in a rupture segment whose "
+        "rupture is not resolved, by framework (keys: construct names of config/codebook.yaml)",
+        "domain.md section 1 (therapist responses recommended for resistance)",
+    ),
+    "response_log_or": (
+        "responses",
+        "b_fj: logit(q1_fj) - logit(q0_fj), the log odds ratio of using response j between "
+        "resolved and unresolved ruptures; equal to the log odds ratio of resolution for "
+        "response j in the rupture-level model (see rupture_model_intercept). Pattern: "
+        "reframing (1.1) and empathy (0.9) strongest in psychoanalytic, agreeing goals (1.1) "
+        "and not pushing (0.9) in behavioral, empathy (1.0) and fewer questions (0.9) in "
+        "cognitive treatments; ending and referring slightly negative (-0.3 to -0.5) "
+        "everywhere; several responses near 0 in some frameworks. Illustrative values, not "
+        "estimates from data",
+        "domain.md sections 1-2 (responses recommended in practice; theories by framework)",
     ),
     "homework_set_prob": (
         "homework",
@@ -332,8 +457,8 @@ PARAMETER_NOTES = {
     "coding_sensitivity": (
         "coding",
         "probability that the reliability coder reproduces each code row of the primary "
-        "coder (each marker, each resistance event, each strategy of a rupture segment the "
-        "reliability coder also sees)",
+        "coder (each marker, each resistance event, each strategy and therapist response of "
+        "a rupture segment the reliability coder also sees)",
         None,
     ),
     "coding_false_rupture_prob": (
@@ -344,8 +469,8 @@ PARAMETER_NOTES = {
     ),
     "coding_false_resistance_prob": (
         "coding",
-        "probability, per segment and behaviour, that the reliability coder codes a "
-        "resistance behaviour the primary coder did not code there",
+        "probability, per segment and resistance type, that the reliability coder codes a "
+        "resistance type the primary coder did not code there",
         None,
     ),
     "coding_resolution_equal_prob": (
@@ -368,7 +493,14 @@ RULES = (
     f"{SEGMENT_MINUTES} segments, numbered from 1.",
     "Each rupture occupies its own segment; a rupture count above the number of segments is "
     "capped at the number of segments (see realised.capped_rupture_sessions). Resistance "
-    "events of one behaviour likewise occupy distinct segments, with the same cap.",
+    "events of one type likewise occupy distinct segments, with the same cap (events of "
+    "different types may share a segment).",
+    "Therapist responses are coded only in rupture segments (value 1, in the rupture's own "
+    "segment): given whether the rupture is resolved, each response is used independently "
+    "with probability q1_fj (resolved) or q0_fj (not resolved). The session's repaired "
+    "counts, which drive alliance, PSQ and dropout, do not depend on the responses.",
+    "3RS resolution strategies (R_*) are coded only in resolved ruptures; therapist "
+    "responses (T_*) in resolved and unresolved ones.",
     "The first k ruptures of a session in random order are the resolved ones, k ~ "
     "Binomial(ruptures, logistic(a_f + r_client)).",
     "Random effects are independent normal draws: per therapist u, u', v and the alliance "
@@ -502,6 +634,13 @@ def _check_params(params):
             )
         if base == "strategy_weights" and (min(values) < 0 or max(values) <= 0):
             raise SimulationError(f"Parameter {name!r} needs non-negative weights; got {value}.")
+    for framework, probs in params["response_use_prob"].items():
+        for response, q0 in probs.items():
+            if not 0 < q0 < 1:
+                raise SimulationError(
+                    f"Parameter 'response_use_prob.{framework}.{response}' must lie strictly "
+                    f"between 0 and 1 (its logit enters the model); got {q0}."
+                )
     if params["rupture_nb_size"] <= 0:
         raise SimulationError("Parameter 'rupture_nb_size' must be > 0.")
     if not SEGMENT_MINUTES <= params["minutes_min"] <= params["minutes_max"]:
@@ -546,7 +685,14 @@ def _check_design(seed, n_therapists_per_framework, clients_per_therapist, max_s
 
 
 def _streams(seed):
-    """Independent random generators, one per component, from one seed."""
+    """Independent random generators, one per component, from one seed.
+
+    The segments and reliability coding of the first form of resistance (overt) come from
+    the ``codes`` and ``reliability`` streams, those of the other forms from
+    ``form_segments`` and ``form_reliability``, and the therapist responses from streams of
+    their own, so the draws of the ruptures, the coders and the overt form do not depend on
+    the other forms or on the responses.
+    """
     names = (
         "design",
         "effects",
@@ -556,6 +702,10 @@ def _streams(seed):
         "ratings",
         "codes",
         "reliability",
+        "form_segments",
+        "form_reliability",
+        "responses",
+        "response_reliability",
     )
     children = np.random.SeedSequence(seed).spawn(len(names))
     return {name: np.random.default_rng(child) for name, child in zip(names, children, strict=True)}
@@ -789,7 +939,10 @@ def _rating(rng, latent_mean, p):
 
 
 def _draw_resistance_counts(rng, sessions, effects, p):
-    """Poisson counts per attended session for each resistance behaviour (in place)."""
+    """Poisson counts per attended session for each resistance type (in place).
+
+    Columns ``n_<construct>``, types drawn form by form in the order of RESISTANCE_FORMS.
+    """
     owner = sessions["owner"].to_numpy()
     framework = sessions["framework"].to_numpy()
     eff = effects.iloc[owner].reset_index(drop=True)
@@ -885,24 +1038,63 @@ def _draw_strategies(rng, framework, repaired, p):
     return first, second
 
 
-def _resistance_units(rng, sessions):
-    """One row per primary-coded resistance event (segment x behaviour)."""
+def _form_streams(first, rest):
+    """Random stream of each form of resistance: ``first`` for the first form, else ``rest``."""
+    return {form: first if i == 0 else rest for i, form in enumerate(RESISTANCE_FORMS)}
+
+
+def _resistance_units(rngs, sessions):
+    """One row per primary-coded resistance event (segment x type); ``rngs``: form -> stream."""
     attended = sessions[sessions["attended"]]
     parts = []
-    for kind, code in RESISTANCE_CODES.items():
-        session_row, segment = _distinct_segments(
-            rng, attended["n_segments"], attended[f"n_{kind}"]
-        )
-        parts.append(
-            pd.DataFrame(
-                {
-                    "session": attended.index.to_numpy()[session_row],
-                    "segment": segment,
-                    "code": code,
-                }
+    for form, types in RESISTANCE_FORMS.items():
+        for kind, code in types.items():
+            session_row, segment = _distinct_segments(
+                rngs[form], attended["n_segments"], attended[f"n_{kind}"]
             )
-        )
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "session": attended.index.to_numpy()[session_row],
+                        "segment": segment,
+                        "code": code,
+                    }
+                )
+            )
     return pd.concat(parts, ignore_index=True)
+
+
+def _framework_matrix(values, names, frameworks):
+    """Rows x names array of a {framework: {name: value}} parameter, by each row's framework."""
+    table = np.array([[values[f][name] for name in names] for f in FRAMEWORKS], dtype=float)
+    index = pd.Categorical(frameworks, categories=FRAMEWORKS).codes
+    return table[index].reshape(len(index), len(names))
+
+
+def _response_use_probs(p, frameworks):
+    """(q0, q1): probabilities of each response in unresolved and resolved ruptures."""
+    names = list(THERAPIST_RESPONSES)
+    q0 = _framework_matrix(p["response_use_prob"], names, frameworks)
+    b = _framework_matrix(p["response_log_or"], names, frameworks)
+    return q0, expit(logit(q0) + b)
+
+
+def _response_units(rng, units, p):
+    """One row per therapist response coded in a primary rupture segment.
+
+    Given its resolution, a rupture segment gets each response independently with
+    probability q1 (resolved) or q0 (not resolved).
+    """
+    q0, q1 = _response_use_probs(p, units["framework"].to_numpy())
+    prob = np.where(units["repaired"].to_numpy(dtype=bool)[:, None], q1, q0)
+    row, column = np.nonzero(rng.random(prob.shape) < prob)
+    return pd.DataFrame(
+        {
+            "session": units["session"].to_numpy()[row],
+            "segment": units["segment"].to_numpy()[row],
+            "code": np.array(list(THERAPIST_RESPONSES.values()), dtype=object)[column],
+        }
+    )
 
 
 def _assign_coders(rng, sessions, share):
@@ -915,8 +1107,9 @@ def _assign_coders(rng, sessions, share):
     sessions["reliability_coder"] = np.where(double, np.array(CODERS)[other], None)
 
 
-def _unit_code_rows(units, resistance):
-    """Long code rows (session, segment, code, value) of rupture units and resistance events."""
+def _unit_code_rows(units, resistance, responses):
+    """Long code rows (session, segment, code, value) of rupture units, resistance events
+    and therapist responses."""
     parts = [
         units[["session", "segment", column]].rename(columns={column: "code"}).assign(value=1)
         for column in ("marker_1", "marker_2", "strategy_1", "strategy_2")
@@ -927,12 +1120,15 @@ def _unit_code_rows(units, resistance):
         .assign(code=RESOLUTION_RATING)
     )
     parts.append(resistance[["session", "segment", "code"]].assign(value=1))
+    parts.append(responses[["session", "segment", "code"]].assign(value=1))
     rows = pd.concat(parts, ignore_index=True)
     return rows[rows["code"].notna()]
 
 
-def _reliability_units(rng, sessions, units, resistance, p):
-    """What the reliability coder codes in the double-coded sessions."""
+def _reliability_units(rngs, sessions, units, resistance, responses, p):
+    """What the reliability coder codes in the double-coded sessions: rupture units,
+    resistance events and therapist responses."""
+    rng = rngs["reliability"]
     double = sessions.index[sessions["reliability_coder"].notna()]
     sens = p["coding_sensitivity"]
     rel = units[units["session"].isin(double)].copy()
@@ -948,12 +1144,19 @@ def _reliability_units(rng, sessions, units, resistance, p):
     rel["resolution"] = _perturb_rating(rng, rel["resolution"].to_numpy(), p)
     for column in ("strategy_1", "strategy_2"):
         rel[column] = np.where(rng.random(n) < sens, rel[column], None)
+    # responses of the rupture segments the reliability coder codes (not the false ones)
+    seen = responses[_within(responses, rel)]
+    rel_responses = seen[rngs["response_reliability"].random(len(seen)) < sens]
     rel = pd.concat([rel, _false_ruptures(rng, sessions.loc[double], units, p)], ignore_index=True)
 
-    res = resistance[resistance["session"].isin(double)]
-    res = res[rng.random(len(res)) < sens]
-    res = pd.concat([res, _false_resistance(rng, sessions.loc[double], resistance, p)])
-    return rel, res
+    streams = _form_streams(rng, rngs["form_reliability"])
+    parts = []
+    for form, types in RESISTANCE_FORMS.items():
+        codes = list(types.values())
+        res = resistance[resistance["session"].isin(double) & resistance["code"].isin(codes)]
+        parts.append(res[streams[form].random(len(res)) < sens])
+        parts.append(_false_resistance(streams[form], sessions.loc[double], resistance, codes, p))
+    return rel, pd.concat(parts, ignore_index=True), rel_responses
 
 
 def _perturb_rating(rng, rating, p):
@@ -978,11 +1181,15 @@ def _segment_grid(sessions):
     )
 
 
+def _within(rows, taken):
+    """Mask of ``rows`` whose (session, segment) is in ``taken``."""
+    key = pd.MultiIndex.from_frame(rows[["session", "segment"]])
+    return key.isin(pd.MultiIndex.from_frame(taken[["session", "segment"]]))
+
+
 def _without(grid, taken):
     """Rows of ``grid`` whose (session, segment) is not in ``taken``."""
-    key = pd.MultiIndex.from_frame(grid[["session", "segment"]])
-    used = pd.MultiIndex.from_frame(taken[["session", "segment"]])
-    return grid[~key.isin(used)]
+    return grid[~_within(grid, taken)]
 
 
 def _false_ruptures(rng, double_sessions, units, p):
@@ -1000,11 +1207,12 @@ def _false_ruptures(rng, double_sessions, units, p):
     return free
 
 
-def _false_resistance(rng, double_sessions, resistance, p):
-    """Resistance events the reliability coder codes where the primary coded none."""
+def _false_resistance(rng, double_sessions, resistance, codes, p):
+    """Resistance events of ``codes`` the reliability coder codes where the primary coded
+    none."""
     grid = _segment_grid(double_sessions)
     parts = []
-    for code in RESISTANCE_CODES.values():
+    for code in codes:
         free = _without(grid, resistance[resistance["code"] == code])
         free = free[rng.random(len(free)) < p["coding_false_resistance_prob"]]
         parts.append(free[["session", "segment"]].assign(code=code))
@@ -1163,7 +1371,7 @@ def _expected_agreement(sessions, units, resistance, p):
     )
     for kind in RESISTANCE_CODES:
         counts = attended[f"n_{kind}"].to_numpy()
-        result[f"resistance_{kind}_per_session"] = _count_agreement(
+        result[f"{kind}_per_session"] = _count_agreement(
             counts,
             counts,
             np.zeros_like(counts),
@@ -1171,7 +1379,7 @@ def _expected_agreement(sessions, units, resistance, p):
             sens,
             p["coding_false_resistance_prob"],
         )
-        result[f"resistance_{kind}_segment_presence"] = _unit_kappa(
+        result[f"{kind}_segment_presence"] = _unit_kappa(
             counts.sum() / all_segments, 0.0, sens, 0.0, p["coding_false_resistance_prob"]
         )
     result["resolution_rating"] = _rating_agreement(
@@ -1180,7 +1388,31 @@ def _expected_agreement(sessions, units, resistance, p):
     return result
 
 
-def _realised(clients, sessions, units, codes, end_status):
+def _form_counts(attended):
+    """Per attended session, the count of each form of resistance (sum of its types)."""
+    return pd.DataFrame(
+        {
+            form: sum(attended[f"n_{kind}"] for kind in types)
+            for form, types in RESISTANCE_FORMS.items()
+        }
+    )
+
+
+def _response_shares(units, responses):
+    """Share of rupture segments with each response, overall and by resolution."""
+    repaired = units["repaired"].to_numpy(dtype=bool)
+    shares = {}
+    for construct, code in THERAPIST_RESPONSES.items():
+        used = _within(units, responses[responses["code"] == code])
+        shares[construct] = {
+            "all": _ratio(used.sum(), len(used)),
+            "resolved": _ratio(used[repaired].sum(), repaired.sum()),
+            "unresolved": _ratio(used[~repaired].sum(), (~repaired).sum()),
+        }
+    return shares
+
+
+def _realised(clients, sessions, units, responses, codes, end_status):
     """Summaries of the realised study (primary coder's codes)."""
     attended = sessions[sessions["attended"]]
     summary = {
@@ -1204,6 +1436,10 @@ def _realised(clients, sessions, units, codes, end_status):
         "resistance_per_attended_session": {
             kind: float(attended[f"n_{kind}"].mean()) for kind in RESISTANCE_CODES
         },
+        "resistance_form_per_attended_session": {
+            form: float(counts.mean()) for form, counts in _form_counts(attended).items()
+        },
+        "response_use_share": _response_shares(units, responses),
         "dropout_share": _ratio((end_status == "dropout").sum(), len(clients)),
         "end_status_counts": {
             status: int((end_status == status).sum())
@@ -1219,6 +1455,7 @@ def _realised(clients, sessions, units, codes, end_status):
         framework: _framework_summary(
             sessions[sessions["framework"] == framework],
             units[units["framework"] == framework],
+            responses,
             end_status[clients["framework"].to_numpy() == framework],
         )
         for framework in FRAMEWORKS
@@ -1226,8 +1463,9 @@ def _realised(clients, sessions, units, codes, end_status):
     return summary
 
 
-def _framework_summary(sessions, units, end_status):
+def _framework_summary(sessions, units, responses, end_status):
     attended = sessions[sessions["attended"]]
+    responses = responses[_within(responses, units)]
     return {
         "clients": len(end_status),
         "dropout_share": _ratio((end_status == "dropout").sum(), len(end_status)),
@@ -1237,6 +1475,10 @@ def _framework_summary(sessions, units, end_status):
         "withdrawal_share": _ratio((units["kind"] == "withdrawal").sum(), len(units)),
         "repair_share": _ratio(units["repaired"].sum(), len(units)),
         "mean_alliance": float(attended["wai"].mean()),
+        "resistance_form_per_attended_session": {
+            form: float(counts.mean()) for form, counts in _form_counts(attended).items()
+        },
+        "response_use_share": _response_shares(units, responses),
     }
 
 
@@ -1268,7 +1510,64 @@ def _parameter_truth(p):
         "description": "50 * exp(resistance_log_rate): events per 50-minute session, random "
         "effects at 0",
     }
+    form_log_rate = {
+        framework: {
+            form: math.log(sum(math.exp(rates[kind]) for kind in types))
+            for form, types in RESISTANCE_FORMS.items()
+        }
+        for framework, rates in p["resistance_log_rate"].items()
+    }
+    sections["resistance"]["form_of"] = {
+        "value": dict(FORM_OF),
+        "description": "the form (composite construct) each resistance type belongs to",
+    }
+    sections["resistance"]["form_log_rate"] = {
+        "value": form_log_rate,
+        "description": "log(sum over the form's types of exp(g_fk)): log events per MINUTE of "
+        "the form, random effects at 0; exact for the form's count, a Poisson sum whose "
+        "types share the random effects u' and w' (capping aside)",
+    }
+    sections["resistance"]["form_rate_per_50_minutes"] = {
+        "value": {
+            f: {form: 50 * math.exp(v) for form, v in rates.items()}
+            for f, rates in form_log_rate.items()
+        },
+        "description": "50 * exp(form_log_rate): events of each form per 50-minute session, "
+        "random effects at 0",
+    }
+    sections["responses"].update(_response_truth(p))
     return sections
+
+
+def _response_truth(p):
+    """Derived truth of the therapist-response scheme: q1 and the rupture-level model."""
+    names = list(THERAPIST_RESPONSES)
+    q0, q1 = _response_use_probs(p, list(FRAMEWORKS))
+    c = np.log((1 - q1) / (1 - q0))
+    return {
+        "response_use_prob_resolved": {
+            "value": {
+                f: dict(zip(names, q1[i].tolist(), strict=True)) for i, f in enumerate(FRAMEWORKS)
+            },
+            "description": "q1_fj = logistic(logit(q0_fj) + b_fj): probability that response "
+            "j is coded in a rupture segment whose rupture is resolved",
+        },
+        "rupture_model_intercept": {
+            "value": {
+                f: p["repair_logit"][f] + float(c[i].sum()) for i, f in enumerate(FRAMEWORKS)
+            },
+            "description": "a_f + sum_j c_fj, c_fj = log((1 - q1_fj) / (1 - q0_fj)): the true "
+            "logit of resolution of a rupture segment with no response, client effect 0, in "
+            "the rupture-level model logit P(resolved) = intercept_f + sum_j b_fj * used_j + "
+            "r_client (its log odds ratios are response_log_or)",
+        },
+        "rupture_model_random_effect_sd": {
+            "value": {"client": p["repair_client_sd"], "therapist": 0.0},
+            "description": "true SDs of the rupture-level model's random intercepts "
+            "(1 | therapist/client): client = repair_client_sd, therapist 0 (no therapist "
+            "effect on repair is simulated)",
+        },
+    }
 
 
 def _models():
@@ -1283,8 +1582,18 @@ def _models():
         "second_marker_prob",
         "repair": "each rupture resolved w.p. logistic(a_f + r_client); RES drawn from "
         "resolution_probs_repaired or _unrepaired; resolved ruptures get 1-2 strategy codes",
-        "resistance": "count_k ~ Poisson(mu_k), log(mu_k) = g_fk + u'_therapist + w'_client + "
-        "log(minutes); each event in a distinct random segment, capped at minutes // 5",
+        "resistance": "for every type k of every form: count_k ~ Poisson(mu_k), log(mu_k) = "
+        "g_fk + u'_therapist + w'_client + log(minutes); each event in a distinct random "
+        "segment, capped at minutes // 5. A form's count (the sum of its types) is Poisson "
+        "with log mean log(sum_k exp(g_fk)) + u' + w' + log(minutes) (form_log_rate), "
+        "capping aside",
+        "responses": "in each rupture segment, given its resolution, response j is used w.p. "
+        "q1_fj if resolved, q0_fj if not, independently across j, logit(q1_fj) = logit(q0_fj) "
+        "+ b_fj. By Bayes' rule logit P(resolved | responses, r) = a_f + sum_j c_fj + "
+        "r_client + sum_j b_fj * used_j with c_fj = log((1 - q1_fj) / (1 - q0_fj)): the "
+        "rupture-level model repaired ~ framework * (responses) + (1 | therapist/client) has "
+        "log odds ratios b_fj, intercepts rupture_model_intercept, client SD "
+        "repair_client_sd and therapist SD 0",
         "homework": "done ~ Bernoulli(logistic(homework_logit_f + client propensity))",
         "alliance": "wai = a_f + c_f * session_c + therapist + client + client_slope * "
         "session_c + N(0, residual_sd^2) - penalty * unrepaired; clipped to 1-7, 2 decimals",
@@ -1295,7 +1604,7 @@ def _models():
     }
 
 
-def _truth(seed, design, p, clients, sessions, units, resistance, codes, end_status):
+def _truth(seed, design, p, clients, sessions, units, resistance, responses, codes, end_status):
     double = sessions[sessions["reliability_coder"].notna()]
     client_ids = clients["client_id"].to_numpy()[double["owner"].to_numpy()]
     parameters = _parameter_truth(p)
@@ -1325,6 +1634,8 @@ def _truth(seed, design, p, clients, sessions, units, resistance, codes, end_sta
             "resolution_strategies": list(REPAIR_STRATEGIES),
             "resolution_rating": RESOLUTION_RATING,
             "resistance": dict(RESISTANCE_CODES),
+            "resistance_forms": {form: list(types) for form, types in RESISTANCE_FORMS.items()},
+            "therapist_responses": dict(THERAPIST_RESPONSES),
         },
         "models": _models(),
         "parameters": parameters,
@@ -1351,7 +1662,7 @@ def _truth(seed, design, p, clients, sessions, units, resistance, codes, end_sta
                 "reliability_coder": double["reliability_coder"].tolist(),
             },
         },
-        "realised": _realised(clients, sessions, units, codes, end_status),
+        "realised": _realised(clients, sessions, units, responses, codes, end_status),
     }
 
 
@@ -1455,16 +1766,17 @@ def simulate_study(
     _draw_resistance_counts(rngs["resistance"], sessions, effects, p)
 
     units = _rupture_units(rngs["ruptures"], sessions, p)
-    resistance = _resistance_units(rngs["codes"], sessions)
+    responses = _response_units(rngs["responses"], units, p)
+    resistance = _resistance_units(_form_streams(rngs["codes"], rngs["form_segments"]), sessions)
     _assign_coders(rngs["codes"], sessions, double_coded_share)
-    rel_units, rel_resistance = _reliability_units(
-        rngs["reliability"], sessions, units, resistance, p
+    rel_units, rel_resistance, rel_responses = _reliability_units(
+        rngs, sessions, units, resistance, responses, p
     )
     codes = _code_table(
         sessions,
         clients,
-        _unit_code_rows(units, resistance),
-        _unit_code_rows(rel_units, rel_resistance),
+        _unit_code_rows(units, resistance, responses),
+        _unit_code_rows(rel_units, rel_resistance, rel_responses),
     )
     design = {
         "frameworks": len(FRAMEWORKS),
@@ -1477,7 +1789,9 @@ def simulate_study(
         "segment_minutes": SEGMENT_MINUTES,
         "double_coded_share": float(double_coded_share),
     }
-    truth = _truth(int(seed), design, p, clients, sessions, units, resistance, codes, end_status)
+    truth = _truth(
+        int(seed), design, p, clients, sessions, units, resistance, responses, codes, end_status
+    )
     return SimulatedStudy(
         clients=_raw_clients(clients, end_status),
         sessions=_raw_sessions(sessions, clients),
