@@ -13,6 +13,7 @@ from resistance_outcomes.derive import (
     dropout_labels,
     infer_constructs,
     person_period,
+    profile_forms,
     profile_long,
     session_table,
     within_between,
@@ -628,6 +629,135 @@ def test_profile_long_without_its_parts_is_named():
         profile_long(profile_sessions(), ["arguing", "denying"])
     with pytest.raises(DataError, match="descriptives.profile"):
         profile_long(profile_sessions(), [])
+
+
+#: A composite of forms as in the codebook (resistance = overt + covert + ...), written out
+#: by hand: form "overt" of types a and b, form "covert" of type c, form "realistic" of
+#: types r1 and r2 (not coded in these sessions: no columns).
+FORMS = {"overt": ["type_a", "type_b"], "covert": ["type_c"], "realistic": ["r1", "r2"]}
+TYPES_OF_FORMS = [t for types in FORMS.values() for t in types]
+
+
+def forms_sessions():
+    n = None
+    table = pd.DataFrame(
+        {
+            "study": "s",
+            "client": ["C1", "C1", "C2", "C2"],
+            "session": [1, 2, 1, 2],
+            "attended": [True, True, True, False],
+            "framework": ["cognitive", "cognitive", "behavioral", "behavioral"],
+            "therapist": ["T1", "T1", "T2", "T2"],
+            "minutes": [50.0, 40.0, 45.0, None],
+            "type_a": pd.array([1, 0, 2, n], dtype="Int64"),
+            "type_b": pd.array([0, 3, 1, n], dtype="Int64"),
+            "type_c": pd.array([4, 0, n, n], dtype="Int64"),  # C2's session 1 not coded for it
+        }
+    )
+    # the forms' session values as the codebook makes them (sum of the types coded)
+    table["overt"] = table["type_a"] + table["type_b"]
+    table["covert"] = table["type_c"]
+    table["resistance"] = table["overt"] + table["covert"]
+    table["overt_within"] = [0.5, -0.5, 0.0, np.nan]  # a derived column of a form
+    return table
+
+
+def test_profile_long_gives_each_type_its_form_and_leaves_absent_types_absent():
+    long = profile_long(forms_sessions(), TYPES_OF_FORMS, "resistance", FORMS)
+    # 3 attended sessions x 3 types coded (r1 and r2 have no column: no rows, never 0)
+    assert len(long) == 9
+    assert list(long["profile_type"].cat.categories) == ["type_a", "type_b", "type_c"]
+    assert list(long["profile_form"].cat.categories) == ["overt", "covert"]
+    first = long[long["session"].eq(1) & long["client"].eq("C1")]
+    assert first["profile_type"].tolist() == ["type_a", "type_b", "type_c"]
+    assert first["profile_form"].tolist() == ["overt", "overt", "covert"]
+    assert first["profile_count"].tolist() == [1.0, 0.0, 4.0]
+    assert np.isnan(long.loc[long["client"].eq("C2") & long["profile_type"].eq("type_c"),
+                             "profile_count"]).all()  # fmt: skip
+    # the forms' and the composite's columns are not repeated on the type rows
+    assert not {"overt", "covert", "resistance", "overt_within"} & set(long.columns)
+    assert {"framework", "therapist", "minutes"} <= set(long.columns)
+
+
+def test_profile_long_without_forms_names_the_composite_as_the_form():
+    long = profile_long(profile_sessions(), ["opposition_a", "opposition_b"], "opposition")
+    assert set(long["profile_form"]) == {"opposition"}
+
+
+def test_profile_forms_one_row_per_attended_session_and_form_coded():
+    long = profile_forms(forms_sessions(), list(FORMS), "resistance", TYPES_OF_FORMS)
+    # 3 attended sessions x 2 forms coded; "realistic" has no column: absent, never 0
+    assert len(long) == 6
+    assert list(long["profile_form"].cat.categories) == ["overt", "covert"]
+    assert long["profile_form"].tolist() == ["overt", "covert"] * 3
+    # the count is the form's session value: C1 s1 1 + 0 and 4; s2 0 + 3 and 0; C2 s1 3, -
+    assert long["profile_count"].tolist()[:5] == [1.0, 4.0, 3.0, 0.0, 3.0]
+    assert np.isnan(long["profile_count"].iloc[5])
+    assert long["session"].tolist() == [1, 1, 2, 2, 1, 1]
+    assert not {"type_a", "type_b", "type_c", "overt", "resistance"} & set(long.columns)
+    assert {"framework", "therapist", "minutes", "client"} <= set(long.columns)
+
+
+def test_profile_forms_needs_two_forms_and_says_why():
+    with pytest.raises(DataError, match="resistance has no forms"):
+        profile_forms(forms_sessions(), [], "resistance", ["type_a"])
+    with pytest.raises(DataError, match=r"fewer than two forms of resistance were coded "
+                       r"\(forms: overt, realistic; coded: overt\)"):  # fmt: skip
+        profile_forms(forms_sessions(), ["overt", "realistic"], "resistance")
+
+
+def forms_vocabulary(forms=FORMS):
+    infos = {
+        t: ConstructInfo(t, t.replace("_", " ").capitalize(), "count", "codes")
+        for types in forms.values()
+        for t in types
+    }
+    infos |= {f: ConstructInfo(f, f.capitalize(), "count", "sum_of", tuple(t))
+              for f, t in forms.items()}  # fmt: skip
+    infos["resistance"] = ConstructInfo("resistance", "Resistance", "count", "sum_of",
+                                        tuple(forms))  # fmt: skip
+    return Vocabulary(constructs=infos, profile="resistance")
+
+
+def test_analysis_levels_of_the_profile_and_a_skipped_forms_model():
+    from resistance_outcomes import analysis
+
+    sessions = forms_sessions()
+    coded = {f: t for f, t in FORMS.items() if f != "realistic"}  # as the vocabulary has it
+    tables = analysis.AnalysisTables(
+        clients=pd.DataFrame(), sessions=sessions, session_table=sessions,
+        client_table=pd.DataFrame(), dropout_definitions={},
+        vocabulary=forms_vocabulary(coded),
+    )  # fmt: skip
+    forms_model = analysis.parse_model_spec(
+        "forms",
+        {"data": "profile_forms", "family": "poisson", "optional": True,
+         "formula": "profile_count ~ framework * profile_form + offset(log(minutes))"
+                    " + (1 | client)"},
+    )  # fmt: skip
+    types_model = analysis.parse_model_spec(
+        "types",
+        {"data": "profile_long", "family": "poisson",
+         "formula": "profile_count ~ framework * profile_type + (1 | client)"},
+    )  # fmt: skip
+    rows, _ = analysis.data_level(forms_model, tables)
+    assert rows["profile_form"].tolist() == ["overt", "covert"] * 3
+    rows, _ = analysis.data_level(types_model, tables)
+    assert rows["profile_form"].tolist()[:3] == ["overt", "overt", "covert"]
+    assert analysis.DATA_LEVELS["profile_forms"] == (
+        "one attended session and form of the profiled composite"
+    )
+    # a lab coding one form only: the forms model is skipped with the reason, the types
+    # model still runs
+    one = forms_vocabulary({"overt": FORMS["overt"]})
+    tables.vocabulary = one
+    checked = analysis.check_models({"forms": forms_model, "types": types_model}, tables)
+    assert checked["models"]["types"]["status"] == "ok"
+    assert checked["models"]["forms"]["status"] == "skipped"
+    assert "fewer than two forms of resistance were coded" in (checked["models"]["forms"]["reason"])
+    outputs = analysis.run_model(forms_model, tables)
+    assert outputs.fit["fitted"] is False
+    assert outputs.fit["reason"].startswith("its data level profile_forms cannot be built")
 
 
 def test_repaired_has_its_total_only_however_it_is_made():

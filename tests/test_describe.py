@@ -864,3 +864,131 @@ def test_table1_headers_are_the_frameworks_labels():
     assert wide.columns.tolist() == ["Characteristic", "Cognitive behavioural", "Other", "Total"]
     wide = format_table1(long, min_cell=5, framework_labels={"cognitive_behavioural": "CBT"})
     assert wide.columns.tolist() == ["Characteristic", "CBT", "Other", "Total"]
+
+
+# --------------------------------------------------------------------------- forms
+
+#: A composite of forms written out by hand: overt (types a, b) and covert (type c).
+FORMS = {"overt": ["type_a", "type_b"], "covert": ["type_c"]}
+
+
+def forms_vocabulary(forms=FORMS):
+    infos = {
+        t: ConstructInfo(t, f"Type {t[-1]}", "count", "codes")
+        for types in forms.values()
+        for t in types
+    }
+    for form, types in forms.items():
+        infos[form] = ConstructInfo(form, f"{form.capitalize()} resistance", "count",
+                                    "sum_of", tuple(types), stem=form)  # fmt: skip
+    infos["resistance"] = ConstructInfo("resistance", "Resistance", "count", "sum_of",
+                                        tuple(forms))  # fmt: skip
+    return Vocabulary(constructs=infos, profile="resistance")
+
+
+def forms_study(coded=("type_a", "type_b", "type_c")):
+    """Two frameworks x 5 clients x 2 attended sessions (and one missed) with counts of the
+    coded types; forms and the composite are the sums of the types coded."""
+    rng = np.random.default_rng(3)
+    clients = pd.DataFrame({
+        "study": "s", "client": [f"C{i}" for i in range(10)],
+        "therapist": [f"T{i % 4}" for i in range(10)],
+        "framework": ["cognitive"] * 5 + ["behavioral"] * 5,
+        "planned_sessions": 3, "end_status": "completed",
+    })  # fmt: skip
+    rows = []
+    for client, framework in clients[["client", "framework"]].values:
+        for session in (1, 2, 3):
+            row = {"study": "s", "client": client, "session": session, "attended": session < 3}
+            if session < 3:
+                scale = 2 if framework == "cognitive" else 1
+                row["minutes"] = float(rng.integers(40, 61))
+                row |= {t: int(rng.poisson(0.5 * scale)) for t in coded}
+            rows.append(row)
+    sessions = pd.DataFrame(rows)
+    sessions[list(coded)] = sessions[list(coded)].astype("Int64")
+    present = {f: [t for t in types if t in coded] for f, types in FORMS.items()}
+    present = {f: t for f, t in present.items() if t}
+    for form, types in present.items():
+        sessions[form] = sessions[types].sum(axis=1, skipna=False)
+    sessions["resistance"] = sessions[list(present)].sum(axis=1, skipna=False)
+    return clients, sessions, forms_vocabulary(present)
+
+
+def test_profile_by_form_has_each_form_then_its_types():
+    clients, sessions, vocab = forms_study()
+    session_tbl = session_table(sessions, clients, constructs=vocab)
+    out = construct_profile(session_tbl, vocab.profile_parts(), labels=vocab.all_labels(),
+                            min_cell=1, forms=FORMS)  # fmt: skip
+    assert out.columns.tolist() == PROFILE_COLUMNS
+    cognitive = out[out["framework"] == "cognitive"]
+    assert cognitive[["kind", "form", "construct"]].values.tolist() == [
+        ["form", "overt", "overt"], ["type", "overt", "type_a"], ["type", "overt", "type_b"],
+        ["form", "covert", "covert"], ["type", "covert", "type_c"],
+    ]  # fmt: skip
+    assert cognitive["label"].tolist()[:2] == ["Overt resistance", "Type a"]
+    done = sessions[sessions["attended"]].merge(clients[["client", "framework"]])
+    for framework, group in done.groupby("framework"):
+        rows = out[out["framework"] == framework].set_index("construct")
+        # a form's rate is its count per attended session: the sum of its types' rates
+        overt = group["type_a"].astype(float) + group["type_b"].astype(float)
+        assert rows.loc["overt", "per_session"] == pytest.approx(overt.mean())
+        assert rows.loc["overt", "per_session"] == pytest.approx(
+            rows.loc["type_a", "per_session"] + rows.loc["type_b", "per_session"]
+        )
+        hours = group["minutes"].sum() / 60
+        assert rows.loc["covert", "per_hour"] == pytest.approx(group["type_c"].sum() / hours)
+        # the interval is rate_interval's, clients as clusters
+        per_client = group.assign(y=overt).groupby("client")["y"].agg(["sum", "size"])
+        expected = rate_interval(per_client["sum"], per_client["size"])
+        got = rows.loc["overt", ["per_session", "per_session_ci_low", "per_session_ci_high"]]
+        assert got.tolist() == pytest.approx(list(expected))
+        assert rows.loc["overt", "n_clients"] == 5 and rows.loc["overt", "n_sessions"] == 10
+
+
+def test_profile_of_a_lab_coding_one_form_has_only_its_rows():
+    clients, sessions, vocab = forms_study(coded=("type_a", "type_b"))
+    assert vocab.profile_forms() == ["overt"]
+    session_tbl = session_table(sessions, clients, constructs=vocab)
+    forms = {f: vocab.constructs[f].parts for f in vocab.profile_forms()}
+    out = construct_profile(session_tbl, vocab.profile_parts(), min_cell=1, forms=forms)
+    assert set(out["construct"]) == {"overt", "type_a", "type_b"}  # no covert rows, no 0s
+    # the forms table of a composite without forms: every row a type of no form
+    plain = construct_profile(session_tbl, ["type_a", "type_b"], min_cell=1)
+    assert set(plain["kind"]) == {"type"} and set(plain["form"]) == {""}
+
+
+def test_table1_has_each_form_and_under_it_its_types():
+    clients, sessions, vocab = forms_study()
+    client_tbl = client_table(sessions, clients, constructs=vocab)
+    session_tbl = session_table(sessions, clients, constructs=vocab)
+    long = table1(client_tbl, session_tbl, min_cell=1, constructs=vocab)
+    rows = [v for v in dict.fromkeys(long["variable"]) if "per attended session" in v]
+    assert rows == [
+        "Overt resistance per attended session",
+        "Overt resistance per attended session: type a",
+        "Overt resistance per attended session: type b",
+        "Covert resistance per attended session",
+        "Covert resistance per attended session: type c",
+        "Resistance per attended session: all forms",
+    ]
+    done = sessions[sessions["attended"]].merge(clients[["client", "framework"]])
+    done["overt"] = done["overt"].astype(float)
+    rate = done.groupby("client")["overt"].mean()
+    framework = clients.set_index("client")["framework"]
+    for name, group in rate.groupby(framework.reindex(rate.index)):
+        got = cell(long, "Overt resistance per attended session", "mean", name)
+        assert got["value"] == pytest.approx(group.mean())
+        got = cell(long, "Overt resistance per attended session", "sd", name)
+        assert got["value"] == pytest.approx(group.std(ddof=1))
+    # a lab coding one form gets that form's rows only
+    clients, sessions, vocab = forms_study(coded=("type_c",))
+    client_tbl = client_table(sessions, clients, constructs=vocab)
+    session_tbl = session_table(sessions, clients, constructs=vocab)
+    long = table1(client_tbl, session_tbl, min_cell=1, constructs=vocab)
+    rows = [v for v in dict.fromkeys(long["variable"]) if "per attended session" in v]
+    assert rows == [
+        "Covert resistance per attended session",
+        "Covert resistance per attended session: type c",
+        "Resistance per attended session: all forms",
+    ]

@@ -1085,3 +1085,84 @@ def test_figure_step_draws_with_the_vocabulary(tmp_path):
     )
     image = plt.imread(output.png)
     assert image.shape[1] == 1050  # 3.5 in at 300 dpi
+
+
+# --------------------------------------------------------------------------- profile by form
+
+#: A profiled composite of two forms, as the codebook declares resistance: overt (types
+#: a, b) and covert (type c); a third form, realistic (type r), is declared but not coded.
+FORM_TYPES = {"overt": ["type_a", "type_b"], "covert": ["type_c"], "realistic": ["type_r"]}
+
+
+def forms_vocabulary(frameworks=STUDY):
+    fmap = FrameworkMap(tuple(frameworks), {}, other="other", unmapped="other")
+    coded = {f: t for f, t in FORM_TYPES.items() if f != "realistic"}
+    constructs = {t: ConstructInfo(t, f"Type {t[-1]}", "count", "codes")
+                  for types in coded.values() for t in types}  # fmt: skip
+    constructs |= {f: ConstructInfo(f, f"{f.capitalize()} resistance", "count", "sum_of",
+                                    tuple(t)) for f, t in coded.items()}  # fmt: skip
+    constructs["resistance"] = ConstructInfo(
+        "resistance", "Resistance", "count", "sum_of", tuple(FORM_TYPES)
+    )
+    return Vocabulary(constructs=constructs, frameworks=framework_infos(fmap), profile="resistance")
+
+
+def forms_profile(frameworks, hidden=()):
+    """A profile table as construct_profile writes it for the coded forms: each form, then
+    its types, per framework."""
+    rows = []
+    entries = [("form", "overt", "overt"), ("type", "overt", "type_a"),
+               ("type", "overt", "type_b"), ("form", "covert", "covert"),
+               ("type", "covert", "type_c")]  # fmt: skip
+    for k, framework in enumerate(frameworks):
+        for j, (kind, form, construct) in enumerate(entries):
+            v = np.nan if framework in hidden else 0.3 + 0.1 * j + 0.05 * k
+            rows.append((framework, kind, form, construct, v, 0.8 * v, 1.2 * v))
+    columns = ["framework", "kind", "form", "construct", "per_session", "per_session_ci_low",
+               "per_session_ci_high"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_profile_by_form_draws_forms_then_types_grouped_under_their_forms():
+    vocab = forms_vocabulary()
+    table = forms_profile(list(reversed(STUDY)))
+    fig = drawn(plot_resistance_profile(table, vocab=vocab))
+    forms_ax, types_ax = fig.axes
+    # only what was coded: no position for the realistic form or its type
+    assert [t.get_text() for t in forms_ax.get_xticklabels()] == [
+        "Overt resistance", "Covert resistance"]  # fmt: skip
+    assert [t.get_text() for t in types_ax.get_xticklabels()] == ["Type a", "Type b", "Type c"]
+    assert forms_ax.get_title(loc="left") == "Resistance: forms"
+    assert types_ax.get_title(loc="left") == "Resistance: types within each form"
+    # the form's label heads its group of types
+    heads = [t.get_text() for t in types_ax.texts]
+    assert heads == ["Overt resistance", "Covert resistance"]
+    # each framework in its colour, in map order, with each point's CI
+    for ax, n in ((forms_ax, 2), (types_ax, 3)):
+        containers = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        assert [c.get_label() for c in containers] == ["Humanistic", "Psychodynamic", "Systemic"]
+        for container, framework in zip(containers, STUDY, strict=True):
+            assert to_hex(container.lines[0].get_color()) == OKABE_ITO[STUDY.index(framework)]
+            assert len(container.lines[0].get_xdata()) == n
+        assert ax.get_ylabel() == "Per attended session"
+    # a gap between the forms' groups: type c sits further from type b than b from a
+    x = dict(zip(["Type a", "Type b", "Type c"], types_ax.get_xticks(), strict=True))
+    assert x["Type c"] - x["Type b"] > x["Type b"] - x["Type a"]
+    # the CI of the humanistic overt form (third in the table: 0.3 + 2 * 0.05): 0.8 and
+    # 1.2 times the rate
+    bars = [c for c in forms_ax.containers if isinstance(c, ErrorbarContainer)][0]
+    segments = bars.lines[2][0].get_segments()
+    assert bars.lines[0].get_ydata()[0] == pytest.approx(0.4)
+    assert segments[0][:, 1].tolist() == pytest.approx([0.32, 0.48])
+    assert fig.get_size_inches()[0] == pytest.approx(7.2)
+    plt.close(fig)
+
+
+def test_profile_by_form_leaves_out_a_framework_without_rates():
+    vocab = forms_vocabulary()
+    fig = drawn(plot_resistance_profile(forms_profile(STUDY, hidden=["systemic"]), vocab=vocab))
+    containers = [c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)]
+    assert [c.get_label() for c in containers] == ["Humanistic", "Psychodynamic"]
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any("Systemic" in t and "not shown" in t for t in texts)
+    plt.close(fig)

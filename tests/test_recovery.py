@@ -88,8 +88,11 @@ def test_rupture_type_truth_thins_the_rate(kind):
 
 
 def test_resistance_profile_truth_cell_by_cell():
+    g = P["resistance"]["resistance_log_rate"]["value"]
+    form_of = P["resistance"]["form_of"]["value"]
+    parts = list(form_of)  # the profile's levels: the types' construct names
+    assert {"resistance_arguing", "covert_distancing", "disengagement_homework"} <= set(parts)
     terms = ["(Intercept)", "frameworkbehavioral", "frameworkcognitive"]
-    parts = [f"resistance_{t}" for t in TYPES]  # the profile's levels: construct names
     terms += [f"profile_type{t}" for t in parts[1:]]
     terms += [f"framework{f}:profile_type{t}" for t in parts[1:] for f in FRAMEWORKS[1:]]
     model = spec(
@@ -97,20 +100,128 @@ def test_resistance_profile_truth_cell_by_cell():
         levels={"profile_type": parts},
     )
     truth = truth_of(true_coefficients(TRUTH, "resistance", model, terms))
-    g = P["resistance"]["resistance_log_rate"]["value"]
-    assert truth["(Intercept)"] == pytest.approx(g["psychoanalytic"]["arguing"])  # -5.116
+    first = parts[0]
+    assert truth["(Intercept)"] == pytest.approx(g["psychoanalytic"][first])
     assert truth["frameworkcognitive"] == pytest.approx(
-        g["cognitive"]["arguing"] - g["psychoanalytic"]["arguing"]
+        g["cognitive"][first] - g["psychoanalytic"][first]
     )
-    assert truth["profile_typeresistance_denying"] == pytest.approx(
-        g["psychoanalytic"]["denying"] - g["psychoanalytic"]["arguing"]
+    for t in parts[1:]:
+        assert truth[f"profile_type{t}"] == pytest.approx(
+            g["psychoanalytic"][t] - g["psychoanalytic"][first]
+        )
+        assert truth[f"frameworkbehavioral:profile_type{t}"] == pytest.approx(
+            g["behavioral"][t] - g["behavioral"][first] - g["psychoanalytic"][t]
+            + g["psychoanalytic"][first]
+        )  # fmt: skip
+
+
+def test_a_type_without_a_true_rate_is_named():
+    model = spec("profile_count ~ framework * profile_type + (1 | client)",
+                 levels={"profile_type": ["resistance_arguing", "not_simulated"]})  # fmt: skip
+    terms = ["(Intercept)", "frameworkbehavioral", "frameworkcognitive",
+             "profile_typenot_simulated", "frameworkbehavioral:profile_typenot_simulated",
+             "frameworkcognitive:profile_typenot_simulated"]  # fmt: skip
+    with pytest.raises(RecoveryError, match="no rate of type 'not_simulated'"):
+        true_coefficients(TRUTH, "resistance", model, terms)
+
+
+#: A hand-made truth of two frameworks and two forms: form "overt" of types a (0.2 per
+#: 50 minutes in psychoanalytic, 0.5 in cognitive) and b (0.3, 0.1), form "covert" of type
+#: c (0.6, 0.2). A form's count is the sum of its types' Poisson counts, which share the
+#: random effects, so its true log rate per minute is exactly log(sum of the types' rates).
+HAND_RATES = {
+    "psychoanalytic": {"a": 0.2, "b": 0.3, "c": 0.6},
+    "cognitive": {"a": 0.5, "b": 0.1, "c": 0.2},
+}
+HAND_FORMS = {"overt": ["a", "b"], "covert": ["c"]}
+
+
+def hand_truth():
+    log_rate = {f: {t: float(np.log(r / 50)) for t, r in rates.items()}
+                for f, rates in HAND_RATES.items()}  # fmt: skip
+    form_rate = {
+        f: {form: float(np.log(sum(np.exp(log_rate[f][t]) for t in types)))
+            for form, types in HAND_FORMS.items()}
+        for f in HAND_RATES
+    }  # fmt: skip
+    return {"simulated": True, "parameters": {"resistance": {
+        "resistance_log_rate": {"value": log_rate},
+        "form_log_rate": {"value": form_rate},
+    }}}  # fmt: skip
+
+
+FORMS_TERMS = [
+    "(Intercept)",
+    "frameworkcognitive",
+    "profile_formcovert",
+    "frameworkcognitive:profile_formcovert",
+]
+
+
+def test_resistance_forms_truth_is_the_log_of_the_summed_type_rates():
+    model = {
+        "formula": "profile_count ~ framework * profile_form + offset(log(minutes))"
+        " + (1 | therapist/client)",
+        "factor_levels": {
+            "framework": ["psychoanalytic", "cognitive"],
+            "profile_form": ["overt", "covert"],
+        },  # fmt: skip
+        "derived_variables": {},
+    }
+    truth = truth_of(true_coefficients(hand_truth(), "resistance_forms", model, FORMS_TERMS))
+    # by hand: overt in psychoanalytic (0.2 + 0.3) / 50 per minute, in cognitive 0.6 / 50;
+    # covert 0.6 / 50 and 0.2 / 50
+    assert truth["(Intercept)"] == pytest.approx(np.log(0.5 / 50), abs=1e-12)
+    assert truth["frameworkcognitive"] == pytest.approx(np.log(0.6 / 0.5), abs=1e-12)
+    assert truth["profile_formcovert"] == pytest.approx(np.log(0.6 / 0.5), abs=1e-12)
+    assert truth["frameworkcognitive:profile_formcovert"] == pytest.approx(
+        np.log(0.2 / 0.6) - np.log(0.6 / 0.5), abs=1e-12
     )
-    assert truth["frameworkbehavioral:profile_typeresistance_ignoring"] == pytest.approx(
-        g["behavioral"]["ignoring"]
-        - g["behavioral"]["arguing"]
-        - g["psychoanalytic"]["ignoring"]
-        + g["psychoanalytic"]["arguing"]
+    # the cognitive vs psychoanalytic rate ratio of covert signs: 0.2 / 0.6
+    assert np.exp(truth["frameworkcognitive"] + truth["frameworkcognitive:profile_formcovert"]) == (
+        pytest.approx(1 / 3)
     )
+
+
+def test_resistance_forms_sum_of_poisson_types_fits_to_the_form_truth():
+    """Counts of each type drawn from the hand-made truth, summed into forms; statsmodels'
+    Poisson GLM of the form counts recovers the form truth (no random effects drawn)."""
+    rng = np.random.default_rng(2026)
+    rows = []
+    for framework, rates in HAND_RATES.items():
+        for _ in range(4000):
+            minutes = float(rng.integers(40, 61))
+            counts = {t: rng.poisson(r / 50 * minutes) for t, r in rates.items()}
+            for form, types in HAND_FORMS.items():
+                rows.append((framework, form, minutes, sum(counts[t] for t in types)))
+    data = pd.DataFrame(rows, columns=["framework", "profile_form", "minutes", "profile_count"])
+    data["framework"] = pd.Categorical(data["framework"], ["psychoanalytic", "cognitive"])
+    data["profile_form"] = pd.Categorical(data["profile_form"], ["overt", "covert"])
+    fit = sm.GLM.from_formula(
+        "profile_count ~ framework * profile_form", data, family=sm.families.Poisson(),
+        offset=np.log(data["minutes"]),
+    ).fit()  # fmt: skip
+    model = {"formula": "profile_count ~ framework * profile_form + offset(log(minutes))",
+             "factor_levels": {"framework": ["psychoanalytic", "cognitive"],
+                               "profile_form": ["overt", "covert"]},
+             "derived_variables": {}}  # fmt: skip
+    truth = true_coefficients(hand_truth(), "resistance_forms", model, FORMS_TERMS)["truth"]
+    z = (fit.params.to_numpy() - truth.to_numpy()) / fit.bse.to_numpy()
+    assert np.all(np.abs(z) < 3), z  # seeded: z = -1.75, -0.54, 1.53, 1.99
+
+
+def test_resistance_forms_without_a_form_truth_is_named():
+    model = {"formula": "profile_count ~ framework * profile_form",
+             "factor_levels": {"framework": ["psychoanalytic", "cognitive"],
+                               "profile_form": ["overt", "realistic"]},
+             "derived_variables": {}}  # fmt: skip
+    terms = [t.replace("covert", "realistic") for t in FORMS_TERMS]
+    with pytest.raises(RecoveryError, match="no rate of form 'realistic'"):
+        true_coefficients(hand_truth(), "resistance_forms", model, terms)
+    no_forms = hand_truth()
+    del no_forms["parameters"]["resistance"]["form_log_rate"]
+    with pytest.raises(RecoveryError, match="no parameters.resistance.form_log_rate"):
+        true_coefficients(no_forms, "resistance_forms", model, terms)
 
 
 def test_dropout_hazard_truth_and_the_between_slope_without_one():

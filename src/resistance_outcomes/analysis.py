@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,7 @@ __all__ = [
     "PopulationAveragedFit",
     "check_models",
     "data_level",
+    "expand_placeholders",
     "fit_model",
     "model_frame",
     "model_specs",
@@ -62,8 +63,13 @@ DATA_LEVELS = {
     "sessions": "one attended session",
     "clients": "one client",
     "person_period": "one attended session at risk of dropout (discrete-time survival)",
-    "profile_long": "one attended session and part of the profiled composite",
+    "profile_long": "one attended session and type of the profiled composite",
+    "profile_forms": "one attended session and form of the profiled composite",
+    "rupture_segments": "one rupture unit (segment) of the analysis coder",
 }
+#: Placeholders of formulas and ``contrasts.slopes``: ``{responses}`` is the response
+#: columns of the ``rupture_segments`` level (config ``rupture_responses:``).
+PLACEHOLDERS = ("responses",)
 _LEVEL_ALIASES = {"person-period": "person_period"}
 METHODS = ("mixed", "gee")
 _ENTRY_KEYS = (
@@ -356,7 +362,14 @@ class AnalysisTables:
         ``dropout.definitions`` of the configuration.
     vocabulary : Vocabulary, optional
         The run's vocabulary (``results/data/vocabulary.json``): the declared constructs of
-        the ``person_period`` level and the parts of the ``profile_long`` level.
+        the ``person_period`` level and the types and forms of the ``profile_long`` and
+        ``profile_forms`` levels.
+    rupture_segments : pandas.DataFrame, optional
+        ``results/derived/rupture_segments.parquet``
+        (:func:`resistance_outcomes.rupture_level.rupture_segments`).
+    rupture_info : mapping, optional
+        ``results/derived/rupture_segments.json``: its ``responses`` (the response
+        columns, what ``{responses}`` expands to) and ``reason`` (why it has no rows).
     """
 
     clients: pd.DataFrame
@@ -365,6 +378,8 @@ class AnalysisTables:
     client_table: pd.DataFrame
     dropout_definitions: Mapping
     vocabulary: Vocabulary | None = None
+    rupture_segments: pd.DataFrame | None = None
+    rupture_info: Mapping | None = None
 
 
 def _attended_sessions(tables: AnalysisTables) -> pd.DataFrame:
@@ -378,20 +393,114 @@ def _level_rows(spec: ModelSpec, tables: AnalysisTables) -> tuple[pd.DataFrame, 
         rows = _attended_sessions(tables)
         not_attended = len(tables.session_table) - len(rows)
         return rows, [_exclusion("scheduled session not attended", not_attended)]
-    if spec.data == "profile_long":
-        vocab = tables.vocabulary
-        parts = vocab.profile_parts() if vocab is not None else []
-        composite = vocab.profile if vocab is not None else None
-        return derive.profile_long(tables.session_table, parts, composite), []
+    if spec.data in ("profile_long", "profile_forms"):
+        vocab = tables.vocabulary if tables.vocabulary is not None else Vocabulary()
+        forms = {f: vocab.constructs[f].parts for f in vocab.profile_forms()}
+        parts, composite = vocab.profile_parts(), vocab.profile
+        if spec.data == "profile_forms":
+            rows = derive.profile_forms(tables.session_table, list(forms), composite, parts)
+            return rows, []
+        return derive.profile_long(tables.session_table, parts, composite, forms), []
     if spec.data == "clients":
         rows = tables.client_table.copy()
         rows["dropout"] = rows[f"dropout_{spec.dropout}"]
         return rows, []
+    if spec.data == "rupture_segments":
+        return _rupture_rows(tables), []
     definition = tables.dropout_definitions[spec.dropout]
     rows = derive.person_period(
         tables.sessions, tables.clients, definition, spec.dropout, tables.vocabulary
     )
     return rows, []
+
+
+def _rupture_rows(tables: AnalysisTables) -> pd.DataFrame:
+    """The rupture-segment table; a DataError saying why when it has no rows."""
+    rows, info = tables.rupture_segments, dict(tables.rupture_info or {})
+    if rows is None:
+        raise derive.DataError(
+            "no rupture-segment table was given (results/derived/rupture_segments.parquet; "
+            "configure rupture_responses:)."
+        )
+    if rows.empty:
+        reason = info.get("reason") or "it has no rows"
+        raise derive.DataError(f"the rupture-segment table is empty: {reason}.")
+    return rows.reset_index(drop=True)
+
+
+def expand_placeholders(
+    spec: ModelSpec, rows: pd.DataFrame, tables: AnalysisTables
+) -> tuple[ModelSpec, dict]:
+    """Replace ``{responses}`` in the formula and ``contrasts.slopes`` by the response columns.
+
+    ``{responses}`` stands for the response columns of the ``rupture_segments`` level
+    (``rupture_info["responses"]``): ``a + b + c`` in the formula, the list in
+    ``contrasts.slopes``. A response column with one value only in ``rows`` (a response
+    never, or always, met with) cannot be estimated and is left out, with the reason.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    rows : pandas.DataFrame
+        The model's data level.
+    tables : AnalysisTables
+
+    Returns
+    -------
+    spec : ModelSpec
+        The spec with the placeholders replaced (the same spec without any).
+    info : dict
+        ``{"responses": [...], "left_out": {column: reason}}``; empty without placeholders.
+
+    Raises
+    ------
+    ModelEntryError
+        A placeholder in a model whose data level has no response columns.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> spec = parse_model_spec("m", {"data": "rupture_segments", "family": "binomial",
+    ...     "formula": "repaired ~ framework * ({responses}) + (1 | therapist)",
+    ...     "contrasts": {"slopes": ["{responses}"]}})
+    >>> rows = pd.DataFrame({"a": [0, 1], "b": [1, 0], "c": [0, 0]})
+    >>> tables = AnalysisTables(None, None, None, None, {},
+    ...                         rupture_info={"responses": ["a", "b", "c"]})
+    >>> new, info = expand_placeholders(spec, rows, tables)
+    >>> new.formula, new.contrasts.slopes, info["left_out"]
+    ('repaired ~ framework * (a + b) + (1 | therapist)', ('a', 'b'), {'c': 'always 0'})
+    """
+    token = "{responses}"
+    slopes = spec.contrasts.slopes if spec.contrasts is not None else ()
+    if token not in spec.formula and token not in slopes:
+        return spec, {}
+    declared = list((tables.rupture_info or {}).get("responses", []))
+    if spec.data != "rupture_segments" or not declared:
+        _fail(
+            spec.name,
+            f"{token} stands for the response columns of the rupture_segments data level "
+            f"(config rupture_responses:); this model's data level {spec.data} has none.",
+        )
+    used, left_out = [], {}
+    for column in declared:
+        values = pd.to_numeric(rows[column], errors="coerce").dropna().unique()
+        if len(values) > 1:
+            used.append(column)
+        else:
+            left_out[column] = f"always {values[0]:g}" if len(values) else "no values"
+    if not used:
+        _fail(spec.name, f"no response column varies in the data ({left_out}).")
+    formula = spec.formula.replace(token, " + ".join(used))
+    contrasts = spec.contrasts
+    if contrasts is not None:
+        expanded = [s for slope in slopes for s in (used if slope == token else [slope])]
+        contrasts = replace(contrasts, slopes=tuple(expanded))
+    within = (tables.rupture_info or {}).get("within")
+    return replace(spec, formula=formula, contrasts=contrasts), {
+        "responses": used,
+        "left_out": left_out,
+        **({"within": within} if within else {}),
+    }
 
 
 def _exclusion(reason: str, rows: int, column: str | None = None) -> dict:
@@ -407,7 +516,10 @@ def data_level(spec: ModelSpec, tables: AnalysisTables) -> tuple[pd.DataFrame, l
     ``sessions``: attended sessions of the session table. ``clients``: the client table,
     with ``dropout`` set to the model's dropout definition. ``person_period``: built for
     the model's dropout definition (:func:`resistance_outcomes.derive.person_period`).
-    ``profile_long``: :func:`resistance_outcomes.derive.profile_long`. With
+    ``profile_long``: :func:`resistance_outcomes.derive.profile_long`; ``profile_forms``:
+    :func:`resistance_outcomes.derive.profile_forms` (no forms, or one: a
+    :class:`~resistance_outcomes.derive.DataError`, so an ``optional`` model on it is
+    skipped with the reason). With
     ``min_attended``, clients who attended fewer sessions are left out.
 
     Parameters
@@ -962,6 +1074,7 @@ def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> 
         if not spec.optional:
             raise
         return _not_fitted(spec, _level_reason(spec, err), 0, [])
+    spec, expanded = expand_placeholders(spec, rows, tables)
     reason = _skip_reason(spec, rows)
     if reason:
         return _not_fitted(spec, reason, len(rows), exclusions)
@@ -980,6 +1093,7 @@ def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> 
         "one_row_is": DATA_LEVELS[spec.data],
         "factor_levels": factor_levels(frame),
         "derived_variables": derived_variables(rows, frame),
+        **({"placeholders": expanded} if expanded else {}),
     }
     summary = fit_summary(spec, fit, len(rows), exclusions + dropped, assessment)
     drawn = _figure_tables(spec, spec_json, fit, frame)
@@ -1064,6 +1178,11 @@ def check_models(
             else:
                 problems.append(f"model '{name}': (data level {spec.data}) {err}")
             continue
+        try:
+            spec, expanded = expand_placeholders(spec, rows, tables)
+        except ModelEntryError as err:
+            problems.append(str(err))
+            continue
         reason = _skip_reason(spec, rows)
         if reason:
             checked[name] = {"data": spec.data, "status": "skipped", "reason": reason}
@@ -1079,6 +1198,7 @@ def check_models(
             "rows": len(frame),
             "columns": [str(c) for c in frame.columns],
             "rows_excluded": exclusions + dropped,
+            **({"formula": spec.formula, "placeholders": expanded} if expanded else {}),
         }
     if problems:
         raise ModelEntryError(

@@ -11,8 +11,10 @@
   ``clients``).
 - :func:`person_period`: discrete-time survival data, one row per attended session at risk
   of dropout (data level ``person-period``).
-- :func:`profile_long`: the parts of the profiled composite in long form, one row per
-  attended session and part (data level ``profile_long``).
+- :func:`profile_long`: the types of the profiled composite in long form, one row per
+  attended session and type, with its form (data level ``profile_long``).
+- :func:`profile_forms`: the forms of the profiled composite in long form, one row per
+  attended session and form (data level ``profile_forms``).
 
 No list of constructs lives here: the tables are built for the constructs declared in the
 codebook and present in the sessions table (:func:`constructs_present`, from the run's
@@ -50,6 +52,7 @@ __all__ = [
     "dropout_labels",
     "infer_constructs",
     "person_period",
+    "profile_forms",
     "profile_long",
     "require_columns",
     "session_table",
@@ -1069,19 +1072,35 @@ def person_period(
 
 # --------------------------------------------------------------------------- long form
 
-#: Columns of :func:`profile_long` that name the part and hold its count.
-PROFILE_TYPE, PROFILE_COUNT = "profile_type", "profile_count"
+#: Columns of :func:`profile_long` and :func:`profile_forms`: the type, its form and the
+#: count.
+PROFILE_TYPE, PROFILE_FORM, PROFILE_COUNT = "profile_type", "profile_form", "profile_count"
+
+
+def _profile_columns(attended: pd.DataFrame, own: Sequence[str]) -> list[str]:
+    """The session columns a long profile row repeats: all but the profile's own columns
+    (the types', the forms', the composite's and their ``<name>_...`` derived columns)."""
+
+    def belongs(column) -> bool:
+        return any(str(column) == n or str(column).startswith(f"{n}_") for n in own)
+
+    return [c for c in attended.columns if not belongs(c)]
 
 
 def profile_long(
-    session_tbl: pd.DataFrame, parts: Sequence[str], composite: str | None = None
+    session_tbl: pd.DataFrame,
+    parts: Sequence[str],
+    composite: str | None = None,
+    forms: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
-    """The parts of a composite in long form: one row per attended session and part.
+    """The types of a composite in long form: one row per attended session and type.
 
-    The sessions table has one count column per part of the profiled composite (config
-    ``descriptives.profile``; :meth:`Vocabulary.profile_parts`). Models of the profile
-    (framework x part) need one row per session and part instead, with the session's other
-    columns (therapist, framework, ``session_c``, ``minutes``...) repeated on each row.
+    The sessions table has one count column per type of the profiled composite (config
+    ``descriptives.profile``; :meth:`Vocabulary.profile_parts`: every type of every form
+    present, form by form). Models of the profile (framework x type) need one row per
+    session and type instead, with the session's other columns (therapist, framework,
+    ``session_c``, ``minutes``...) repeated on each row. A type the lab did not code has
+    no column and so no rows: it is absent, never counted as 0.
 
     Parameters
     ----------
@@ -1089,19 +1108,24 @@ def profile_long(
         Output of :func:`session_table` (or any table with ``study``, ``client``,
         ``session``, ``attended`` and the parts' columns).
     parts : sequence of str
-        The parts, in the order their levels should take; parts without a column are left
+        The types, in the order their levels should take; types without a column are left
         out.
     composite : str, optional
         The composite itself; its columns are left out like the parts'.
+    forms : mapping of str to sequence of str, optional
+        Form -> its types (:meth:`Vocabulary.profile_forms`), when the composite is made of
+        forms; their columns are left out too. Without it (a composite of plain parts)
+        every row's form is the composite itself.
 
     Returns
     -------
     pandas.DataFrame
-        The attended sessions' columns except the parts' and the composite's (and their
-        ``<name>_...`` derived columns), plus ``profile_type`` (categorical, the part's
-        construct name, levels in the order of ``parts``) and ``profile_count`` (empty
-        where the session was attended but not coded), sorted by study, client, session
-        and part.
+        The attended sessions' columns except the parts', the forms' and the composite's
+        (and their ``<name>_...`` derived columns), plus ``profile_type`` (categorical, the
+        type's construct name, levels in the order of ``parts``), ``profile_form``
+        (categorical, the type's form; the composite's name, or empty, without forms) and
+        ``profile_count`` (empty where the session was attended but not coded), sorted by
+        study, client, session and type.
 
     Raises
     ------
@@ -1114,10 +1138,11 @@ def profile_long(
     >>> s = pd.DataFrame({"study": "s", "client": "C1", "session": [1, 2],
     ...                   "attended": [True, False], "minutes": [50.0, None],
     ...                   "sustain": [2, None], "discord": [0, None]})
-    >>> profile_long(s, ["sustain", "discord"])[["session", "profile_type", "profile_count"]]
-       session profile_type  profile_count
-    0        1      sustain            2.0
-    1        1      discord            0.0
+    >>> long = profile_long(s, ["sustain", "discord"], "talk")
+    >>> long[["session", "profile_type", "profile_form", "profile_count"]]
+       session profile_type profile_form  profile_count
+    0        1      sustain         talk            2.0
+    1        1      discord         talk            0.0
     """
     present = [p for p in parts if p in session_tbl.columns]
     if not present:
@@ -1130,16 +1155,97 @@ def profile_long(
         )
     require_columns(session_tbl, [*SESSION_KEY, "attended"], "sessions")
     attended = session_tbl[attended_mask(session_tbl)]
-    own = [*present, *([composite] if composite else [])]
-
-    def belongs(column) -> bool:
-        return any(str(column) == n or str(column).startswith(f"{n}_") for n in own)
-
-    keep = [c for c in attended.columns if not belongs(c)]
+    forms = {f: list(t) for f, t in (forms or {}).items()}
+    form_of = {t: f for f, types in forms.items() for t in types}
+    own = [*present, *forms, *([composite] if composite else [])]
+    keep = _profile_columns(attended, own)
     long = attended.melt(
         id_vars=keep, value_vars=present, var_name=PROFILE_TYPE, value_name=PROFILE_COUNT
     )
     long[PROFILE_COUNT] = long[PROFILE_COUNT].astype("float64")
+    whole = composite or ""
+    long[PROFILE_FORM] = long[PROFILE_TYPE].map(lambda t: form_of.get(t, whole))
+    levels = [f for f in forms if f in set(long[PROFILE_FORM])]
+    levels += [f for f in dict.fromkeys(long[PROFILE_FORM]) if f not in levels]
+    long[PROFILE_FORM] = pd.Categorical(long[PROFILE_FORM], categories=levels)
     long[PROFILE_TYPE] = pd.Categorical(long[PROFILE_TYPE], categories=present)
     long = long.sort_values([*SESSION_KEY, PROFILE_TYPE], kind="stable")
+    columns = [*keep, PROFILE_TYPE, PROFILE_FORM, PROFILE_COUNT]
+    return long[columns].reset_index(drop=True)
+
+
+def profile_forms(
+    session_tbl: pd.DataFrame,
+    forms: Sequence[str],
+    composite: str | None = None,
+    types: Sequence[str] = (),
+) -> pd.DataFrame:
+    """The forms of a composite in long form: one row per attended session and form.
+
+    The profiled composite (config ``descriptives.profile``) may be made of forms, each a
+    composite of types (resistance = overt + covert + ...; :meth:`Vocabulary.profile_forms`).
+    Models of the forms (framework x form) need one row per session and form, whose count
+    is the form's session value (the sum of its types coded in the session). A form the lab
+    did not code has no column and so no rows: it is absent, never counted as 0.
+
+    Parameters
+    ----------
+    session_tbl : pandas.DataFrame
+        Output of :func:`session_table`.
+    forms : sequence of str
+        The forms, in the order their levels should take; forms without a column are left
+        out.
+    composite : str, optional
+        The composite itself (its columns are left out, as are the forms').
+    types : sequence of str
+        The forms' types (their columns are left out too).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The attended sessions' columns except the profile's own, plus ``profile_form``
+        (categorical, levels in the order of ``forms``) and ``profile_count`` (the form's
+        count; empty where the session was attended but not coded), sorted by study,
+        client, session and form.
+
+    Raises
+    ------
+    DataError
+        When fewer than two forms are columns of the table (a composite of plain parts has
+        no forms; with one form there is nothing to compare).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"study": "s", "client": "C1", "session": [1, 2],
+    ...                   "attended": [True, True], "overt": [2, 0], "covert": [1, 4]})
+    >>> profile_forms(s, ["overt", "covert"])[["session", "profile_form", "profile_count"]]
+       session profile_form  profile_count
+    0        1        overt            2.0
+    1        1       covert            1.0
+    2        2        overt            0.0
+    3        2       covert            4.0
+    """
+    present = [f for f in forms if f in session_tbl.columns]
+    if len(present) < 2:
+        what = composite or "the profiled composite"
+        if not forms:
+            why = f"{what} has no forms (its parts are types without forms of their own)"
+        else:
+            coded = ", ".join(present) or "none"
+            why = (
+                f"fewer than two forms of {what} were coded (forms: {', '.join(forms)}; "
+                f"coded: {coded}), so there is no form to compare"
+            )
+        raise DataError(f"sessions table: {why}.")
+    require_columns(session_tbl, [*SESSION_KEY, "attended"], "sessions")
+    attended = session_tbl[attended_mask(session_tbl)]
+    own = [*present, *types, *([composite] if composite else [])]
+    keep = _profile_columns(attended, own)
+    long = attended.melt(
+        id_vars=keep, value_vars=present, var_name=PROFILE_FORM, value_name=PROFILE_COUNT
+    )
+    long[PROFILE_COUNT] = long[PROFILE_COUNT].astype("float64")
+    long[PROFILE_FORM] = pd.Categorical(long[PROFILE_FORM], categories=present)
+    long = long.sort_values([*SESSION_KEY, PROFILE_FORM], kind="stable")
     return long.reset_index(drop=True)

@@ -4,7 +4,7 @@
   suppression (:func:`suppress_small_counts`); :func:`format_table1` and
   :func:`table1_markdown` turn it into a publication table.
 - :func:`rate_by_session`: a construct's mean per attended session at each session number.
-- :func:`construct_profile`: the parts of the profiled composite (config
+- :func:`construct_profile`: the forms and types of the profiled composite (config
   ``descriptives.profile``) per attended session and per 60 minutes, by framework.
 - :func:`rate_interval`: the rate estimate and confidence interval used by both.
 - :func:`retention_curves`: proportion still in therapy after each session (discrete-time
@@ -189,16 +189,42 @@ def _dropout_label(column: str, labels: Mapping[str, str]) -> str:
     return f"Dropout: {humanise(column.removeprefix('dropout_')).lower()}"
 
 
+def _profile_block(composite, by_name, client_tbl) -> list[tuple[str, str, str]]:
+    """Table 1 rows of the profiled composite: each form present ("<form> per attended
+    session"), then its types ("<form> per attended session: <type>"), then the composite
+    ("...: all forms"); without forms its parts ("<composite> per attended session: <part>")
+    and "...: all types"."""
+    forms = [by_name[p] for p in composite.parts if p in by_name and by_name[p].parts]
+    rows = []
+
+    def add(label, info):
+        if info.rate_column in client_tbl:
+            rows.append(("rate", label, info.rate_column))
+
+    if not forms:
+        for part in (by_name[p] for p in composite.parts if p in by_name):
+            add(f"{composite.label} per attended session: {_lower_first(part.label)}", part)
+        add(f"{composite.label} per attended session: all types", composite)
+        return rows
+    for form in forms:
+        add(f"{form.label} per attended session", form)
+        for part in (by_name[p] for p in form.parts if p in by_name):
+            add(f"{form.label} per attended session: {_lower_first(part.label)}", part)
+    add(f"{composite.label} per attended session: all forms", composite)
+    return rows
+
+
 def _construct_rows(
     client_tbl: pd.DataFrame, constructs: Constructs, session_tbl: pd.DataFrame, profile
 ) -> list[tuple[str, str, str]]:
     """What Table 1 reports of the constructs: ``(kind, label, column)`` in codebook order.
 
     Every count construct with a client rate gets a rate row, except the parts of a
-    composite present (the composite sums them up) and the pipeline's ``unrepaired``;
-    the parts of the profiled composite are reported as ``"<composite> per attended
-    session: <part>"`` and the composite as ``"...: all types"``. ``ruptures`` adds the
-    rupture rows (sessions and clients with any, repair rate when ``repaired`` exists).
+    composite present (the composite sums them up) and the pipeline's ``unrepaired``. The
+    profiled composite gets its block where its first construct comes (:func:`_profile_block`):
+    its forms, each followed by its types, or its parts when it has no forms. ``ruptures``
+    adds the rupture rows (sessions and clients with any, repair rate when ``repaired``
+    exists).
     """
     if isinstance(constructs, Vocabulary):
         profile = constructs.profile if profile is None else profile
@@ -206,20 +232,22 @@ def _construct_rows(
     infos = constructs_present(candidates, constructs)
     by_name = {c.name: c for c in infos}
     composite = by_name.get(profile) if profile else None
-    profiled = set(composite.parts) if composite else set()
+    profiled = set()
+    if composite is not None:
+        profiled = {composite.name, *composite.parts}
+        profiled |= {t for p in composite.parts if p in by_name for t in by_name[p].parts}
     summed = {p for c in infos for p in c.parts if p in by_name} - profiled
-    rows = []
+    rows, placed = [], False
     for c in infos:
         has_rate = c.kind == "count" and c.rule not in ("rated_at_least", "derived")
+        if c.name in profiled:
+            if not placed:
+                rows += _profile_block(composite, by_name, client_tbl)
+                placed = True
+            continue
         if not has_rate or c.name in summed or c.rate_column not in client_tbl:
             continue
-        if c.name in profiled:
-            label = f"{composite.label} per attended session: {_lower_first(c.label)}"
-        elif composite is not None and c.name == composite.name:
-            label = f"{c.label} per attended session: all types"
-        else:
-            label = f"{c.label} per attended session"
-        rows.append(("rate", label, c.rate_column))
+        rows.append(("rate", f"{c.label} per attended session", c.rate_column))
         if c.name == "ruptures" and "ruptures_total" in client_tbl:
             rows.append(("ruptures", "", ""))
     return rows
@@ -293,9 +321,13 @@ def table1(
       percent row is that denominator);
     - per count construct present, in codebook order: "<label> per attended session",
       mean and SD of the client rates (``<stem>_rate``). Parts of a composite that is
-      present are summed up by it and get no row of their own, except the parts of the
-      profiled composite (``profile``): "<composite> per attended session: <part>", then
-      "<composite> per attended session: all types";
+      present are summed up by it and get no row of their own, except those of the
+      profiled composite (``profile``). Made of forms (resistance = overt + covert + ...),
+      it gets for each form coded "<form> per attended session", then one row per type of
+      the form coded, "<form> per attended session: <type>", and at the end
+      "<composite> per attended session: all forms"; made of plain parts,
+      "<composite> per attended session: <part>", then "<composite> per attended
+      session: all types";
     - after the ruptures row, when ``ruptures`` is present: Sessions with any rupture
       (count and percent of attended sessions coded), Clients with any rupture (count and
       percent of clients with coded sessions) and, when ``repaired`` is present, Repair rate
@@ -728,6 +760,8 @@ def rate_by_session(
 #: Columns of :func:`construct_profile`.
 PROFILE_COLUMNS = [
     "framework",
+    "kind",
+    "form",
     "construct",
     "label",
     "n_clients",
@@ -748,23 +782,73 @@ def _empty(columns: Sequence[str]) -> pd.DataFrame:
     )
 
 
+def _profile_rates(done, column, minutes, order, level) -> list[tuple]:
+    """``(framework, n_clients, n_sessions, per-session rate and CI, per-hour rate and CI)``
+    of one count column, clients as clusters."""
+    values = as_float(done, column, "session")
+    coded = values.notna()
+    timed = coded & minutes.notna()
+    per_client = (
+        pd.DataFrame(
+            {
+                "framework": done["framework"].astype(str),
+                "y": values.fillna(0.0),
+                "sessions": coded.astype(float),
+                "y_timed": values.where(timed, 0.0),
+                "hours": minutes.where(timed, 0.0) / 60.0,
+            }
+        )
+        .groupby([done[k] for k in CLIENT_KEY])
+        .agg({"framework": "first", **dict.fromkeys(("y", "sessions", "y_timed", "hours"), "sum")})
+    )
+    per_client = per_client[per_client["sessions"] > 0]
+    rows = []
+    for framework in order:
+        group = per_client[per_client["framework"] == framework]
+        per_session = rate_interval(group["y"], group["sessions"], level)
+        per_hour = rate_interval(group["y_timed"], group["hours"], level)
+        rows.append((framework, len(group), int(group["sessions"].sum()), *per_session, *per_hour))
+    return rows
+
+
+def _profile_entries(
+    columns, parts: Sequence[str], forms: Mapping[str, Sequence[str]]
+) -> list[tuple[str, str, str]]:
+    """``(kind, form, construct)`` in reporting order: each form present, then its types;
+    then the types of no form (all of them, without forms)."""
+    parts = [p for p in parts if p in columns]
+    entries, placed = [], set()
+    for form, types in forms.items():
+        inner = [t for t in parts if t in set(types)]
+        if form in columns:
+            entries.append(("form", form, form))
+        entries += [("type", form, t) for t in inner]
+        placed |= set(inner)
+    return entries + [("type", "", t) for t in parts if t not in placed]
+
+
 def construct_profile(
     session_tbl: pd.DataFrame,
     parts: Sequence[str] = (),
     labels: Mapping[str, str] | None = None,
     min_cell: int = 5,
     level: float = 0.95,
+    forms: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
-    """The parts of a composite per attended session and per 60 minutes, by framework.
+    """The forms and types of a composite per attended session and per 60 minutes, by
+    framework.
 
     The profile compares the parts of the composite named by config
-    ``descriptives.profile`` (:meth:`Vocabulary.profile_parts`; in the example Miller's
-    four resistance behaviours). For each framework and part the rate is total count /
-    total exposure over the attended sessions coded for it (exposure: sessions, or the
-    minutes / 60 of those of them with minutes), with a client-clustered interval from
+    ``descriptives.profile``: its types (:meth:`Vocabulary.profile_parts`) and, when the
+    composite is made of forms (resistance = overt + covert + ...,
+    :meth:`Vocabulary.profile_forms`), each form (its session count, the sum of its types)
+    before its types. For each framework and row the rate is total count / total exposure
+    over the attended sessions coded for it (exposure: sessions, or the minutes / 60 of
+    those of them with minutes), with a client-clustered interval from
     :func:`rate_interval` (each client one cluster), so that repeated sessions of a client
     are not treated as independent. Rows based on 1 to ``min_cell - 1`` clients are
-    suppressed (all numbers blank).
+    suppressed (all numbers blank). A form or type without a column (not coded) has no
+    rows.
 
     Parameters
     ----------
@@ -772,22 +856,28 @@ def construct_profile(
         Output of :func:`resistance_outcomes.derive.session_table`; ``minutes`` is
         optional (without it the per-hour rates are empty).
     parts : sequence of str
-        The parts' count columns, in reporting order; parts without a column are left
+        The types' count columns, in reporting order; types without a column are left
         out. None present (the stage is not assessed): an empty table with the columns
         below, for the caller to write with the reason.
     labels : mapping, optional
-        Part -> printed label (``Vocabulary.label``); default the name in words.
+        Form or type -> printed label (``Vocabulary.all_labels``); default the name in
+        words.
     min_cell : int, default 5
         Smallest number of clients shown.
     level : float, default 0.95
         Confidence level.
+    forms : mapping of str to sequence of str, optional
+        Form -> its types, in reporting order (the forms' count columns are the forms'
+        names). Without it every row is a type.
 
     Returns
     -------
     pandas.DataFrame
-        ``framework``, ``construct`` (the part's column), ``label``, ``n_clients``,
-        ``n_sessions``, ``per_session``, ``per_session_ci_low``, ``per_session_ci_high``,
-        ``per_hour``, ``per_hour_ci_low``, ``per_hour_ci_high``, ``suppressed``.
+        ``framework``, ``kind`` ("form" or "type"), ``form`` (the row's form; empty for a
+        type of no form), ``construct`` (the row's count column), ``label``,
+        ``n_clients``, ``n_sessions``, ``per_session``, ``per_session_ci_low``,
+        ``per_session_ci_high``, ``per_hour``, ``per_hour_ci_low``, ``per_hour_ci_high``,
+        ``suppressed``; the rows of each form (the form, then its types) together.
 
     Examples
     --------
@@ -799,59 +889,32 @@ def construct_profile(
     ...                                            "per_hour"]]
               label  n_clients  per_session  per_hour
     0  Sustain talk          5          1.0       1.0
+    >>> tbl = tbl.assign(discord=[1, 0, 0, 1, 0], talk=[1, 1, 2, 2, 1])
+    >>> out = construct_profile(tbl, ["sustain_talk", "discord"],
+    ...                         forms={"talk": ["sustain_talk", "discord"]})
+    >>> out[["kind", "form", "construct", "per_session"]]
+       kind  form     construct  per_session
+    0  form  talk          talk          1.4
+    1  type  talk  sustain_talk          1.0
+    2  type  talk       discord          0.4
     >>> construct_profile(tbl, []).columns.tolist() == PROFILE_COLUMNS
     True
     """
-    parts = [p for p in parts if p in session_tbl.columns]
-    if not parts:
+    entries = _profile_entries(session_tbl.columns, parts, dict(forms or {}))
+    if not any(kind == "type" for kind, _, _ in entries):
         return _empty(PROFILE_COLUMNS)
     labels = dict(labels or {})
-    done = _attended_sessions(session_tbl, parts)
+    done = _attended_sessions(session_tbl, [c for _, _, c in entries])
     if "minutes" in done:
         minutes = as_float(done, "minutes", "session")
     else:
         minutes = pd.Series(np.nan, index=done.index)
-    keys = [done[k] for k in CLIENT_KEY]
     order = framework_order(done["framework"])
     rows = []
-    for part in parts:
-        values = as_float(done, part, "session")
-        coded = values.notna()
-        timed = coded & minutes.notna()
-        per_client = (
-            pd.DataFrame(
-                {
-                    "framework": done["framework"].astype(str),
-                    "y": values.fillna(0.0),
-                    "sessions": coded.astype(float),
-                    "y_timed": values.where(timed, 0.0),
-                    "hours": minutes.where(timed, 0.0) / 60.0,
-                }
-            )
-            .groupby(keys)
-            .agg(
-                {
-                    "framework": "first",
-                    **dict.fromkeys(("y", "sessions", "y_timed", "hours"), "sum"),
-                }
-            )
-        )
-        per_client = per_client[per_client["sessions"] > 0]
-        for framework in order:
-            group = per_client[per_client["framework"] == framework]
-            per_session = rate_interval(group["y"], group["sessions"], level)
-            per_hour = rate_interval(group["y_timed"], group["hours"], level)
-            rows.append(
-                (
-                    framework,
-                    part,
-                    labels.get(part) or humanise(part),
-                    len(group),
-                    int(group["sessions"].sum()),
-                    *per_session,
-                    *per_hour,
-                )
-            )
+    for kind, form, column in entries:
+        label = labels.get(column) or humanise(column)
+        for framework, *numbers in _profile_rates(done, column, minutes, order, level):
+            rows.append((framework, kind, form, column, label, *numbers))
     table = pd.DataFrame(rows, columns=PROFILE_COLUMNS[:-1])
     table = _ordered_frameworks(table, order)
     return _hide_small(table, "n_clients", min_cell)

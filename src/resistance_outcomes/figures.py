@@ -17,9 +17,9 @@ computed the same way from the frameworks of the table (:func:`framework_style`)
 - :func:`plot_forest`: framework-specific odds or rate ratios with 95% CIs on a log axis.
 - :func:`plot_retention_curves`: percentage still in therapy after each session, by
   framework and by repair tertile (input: :func:`resistance_outcomes.describe.retention_curves`).
-- :func:`plot_resistance_profile`: the parts of the profiled composite (Miller's resistance
-  behaviours in the example) per session or per 60 minutes, by framework (input:
-  :func:`resistance_outcomes.describe.resistance_profile`).
+- :func:`plot_resistance_profile`: the forms of the profiled composite (resistance in the
+  example) and the types within each form, per session or per 60 minutes, by framework
+  (input: :func:`resistance_outcomes.describe.construct_profile`).
 - :func:`plot_model_diagnostics`: Pearson residuals against fitted values
   (:func:`diagnostic_residuals`) and normal quantile plots of the random effects.
 - :func:`plot_agreement`: inter-rater agreement per construct with 95% CIs against the
@@ -679,42 +679,156 @@ def _part_labels(profile_df: pd.DataFrame, column: str, parts, vocab) -> list[st
     return [given.get(p) or vocab.label(p) for p in parts]
 
 
+def _profile_groups(table: pd.DataFrame, vocab: Vocabulary | None) -> tuple[list, list]:
+    """Forms (in the vocabulary's order, then the table's) and ``(form, [types])`` groups
+    of a profile table with ``kind`` and ``form`` columns; types of no form last."""
+    kinds = table["kind"].astype(str)
+    forms_here = list(dict.fromkeys(table.loc[kinds == "form", "construct"].astype(str)))
+    known = [f for f in (vocab.profile_forms() if vocab else []) if f in forms_here]
+    forms = known + [f for f in forms_here if f not in known]
+    types = table[kinds == "type"]
+    constructs, forms_of = types["construct"].astype(str), types["form"].fillna("").astype(str)
+    form_of = dict(zip(constructs, forms_of, strict=True))
+    _, ordered = _profile_parts(types, vocab)
+    groups = [(f, [t for t in ordered if form_of.get(t) == f]) for f in forms]
+    groups += [("", [t for t in ordered if form_of.get(t, "") not in forms])]
+    return forms, [(f, members) for f, members in groups if members]
+
+
+def _profile_panel(ax, table, positions, style, drawn, column) -> dict:
+    """Points and 95% CIs of each framework drawn, side by side at each part's position."""
+    step = min(0.22, 0.8 / max(len(drawn), 1))
+    handles = {}
+    for k, framework in enumerate(drawn):
+        rows = table[table["framework"].astype(str) == framework]
+        rows = rows[rows["construct"].astype(str).isin(positions)]
+        x = np.array(rows["construct"].astype(str).map(positions), dtype=float)
+        x += (k - (len(drawn) - 1) / 2) * step
+        estimate = _values(rows, column)
+        error = np.vstack(
+            [
+                estimate - _values(rows, f"{column}_ci_low"),
+                _values(rows, f"{column}_ci_high") - estimate,
+            ]
+        )
+        ok = np.isfinite(estimate)
+        handles[framework] = ax.errorbar(
+            x[ok],
+            estimate[ok],
+            yerr=np.nan_to_num(error[:, ok]),
+            fmt=style.marker(framework),
+            color=style.color(framework),
+            elinewidth=0.9,
+            label=style.label(framework),
+        )
+    ax.set_ylim(bottom=0)
+    return handles
+
+
+def _plot_profile_by_form(table, per, column, vocab, style, drawn, omitted, width, height):
+    """Two panels: the forms, then the types grouped under their forms."""
+    forms, groups = _profile_groups(table, vocab)
+    composite = vocab.label(vocab.profile) if vocab is not None and vocab.profile else None
+    words = composite or "Profile"
+    ylabel = "Per attended session" if per == "session" else "Per 60 minutes"
+    positions, centres, x = {}, [], 0.0
+    for form, members in groups:
+        first = x
+        for member in members:
+            positions[member] = x
+            x += 1.0
+        centres.append((form, (first + x - 1.0) / 2, first - 0.5, x - 0.5))
+        x += 0.6
+    with plt.style.context(STYLE):
+        fig = _new_figure(width, height)
+        top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1.0, 1.25]})
+        handles = _profile_panel(
+            top, table, {f: i for i, f in enumerate(forms)}, style, drawn, column
+        )
+        form_labels = _part_labels(table, "construct", forms, vocab)
+        top.set_xticks(range(len(forms)), _wrap_to(form_labels, 0.8 * (width - 0.6) / len(forms)))
+        top.set_xlim(-0.5, len(forms) - 0.5)
+        top.set_ylabel(ylabel)
+        top.set_title(f"{words}: forms", loc="left", fontsize=8, fontweight="bold")
+        _profile_panel(bottom, table, positions, style, drawn, column)
+        types = list(positions)
+        bottom.set_xticks(
+            [positions[t] for t in types],
+            _part_labels(table, "construct", types, vocab),
+            rotation=45,
+            ha="right",
+            rotation_mode="anchor",
+        )
+        bottom.set_xlim(-0.6, x - 1.0)
+        per_unit = (width - 0.8) / (x - 0.4)  # inches per position, roughly
+        bottom.set_ylabel(ylabel)
+        bottom.set_title(
+            f"{words}: types within each form", loc="left", fontsize=8, fontweight="bold"
+        )
+        names = dict(zip(forms, form_labels, strict=True))
+        for k, (form, centre, low, high) in enumerate(centres):
+            if k:
+                bottom.axvline(low - 0.3, color="#DDDDDD", linewidth=0.6, zorder=0)
+            if form:
+                bottom.text(
+                    centre,
+                    0.98,
+                    _wrap_to([names.get(form, form)], 0.95 * per_unit * (high - low))[0],
+                    transform=bottom.get_xaxis_transform(),
+                    ha="center",
+                    va="top",
+                    fontsize=7,
+                    color=NOTE_INK,
+                )
+        bottom.set_ylim(top=bottom.get_ylim()[1] * 1.25)
+        _framework_legend(fig, style, handles, omitted, "too few clients")
+    return fig
+
+
 def plot_resistance_profile(
     profile_df: pd.DataFrame,
     per: str = "session",
-    width: float = SINGLE_COLUMN,
-    height: float = 2.6,
+    width: float | None = None,
+    height: float | None = None,
     vocab: Vocabulary | None = None,
     order: Sequence[str] | None = None,
     colors: Mapping[str, str] | None = None,
     xlabel: str | None = None,
 ) -> Figure:
-    """The parts of a composite (resistance behaviours, say) by framework: rate per session
+    """The forms and types of a composite (resistance, say) by framework: rate per session
     or per 60 minutes, points with 95% confidence intervals.
 
-    One position on the x axis per part, whatever the parts are called, labelled by its
-    construct label (the table's ``label`` column, else the vocabulary's); the frameworks
-    side by side within a part. Suppressed rows (blank rates) are not drawn; a framework
-    without any rate shown is left out and named in the legend as not shown, and a table
-    without any rate gives a :func:`plot_placeholder`.
+    When the table has form rows (``kind`` "form", as
+    :func:`resistance_outcomes.describe.construct_profile` writes them for a composite made
+    of forms), two panels: the forms, then every type grouped under its form (the form's
+    label above its group). Otherwise one panel with one position per part. Whatever the
+    parts are called, each is labelled by its construct label (the table's ``label``
+    column, else the vocabulary's); the frameworks sit side by side within a part. Only
+    what the table holds is drawn: a form or type the study did not code has no rows and
+    no position. Suppressed rows (blank rates) are not drawn; a framework without any rate
+    shown is left out and named in the legend as not shown, and a table without any rate
+    gives a :func:`plot_placeholder`.
 
     Parameters
     ----------
     profile_df : pandas.DataFrame
-        Output of :func:`resistance_outcomes.describe.resistance_profile`, also as read
+        Output of :func:`resistance_outcomes.describe.construct_profile`, also as read
         back from CSV: ``framework``, the part (``construct`` or ``behaviour``), optionally
-        ``label``, and ``per_session``/``per_hour`` with ``_ci_low``/``_ci_high``.
+        ``kind``, ``form`` and ``label``, and ``per_session``/``per_hour`` with
+        ``_ci_low``/``_ci_high``.
     per : {"session", "hour"}, default "session"
         Plot rates per attended session or per 60 minutes.
-    width, height : float
-        Size in inches (taller when the legend needs more than one row).
+    width, height : float, optional
+        Size in inches (taller when the legend needs more than one row); default one
+        column by 2.6 in, or two columns by 5.2 in with forms.
     vocab : Vocabulary, optional
-        Frameworks' order, colours and labels; the parts' labels and order; the
-        composite's label (the x axis).
+        Frameworks' order, colours and labels; the forms' and parts' labels and order; the
+        composite's label (the x axis, the panels' titles).
     order, colors : optional
         Without ``vocab``: framework order and colours (see :func:`framework_style`).
     xlabel : str, optional
-        x-axis label; default the profiled composite's label, else "Behaviour".
+        x-axis label of the one-panel figure; default the profiled composite's label, else
+        "Behaviour".
 
     Returns
     -------
@@ -730,6 +844,13 @@ def plot_resistance_profile(
     >>> fig = plot_resistance_profile(profile)
     >>> fig.axes[0].get_ylabel(), [t.get_text() for t in fig.axes[0].get_xticklabels()]
     ('Per attended session', ['Sustain talk', 'Discord'])
+    >>> forms = pd.concat([profile.assign(kind="type", form="talk"),
+    ...                    profile.iloc[:1].assign(kind="form", form="talk", construct="talk",
+    ...                                            label="Talk", per_session=0.6,
+    ...                                            per_session_ci_high=0.7)])
+    >>> fig = plot_resistance_profile(forms)
+    >>> [[t.get_text() for t in ax.get_xticklabels()] for ax in fig.axes]
+    [['Talk'], ['Sustain talk', 'Discord']]
     """
     if per not in ("session", "hour"):
         raise ValueError(f"per must be 'session' or 'hour'; got {per!r}.")
@@ -748,40 +869,30 @@ def plot_resistance_profile(
     composite = vocab.label(vocab.profile) if vocab is not None and vocab.profile else None
     xlabel = xlabel or composite or "Behaviour"
     if not drawn:
-        return plot_placeholder(xlabel, "Not shown: every cell is below the minimum.", width)
-    positions = {p: i for i, p in enumerate(parts)}
-    step = min(0.22, 0.8 / max(len(drawn), 1))
+        return plot_placeholder(
+            xlabel, "Not shown: every cell is below the minimum.", width or SINGLE_COLUMN
+        )
+    by_form = "kind" in profile_df and profile_df["kind"].astype(str).eq("form").any()
+    if by_form:
+        table = profile_df.rename(columns={part_column: "construct"})
+        if "form" not in table:
+            table["form"] = ""
+        return _plot_profile_by_form(
+            table, per, column, vocab, style, drawn, omitted, width or DOUBLE_COLUMN, height or 5.2
+        )
+    width, height = width or SINGLE_COLUMN, height or 2.6
+    table = profile_df.rename(columns={part_column: "construct"})
     with plt.style.context(STYLE):
         fig = _new_figure(width, height)
         ax = fig.add_subplot()
-        handles = {}
-        for k, framework in enumerate(drawn):
-            rows = profile_df[profile_df["framework"].astype(str) == framework]
-            x = rows[part_column].astype(str).map(positions).to_numpy(dtype=float)
-            x += (k - (len(drawn) - 1) / 2) * step
-            estimate = _values(rows, column)
-            error = np.vstack(
-                [
-                    estimate - _values(rows, f"{column}_ci_low"),
-                    _values(rows, f"{column}_ci_high") - estimate,
-                ]
-            )
-            ok = np.isfinite(estimate)
-            handles[framework] = ax.errorbar(
-                x[ok],
-                estimate[ok],
-                yerr=np.nan_to_num(error[:, ok]),
-                fmt=style.marker(framework),
-                color=style.color(framework),
-                elinewidth=0.9,
-                label=style.label(framework),
-            )
+        handles = _profile_panel(
+            ax, table, {p: i for i, p in enumerate(parts)}, style, drawn, column
+        )
         labels = _part_labels(profile_df, part_column, parts, vocab)
         ax.set_xticks(range(len(parts)), _wrap_to(labels, 0.8 * (width - 0.6) / len(parts)))
         ax.set_xlim(-0.5, len(parts) - 0.5)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("Per attended session" if per == "session" else "Per 60 minutes")
-        ax.set_ylim(bottom=0)
         _framework_legend(fig, style, handles, omitted, "too few clients")
     return fig
 
@@ -1211,6 +1322,103 @@ def plot_forest(
                 handles.setdefault(framework, handle)
             ax.set_xlabel(_ratio_axis_label(kind))
         _framework_legend(fig, style, handles)
+    return fig
+
+
+#: Printed names of the multiplicity adjustments (contrasts.ADJUSTMENTS).
+_ADJUSTMENT_WORDS = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
+
+
+def plot_response_odds(
+    contrasts_df: pd.DataFrame,
+    vocab: Vocabulary | None = None,
+    alpha: float = 0.05,
+    width: float = SINGLE_COLUMN,
+    order: Sequence[str] | None = None,
+    colors: Mapping[str, str] | None = None,
+) -> Figure:
+    """Forest plot of the per-framework ratios of each response: which responses are
+    followed by the outcome (repair), in which framework.
+
+    One row per response (the slope variables of a model on the ``rupture_segments`` level,
+    in the order of the table, labelled from the vocabulary), one point per framework in
+    its colour and marker, the ratio and its 95% CI on a log axis (:func:`plot_forest`). A
+    filled marker is an adjusted p below ``alpha``, an open marker one that is not; the
+    axis label says which adjustment. A ratio the model could not identify reads "not
+    estimable".
+
+    Parameters
+    ----------
+    contrasts_df : pandas.DataFrame
+        The model's ``contrasts.csv``: its ``simple_slope`` rows (``variable``, ``level``,
+        ``ratio``, ``ratio_ci_low``, ``ratio_ci_high``, ``p_adjusted``, ``adjustment``,
+        ``ratio_kind``) are drawn.
+    vocab : Vocabulary, optional
+        Labels of the responses; frameworks' order, colours and labels.
+    alpha : float
+        Level of the adjusted p values marked as significant.
+    width : float
+        Width in inches.
+    order, colors : optional
+        Without ``vocab``: framework order and colours (see :func:`framework_style`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> slopes = pd.DataFrame({"kind": "simple_slope", "variable": ["calm", "calm"],
+    ...     "level": ["humanistic", "systemic"], "ratio": [2.0, 1.1],
+    ...     "ratio_ci_low": [1.4, 0.8], "ratio_ci_high": [2.9, 1.5],
+    ...     "p_adjusted": [0.001, 0.6], "adjustment": "holm", "ratio_kind": "odds ratio"})
+    >>> fig = plot_response_odds(slopes)
+    >>> fig.axes[0].get_xscale(), fig.axes[0].get_yticklabels()[0].get_text()
+    ('log', 'Calm')
+    """
+    require_columns(contrasts_df, ["kind", "variable", "level", "ratio", "ratio_ci_low",
+                                   "ratio_ci_high", "p_adjusted"], "contrasts")  # fmt: skip
+    slopes = contrasts_df[contrasts_df["kind"] == "simple_slope"].reset_index(drop=True)
+    if slopes.empty:
+        return plot_placeholder("Responses and repair", "Not shown: no per-framework ratios.",
+                                width)  # fmt: skip
+    label = vocab.label if vocab is not None else humanise
+    effects = pd.DataFrame(
+        {
+            "label": [label(str(v)) for v in slopes["variable"]],
+            "framework": slopes["level"].astype(str),
+            "estimate": slopes["ratio"],
+            "ci_low": slopes["ratio_ci_low"],
+            "ci_high": slopes["ratio_ci_high"],
+        }
+    )
+    fig = plot_forest(effects, width=width, vocab=vocab, order=order, colors=colors)
+    ax = fig.axes[0]
+    style = framework_style(effects["framework"], vocab, order, colors)
+    rows, row_of = _forest_layout(effects)
+    place, most = _within_rows(effects, row_of, style.order)
+    y = row_of + place * min(0.22, 0.7 / most)
+    estimate = pd.to_numeric(effects["estimate"], errors="coerce").to_numpy(float)
+    p = pd.to_numeric(slopes["p_adjusted"], errors="coerce").to_numpy(float)
+    hollow = np.isfinite(estimate) & ~(p < alpha)
+    with plt.style.context(STYLE):
+        size = plt.rcParams["lines.markersize"]
+        for framework in style.order:
+            chosen = hollow & (effects["framework"] == framework).to_numpy()
+            if chosen.any():
+                ax.scatter(estimate[chosen], y[chosen], marker=style.marker(framework),
+                           s=(0.75 * size) ** 2, facecolors="white", linewidths=0,
+                           zorder=3)  # fmt: skip
+    adjustment = slopes["adjustment"].dropna().astype(str) if "adjustment" in slopes else []
+    named = _ADJUSTMENT_WORDS.get(adjustment.iloc[0], "") if len(adjustment) else ""
+    kind = slopes["ratio_kind"].dropna().astype(str) if "ratio_kind" in slopes else []
+    note = (
+        f"filled: {named + '-' if named else ''}adjusted p < {format_bounded(alpha)}; "
+        "open: not significant"
+    )
+    axis = _ratio_axis_label(kind.iloc[0] if len(kind) else "")
+    ax.set_xlabel(f"{axis}\n{_fill(note, int(width * 72 / 6.5))}")
     return fig
 
 

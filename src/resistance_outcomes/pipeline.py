@@ -29,6 +29,7 @@ from . import (
     recovery,
     reliability,
     results,
+    rupture_level,
     sensitivity,
     summary,
     vocabulary,
@@ -95,6 +96,8 @@ def vocabulary_step(input, output, params, **_) -> None:
         labels=params.labels,
         profile=params.profile,
         config_file=params.config_file,
+        rupture_responses=getattr(params, "rupture_responses", None),
+        repair_threshold=getattr(params, "repair_threshold", 4),
     )
     write_text(output.json, vocab.to_json())
     for name, stage in vocab.stages.items():
@@ -130,6 +133,46 @@ def derive_step(input, output, params, **_) -> None:
     )
 
 
+def rupture_segments_step(input, output, params, **_) -> None:
+    """The rupture-segment table (one row per rupture unit, its resolution rating and the
+    responses met with) and its facts (rows, response columns, unrated ruptures, why empty).
+
+    ``params``: ``rupture_responses`` (the config section), ``repair_threshold`` and
+    ``config_file``.
+    """
+    codebook = load_codebook(input.codebook)
+    if not params.rupture_responses:
+        made = rupture_level.RuptureSegments(
+            rupture_level.empty_table(), reason="no rupture_responses section in the configuration"
+        )
+        write_table(made.table, output.table)
+        analysis.write_json(made.info(), output.info)
+        log.info("rupture segments: none (%s)", made.reason)
+        return
+    settings = rupture_level.response_settings(
+        params.rupture_responses, codebook, params.repair_threshold, params.config_file
+    )
+    made = rupture_level.rupture_segments(
+        pd.read_parquet(input.codes),
+        pd.read_parquet(input.clients),
+        codebook,
+        settings,
+        session_table=pd.read_parquet(input.session_table),
+        codes_file=input.codes,
+    )
+    write_table(made.table, output.table)
+    analysis.write_json(made.info(settings), output.info)
+    if made.reason:
+        log.info("rupture segments: none (%s)", made.reason)
+        return
+    log.info(
+        "%d rupture segments (%d without a resolution rating); responses: %s",
+        len(made.table),
+        made.unrated,
+        ", ".join(made.responses),
+    )
+
+
 def table1_step(input, output, params, **_) -> None:
     """Table 1 by framework, as CSV (long, full precision) and Markdown (formatted)."""
     client_tbl = pd.read_parquet(input.clients)
@@ -152,7 +195,8 @@ def table1_step(input, output, params, **_) -> None:
 
 
 def session_descriptives_step(input, output, params, **_) -> None:
-    """Rupture rate by session and the profile of the composite's parts, by framework.
+    """Rupture rate by session and the profile of the composite's forms and types, by
+    framework.
 
     A part the data do not hold (no rupture coding; fewer than two parts of the profiled
     composite) gets its table with the columns and no rows; the reason is in the log and
@@ -164,8 +208,9 @@ def session_descriptives_step(input, output, params, **_) -> None:
     construct = "ruptures" if ruptures.assessed and "ruptures" in session_tbl else None
     rates = describe.rate_by_session(session_tbl, construct=construct, min_cell=params.min_cell)
     parts = vocab.profile_parts() if profile_stage.assessed else []
+    forms = {f: vocab.constructs[f].parts for f in vocab.profile_forms()}
     profile = describe.construct_profile(
-        session_tbl, parts, labels=vocab.all_labels(), min_cell=params.min_cell
+        session_tbl, parts, labels=vocab.all_labels(), min_cell=params.min_cell, forms=forms
     )
     write_table(rates, output.rupture_rate)
     write_table(profile, output.profile)
@@ -247,6 +292,25 @@ def figure_forest_step(input, output, **_) -> None:
     figures.save_figure(fig, output.pdf, output.png)
 
 
+def figure_response_odds_step(input, output, **_) -> None:
+    """Figure: per-framework odds ratios of each therapist response (the response model's
+    simple slopes); a "not fitted" figure when the model was skipped, "not assessed" when
+    the vocabulary says the study has no rupture-level response data."""
+    vocab = _figure_vocabulary(input)
+    stage = vocab.stage("responses") if vocab else vocabulary.Stage(True)
+    summary = json.loads(Path(input.fit).read_text(encoding="utf-8"))
+    if not stage.assessed:
+        log.info("response figure: not assessed (%s)", stage.reason)
+        fig = figures.plot_not_assessed("Responses and repair", stage.reason)
+    elif not summary.get("fitted", True):
+        log.info("response figure: %s not fitted (%s)", summary["model"], summary.get("reason"))
+        fig = figures.plot_not_fitted(summary["model"], summary.get("reason", ""))
+    else:
+        contrasts = _read_csv_or_empty(input.contrasts)
+        fig = figures.plot_response_odds(contrasts, vocab=vocab)
+    figures.save_figure(fig, output.pdf, output.png)
+
+
 def figure_retention_step(input, output, params, **_) -> None:
     """Figure: proportion still in therapy by session, by framework and by repair tertile."""
     person_period = pd.read_parquet(input.person_period)
@@ -313,6 +377,14 @@ def _analysis_tables(input, params) -> analysis.AnalysisTables:
         dropout_definitions=params.dropout["definitions"],
         vocabulary=(
             vocabulary.Vocabulary.load(input.vocabulary) if hasattr(input, "vocabulary") else None
+        ),
+        rupture_segments=(
+            pd.read_parquet(input.rupture_segments) if hasattr(input, "rupture_segments") else None
+        ),
+        rupture_info=(
+            json.loads(Path(input.rupture_info).read_text(encoding="utf-8"))
+            if hasattr(input, "rupture_info")
+            else None
         ),
     )
 

@@ -115,14 +115,70 @@ def _resistance(truth, raw):
     def rate(framework, part):
         # the truth names the behaviour (arguing); the profile level its construct
         # (resistance_arguing)
-        by_type = rates[framework]
-        key = next((k for k in by_type if part == k or part.endswith(f"_{k}")), part)
+        by_type = rates.get(framework, {})
+        key = next((k for k in by_type if part == k), None)
+        key = key or next((k for k in by_type if part.endswith(f"_{k}")), None)
+        if key is None:
+            raise RecoveryError(
+                f"process 'resistance': parameters.resistance.resistance_log_rate has no "
+                f"rate of type {part!r} in framework {framework!r} (types there: "
+                f"{', '.join(by_type) or 'none'})."
+            )
         return by_type[key]
 
     return pd.Series(
         [rate(f, t) for f, t in zip(raw["framework"], raw["profile_type"], strict=True)],
         index=raw.index,
     )
+
+
+def _resistance_forms(truth, raw):
+    _need(raw, ("framework", "profile_form"), "resistance_forms")
+    parameters = truth["parameters"].get("resistance", {})
+    if "form_log_rate" not in parameters:
+        raise RecoveryError(
+            "process 'resistance_forms': the truth file has no parameters.resistance."
+            "form_log_rate (log rate per minute by framework and form); map the model to "
+            "another process or regenerate the example."
+        )
+    rates = _value(truth, "resistance", "form_log_rate")
+
+    def rate(framework, form):
+        by_form = rates.get(framework, {})
+        if form not in by_form:
+            raise RecoveryError(
+                f"process 'resistance_forms': parameters.resistance.form_log_rate has no "
+                f"rate of form {form!r} in framework {framework!r} (forms there: "
+                f"{', '.join(by_form) or 'none'})."
+            )
+        return by_form[form]
+
+    return pd.Series(
+        [rate(f, t) for f, t in zip(raw["framework"], raw["profile_form"], strict=True)],
+        index=raw.index,
+    )
+
+
+def _responses(truth, raw):
+    """Logit of repair of a rupture: the framework's intercept plus the log odds ratio of
+    each response used (the rupture-level model of ``simulate``)."""
+    _need(raw, ("framework",), "responses")
+    parameters = truth["parameters"].get("responses", {})
+    missing = [k for k in ("rupture_model_intercept", "response_log_or") if k not in parameters]
+    if missing:
+        raise RecoveryError(
+            f"process 'responses': the truth file has no parameters.responses."
+            f"{' or '.join(missing)}; map the model to another process or regenerate the "
+            "example."
+        )
+    intercept = _value(truth, "responses", "rupture_model_intercept")
+    log_or = _value(truth, "responses", "response_log_or")
+    eta = raw["framework"].map(intercept).astype(float)
+    named = {name for by_response in log_or.values() for name in by_response}
+    for response in (c for c in raw.columns if c in named):
+        effect = raw["framework"].map({f: v.get(response, 0.0) for f, v in log_or.items()})
+        eta = eta + effect.astype(float) * raw[response].astype(float)
+    return eta
 
 
 def _dropout(truth, raw):
@@ -142,15 +198,22 @@ def _alliance(truth, raw):
 
 
 #: Generating processes of ``simulate.simulate_study``: name -> linear predictor of the
-#: raw predictors (framework, session, log_time, unrepaired, profile_type), offsets
-#: excluded.
+#: raw predictors (framework, session, log_time, unrepaired, profile_type, profile_form),
+#: offsets excluded. ``resistance`` reads the rate of each type
+#: (``parameters.resistance.resistance_log_rate``), ``resistance_forms`` the rate of each
+#: form (``form_log_rate``: the log of the sum of its types' rates, since a sum of Poisson
+#: counts sharing their random effects is Poisson with the summed rate). ``responses``
+#: is the logit of repair of a rupture by the responses used
+#: (``parameters.responses.rupture_model_intercept`` and ``response_log_or``).
 PROCESSES = {
     "ruptures": _ruptures,
     "rupture_withdrawal": lambda truth, raw: _ruptures(truth, raw, "withdrawal"),
     "rupture_confrontation": lambda truth, raw: _ruptures(truth, raw, "confrontation"),
     "resistance": _resistance,
+    "resistance_forms": _resistance_forms,
     "dropout": _dropout,
     "alliance": _alliance,
+    "responses": _responses,
 }
 
 
@@ -202,7 +265,7 @@ def _raw_predictors(grid: pd.DataFrame, derived: Mapping) -> pd.DataFrame:
 def _solve(x: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Least-squares beta, which coefficients the grid determines, and the residual."""
     beta, *_ = np.linalg.lstsq(x, eta, rcond=None)
-    _, singular, vt = np.linalg.svd(x)
+    _, singular, vt = np.linalg.svd(x, full_matrices=False)  # vt: (p, p), grids can be long
     rank = int(np.sum(singular > _TOLERANCE * singular[0]))
     null = vt[rank:].T
     determined = np.all(np.abs(null) < 1e-8, axis=1) if null.size else np.ones(len(beta), bool)
