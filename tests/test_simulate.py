@@ -107,8 +107,12 @@ def session_table(study, role="primary"):
         unrepaired=seg["rupture"] & (seg["rating"] <= 3),
     )
     counts = seg.groupby(["client_id", "session_no"])[
-        ["rupture", "withdrawal", "repaired", "unrepaired", *RESISTANCE_CODES]
+        ["rupture", "withdrawal", "repaired", "unrepaired", *RESISTANCE_CODES, *THERAPIST_RESPONSES]
     ].sum()
+    for form, types in RESISTANCE_FORMS.items():
+        counts[form] = counts[list(types)].sum(axis=1)
+    counts["all_resistance"] = counts[list(RESISTANCE_FORMS)].sum(axis=1)
+    counts["all_responses"] = counts[list(THERAPIST_RESPONSES)].sum(axis=1)
     sessions = study.sessions[study.sessions["attended"] == "yes"]
     table = sessions.merge(counts, on=["client_id", "session_no"], how="left")
     count_columns = counts.columns.tolist()
@@ -716,6 +720,11 @@ def test_expected_agreement_matches_a_fully_double_coded_study():
         ("resistance_arguing", "resistance_arguing_per_session"),
         ("covert_distancing", "covert_distancing_per_session"),
         ("disengagement_homework", "disengagement_homework_per_session"),
+        ("resistance_covert", "resistance_covert_per_session"),
+        ("all_resistance", "resistance_per_session"),
+        ("response_empathy", "response_empathy_per_session"),
+        ("response_end_refer", "response_end_refer_per_session"),
+        ("all_responses", "therapist_responses_per_session"),
     ):
         x, y = pair[f"{column}_p"].astype(float), pair[f"{column}_r"].astype(float)
         parts = pd.DataFrame({"n": 1.0, "x": x, "y": y, "xx": x * x, "yy": y * y, "xy": x * y})

@@ -85,6 +85,10 @@ RESISTANCE_CODES = {
 }
 #: Resistance type (construct) -> its form (construct of the composite).
 FORM_OF = {construct: form for form, types in RESISTANCE_FORMS.items() for construct in types}
+#: The codebook's composites of all forms and of all responses (names of their session
+#: columns, used for the expected agreement on their counts).
+RESISTANCE_COMPOSITE = "resistance"
+RESPONSES_COMPOSITE = "therapist_responses"
 #: Therapist responses to resistance (construct -> code), coded in rupture segments.
 THERAPIST_RESPONSES = {
     "response_calm": "T_CLM",
@@ -241,7 +245,9 @@ DEFAULT_PARAMS = {
     # coding and reliability
     "coding_sensitivity": 0.9,
     "coding_false_rupture_prob": 0.01,
-    "coding_false_resistance_prob": 0.01,
+    "coding_false_resistance_prob": {
+        form: 0.01 if form == "resistance_overt" else 0.003 for form in RESISTANCE_FORMS
+    },
     "coding_resolution_equal_prob": 0.8,
 }
 
@@ -470,7 +476,9 @@ PARAMETER_NOTES = {
     "coding_false_resistance_prob": (
         "coding",
         "probability, per segment and resistance type, that the reliability coder codes a "
-        "resistance type the primary coder did not code there",
+        "resistance type the primary coder did not code there, by form: lower for the "
+        "rarer forms beyond Miller's four, so that false positives do not swamp their "
+        "few true events",
         None,
     ),
     "coding_resolution_equal_prob": (
@@ -1155,7 +1163,10 @@ def _reliability_units(rngs, sessions, units, resistance, responses, p):
         codes = list(types.values())
         res = resistance[resistance["session"].isin(double) & resistance["code"].isin(codes)]
         parts.append(res[streams[form].random(len(res)) < sens])
-        parts.append(_false_resistance(streams[form], sessions.loc[double], resistance, codes, p))
+        false_prob = p["coding_false_resistance_prob"][form]
+        parts.append(
+            _false_resistance(streams[form], sessions.loc[double], resistance, codes, false_prob)
+        )
     return rel, pd.concat(parts, ignore_index=True), rel_responses
 
 
@@ -1207,14 +1218,14 @@ def _false_ruptures(rng, double_sessions, units, p):
     return free
 
 
-def _false_resistance(rng, double_sessions, resistance, codes, p):
+def _false_resistance(rng, double_sessions, resistance, codes, false_prob):
     """Resistance events of ``codes`` the reliability coder codes where the primary coded
-    none."""
+    none, each free segment and code with probability ``false_prob``."""
     grid = _segment_grid(double_sessions)
     parts = []
     for code in codes:
         free = _without(grid, resistance[resistance["code"] == code])
-        free = free[rng.random(len(free)) < p["coding_false_resistance_prob"]]
+        free = free[rng.random(len(free)) < false_prob]
         parts.append(free[["session", "segment"]].assign(code=code))
     return pd.concat(parts, ignore_index=True)
 
@@ -1302,11 +1313,66 @@ def _count_agreement(count, single, double, n_segments, sens, false_prob):
         + double * keep_2 * (1 - keep_2)
         + free * false_prob * (1 - false_prob)
     )
+    return _moment_agreement(count, cond_mean, cond_var)
+
+
+def _moment_agreement(count, cond_mean, cond_var):
+    """Expected agreement of a primary count with a reliability count of the given
+    conditional mean and variance (per session, given the primary codes)."""
     count = np.asarray(count, dtype=float)
+    cond_mean, cond_var = np.asarray(cond_mean, float), np.asarray(cond_var, float)
     cov = np.mean((count - count.mean()) * (cond_mean - cond_mean.mean()))
     return _agreement(
         count.mean(), count.var(), cond_mean.mean(), cond_mean.var() + cond_var.mean(), cov
     )
+
+
+def _event_moments(attended, kinds, sens, false_prob):
+    """Conditional mean and variance of the reliability count of resistance types ``kinds``
+    per session: each event kept w.p. sens, each free segment x type added w.p. false_prob."""
+    count = sum(attended[f"n_{kind}"].to_numpy() for kind in kinds)
+    free = attended["n_segments"].to_numpy() * len(kinds) - count
+    mean = sens * count + false_prob * free
+    var = count * sens * (1 - sens) + free * false_prob * (1 - false_prob)
+    return count, mean, var
+
+
+def _response_agreement(attended, units, responses, sens):
+    """Expected agreement on per-session counts of each therapist response and of their sum.
+
+    The reliability coder keeps a rupture unit w.p. k = sens (one marker) or
+    1 - (1 - sens)^2 (two markers), and each response of a kept unit w.p. sens; it adds none.
+    """
+    keep = units[["session", "segment"]].assign(
+        keep=np.where(units["marker_2"].notna(), 1 - (1 - sens) ** 2, sens)
+    )
+    rows = responses.merge(keep, on=["session", "segment"], how="left")
+    rows["p"] = rows["keep"] * sens
+
+    def per_session(values):
+        return values.groupby(rows["session"]).sum().reindex(attended.index, fill_value=0)
+
+    result = {}
+    for construct, code in THERAPIST_RESPONSES.items():
+        mask = (rows["code"] == code).astype(float)
+        result[f"{construct}_per_session"] = _moment_agreement(
+            per_session(mask),
+            per_session(mask * rows["p"]),
+            per_session(mask * rows["p"] * (1 - rows["p"])),
+        )
+    # their sum: a unit with m responses gives B * Binomial(m, sens), B ~ Bernoulli(k)
+    m = rows.groupby(["session", "segment"]).size().rename("m").reset_index()
+    m = m.merge(keep, on=["session", "segment"], how="left")
+    mean = m["keep"] * m["m"] * sens
+    var = m["keep"] * (m["m"] * sens * (1 - sens) + (m["m"] * sens) ** 2) - mean**2
+
+    def by_session(values):
+        return values.groupby(m["session"]).sum().reindex(attended.index, fill_value=0)
+
+    result[f"{RESPONSES_COMPOSITE}_per_session"] = _moment_agreement(
+        by_session(m["m"].astype(float)), by_session(mean), by_session(var)
+    )
+    return result
 
 
 def _unit_kappa(present_share_single, present_share_double, keep_1, keep_2, false_prob):
@@ -1340,7 +1406,7 @@ def _rating_agreement(ratings, equal_prob):
     return result
 
 
-def _expected_agreement(sessions, units, resistance, p):
+def _expected_agreement(sessions, units, responses, p):
     """Agreement implied by the coding model, given the primary codes of the study.
 
     Population: all attended sessions (the double-coded ones are a random sample of them).
@@ -1377,11 +1443,26 @@ def _expected_agreement(sessions, units, resistance, p):
             np.zeros_like(counts),
             n_segments,
             sens,
-            p["coding_false_resistance_prob"],
+            p["coding_false_resistance_prob"][FORM_OF[kind]],
         )
         result[f"{kind}_segment_presence"] = _unit_kappa(
-            counts.sum() / all_segments, 0.0, sens, 0.0, p["coding_false_resistance_prob"]
+            counts.sum() / all_segments,
+            0.0,
+            sens,
+            0.0,
+            p["coding_false_resistance_prob"][FORM_OF[kind]],
         )
+    false_probs = p["coding_false_resistance_prob"]
+    moments = {
+        form: _event_moments(attended, list(types), sens, false_probs[form])
+        for form, types in RESISTANCE_FORMS.items()
+    }
+    for form, (count, mean, var) in moments.items():
+        result[f"{form}_per_session"] = _moment_agreement(count, mean, var)
+    result[f"{RESISTANCE_COMPOSITE}_per_session"] = _moment_agreement(
+        *(sum(parts) for parts in zip(*moments.values(), strict=True))
+    )
+    result.update(_response_agreement(attended, units, responses, sens))
     result["resolution_rating"] = _rating_agreement(
         units["resolution"], p["coding_resolution_equal_prob"]
     )
@@ -1604,7 +1685,7 @@ def _models():
     }
 
 
-def _truth(seed, design, p, clients, sessions, units, resistance, responses, codes, end_status):
+def _truth(seed, design, p, clients, sessions, units, responses, codes, end_status):
     double = sessions[sessions["reliability_coder"].notna()]
     client_ids = clients["client_id"].to_numpy()[double["owner"].to_numpy()]
     parameters = _parameter_truth(p)
@@ -1652,8 +1733,12 @@ def _truth(seed, design, p, clients, sessions, units, resistance, responses, cod
                 "include sessions where both coders coded nothing. ICC(A,1) = 2 cov / (var1 "
                 "+ var2 + (mean1 - mean2)^2), ICC(C,1) = 2 cov / (var1 + var2); segment "
                 "presence: Cohen's kappa over all segments of attended sessions; "
-                "resolution_rating: over rupture segments both coders rated.",
-                **_expected_agreement(sessions, units, resistance, p),
+                "resolution_rating: over rupture segments both coders rated. Keys "
+                "<construct>_per_session: ruptures, every resistance type, every form and "
+                "their sum (resistance), every therapist response and their sum "
+                "(therapist_responses); <construct>_segment_presence: ruptures and every "
+                "resistance type.",
+                **_expected_agreement(sessions, units, responses, p),
             },
             "double_coded_sessions": {
                 "client_id": list(client_ids),
@@ -1789,9 +1874,7 @@ def simulate_study(
         "segment_minutes": SEGMENT_MINUTES,
         "double_coded_share": float(double_coded_share),
     }
-    truth = _truth(
-        int(seed), design, p, clients, sessions, units, resistance, responses, codes, end_status
-    )
+    truth = _truth(int(seed), design, p, clients, sessions, units, responses, codes, end_status)
     return SimulatedStudy(
         clients=_raw_clients(clients, end_status),
         sessions=_raw_sessions(sessions, clients),
