@@ -2,12 +2,13 @@
 
 `simulate_study` draws a complete example study from a stated generating model: a client
 table, one row per scheduled session, and a long segment-level code table (3RS rupture
-markers, resolution ratings and strategies, Miller's resistance behaviours) in the raw
-layout a lab would hand over, with lab-style column names, and the lab's coding log (one
-row per coded session and coder, with the number of segments coded). Every generating
-parameter, the realised summaries and the inter-coder agreement the coding model implies
-are kept in ``truth``. `write_study` writes the five files byte-reproducibly; ``main`` is
-the ``resistance-outcomes-simulate`` command.
+markers, resolution ratings and strategies; every form of client resistance: overt
+(Miller's behaviours), covert, realistic, collusive and disengagement; therapist responses
+in rupture segments) in the raw layout a lab would hand over, with lab-style column
+names, and the lab's coding log (one row per coded session and coder, with the number of
+segments coded). Every generating parameter, the realised summaries and the inter-coder
+agreement the coding model implies are kept in ``truth``. `write_study` writes the five
+files byte-reproducibly; ``main`` is the ``resistance-outcomes-simulate`` command.
 
 All data made here are SIMULATED; none describe real people.
 """
@@ -1795,8 +1796,9 @@ def simulate_study(
     Three frameworks (psychoanalytic, behavioral, cognitive), each practised by
     ``n_therapists_per_framework`` therapists who treat ``clients_per_therapist`` clients
     each. Every scheduled session is attended or missed; attended sessions get minutes,
-    rupture segments (3RS markers, resolution rating, strategies), resistance behaviours
-    (Miller), alliance (WAI), PSQ items and homework. Clients drop out by a discrete-time
+    rupture segments (3RS markers, resolution rating, strategies, therapist responses),
+    resistance events of every type of every form (``RESISTANCE_FORMS``), alliance (WAI),
+    PSQ items and homework. Clients drop out by a discrete-time
     hazard that rises with unrepaired ruptures. The generating equations, parameters and
     rules are in ``truth`` (see ``DEFAULT_PARAMS`` and ``RULES``).
 
