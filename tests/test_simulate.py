@@ -702,6 +702,8 @@ def test_default_study_is_in_the_literature_ranges(study):
     assert rates["psychoanalytic"] > rates["behavioral"] > rates["cognitive"]
     assert realised["capped_rupture_sessions"] <= 2
     assert realised["alliance_clipped"] <= 5
+    assert realised["capped_resistance_sessions"] <= 2
+    assert len(study.codes) < 60_000, "a code table of reasonable size"
 
 
 # --------------------------------------------------------------------------- agreement
