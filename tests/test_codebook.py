@@ -564,7 +564,9 @@ def test_codes_carry_their_citation_or_their_instruments():
     forms = {"covert_resistance", "realistic_resistance", "collusive_resistance",
              "disengagement", "therapist_responses"}  # fmt: skip
     assert forms <= set(CODEBOOK.instruments)
-    assert all(CODEBOOK.codes[c].kind == "strategy" for c in CODEBOOK.codes_of("therapist_responses"))
+    assert all(
+        CODEBOOK.codes[c].kind == "strategy" for c in CODEBOOK.codes_of("therapist_responses")
+    )
     assert CODEBOOK.constructs["resistance"].of == (
         "resistance_overt", "resistance_covert", "resistance_realistic",
         "resistance_collusive", "resistance_disengagement",

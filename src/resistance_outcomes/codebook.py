@@ -846,7 +846,8 @@ def composites_from_columns(
     session cannot show a unit coded with two of them, which a code table would count
     once. Composites are formed in codebook order, so a composite of composites works; such
     a composite (resistance as the sum of its forms) is the sum of the forms present, as
-    from a code table where a form not coded is absent. A composite already present (from the file or from codes) is left as it is.
+    from a code table where a form not coded is absent. A composite already present (from
+    the file or from codes) is left as it is.
 
     Parameters
     ----------
