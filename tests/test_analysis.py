@@ -716,3 +716,197 @@ def test_optional_model_whose_data_level_cannot_be_built_is_skipped_with_the_rea
     assert checked["profile"]["reason"] == outputs.fit["reason"]
     with pytest.raises(ModelEntryError, match=r"^model 'profile': \(data level profile_long\)"):
         analysis.check_models({"profile": spec(name="profile", **entry)}, hand_tables())
+
+
+# --------------------------------------------------------------------------- rupture level
+
+RESPONSE_MODEL = {
+    "data": "rupture_segments",
+    "family": "binomial",
+    "formula": "repaired ~ framework * ({responses}) + (1 | therapist/client)",
+    "contrasts": {"slopes": ["{responses}"]},
+}
+TWO_RESPONSES = ["response_calm", "response_reframe"]
+
+
+def rupture_tables(rows, responses=TWO_RESPONSES):
+    info = {"responses": list(responses), "within": "ruptures"}
+    return AnalysisTables(None, None, None, None, {}, rupture_segments=rows, rupture_info=info)
+
+
+def identical_clients():
+    """Rupture rows where every client of a framework has the same 40 rows (responses and
+    repair drawn once per framework), so that neither therapists nor clients vary: the
+    random-effect variances are estimated at 0 and the fixed effects are those of a
+    logistic regression of the same rows (statsmodels GLM Binomial)."""
+    rng = np.random.default_rng(7)
+    log_or = {"psychoanalytic": (-0.3, 1.2), "behavioral": (0.4, -0.2), "cognitive": (1.0, 0.3)}
+    drawn = {}
+    for framework in FRAMEWORKS:
+        x = rng.binomial(1, 0.4, (40, 2))
+        p = 1 / (1 + np.exp(-(-0.2 + x @ np.array(log_or[framework]))))
+        drawn[framework] = (x, rng.binomial(1, p))
+    rows = []
+    for t, framework in enumerate(FRAMEWORKS * 2):  # two therapists, two clients each
+        x, y = drawn[framework]
+        for c in range(2):
+            rows.append(
+                pd.DataFrame(x, columns=TWO_RESPONSES).assign(
+                    study="s", therapist=f"T{t}", client=f"C{t}{c}", session=1, repaired=y,
+                    framework=framework,
+                )
+            )  # fmt: skip
+    rows = pd.concat(rows, ignore_index=True)
+    rows["framework"] = pd.Categorical(rows["framework"], categories=FRAMEWORKS)
+    return rows
+
+
+def test_response_model_without_random_variance_matches_statsmodels_glm():
+    import patsy
+    import statsmodels.api as sm
+    from statsmodels.stats.multitest import multipletests
+
+    rows = identical_clients()
+    outputs = run_model(parse_model_spec("response_repair", RESPONSE_MODEL), rupture_tables(rows))
+    assert outputs.variance_components["variance"].tolist() == [0.0, 0.0]
+    assert outputs.fit["flags"] == ["singular fit"]
+    assert outputs.spec["formula"] == (
+        "repaired ~ framework * (response_calm + response_reframe) + (1 | therapist/client)"
+    )
+    # the independent fit: statsmodels' GLM of the same rows, same coding
+    fixed = "repaired ~ framework * (response_calm + response_reframe)"
+    y, x = patsy.dmatrices(fixed, rows, return_type="dataframe")
+    glm = sm.GLM(y, x, family=sm.families.Binomial()).fit()
+    coefficients = outputs.coefficients
+    np.testing.assert_allclose(coefficients["estimate"], glm.params, atol=1e-5)
+    np.testing.assert_allclose(coefficients["std_error"], glm.bse, rtol=1e-4)
+    # per-framework odds ratios: b_response + b_framework:response, Holm over frameworks
+    slopes = outputs.contrasts[outputs.contrasts["kind"] == "simple_slope"]
+    assert slopes["variable"].tolist() == [r for r in TWO_RESPONSES for _ in FRAMEWORKS]
+    names = list(x.columns)
+    for response in TWO_RESPONSES:
+        mine = slopes[slopes["variable"] == response]
+        weights = np.zeros((3, len(names)))
+        for i, framework in enumerate(FRAMEWORKS):
+            weights[i, names.index(response)] = 1
+            if i:
+                weights[i, names.index(f"framework[T.{framework}]:{response}")] = 1
+        test = glm.t_test(weights)
+        np.testing.assert_allclose(mine["estimate"], test.effect, atol=1e-5)
+        np.testing.assert_allclose(mine["std_error"], test.sd, rtol=1e-4)
+        np.testing.assert_allclose(mine["ratio"], np.exp(test.effect), rtol=1e-4)
+        holm = multipletests(test.pvalue.ravel(), method="holm")[1]
+        np.testing.assert_allclose(mine["p_adjusted"], holm, rtol=1e-3)
+    assert outputs.contrasts["estimable"].all()
+
+
+def test_response_always_followed_by_repair_in_a_framework_is_not_estimable():
+    rows = identical_clients()
+    cognitive_calm = (rows["framework"] == "cognitive") & (rows["response_calm"] == 1)
+    rows.loc[cognitive_calm, "repaired"] = 1  # every cognitive rupture met calmly is repaired
+    outputs = run_model(parse_model_spec("response_repair", RESPONSE_MODEL), rupture_tables(rows))
+    slopes = outputs.contrasts.set_index(["variable", "level"])
+    assert not slopes.loc[("response_calm", "cognitive"), "estimable"]
+    assert np.isnan(slopes.loc[("response_calm", "cognitive"), "ratio"])
+    assert slopes.loc[("response_calm", "psychoanalytic"), "estimable"]
+    assert slopes.loc[("response_reframe", "cognitive"), "estimable"]
+    assert any(f.startswith("not estimable") for f in outputs.fit["flags"])
+
+
+def test_response_resolution_model_matches_statsmodels_mixedlm():
+    """The rating as a linear outcome with one grouping factor (clients): REML estimates
+    against statsmodels' MixedLM of the same rows."""
+    import statsmodels.formula.api as smf
+
+    rng = np.random.default_rng(11)
+    n, clients = 600, 40
+    client = rng.integers(0, clients, n)
+    rows = pd.DataFrame(rng.binomial(1, 0.35, (n, 2)), columns=TWO_RESPONSES)
+    rows["framework"] = pd.Categorical(np.array(FRAMEWORKS)[client % 3], categories=FRAMEWORKS)
+    rows["client"] = [f"C{c}" for c in client]
+    rows["therapist"] = [f"T{c // 2}" for c in client]
+    rows["study"], rows["session"] = "s", 1
+    effect = np.where(rows["framework"] == "cognitive", 0.8, 0.3)
+    rows["resolution"] = (
+        2.5 + effect * rows["response_calm"] + 0.5 * rows["response_reframe"]
+        + rng.normal(0, 0.5, clients)[client] + rng.normal(0, 1.0, n)
+    )  # fmt: skip
+    entry = {**RESPONSE_MODEL, "family": "gaussian",
+             "formula": "resolution ~ framework * ({responses}) + (1 | client)"}  # fmt: skip
+    outputs = run_model(parse_model_spec("response_resolution", entry), rupture_tables(rows))
+    reference = smf.mixedlm(
+        "resolution ~ framework * (response_calm + response_reframe)", rows, groups="client"
+    ).fit(reml=True)
+    np.testing.assert_allclose(
+        outputs.coefficients["estimate"], reference.fe_params.to_numpy(), atol=1e-4
+    )
+    variance = outputs.variance_components.set_index("group")["variance"]
+    assert variance["client"] == pytest.approx(float(reference.cov_re.iloc[0, 0]), rel=1e-3)
+
+
+def lme4_rupture_rows():
+    """600 rupture rows, 12 therapists (4 per framework), 48 clients, two responses with
+    framework-specific log odds ratios, therapist SD 0.5 and client SD 0.7 (logit)."""
+    rng = np.random.default_rng(20261202)
+    therapist = np.repeat(np.arange(12), 50)
+    client = therapist * 4 + rng.integers(0, 4, 600)
+    x = rng.binomial(1, 0.4, (600, 2))
+    log_or = np.array([[1.0, 0.2], [0.3, 0.9], [0.6, -0.4]])[therapist % 3]
+    eta = -0.3 + (x * log_or).sum(axis=1) + rng.normal(0, 0.5, 12)[therapist]
+    eta += rng.normal(0, 0.7, 48)[client]
+    rows = pd.DataFrame(
+        {
+            "study": "s",
+            "therapist": [f"T{t}" for t in therapist],
+            "client": [f"C{c}" for c in client],
+            "session": 1,
+            "framework": pd.Categorical(np.array(FRAMEWORKS)[therapist % 3], FRAMEWORKS),
+            "response_calm": x[:, 0],
+            "response_reframe": x[:, 1],
+            "repaired": rng.binomial(1, 1 / (1 + np.exp(-eta))),
+        }
+    )
+    return rows
+
+
+#: lme4 1.1.31 (R 4.2), Laplace, on lme4_rupture_rows() written to rows.csv:
+#:   d$framework <- factor(d$framework, levels = c("psychoanalytic", "behavioral",
+#:                                                 "cognitive"))
+#:   m <- glmer(repaired ~ framework * (response_calm + response_reframe)
+#:              + (1 | therapist/client), data = d, family = binomial,
+#:              control = glmerControl(optimizer = "bobyqa"))
+#:   fixef(m); sqrt(diag(vcov(m))); as.data.frame(VarCorr(m)); logLik(m)
+LME4_RESPONSES = {
+    "(Intercept)": (-0.2412365327636, 0.2904470474),
+    "frameworkbehavioral": (0.0004082135792, 0.4092043160),
+    "frameworkcognitive": (0.4502213018140, 0.4076126841),
+    "response_calm": (0.9701795899736, 0.3209165441),
+    "response_reframe": (-0.1300441213003, 0.3099376715),
+    "frameworkbehavioral:response_calm": (-0.5887833017113, 0.4458527500),
+    "frameworkcognitive:response_calm": (-0.1690041657796, 0.4535626055),
+    "frameworkbehavioral:response_reframe": (0.8684188121624, 0.4409429244),
+    "frameworkcognitive:response_reframe": (-0.8584806406098, 0.4439683684),
+}
+LME4_VARIANCES = {"therapist:client": 0.22559355380, "therapist": 0.05967307015}
+LME4_LOGLIK = -394.4685947
+
+
+def test_response_model_matches_lme4():
+    outputs = run_model(
+        parse_model_spec("response_repair", RESPONSE_MODEL), rupture_tables(lme4_rupture_rows())
+    )
+    coefficients = outputs.coefficients.set_index("term")
+    assert sorted(coefficients.index) == sorted(LME4_RESPONSES)
+    for term, (estimate, se) in LME4_RESPONSES.items():
+        assert coefficients.loc[term, "estimate"] == pytest.approx(estimate, abs=2e-4), term
+        assert coefficients.loc[term, "std_error"] == pytest.approx(se, rel=2e-3), term
+    variance = outputs.variance_components.set_index("group")["variance"]
+    for group, value in LME4_VARIANCES.items():
+        assert variance[group] == pytest.approx(value, rel=1e-2, abs=1e-4)
+    assert outputs.fit["loglik"] == pytest.approx(LME4_LOGLIK, abs=1e-3)
+    # per-framework log odds ratios of calm: b_calm + b_framework:calm
+    slopes = outputs.contrasts.set_index(["variable", "level"])["estimate"]
+    calm = LME4_RESPONSES["response_calm"][0]
+    assert slopes[("response_calm", "psychoanalytic")] == pytest.approx(calm, abs=2e-4)
+    behavioral = calm + LME4_RESPONSES["frameworkbehavioral:response_calm"][0]
+    assert slopes[("response_calm", "behavioral")] == pytest.approx(behavioral, abs=3e-4)

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import PolyCollection
+from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.colors import to_hex
 from matplotlib.container import ErrorbarContainer
+from matplotlib.text import Text
 from scipy import stats
 from statsmodels.genmod import families
 
@@ -33,6 +34,7 @@ from resistance_outcomes.figures import (
     plot_forest,
     plot_model_diagnostics,
     plot_resistance_profile,
+    plot_response_odds,
     plot_retention_curves,
     plot_rupture_rate_by_session,
     save_figure,
@@ -1166,3 +1168,62 @@ def test_profile_by_form_leaves_out_a_framework_without_rates():
     texts = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any("Systemic" in t and "not shown" in t for t in texts)
     plt.close(fig)
+
+
+# ------------------------------------------------------------------ responses and repair
+
+
+def response_slopes():
+    """Per-framework odds ratios of two responses as contrasts.csv holds them: the first
+    response significant (Holm) in the first framework only, the second not estimable in
+    the last framework."""
+    rows = []
+    for r, response in enumerate(["response_calm", "response_reframe"]):
+        for k, framework in enumerate(FRAMEWORKS):
+            ratio = np.nan if (r, k) == (1, 2) else 2.0 - 0.4 * k + 0.1 * r
+            p = 0.001 if (r, k) == (0, 0) else 0.4
+            rows.append(("simple_slope", response, framework, ratio, ratio / 1.6, ratio * 1.6,
+                         p, "holm", "odds ratio"))  # fmt: skip
+    rows.append(("pairwise", "framework", FRAMEWORKS[0], 1.2, 0.9, 1.6, 0.3, "holm", "odds ratio"))
+    columns = ["kind", "variable", "level", "ratio", "ratio_ci_low", "ratio_ci_high",
+               "p_adjusted", "adjustment", "ratio_kind"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_response_odds_rows_labels_colours_and_significance():
+    vocab = Vocabulary(
+        constructs={
+            "response_calm": ConstructInfo("response_calm", "Staying calm", "count", "codes"),
+            "response_reframe": ConstructInfo("response_reframe", "Reframing", "count", "codes"),
+        },
+        frameworks=[FrameworkInfo(f, f.capitalize(), FRAMEWORK_COLORS[f], "o") for f in FRAMEWORKS],
+    )
+    fig = drawn(plot_response_odds(response_slopes(), vocab=vocab))
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Staying calm", "Reframing"]
+    assert ax.get_xlabel().startswith("Odds ratio (log scale)\nfilled: Holm-adjusted p < .05")
+    containers = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert [c.get_label() for c in containers] == [f.capitalize() for f in FRAMEWORKS]
+    for container, framework in zip(containers, FRAMEWORKS, strict=True):
+        assert colour(container.lines[0]) == FRAMEWORK_COLORS[framework].lower()
+    # the pairwise row is not drawn: 3 + 3 - 1 (not estimable) points
+    assert sum(len(c.lines[0].get_xdata()) for c in containers) == 5
+    # open markers (white over the filled ones) for the 4 drawn effects that are not
+    # significant; the significant one stays filled
+    markers = [c for c in ax.collections if isinstance(c, PathCollection)]
+    hollow = np.vstack([c.get_offsets() for c in markers])
+    assert all(to_hex(c.get_facecolor()[0]) == "#ffffff" for c in markers)
+    assert len(hollow) == 4
+    significant = containers[0].lines[0]
+    xy = (significant.get_xdata()[0], significant.get_ydata()[0])
+    assert xy[0] == pytest.approx(2.0)
+    assert not any(np.allclose(point, xy) for point in hollow)
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["not estimable"]
+    assert_no_overlap(fig)
+
+
+def test_response_odds_without_slopes_is_a_placeholder():
+    fig = plot_response_odds(response_slopes().iloc[-1:])
+    assert "no per-framework ratios" in " ".join(t.get_text() for t in fig.findobj(Text))

@@ -400,3 +400,69 @@ def test_repair_pattern_direction_and_strongest_framework():
     assert pattern["signs_match"] is False and pattern["pattern_matches"] is False
     with pytest.raises(RecoveryError, match="no simple slopes of 'repair_rate'"):
         repair_pattern(TRUTH, "dropout", model, contrasts, "repair_rate")
+
+
+# --------------------------------------------------------------------------- responses
+
+RESPONSE_FORMULA = (
+    "repaired ~ framework * (response_calm + response_reframe) + (1 | therapist/client)"
+)
+
+
+def test_response_truth_in_the_fitted_parametrisation():
+    """Treatment coding with psychoanalytic as reference, from truth.json's
+    rupture_model_intercept a_f and response_log_or b_fj: (Intercept) = a_psy,
+    framework<f> = a_f - a_psy, response_j = b_psy,j, framework<f>:response_j =
+    b_f,j - b_psy,j."""
+    a = P["responses"]["rupture_model_intercept"]["value"]
+    b = P["responses"]["response_log_or"]["value"]
+    terms = [
+        "(Intercept)",
+        "frameworkbehavioral",
+        "frameworkcognitive",
+        "response_calm",
+        "frameworkbehavioral:response_calm",
+        "frameworkcognitive:response_calm",
+        "response_reframe",
+        "frameworkbehavioral:response_reframe",
+        "frameworkcognitive:response_reframe",
+    ]
+    truth = true_coefficients(TRUTH, "responses", spec(RESPONSE_FORMULA), terms)
+    expected = [
+        a["psychoanalytic"],
+        a["behavioral"] - a["psychoanalytic"],
+        a["cognitive"] - a["psychoanalytic"],
+        b["psychoanalytic"]["response_calm"],
+        b["behavioral"]["response_calm"] - b["psychoanalytic"]["response_calm"],
+        b["cognitive"]["response_calm"] - b["psychoanalytic"]["response_calm"],
+        b["psychoanalytic"]["response_reframe"],
+        b["behavioral"]["response_reframe"] - b["psychoanalytic"]["response_reframe"],
+        b["cognitive"]["response_reframe"] - b["psychoanalytic"]["response_reframe"],
+    ]
+    np.testing.assert_allclose(truth["truth"], expected, atol=1e-10)
+    # the example's values as simulate.py states them (psychoanalytic, behavioral,
+    # cognitive): reframing 1.1, 0.0, 0.3
+    assert [b[f]["response_reframe"] for f in FRAMEWORKS] == [1.1, 0.0, 0.3]
+
+
+def test_response_truth_with_all_nine_responses_and_a_long_grid():
+    """Nine 0/1 predictors and three frameworks: 3 x 3^9 grid rows, solved quickly."""
+    responses = list(P["responses"]["response_log_or"]["value"]["cognitive"])
+    assert len(responses) == 9
+    formula = f"repaired ~ framework * ({' + '.join(responses)}) + (1 | therapist/client)"
+    terms = ["(Intercept)", "frameworkbehavioral", "frameworkcognitive"]
+    for response in responses:
+        terms += [response, f"frameworkbehavioral:{response}", f"frameworkcognitive:{response}"]
+    truth = true_coefficients(TRUTH, "responses", spec(formula), terms).set_index("term")
+    b = P["responses"]["response_log_or"]["value"]
+    for response in responses:
+        slope = truth.loc[response, "truth"] + truth.loc[f"frameworkcognitive:{response}", "truth"]
+        assert slope == pytest.approx(b["cognitive"][response], abs=1e-10)
+
+
+def test_response_truth_without_its_parameters_is_named():
+    truth = {**TRUTH, "parameters": {k: v for k, v in P.items() if k != "responses"}}
+    formula = "repaired ~ framework + response_calm + (1 | client)"
+    terms = ["(Intercept)", "frameworkbehavioral", "frameworkcognitive", "response_calm"]
+    with pytest.raises(RecoveryError, match="no parameters.responses.rupture_model_intercept"):
+        true_coefficients(truth, "responses", spec(formula), terms)

@@ -473,3 +473,71 @@ def test_a_slope_equal_in_every_framework_is_stated_once():
     rows[1] = {**rows[1], "estimate": 0.2}
     model["contrasts"] = pd.DataFrame(rows)
     assert summary.summary_sentences([model], slopes=SLOPES).count("In every framework") == 0
+
+
+def _response_row(variable, level, estimate, se, p_adjusted, **extra):
+    low, high = estimate - 1.959964 * se, estimate + 1.959964 * se
+    return {**_slope_row(level, estimate, se, low, high, p_adjusted), "variable": variable,
+            **extra}  # fmt: skip
+
+
+def test_response_model_sentences_name_responses_by_framework():
+    """exp(0.8755) = 2.400 -> "2.40"; CI exp(0.8755 -/+ 1.959964 x 0.2) = exp(0.483507) =
+    1.621719 -> "1.62", exp(1.267493) = 3.551693 -> "3.55". exp(-0.9) = 0.406570 -> "0.41"
+    (CI exp(-1.683986) = 0.185609 -> "0.19", exp(-0.116014) = 0.890463 -> "0.89")."""
+    vocab = Vocabulary(
+        constructs={
+            name: ConstructInfo(name, label, "count", "codes")
+            for name, label in [
+                ("response_reframe", "Reframing as information"),
+                ("response_calm", "Staying calm"),
+                ("response_refer", "Ending and referring"),
+                ("ruptures", "Ruptures"),
+                ("repaired", "Repaired ruptures"),
+            ]
+        },
+        frameworks=[FrameworkInfo("psychoanalytic", "Psychoanalytic", "#0072B2", "o"),
+                    FrameworkInfo("cognitive", "Cognitive", "#E69F00", "s")],
+        stages={"responses": Stage(False, "no response codes")},
+    )  # fmt: skip
+    rows = [
+        _pair_row("psychoanalytic", "cognitive", 0.1, 0.2, -0.29, 0.49, 0.6),
+        _response_row("response_reframe", "psychoanalytic", 0.8755, 0.2, 0.0004),
+        _response_row("response_reframe", "cognitive", 0.1, 0.2, 0.62),
+        _response_row("response_calm", "psychoanalytic", 0.2, 0.2, 0.64),
+        _response_row("response_calm", "cognitive", -0.9, 0.4, 0.049),
+        _response_row("response_refer", "psychoanalytic", 0.3, 0.3, 0.5),
+        _response_row("response_refer", "cognitive", 0.0, 0.0, 1.0, estimable=False,
+                      note="only repaired in cognitive"),
+    ]  # fmt: skip
+    analysis = {
+        "name": "response_repair",
+        "spec": {
+            "family": "binomial",
+            "description": "Repair by the responses used",
+            "formula": "repaired ~ framework * (response_reframe + response_calm + "
+            "response_refer) + (1 | therapist/client)",
+            "placeholders": {
+                "responses": ["response_reframe", "response_calm", "response_refer"],
+                "within": "ruptures",
+            },
+        },
+        "fit": {"flags": []},
+        "contrasts": pd.DataFrame(rows),
+    }
+    text = summary.summary_sentences([analysis], vocab=vocab)
+    lines = [line for line in text.splitlines() if line.startswith("- ")]
+    assert lines[0].startswith("- The odds of repaired ruptures did not differ significantly")
+    assert lines[1:] == [
+        "- In psychoanalytic therapy, ruptures met with reframing as information had higher "
+        "odds of repaired ruptures (OR = 2.40, 95% CI [1.62, 3.55], Holm-adjusted *p* < .001).",
+        "- In psychoanalytic therapy, staying calm and ending and referring showed no clear "
+        "association with the odds of repaired ruptures (adjusted *p* >= .05).",
+        "- In cognitive therapy, ruptures met with staying calm had lower odds of repaired "
+        "ruptures (OR = 0.41, 95% CI [0.19, 0.89], Holm-adjusted *p* = .049).",
+        "- In cognitive therapy, the association of ending and referring with the odds of "
+        "repaired ruptures: not estimable: only repaired in cognitive.",
+        "- In cognitive therapy, reframing as information showed no clear association with "
+        "the odds of repaired ruptures (adjusted *p* >= .05).",
+        "- Responses followed by repair (rupture level): not assessed (no response codes).",
+    ]

@@ -222,6 +222,7 @@ STAGE_WORDS = {
     "repair": "Rupture repair",
     "alliance": "Alliance",
     "psq": "Post-Session Questionnaire",
+    "responses": "Responses followed by repair (rupture level)",
 }
 
 

@@ -53,7 +53,7 @@ __all__ = ["leading_models", "summary_sentences"]
 
 #: Optional parts of the analysis listed when they had no data (reliability has its own
 #: section).
-_PARTS = ("ruptures", "repair", "profile", "alliance", "psq")
+_PARTS = ("ruptures", "repair", "profile", "responses", "alliance", "psq")
 _THERAPY_WORDS = ("therapy", "therapies", "treatment", "treatments")
 
 
@@ -240,13 +240,175 @@ def _model_section(
         ]
     data = _clean_contrasts(contrasts, f"contrasts.csv of model '{name}'", fit)
     facts, outcome = _family(spec.get("family", "")), _outcome(spec, vocab)
-    for row in _one_row_per_distinct_slope(data.to_dict("records")):
+    responses = list((spec.get("placeholders") or {}).get("responses", []))
+    rows = data.to_dict("records")
+    if responses:
+        chosen = [r for r in rows if r["kind"] == "simple_slope" and r["variable"] in responses]
+        rows = [r for r in rows if not any(r is c for c in chosen)]
+    by_level = [r for r in rows if _rate_by_level(r, facts)]
+    if by_level:
+        rows = [r for r in rows if not _rate_by_level(r, facts)]
+        lines += [f"- {s}" for s in _by_level_sentences(by_level, facts, alpha, vocab)]
+    for row in _one_row_per_distinct_slope(rows):
         if row["kind"] == "pairwise":
             sentence = _pairwise_sentence(row, facts, outcome, alpha, vocab)
         else:
             sentence = _slope_sentence(row, facts, outcome, alpha, vocab, slopes)
         lines.append(f"- {sentence}")
+    if responses:
+        within = (spec.get("placeholders") or {}).get("within")
+        units = lower_first(vocab.label(within)) if within else "rupture segments"
+        said = _response_sentences(chosen, facts, outcome, units, alpha, vocab)
+        lines += [f"- {sentence}" for sentence in said]
     return lines + [""]
+
+
+def _response_sentences(
+    rows: list[dict], facts, outcome: str, units: str, alpha: float, vocab: Vocabulary
+) -> list[str]:
+    """The per-framework slopes of 0/1 response predictors (a model on the
+    ``rupture_segments`` level), framework by framework: one sentence per response with an
+    adjusted p below ``alpha``, one per response not estimable, then one naming the
+    responses without a clear association.
+
+    Examples
+    --------
+    >>> from resistance_outcomes.publish import _family
+    >>> row = {"kind": "simple_slope", "variable": "response_reframe", "level": "cognitive",
+    ...        "by": "", "estimable": True, "estimate": 0.88, "std_error": 0.2,
+    ...        "ci_low": 0.49, "ci_high": 1.27, "p_adjusted": 0.0001, "adjustment": "holm"}
+    >>> calm = {**row, "variable": "response_calm", "estimate": 0.1, "ci_low": -0.3,
+    ...         "ci_high": 0.5, "p_adjusted": 0.6}
+    >>> for s in _response_sentences([row, calm], _family("binomial"), "repaired ruptures",
+    ...                              "ruptures", 0.05, vocabulary_or_default(None)):
+    ...     print(s)  # doctest: +NORMALIZE_WHITESPACE
+    In cognitive therapy, ruptures met with response reframe had higher odds of repaired
+      ruptures (OR = 2.41, 95% CI [1.63, 3.56], Holm-adjusted *p* < .001).
+    In cognitive therapy, response calm showed no clear association with the odds of
+      repaired ruptures (adjusted *p* >= .05).
+    """
+    out = []
+    frameworks = vocab.order(dict.fromkeys(str(r["level"]) for r in rows))
+    for framework in frameworks:
+        mine = [r for r in rows if str(r["level"]) == framework]
+        where = f"In {_therapy(framework_words(framework, vocab))}"
+        unclear = []
+        for row in mine:
+            label = lower_first(variable_label(row["variable"], vocab=vocab))
+            if not row["estimable"]:
+                out.append(
+                    f"{where}, the association of {label} with {_quantity(facts, outcome)}: "
+                    f"not estimable: {_reason_text([row['note']])}."
+                )
+            elif row["p_adjusted"] < alpha:
+                stats, value = _statistic_phrase(row, facts)
+                direction = _direction(value, facts)
+                out.append(
+                    f"{where}, {units} met with {label} had "
+                    f"{_quantity(facts, outcome, direction)} ({stats})."
+                )
+            else:
+                unclear.append(label)
+        if unclear:
+            out.append(
+                f"{where}, {_and_list(unclear)} showed no clear association with "
+                f"{_quantity(facts, outcome)} (adjusted *p* >= {format_bounded(alpha)})."
+            )
+    return out
+
+
+def _and_list(items: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    items = list(items)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _rate_by_level(row: Mapping, facts) -> bool:
+    """A framework comparison of a rate within a level of a second factor (a form or type
+    of the profile, ``contrasts: {by: ...}``)."""
+    return row["kind"] == "pairwise" and bool(row["by"]) and facts.link_name == "log"
+
+
+def _as_more_frequent(row: Mapping) -> dict:
+    """The comparison turned so that its rate ratio is at least 1 (the more frequent side
+    first)."""
+    if row["estimate"] >= 0:
+        return dict(row)
+    return {
+        **row,
+        "level": row["reference"],
+        "reference": row["level"],
+        "estimate": -row["estimate"],
+        "ci_low": -row["ci_high"],
+        "ci_high": -row["ci_low"],
+    }
+
+
+def _by_level_sentences(rows: list[dict], facts, alpha: float, vocab: Vocabulary) -> list[str]:
+    """Framework comparisons of a rate within each level of a second factor (the forms or
+    types of the profile), labelled from the vocabulary: one sentence per level with its
+    significant differences, largest first, "<level> occurred 1.8 times as often in
+    <framework> as in <framework> therapy (IRR = ...) and 1.5 times as often in ...";
+    then one sentence naming the levels without a significant difference. A comparison
+    that is not estimable says so.
+
+    Examples
+    --------
+    >>> from resistance_outcomes.publish import _family
+    >>> from resistance_outcomes.vocabulary import ConstructInfo
+    >>> vocab = Vocabulary(constructs={"covert": ConstructInfo(
+    ...     "covert", "Covert resistance", "count", "sum_of")})
+    >>> row = {"kind": "pairwise", "variable": "framework", "level": "cognitive",
+    ...        "reference": "psychoanalytic", "by": "covert", "estimable": True,
+    ...        "estimate": -0.59, "std_error": 0.1, "ci_low": -0.79, "ci_high": -0.39,
+    ...        "p_adjusted": 0.0001, "adjustment": "holm"}
+    >>> overt = {**row, "by": "overt", "estimate": 0.05, "ci_low": -0.15, "ci_high": 0.25,
+    ...          "p_adjusted": 0.6}
+    >>> behavioral = {**row, "level": "behavioral", "estimate": -0.3, "ci_low": -0.5,
+    ...               "ci_high": -0.1, "p_adjusted": 0.01}
+    >>> for s in _by_level_sentences([row, overt, behavioral], _family("poisson"), 0.05,
+    ...                              vocab):
+    ...     print(s)  # doctest: +NORMALIZE_WHITESPACE
+    Covert resistance occurred 1.80 times as often in psychoanalytic as in cognitive
+      therapy (IRR = 1.80, 95% CI [1.48, 2.20], Holm-adjusted *p* < .001) and 1.35 times as
+      often in psychoanalytic as in behavioral therapy (IRR = 1.35, 95% CI [1.11, 1.65],
+      Holm-adjusted *p* = .010).
+    No framework difference was significant for overt (every adjusted *p* >= .05).
+    """
+    levels = list(dict.fromkeys(str(r["by"]) for r in rows))
+    out, alike = [], []
+    for level in levels:
+        label = level_label(None, level, vocab)
+        mine = [r for r in rows if str(r["by"]) == level]
+        for row in mine:
+            if not row["estimable"]:
+                level_words = framework_words(row["level"], vocab)
+                reference = _therapy(framework_words(row["reference"], vocab))
+                out.append(
+                    f"{label}, {level_words} compared with {reference}: not estimable: "
+                    f"{_reason_text([row['note']])}."
+                )
+        shown = [
+            _as_more_frequent(r) for r in mine if r["estimable"] and r["p_adjusted"] < alpha
+        ]
+        if not shown and all(r["estimable"] for r in mine):
+            alike.append(lower_first(label))
+            continue
+        phrases = []
+        for row in sorted(shown, key=lambda r: -abs(r["estimate"])):
+            stats, _ = _statistic_phrase(row, facts)
+            times = stats.split(" = ", 1)[1].split(",", 1)[0]
+            more = framework_words(row["level"], vocab)
+            less = _therapy(framework_words(row["reference"], vocab))
+            phrases.append(f"{times} times as often in {more} as in {less} ({stats})")
+        if phrases:
+            out.append(f"{label} occurred {_and_list(phrases)}.")
+    if alike:
+        out.append(
+            f"No framework difference was significant for {_and_list(alike)} (every "
+            f"adjusted *p* >= {format_bounded(alpha)})."
+        )
+    return out
 
 
 def _one_row_per_distinct_slope(rows: list[dict]) -> list[dict]:

@@ -77,6 +77,9 @@ DEFAULT_LABELS = {
     "sessions_scheduled": "Sessions scheduled",
     "attendance_rate": "Attendance rate",
     "planned_sessions": "Planned sessions",
+    "unit": "Unit",
+    "rupture_type": "Rupture type",
+    "resolution": "Resolution rating",
 }
 
 _SUFFIXES = {"_within": "within client", "_between": "between clients"}
@@ -351,6 +354,8 @@ def build_vocabulary(
     labels: Mapping[str, str] | None = None,
     profile: str | None = None,
     config_file: str = "config/config.yaml",
+    rupture_responses: Mapping | None = None,
+    repair_threshold: float = 4,
 ) -> Vocabulary:
     """The vocabulary of one run, from its configuration and its canonical tables.
 
@@ -370,6 +375,13 @@ def build_vocabulary(
         ``descriptives.profile``).
     config_file : str
         The config file of the run, named in messages.
+    rupture_responses : mapping, optional
+        The config's ``rupture_responses:`` section: the stage ``responses`` (the
+        rupture-level analysis of therapist responses) is assessed when the code table has
+        rupture units, their ratings and codes of a response
+        (:func:`resistance_outcomes.rupture_level.responses_stage`).
+    repair_threshold : float
+        ``coding.repair_threshold``.
 
     Returns
     -------
@@ -410,6 +422,12 @@ def build_vocabulary(
         config_file=str(config_file),
     )
     vocab.stages = _stages(vocab, codebook, sessions, codes, coding_log, profile)
+    from resistance_outcomes.rupture_level import responses_stage  # imports derive
+
+    assessed, reason = responses_stage(
+        codes, codebook, rupture_responses, repair_threshold, config_file
+    )
+    vocab.stages["responses"] = Stage(assessed, reason)
     return vocab
 
 

@@ -55,6 +55,19 @@ def model_settings(name):
     }
 
 
+# the rupture-segment table and its facts, input of the models on that data level only
+RUPTURE_FILES = {
+    "rupture_segments": "results/derived/rupture_segments.parquet",
+    "rupture_info": "results/derived/rupture_segments.json",
+}
+
+
+def rupture_inputs(name):
+    """RUPTURE_FILES for a model or variant on the rupture_segments level, else none."""
+    entry = model_settings(name)["entry"]
+    return RUPTURE_FILES if entry.get("data") == "rupture_segments" else {}
+
+
 def model_entry_json(name):
     """The entry file of a model or variant (written by model_entry): its settings, JSON."""
     return json.dumps(model_settings(name), indent=2, sort_keys=True)

@@ -16,3 +16,24 @@ rule derive:
         repair_rate_without_ruptures=config.get("repair_rate_without_ruptures", "nan"),
     script:
         "../../scripts/derive.py"
+
+
+rule rupture_segments:
+    input:
+        codes="results/data/codes.parquet",
+        clients="results/data/clients.parquet",
+        session_table="results/derived/session_table.parquet",
+        codebook=config["codebook"],
+    output:
+        table="results/derived/rupture_segments.parquet",
+        info="results/derived/rupture_segments.json",
+    log:
+        "results/logs/rupture_segments.log",
+    conda:
+        ENV
+    params:
+        rupture_responses=config.get("rupture_responses"),
+        repair_threshold=(config.get("coding") or {}).get("repair_threshold", 4),
+        config_file=CONFIG_FILE,
+    script:
+        "../../scripts/rupture_segments.py"

@@ -8,11 +8,13 @@ FIGURES = config.get("figures") or {}
 RATE_MODEL = FIGURES.get("rupture_rate_model")
 DROPOUT_MODEL = FIGURES.get("dropout_model")
 FOREST_MODELS = FIGURES.get("forest_models") or []
+RESPONSE_MODEL = FIGURES.get("response_model")
 DIAGNOSED = MODELS if FIGURES.get("diagnostics", True) else []
 
 FIGURE_NAMES = ["rupture_rate_by_session", "resistance_profile", "retention_curves"]
 FIGURE_NAMES += ["dropout_by_repair"] if DROPOUT_MODEL else []
 FIGURE_NAMES += ["forest"] if FOREST_MODELS else []
+FIGURE_NAMES += ["response_odds"] if RESPONSE_MODEL else []
 FIGURE_OUTPUTS = [
     f"results/figures/{name}.{ext}" for name in FIGURE_NAMES for ext in ("pdf", "png")
 ]
@@ -107,6 +109,28 @@ rule figure_forest:
         ENV
     script:
         "../../scripts/figure_forest.py"
+
+
+if RESPONSE_MODEL:
+
+    rule figure_response_odds:
+        input:
+            fit=f"results/models/{RESPONSE_MODEL}/fit.json",
+            contrasts=f"results/models/{RESPONSE_MODEL}/contrasts.csv",
+            vocabulary="results/data/vocabulary.json",
+        output:
+            pdf="results/figures/response_odds.pdf",
+            png=report(
+                "results/figures/response_odds.png",
+                category="Figures",
+                caption="../report/response_odds_figure.rst",
+            ),
+        log:
+            "results/logs/figure_response_odds.log",
+        conda:
+            ENV
+        script:
+            "../../scripts/figure_response_odds.py"
 
 
 rule figure_retention:

@@ -42,5 +42,7 @@ rule vocabulary:
         labels=config.get("labels", {}),
         profile=(config.get("descriptives") or {}).get("profile"),
         config_file=CONFIG_FILE,
+        rupture_responses=config.get("rupture_responses"),
+        repair_threshold=(config.get("coding") or {}).get("repair_threshold", 4),
     script:
         "../../scripts/vocabulary.py"

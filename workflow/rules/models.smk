@@ -44,6 +44,11 @@ if VARIANTS:
     ]
 if "recovery" in config:
     MODEL_OUTPUTS += ["results/recovery/recovery.csv", "results/recovery/summary.json"]
+# the rupture-segment table and its facts (rupture_inputs in common.smk): input of
+# check_models when a model or variant is on that data level
+CHECK_RUPTURE_INPUTS = (
+    RUPTURE_FILES if any(rupture_inputs(name) for name in [*MODELS, *VARIANTS]) else {}
+)
 # the entry file of each model and variant: what its job takes from the configuration
 ENTRY_FILES = [f"results/models/{m}/entry.json" for m in MODELS]
 ENTRY_FILES += [f"results/sensitivity/{v}/entry.json" for v in VARIANTS]
@@ -73,6 +78,7 @@ rule model_entry:
 
 rule check_models:
     input:
+        unpack(lambda wildcards: CHECK_RUPTURE_INPUTS),
         entries=ENTRY_FILES,
         clients="results/data/clients.parquet",
         sessions="results/data/sessions.parquet",
@@ -95,6 +101,7 @@ rule check_models:
 
 rule model:
     input:
+        unpack(lambda wildcards: rupture_inputs(wildcards.model)),
         # ancient: a rewritten check (another model edited) does not rerun this model
         checked=ancient("results/models/checked.json"),
         entry="results/models/{model}/entry.json",
@@ -151,6 +158,7 @@ rule model:
 
 rule sensitivity_variant:
     input:
+        unpack(lambda wildcards: rupture_inputs(wildcards.variant)),
         checked=ancient("results/models/checked.json"),
         entry="results/sensitivity/{variant}/entry.json",
         clients="results/data/clients.parquet",
