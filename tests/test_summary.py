@@ -541,3 +541,91 @@ def test_response_model_sentences_name_responses_by_framework():
         "the odds of repaired ruptures (adjusted *p* >= .05).",
         "- Responses followed by repair (rupture level): not assessed (no response codes).",
     ]
+
+
+# --------------------------------------------------------------------------- profile
+
+
+def _forms_vocabulary():
+    constructs = {
+        "resistance_covert": ConstructInfo("resistance_covert", "Covert resistance", "count",
+                                           "sum_of"),
+        "resistance_overt": ConstructInfo("resistance_overt", "Overt resistance", "count",
+                                          "sum_of"),
+        "form_c": ConstructInfo("form_c", "Disengagement", "count", "sum_of"),
+    }  # fmt: skip
+    frameworks = [FrameworkInfo("psychoanalytic", "Psychoanalytic", "#0072B2", "o"),
+                  FrameworkInfo("behavioral", "Behavioral", "#E69F00", "s"),
+                  FrameworkInfo("cognitive", "Cognitive", "#009E73", "^")]  # fmt: skip
+    return Vocabulary(constructs=constructs, frameworks=frameworks, profile="resistance")
+
+
+def _forms_model(rows, family="poisson"):
+    return {
+        "name": "resistance_forms",
+        "spec": {"family": family, "description": "Forms of resistance by framework",
+                 "formula": "profile_count ~ framework * profile_form + offset(log(minutes))"},
+        "fit": {"flags": []},
+        "contrasts": pd.DataFrame(rows),
+    }  # fmt: skip
+
+
+def test_forms_model_says_how_many_times_as_often_a_form_occurred():
+    rows = [
+        # covert: cognitive vs psychoanalytic b = -0.5878 -> psychoanalytic 1.8 times as
+        # often: exp(0.5878) = 1.800 (CI exp(0.3918) = 1.480, exp(0.7838) = 2.190)
+        _pair_row("cognitive", "psychoanalytic", -0.5878, 0.1, -0.7838, -0.3918, 0.0004,
+                  by="resistance_covert"),
+        # covert: behavioral vs psychoanalytic, the larger difference: exp(0.9163) = 2.500
+        _pair_row("behavioral", "psychoanalytic", -0.9163, 0.1, -1.1123, -0.7203, 0.0002,
+                  by="resistance_covert"),
+        _pair_row("behavioral", "cognitive", -0.3285, 0.12, -0.5637, -0.0933, 0.07,
+                  by="resistance_covert"),
+        # overt: nothing significant
+        _pair_row("cognitive", "psychoanalytic", 0.1, 0.1, -0.096, 0.296, 0.6,
+                  by="resistance_overt"),
+        _pair_row("behavioral", "psychoanalytic", 0.05, 0.1, -0.146, 0.246, 0.6,
+                  by="resistance_overt"),
+        # the third form: one comparison not estimable
+        _pair_row("behavioral", "psychoanalytic", 0.0, float("nan"), float("nan"),
+                  float("nan"), float("nan"), by="form_c", estimable=False,
+                  note="no events in a framework"),
+    ]  # fmt: skip
+    text = summary.summary_sentences([_forms_model(rows)], vocab=_forms_vocabulary())
+    lines = [line for line in text.splitlines() if line.startswith("- ")]
+    assert lines[0] == (
+        "- Covert resistance occurred 2.50 times as often in psychoanalytic as in behavioral "
+        "therapy (IRR = 2.50, 95% CI [2.06, 3.04], Holm-adjusted *p* < .001) and 1.80 times "
+        "as often in psychoanalytic as in cognitive therapy (IRR = 1.80, 95% CI [1.48, "
+        "2.19], Holm-adjusted *p* < .001)."
+    )  # exp(0.7203) = 2.055, exp(1.1123) = 3.041; the p = .07 comparison is not stated
+    assert lines[1] == (
+        "- Disengagement, behavioral compared with psychoanalytic therapy: not estimable: "
+        "no events in a framework."
+    )
+    assert lines[2] == (
+        "- No framework difference was significant for overt resistance (every adjusted "
+        "*p* >= .05)."
+    )
+    assert len(lines) == 3
+    assert "resistance_" not in text and "form_c" not in text  # labels, never raw names
+
+
+def test_by_contrasts_of_a_model_that_is_not_a_rate_keep_their_sentences():
+    row = _pair_row("cognitive", "psychoanalytic", 0.5, 0.2, 0.108, 0.892, 0.03,
+                    by="resistance_covert")  # fmt: skip
+    text = summary.summary_sentences(
+        [_forms_model([row], family="binomial")], vocab=_forms_vocabulary()
+    )
+    assert "- For covert resistance, cognitive therapy had higher odds of" in text
+    assert "times as often" not in text
+
+
+def test_a_forms_model_not_fitted_says_why():
+    model = _forms_model([])
+    model["fit"] = {"fitted": False, "reason": "its data level profile_forms cannot be built "
+                    "from these data: sessions table: resistance has no forms (its parts are "
+                    "types without forms of their own)."}  # fmt: skip
+    text = summary.summary_sentences([model], vocab=_forms_vocabulary())
+    assert "This model was not fitted: its data level profile_forms cannot be built" in text
+    assert "types without forms of their own).\n" in text  # one full stop

@@ -221,7 +221,7 @@ def _model_section(
     lines = [f"### {model_title(name, spec)}", ""]
     if fit.get("fitted") is False:
         return lines + [
-            f"This model was not fitted: {fit.get('reason', 'no reason recorded')}.",
+            f"This model was not fitted: {fit.get('reason', 'no reason recorded').rstrip('.')}.",
             "",
         ]
     flags = _flags(fit)
@@ -388,9 +388,7 @@ def _by_level_sentences(rows: list[dict], facts, alpha: float, vocab: Vocabulary
                     f"{label}, {level_words} compared with {reference}: not estimable: "
                     f"{_reason_text([row['note']])}."
                 )
-        shown = [
-            _as_more_frequent(r) for r in mine if r["estimable"] and r["p_adjusted"] < alpha
-        ]
+        shown = [_as_more_frequent(r) for r in mine if r["estimable"] and r["p_adjusted"] < alpha]
         if not shown and all(r["estimable"] for r in mine):
             alike.append(lower_first(label))
             continue
