@@ -298,3 +298,62 @@ def test_empty_rupture_level_skips_an_optional_model_with_the_reason():
     assert checked["models"]["m"]["status"] == "skipped"
     with pytest.raises(DataError, match="rupture-segment table is empty"):
         analysis.run_model(analysis.parse_model_spec("m", SPEC), tables)
+
+
+# --------------------------------------------------------------------------- the example
+
+
+def test_vocabulary_stage_responses():
+    from resistance_outcomes.frameworks import load_framework_map
+    from resistance_outcomes.vocabulary import build_vocabulary
+
+    fmap = load_framework_map("config/frameworks.yaml")
+    sessions = pd.DataFrame({"study": "s", "client": ["C1"], "session": [1], "attended": True})
+    with_codes = build_vocabulary(CODEBOOK, fmap, sessions, CLIENTS, codes=hand_codes(),
+                                  rupture_responses=RESPONSES)  # fmt: skip
+    assert with_codes.stage("responses").assessed
+    unrated = hand_codes()[lambda c: c["code"] != "RES"]
+    without = build_vocabulary(CODEBOOK, fmap, sessions, CLIENTS, codes=unrated,
+                               rupture_responses=RESPONSES)  # fmt: skip
+    assert without.stage("responses").reason == "no resolution ratings (resolution_mean)"
+    unconfigured = build_vocabulary(CODEBOOK, fmap, sessions, CLIENTS, codes=hand_codes())
+    assert not unconfigured.stage("responses").assessed
+
+
+@pytest.mark.slow
+def test_example_response_model_recovers_the_simulated_truth():
+    """The example's rupture segments (about 2,300, nine responses, three frameworks): the
+    per-framework log odds ratios of the response model against truth.json's
+    response_log_or, and the coverage of the fixed effects (recovery_table)."""
+    from pathlib import Path
+
+    import yaml
+
+    from resistance_outcomes.ingest import ingest
+    from resistance_outcomes.recovery import load_truth, recovery_table
+
+    config = yaml.safe_load(Path("config/config.yaml").read_text(encoding="utf-8"))
+    data = ingest(config, base_dir=Path("."))
+    settings = response_settings(config["rupture_responses"], CODEBOOK,
+                                 config["coding"]["repair_threshold"])  # fmt: skip
+    made = rupture_segments(data.codes, data.clients, CODEBOOK, settings)
+    assert len(made.table) > 2000 and len(made.responses) == 9 and made.unrated == 0
+    tables = analysis.AnalysisTables(None, None, None, None, {}, rupture_segments=made.table,
+                                     rupture_info=made.info(settings))  # fmt: skip
+    spec = analysis.parse_model_spec("response_repair", config["models"]["response_repair"])
+    outputs = analysis.run_model(spec, tables)
+    truth = load_truth("resources/example/truth.json")
+    log_or = truth["parameters"]["responses"]["response_log_or"]["value"]
+    slopes = outputs.contrasts[outputs.contrasts["kind"] == "simple_slope"]
+    true = np.array([log_or[r.level][r.variable] for r in slopes.itertuples()])
+    inside = (slopes["ci_low"] <= true) & (true <= slopes["ci_high"])
+    assert len(slopes) == 27 and inside.mean() >= 0.85
+    strong = np.abs(true) >= 0.9  # strong true effects are found, in their direction
+    assert (slopes["p_adjusted"][strong] < 0.05).all()
+    assert (np.sign(slopes["estimate"][strong]) == np.sign(true[strong])).all()
+    spec_json = json.loads(json.dumps(outputs.spec, default=str))
+    fitted = {"process": "responses", "spec": spec_json, "fit": outputs.fit,
+              "coefficients": outputs.coefficients}  # fmt: skip
+    fits = {"response_repair": fitted}
+    table = recovery_table(truth, fits)
+    assert table["truth"].notna().all() and table["inside_ci"].mean() >= 0.85
