@@ -357,3 +357,29 @@ def test_example_response_model_recovers_the_simulated_truth():
     fits = {"response_repair": fitted}
     table = recovery_table(truth, fits)
     assert table["truth"].notna().all() and table["inside_ci"].mean() >= 0.85
+
+
+def test_response_figure_step_draws_fitted_not_fitted_and_not_assessed(tmp_path):
+    from resistance_outcomes.pipeline import figure_response_odds_step
+    from resistance_outcomes.vocabulary import Stage, Vocabulary
+
+    slopes = pd.DataFrame(
+        {"kind": "simple_slope", "variable": "response_calm", "level": ["a", "b"],
+         "ratio": [2.0, 1.1], "ratio_ci_low": [1.4, 0.8], "ratio_ci_high": [2.9, 1.5],
+         "p_adjusted": [0.001, 0.6], "adjustment": "holm", "ratio_kind": "odds ratio"}
+    )  # fmt: skip
+    slopes.to_csv(tmp_path / "contrasts.csv", index=False)
+    cases = {
+        "fitted": ({"model": "m", "fitted": True}, Stage(True)),
+        "not_fitted": ({"model": "m", "fitted": False, "reason": "no rows"}, Stage(True)),
+        "not_assessed": ({"model": "m", "fitted": False}, Stage(False, "no response codes")),
+    }
+    for name, (fit, stage) in cases.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(fit))
+        vocab = tmp_path / f"{name}_vocabulary.json"
+        vocab.write_text(Vocabulary(stages={"responses": stage}).to_json())
+        run = SimpleNamespace(fit=tmp_path / f"{name}.json", contrasts=tmp_path / "contrasts.csv",
+                              vocabulary=vocab)  # fmt: skip
+        out = SimpleNamespace(pdf=tmp_path / f"{name}.pdf", png=tmp_path / f"{name}.png")
+        figure_response_odds_step(input=run, output=out)
+        assert out.pdf.stat().st_size > 0 and out.png.stat().st_size > 0, name

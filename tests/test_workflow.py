@@ -211,6 +211,8 @@ def test_model_outputs_are_identical_when_rerun(finished_run, tmp_path):
         session_table=results / "derived" / "session_table.parquet",
         client_table=results / "derived" / "client_table.parquet",
         vocabulary=results / "data" / "vocabulary.json",
+        rupture_segments=results / "derived" / "rupture_segments.parquet",
+        rupture_info=results / "derived" / "rupture_segments.json",
     )
     keys = ["spec", "frame", "coefficients", "variance_components", "fit", "contrasts"]
     keys += ["predictions", "residuals", "random_effects"]
