@@ -136,7 +136,10 @@ class RuptureSegments:
 
 
 def _fail(message: str, config_file: str) -> None:
-    raise ConfigError(f"{config_file}, {_SECTION}: {message}")
+    raise ConfigError(
+        f"{config_file}, {_SECTION}: {message} Fix the section (config/README.md, "
+        f"`{_SECTION}`), or leave it out to skip the rupture-level analysis."
+    )
 
 
 def response_settings(
