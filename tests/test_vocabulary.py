@@ -188,5 +188,6 @@ def test_ratings_label_their_client_mean_and_the_profile_labels_its_long_columns
     assert vocab.label("empathy_mean") == "Empathy (client mean)"
     assert vocab.label("empathy_mean_between") == "Empathy (client mean) (between clients)"
     assert vocab.label("profile_type") == "Opposition type"
+    assert vocab.label("profile_form") == "Opposition form"
     assert vocab.label("profile_count") == "Opposition count"
     assert vocab.label("a") == "Part A"  # the levels of profile_type are the parts' names

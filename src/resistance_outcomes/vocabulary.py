@@ -165,7 +165,8 @@ class Vocabulary:
         """Every variable with a known label: defaults, constructs, then the config's.
 
         Ratings also label their client mean ``<c>_mean``; the profiled composite labels
-        the columns of the long profile level, ``profile_type`` and ``profile_count``.
+        the columns of the long profile levels, ``profile_type``, ``profile_form`` and
+        ``profile_count``.
         """
         labels = dict(DEFAULT_LABELS)
         for c in self.constructs.values():
@@ -179,6 +180,7 @@ class Vocabulary:
         if self.profile in self.constructs:
             composite = self.constructs[self.profile].label
             labels["profile_type"] = f"{composite} type"
+            labels["profile_form"] = f"{composite} form"
             labels["profile_count"] = f"{composite} count"
         labels.update(self.labels)
         return labels
