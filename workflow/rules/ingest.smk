@@ -42,7 +42,12 @@ rule vocabulary:
         labels=config.get("labels", {}),
         profile=(config.get("descriptives") or {}).get("profile"),
         config_file=CONFIG_FILE,
-        rupture_responses=config.get("rupture_responses"),
+        # the keys the stage "responses" reads (editing the window reruns no vocabulary)
+        rupture_responses={
+            key: value
+            for key, value in (config.get("rupture_responses") or {}).items()
+            if key != "window"
+        },
         repair_threshold=(config.get("coding") or {}).get("repair_threshold", 4),
     script:
         "../../scripts/vocabulary.py"
