@@ -629,3 +629,23 @@ def test_a_forms_model_not_fitted_says_why():
     text = summary.summary_sentences([model], vocab=_forms_vocabulary())
     assert "This model was not fitted: its data level profile_forms cannot be built" in text
     assert "types without forms of their own).\n" in text  # one full stop
+
+
+def test_responses_without_a_framework_interaction_are_stated_once():
+    """repaired ~ framework + response_calm: the slope of calm is the same in every
+    framework; exp(0.5) = 1.648721 -> "1.65" (CI exp(0.5 -/+ 0.391993) = exp(0.108007) =
+    1.114056 -> "1.11", exp(0.891993) = 2.440000 -> "2.44")."""
+    rows = [_response_row("response_calm", f, 0.5, 0.2, 0.012) for f in ("a", "b")]
+    analysis = {
+        "name": "m",
+        "spec": {"family": "binomial", "formula": "repaired ~ framework + response_calm",
+                 "placeholders": {"responses": ["response_calm"]}},
+        "fit": {"flags": []},
+        "contrasts": pd.DataFrame(rows),
+    }  # fmt: skip
+    lines = [line for line in summary.summary_sentences([analysis]).splitlines() if "calm" in line]
+    assert lines == [
+        "- In every framework (no framework interaction in the model), rupture segments met "
+        "with response calm had higher odds of repaired (OR = 1.65, 95% CI [1.11, 2.44], "
+        "Holm-adjusted *p* = .012)."
+    ]

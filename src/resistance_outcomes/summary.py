@@ -288,10 +288,19 @@ def _response_sentences(
       repaired ruptures (adjusted *p* >= .05).
     """
     out = []
+    rows = _one_row_per_distinct_slope(rows)  # no framework interaction: stated once
     frameworks = vocab.order(dict.fromkeys(str(r["level"]) for r in rows))
-    for framework in frameworks:
-        mine = [r for r in rows if str(r["level"]) == framework]
-        where = f"In {_therapy(framework_words(framework, vocab))}"
+    groups = [
+        (
+            f"In {_therapy(framework_words(framework, vocab))}",
+            [r for r in rows if str(r["level"]) == framework and not r.get("every_level")],
+        )
+        for framework in frameworks
+    ]
+    every = [r for r in rows if r.get("every_level")]
+    if every:
+        groups.append(("In every framework (no framework interaction in the model)", every))
+    for where, mine in groups:
         unclear = []
         for row in mine:
             label = lower_first(variable_label(row["variable"], vocab=vocab))
