@@ -519,7 +519,9 @@ def data_level(spec: ModelSpec, tables: AnalysisTables) -> tuple[pd.DataFrame, l
     ``profile_long``: :func:`resistance_outcomes.derive.profile_long`; ``profile_forms``:
     :func:`resistance_outcomes.derive.profile_forms` (no forms, or one: a
     :class:`~resistance_outcomes.derive.DataError`, so an ``optional`` model on it is
-    skipped with the reason). With
+    skipped with the reason). ``rupture_segments``: ``tables.rupture_segments``
+    (:func:`resistance_outcomes.rupture_level.rupture_segments`; an empty table is a
+    DataError with its reason). With
     ``min_attended``, clients who attended fewer sessions are left out.
 
     Parameters
