@@ -107,6 +107,8 @@ def final_outputs():
         "results/reliability/gate.json",
         "results/figures/reliability_agreement.pdf",
         "results/figures/reliability_agreement.png",
+        # the rupture-level table, also for a study without models on it
+        *(RUPTURE_FILES.values() if config.get("rupture_responses") else []),
         *MODEL_OUTPUTS,  # defined in models.smk
         *FIGURE_OUTPUTS,  # defined in figures.smk
         *REPORT_OUTPUTS,  # defined in report.smk
