@@ -159,19 +159,20 @@ def test_empty_tables_say_why():
     assert no_codes.table.empty and "no codes" in no_codes.reason
     assert list(no_codes.table.columns) == RUPTURE_COLUMNS
     unrated = rupture_segments(codes[codes["code"] != "RES"], CLIENTS, CODEBOOK, settings)
-    assert unrated.table.empty and unrated.reason == "no ratings (resolution_mean) of the units"
+    assert unrated.table.empty and unrated.reason == "no resolution rating of the ruptures"
     silent = rupture_segments(codes[~codes["code"].str.startswith("T_")], CLIENTS, CODEBOOK,
                               settings)  # fmt: skip
-    assert silent.table.empty and silent.reason.startswith("no codes of the responses")
+    assert silent.table.empty and silent.reason == "no coding of therapist responses"
+    calm = response_settings({"responses": ["response_calm"]}, CODEBOOK)
+    listed = rupture_segments(codes[~codes["code"].str.startswith("T_")], CLIENTS, CODEBOOK, calm)
+    assert listed.reason == "no coding of the responses (staying calm)"
     assert not responses_stage(codes[codes["code"] != "RES"], CODEBOOK, RESPONSES)[0]
     assert responses_stage(codes, CODEBOOK, RESPONSES) == (
         True,
-        "response_calm, response_empathy, response_reframe",
+        "staying calm, empathy and validation, reframing as information",
     )
-    assert responses_stage(codes, CODEBOOK, None) == (
-        False,
-        "no rupture_responses section in the configuration",
-    )
+    assert responses_stage(codes, CODEBOOK, None) == (False, "not configured")
+    assert responses_stage(None, CODEBOOK, RESPONSES) == (False, "no code table")
 
 
 def test_window_needs_unit_numbers():
@@ -315,8 +316,9 @@ def test_vocabulary_stage_responses():
     unrated = hand_codes()[lambda c: c["code"] != "RES"]
     without = build_vocabulary(CODEBOOK, fmap, sessions, CLIENTS, codes=unrated,
                                rupture_responses=RESPONSES)  # fmt: skip
-    assert without.stage("responses").reason == "no resolution ratings (resolution_mean)"
+    assert without.stage("responses").reason == "no resolution rating of the ruptures"
     unconfigured = build_vocabulary(CODEBOOK, fmap, sessions, CLIENTS, codes=hand_codes())
+    assert "responses" not in unconfigured.stages  # the summary does not list it
     assert not unconfigured.stage("responses").assessed
 
 

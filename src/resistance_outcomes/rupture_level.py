@@ -82,6 +82,8 @@ class ResponseSettings:
         Following units of the same session whose responses also count.
     threshold : float
         ``coding.repair_threshold``.
+    group : str
+        The composite the responses are the parts of (empty for a list).
     """
 
     outcome: str
@@ -91,6 +93,7 @@ class ResponseSettings:
     responses: tuple[str, ...]
     window: int = 0
     threshold: float = 4.0
+    group: str = ""
 
 
 @dataclass
@@ -222,6 +225,7 @@ def response_settings(
         responses=responses,
         window=window,
         threshold=float(repair_threshold),
+        group=given if isinstance(given, str) else "",
     )
 
 
@@ -369,21 +373,10 @@ def rupture_segments(
     0     1  rupture_withdrawal         4.0         1              1
     """
     codes = _analysis_codes(codes)
-    if codes.empty:
-        return RuptureSegments(empty_table(), reason="no codes of the analysis coder")
     codes = codes.assign(code=codes["code"].astype(str))
-    within_codes = codebook.codes_of(settings.within)
-    rating_codes = codebook.codes_of(settings.rating)
-    response_codes = {r: codebook.codes_of(r) for r in settings.responses}
-    present = set(codes["code"])
-    coded = [r for r in settings.responses if response_codes[r] & present]
-    if not within_codes & present:
-        return RuptureSegments(empty_table(), reason=f"no codes of {settings.within}")
-    if not rating_codes & present:
-        return RuptureSegments(empty_table(), reason=f"no ratings ({settings.rating}) of the units")
-    if not coded:
-        names = ", ".join(settings.responses)
-        return RuptureSegments(empty_table(), reason=f"no codes of the responses ({names})")
+    reason, coded = _what_is_missing(codes, codebook, settings)
+    if reason:
+        return RuptureSegments(empty_table(), reason=reason)
     if settings.window > 0:
         codes = codes.assign(unit=_numeric_units(codes, codes_file).astype("Int64"))
     units = unit_level_codes(
@@ -393,8 +386,9 @@ def rupture_segments(
         constructs=_construct_order(settings, codebook),
     )
     ruptures = units[units[settings.within] > 0].reset_index(drop=True)
-    if ruptures.empty:
-        return RuptureSegments(empty_table(coded), reason=f"no units with {settings.within}")
+    if ruptures.empty:  # only codes of value 0
+        within = _words(codebook, settings.within)
+        return RuptureSegments(empty_table(coded), reason=f"no units with {within}")
     used = _responses_within_window(units, ruptures, coded, settings.window)
     table = ruptures[_UNIT_KEY].copy()
     table["rupture_type"] = _rupture_type(ruptures, settings.types)
@@ -454,19 +448,42 @@ def responses_stage(
     Examples
     --------
     >>> responses_stage(None, codebook, None)  # doctest: +SKIP
-    (False, 'no rupture_responses section in the configuration')
+    (False, 'not configured')
     """
     if not section:
-        return False, "no rupture_responses section in the configuration"
+        return False, "not configured"
+    settings = response_settings(section, codebook, repair_threshold, config_file)
     if codes is None or codes.empty:
         return False, "no code table"
-    settings = response_settings(section, codebook, repair_threshold, config_file)
-    present = set(_analysis_codes(codes)["code"].astype(str))
-    if not codebook.codes_of(settings.within) & present:
-        return False, f"no coding of {settings.within}"
-    if not codebook.codes_of(settings.rating) & present:
-        return False, f"no resolution ratings ({settings.rating})"
+    reason, coded = _what_is_missing(_analysis_codes(codes), codebook, settings)
+    if reason:
+        return False, reason
+    return True, ", ".join(_words(codebook, r) for r in coded)
+
+
+def _words(codebook: Codebook, construct: str) -> str:
+    """A construct's label for the middle of a sentence."""
+    text = codebook.constructs[construct].printed
+    return text if len(text) > 1 and text[1].isupper() else text[:1].lower() + text[1:]
+
+
+def _what_is_missing(
+    codes: pd.DataFrame, codebook: Codebook, settings: ResponseSettings
+) -> tuple[str, list[str]]:
+    """Why the analysis coder's codes make no rupture-segment table (in the constructs'
+    labels; empty when they do), and the response constructs coded."""
+    present = set(codes["code"].astype(str))
     coded = [r for r in settings.responses if codebook.codes_of(r) & present]
+    within = _words(codebook, settings.within)
+    if codes.empty:
+        return "no codes of the analysis coder", coded
+    if not codebook.codes_of(settings.within) & present:
+        return f"no coding of {within}", coded
+    if not codebook.codes_of(settings.rating) & present:
+        return f"no {_words(codebook, settings.rating)} of the {within}", coded
     if not coded:
-        return False, f"no codes of the responses ({', '.join(settings.responses)})"
-    return True, ", ".join(coded)
+        if settings.group:
+            return f"no coding of {_words(codebook, settings.group)}", coded
+        names = [_words(codebook, r) for r in settings.responses]
+        return f"no coding of the responses ({', '.join(names)})", coded
+    return "", coded

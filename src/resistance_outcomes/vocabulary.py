@@ -381,7 +381,8 @@ def build_vocabulary(
         The config's ``rupture_responses:`` section: the stage ``responses`` (the
         rupture-level analysis of therapist responses) is assessed when the code table has
         rupture units, their ratings and codes of a response
-        (:func:`resistance_outcomes.rupture_level.responses_stage`).
+        (:func:`resistance_outcomes.rupture_level.responses_stage`); without the section
+        the vocabulary has no such stage.
     repair_threshold : float
         ``coding.repair_threshold``.
 
@@ -424,12 +425,13 @@ def build_vocabulary(
         config_file=str(config_file),
     )
     vocab.stages = _stages(vocab, codebook, sessions, codes, coding_log, profile)
-    from resistance_outcomes.rupture_level import responses_stage  # imports derive
+    if rupture_responses:  # a run without the section has no such stage
+        from resistance_outcomes.rupture_level import responses_stage  # imports derive
 
-    assessed, reason = responses_stage(
-        codes, codebook, rupture_responses, repair_threshold, config_file
-    )
-    vocab.stages["responses"] = Stage(assessed, reason)
+        assessed, reason = responses_stage(
+            codes, codebook, rupture_responses, repair_threshold, config_file
+        )
+        vocab.stages["responses"] = Stage(assessed, reason)
     return vocab
 
 
