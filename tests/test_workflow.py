@@ -279,6 +279,7 @@ def independent_client_summary() -> pd.DataFrame:
     rupture_units = rupture_units.join(ratings.rename("rating"), on=unit)
     repaired = rupture_units[rupture_units["rating"] >= 4]
     arguing = primary[primary["code"] == "M_ARG"]
+    covert = primary[primary["code"].str.match(r"^CV_")]  # the covert form: CV_DIS, CV_AVT, CV_WDR
 
     out = clients.set_index("client_id")
     per_client = {
@@ -286,6 +287,7 @@ def independent_client_summary() -> pd.DataFrame:
         "ruptures": rupture_units.groupby("client_id").size(),
         "repaired": repaired.groupby("client_id").size(),
         "arguing": arguing.groupby("client_id").size(),
+        "covert": covert.groupby("client_id").size(),
         "sessions_with_rupture": rupture_units.drop_duplicates(["client_id", "session_no"])
         .groupby("client_id")
         .size(),
@@ -294,6 +296,7 @@ def independent_client_summary() -> pd.DataFrame:
         out[name] = counts.reindex(out.index).fillna(0)
     out["rupture_rate"] = out["ruptures"] / out["attended"]
     out["arguing_rate"] = out["arguing"] / out["attended"]
+    out["covert_rate"] = out["covert"] / out["attended"]
     out["repair_rate"] = (out["repaired"] / out["ruptures"]).where(out["ruptures"] > 0)
     out["dropout"] = np.where(
         out["end_status"] == "ongoing", np.nan, (out["end_status"] == "dropout").astype(float)
@@ -330,7 +333,8 @@ def test_table1_matches_an_independent_computation(finished_run):
         for variable, column in [
             ("Ruptures per attended session", "rupture_rate"),
             ("Repair rate (clients with ruptures)", "repair_rate"),
-            ("Resistance per attended session: arguing", "arguing_rate"),
+            ("Overt resistance per attended session: arguing", "arguing_rate"),
+            ("Covert resistance per attended session", "covert_rate"),
         ]:
             assert cell(variable, "mean", framework) == pytest.approx(
                 group[column].mean(), rel=1e-12
