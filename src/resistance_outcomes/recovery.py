@@ -108,27 +108,36 @@ def _ruptures(truth, raw, share=None):
     return eta
 
 
+def _rates_by_cell(raw, rates, column, process, parameter, what, suffix_match=False):
+    """Each row's true log rate ``rates[framework][raw[column]]``; a cell without a rate is a
+    RecoveryError naming the parameter. With ``suffix_match`` a key ``k`` also matches a
+    level ending in ``_k`` (older truth files name the behaviour, ``arguing``, the profile
+    its construct, ``resistance_arguing``)."""
+
+    def rate(framework, level):
+        cells = rates.get(framework, {})
+        key = level if level in cells else None
+        if key is None and suffix_match:
+            key = next((k for k in cells if level.endswith(f"_{k}")), None)
+        if key is None:
+            raise RecoveryError(
+                f"process {process!r}: parameters.resistance.{parameter} has no rate of "
+                f"{what} {level!r} in framework {framework!r} ({what}s there: "
+                f"{', '.join(cells) or 'none'})."
+            )
+        return cells[key]
+
+    return pd.Series(
+        [rate(f, level) for f, level in zip(raw["framework"], raw[column], strict=True)],
+        index=raw.index,
+    )
+
+
 def _resistance(truth, raw):
     _need(raw, ("framework", "profile_type"), "resistance")
     rates = _value(truth, "resistance", "resistance_log_rate")
-
-    def rate(framework, part):
-        # the truth names the behaviour (arguing); the profile level its construct
-        # (resistance_arguing)
-        by_type = rates.get(framework, {})
-        key = next((k for k in by_type if part == k), None)
-        key = key or next((k for k in by_type if part.endswith(f"_{k}")), None)
-        if key is None:
-            raise RecoveryError(
-                f"process 'resistance': parameters.resistance.resistance_log_rate has no "
-                f"rate of type {part!r} in framework {framework!r} (types there: "
-                f"{', '.join(by_type) or 'none'})."
-            )
-        return by_type[key]
-
-    return pd.Series(
-        [rate(f, t) for f, t in zip(raw["framework"], raw["profile_type"], strict=True)],
-        index=raw.index,
+    return _rates_by_cell(
+        raw, rates, "profile_type", "resistance", "resistance_log_rate", "type", True
     )
 
 
@@ -142,21 +151,7 @@ def _resistance_forms(truth, raw):
             "another process or regenerate the example."
         )
     rates = _value(truth, "resistance", "form_log_rate")
-
-    def rate(framework, form):
-        by_form = rates.get(framework, {})
-        if form not in by_form:
-            raise RecoveryError(
-                f"process 'resistance_forms': parameters.resistance.form_log_rate has no "
-                f"rate of form {form!r} in framework {framework!r} (forms there: "
-                f"{', '.join(by_form) or 'none'})."
-            )
-        return by_form[form]
-
-    return pd.Series(
-        [rate(f, t) for f, t in zip(raw["framework"], raw["profile_form"], strict=True)],
-        index=raw.index,
-    )
+    return _rates_by_cell(raw, rates, "profile_form", "resistance_forms", "form_log_rate", "form")
 
 
 def _responses(truth, raw):
