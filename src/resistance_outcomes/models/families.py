@@ -217,6 +217,21 @@ class GlmmFamily:
         family, var_weights = self.statsmodels_family(pw, trials)
         return family.resid_dev(y, self.mu(eta), var_weights=var_weights)
 
+    def draw(self, rng: np.random.Generator, mu: np.ndarray, pw: np.ndarray, scale=1.0):
+        """Responses drawn from the family with means ``mu`` (one per observation).
+
+        ``pw`` are the prior weights (the trials of a ``cbind`` response); ``scale`` is the
+        residual SD of a gaussian model. Used by ``MixedResult.simulate``.
+        """
+        raise ModelSpecError(f"the {self.words} family cannot simulate responses")
+
+    def _unit_weights(self, pw) -> None:
+        if not np.allclose(pw, 1.0):
+            raise ModelSpecError(
+                f"simulating from a {self.words} model with prior weights is not defined "
+                "(lme4 ignores them there); refit without weights to simulate"
+            )
+
     def validate(self, y: np.ndarray, pw: np.ndarray, response: str, index: pd.Index) -> None:
         """:meth:`check_response` for the engine: rows named by their data-frame index."""
         self.check_response(y, lambda i: f"row with index {index[i]!r}", response, pw)
@@ -247,6 +262,10 @@ class Gaussian(GlmmFamily):
 
     def mu(self, eta):
         return np.asarray(eta, dtype=float)
+
+    def draw(self, rng, mu, pw, scale=1.0):
+        """Normal draws with SD ``scale / sqrt(pw)`` (lme4: weights scale the variance)."""
+        return rng.normal(np.asarray(mu, float), scale / np.sqrt(pw))
 
     def statsmodels_family(self, pw, trials):
         return sm_families.Gaussian(), pw
@@ -289,6 +308,16 @@ class Binomial(GlmmFamily):
 
     def mu(self, eta):
         return special.expit(eta)
+
+    def draw(self, rng, mu, pw, scale=1.0):
+        """Successes out of ``pw`` trials (1 for a 0/1 response; the trials of ``cbind``)."""
+        trials = np.asarray(pw, float)
+        if not np.allclose(trials, np.round(trials)):
+            raise ModelSpecError(
+                "simulating from a binomial model needs whole numbers of trials; the prior "
+                "weights are not whole numbers (use cbind(successes, failures))"
+            )
+        return rng.binomial(np.round(trials).astype(np.int64), mu).astype(float)
 
     def kernel(self, eta, y, pw):
         # y*log(mu) + (1-y)*log(1-mu) = y*eta - log(1 + exp(eta))
@@ -355,6 +384,11 @@ class Poisson(GlmmFamily):
 
     def mu(self, eta):
         return np.exp(eta)
+
+    def draw(self, rng, mu, pw, scale=1.0):
+        """Poisson counts with means ``mu``."""
+        self._unit_weights(pw)
+        return rng.poisson(mu).astype(float)
 
     def kernel(self, eta, y, pw):
         return pw * (y * eta - np.exp(eta))
@@ -427,6 +461,14 @@ class NegativeBinomial2(GlmmFamily):
 
     def mu(self, eta):
         return np.exp(eta)
+
+    def draw(self, rng, mu, pw, scale=1.0):
+        """NB2 counts with means ``mu`` and size ``theta`` (Poisson when theta is inf)."""
+        self._unit_weights(pw)
+        if self._poisson:
+            return rng.poisson(mu).astype(float)
+        mu = np.asarray(mu, float)
+        return rng.negative_binomial(self.theta, self.theta / (self.theta + mu)).astype(float)
 
     def dispersion(self):
         return np.array([self.theta**-0.5])
