@@ -15,6 +15,8 @@ from resistance_outcomes.power import (
     apply_attrition,
     attrition_mask,
     client_design,
+    logit,
+    per_session_hazard,
     person_period_design,
     session_design,
     simulate_responses,
@@ -201,3 +203,22 @@ def test_attrition_needs_its_columns_and_one_replicate():
         attrition_mask(_event_table().drop(columns="session"), "event")
     with pytest.raises(DesignError, match="one replicate"):
         apply_attrition(_event_table(), np.zeros((8, 2)))
+
+
+def test_dropout_from_a_stated_hazard_through_attrition():
+    # 1 - (1 - h)^(K - 1) of the clients leave: K - 1 = 11 person-period rows of 12 planned
+    # sessions, h = per_session_hazard(0.197, 11) so 19.7% leave (binomial SE over clients)
+    rows = person_period_design(["a", "b"], 50, 20, planned_sessions=12)
+    hazard = per_session_hazard(0.197, 11)
+    truth = {"fixed": {"(Intercept)": logit(hazard), "frameworkb": 0.0}, "sd": {"therapist": 0.0}}
+    sims = simulate_responses("event ~ framework + (1 | therapist)", rows, "binomial", truth, 1, 7)
+    kept = apply_attrition(rows, sims["sim_1"].to_numpy())
+    clients = kept.groupby("client").event.max()
+    n = len(clients)
+    assert n == 2000
+    se = np.sqrt(0.197 * 0.803 / n)
+    assert abs(clients.mean() - 0.197) < 4 * se
+    # the rows a client keeps: geometric up to 11, mean sum_{t=1..11} (1 - h)^(t - 1)
+    expected_rows = sum((1 - hazard) ** (t - 1) for t in range(1, 12))
+    per_client = kept.groupby("client").size()
+    assert abs(per_client.mean() - expected_rows) < 4 * per_client.std(ddof=1) / np.sqrt(n)

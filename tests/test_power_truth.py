@@ -196,6 +196,25 @@ def test_build_truth_vector_term_and_correlation_checks():
             )
 
 
+def test_a_stated_rate_per_session_is_the_simulated_mean_count():
+    # NB2 counts per 40-minute session at a rate of 2.5 per 50 minutes (2.0 per session) and
+    # no therapist variance: mean 2.0, variance mu + mu^2 / theta = 2 + 4 / 2.5 = 3.6
+    plan = session_design(["a", "b"], 20, 10, 10, minutes=40)
+    truth = build_truth(
+        RUPTURES,
+        plan,
+        "negative_binomial",
+        fixed={"(Intercept)": log_rate_per_minute(2.5, 50)},
+        sd={"therapist": 0.0, "therapist:client": 0.0},
+        theta=2.5,
+        others_zero=True,
+    )
+    counts = simulate_responses(RUPTURES, plan, "negative_binomial", truth, 1, seed=3)["sim_1"]
+    n = len(counts)
+    assert n == 4000
+    assert abs(counts.mean() - 2.0) < 4 * np.sqrt(3.6 / n)
+
+
 # --------------------------------------------------------------------------- from a fit
 
 

@@ -213,6 +213,8 @@ def person_period_design(
     1...``planned_sessions - 1`` (at the planned final session a client no longer drops
     out). Simulate ``event`` on these rows, then keep the rows up to each client's first
     event with :func:`apply_attrition`.
+    A dropout probability ``P`` over the plan is a per-row hazard
+    ``resistance_outcomes.power.per_session_hazard(P, planned_sessions - 1)``.
 
     Parameters
     ----------

@@ -207,6 +207,10 @@ def per_session_hazard(dropout_probability: float, sessions: int) -> float:
     """Constant per-session hazard ``h`` that gives an overall dropout probability ``P`` over
     ``sessions`` periods: ``1 - (1 - h)^sessions = P``, so ``h = 1 - (1 - P)^(1/sessions)``.
 
+    The periods are the rows at risk: a person-period design of ``K`` planned sessions
+    (:func:`resistance_outcomes.power.person_period_design`) has ``K - 1`` rows per client,
+    so a dropout probability over the plan gives ``per_session_hazard(P, K - 1)``.
+
     Examples
     --------
     >>> round(per_session_hazard(0.197, 12), 3)  # about 0.018 (domain figures)
