@@ -315,6 +315,10 @@ def test_truth_from_model_folder_equals_truth_from_the_fit(which, request, tmp_p
     assert truth_from_fit(folder / "fit.json") == from_folder  # a file in it: its folder
     override = truth_from_fit(folder, {"fixed": {"frameworkb": 0.0}})
     assert override["fixed"]["frameworkb"] == 0.0
+    with pytest.raises(TruthError, match="theta must be > 0|sigma must be > 0"):
+        truth_from_fit(folder, {"sigma": -1.0} if "sigma" in from_fit else {"theta": -1.0})
+    with pytest.raises(TruthError, match=r"sd\['therapist'\] needs"):
+        truth_from_fit(folder, {"sd": {"therapist": [0.1, 0.2, 0.3]}})
 
 
 def test_truth_from_model_folder_errors(tmp_path, nb_fit):

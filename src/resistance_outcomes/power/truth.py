@@ -279,29 +279,36 @@ def _check_corr(group: str, value, n_coef: int) -> list[list[float]]:
     return matrix.tolist()
 
 
-def _check_truth(truth: Mapping, design, family: str) -> dict:
-    """Check a truth against a design and return it with plain floats, in design order."""
+def _layout(design) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """The fixed-effect terms and the random-effect groups with their coefficients."""
+    return list(design.fixed_names), [(b.group, list(b.coef_names)) for b in design.blocks]
+
+
+def _check_truth(truth: Mapping, layout, family: str) -> dict:
+    """Check a truth against a model's terms and groups (:func:`_layout`) and return it
+    with plain floats, in the model's order."""
+    fixed_names, blocks = layout
     unknown = [k for k in truth if k not in TRUTH_KEYS]
     if unknown:
         raise TruthError(f"unknown truth key(s) {unknown}; a truth has {list(TRUTH_KEYS)}")
     name = get_family(family).name
     fixed = dict(truth.get("fixed") or {})
-    extra = [t for t in fixed if t not in design.fixed_names]
+    extra = [t for t in fixed if t not in fixed_names]
     if extra:
         raise TruthError(
             f"fixed-effect term(s) {extra} are not columns of the model; its terms are "
-            f"{design.fixed_names}"
+            f"{fixed_names}"
         )
-    missing = [t for t in design.fixed_names if t not in fixed]
+    missing = [t for t in fixed_names if t not in fixed]
     if missing:
         raise TruthError(
             f"no true value for fixed-effect term(s) {missing}; give them, or "
             "others_zero=True to set every term not given to 0"
         )
-    out = {"fixed": {t: _number(fixed[t], f"fixed['{t}']") for t in design.fixed_names}}
+    out = {"fixed": {t: _number(fixed[t], f"fixed['{t}']") for t in fixed_names}}
     sds = dict(truth.get("sd") or {})
     corrs = dict(truth.get("corr") or {})
-    groups = [block.group for block in design.blocks]
+    groups = [group for group, _ in blocks]
     extra = [g for g in [*sds, *corrs] if g not in groups]
     if extra:
         raise TruthError(
@@ -312,18 +319,18 @@ def _check_truth(truth: Mapping, design, family: str) -> dict:
     if missing:
         raise TruthError(f"no true SD for random-effect group(s) {missing}")
     out["sd"], out["corr"] = {}, {}
-    for block in design.blocks:
-        value = sds[block.group]
+    for group, coef_names in blocks:
+        value = sds[group]
         values = np.atleast_1d(np.asarray(value, dtype=float)).ravel()
-        if values.size != block.n_coef:
+        if values.size != len(coef_names):
             raise TruthError(
-                f"sd['{block.group}'] needs {block.n_coef} value(s), one per coefficient "
-                f"{block.coef_names}, got {value!r}"
+                f"sd['{group}'] needs {len(coef_names)} value(s), one per coefficient "
+                f"{coef_names}, got {value!r}"
             )
-        checked = [_number(v, f"sd['{block.group}']", low=0, open_low=False) for v in values]
-        out["sd"][block.group] = checked[0] if block.n_coef == 1 else checked
-        if block.group in corrs:
-            out["corr"][block.group] = _check_corr(block.group, corrs[block.group], block.n_coef)
+        checked = [_number(v, f"sd['{group}']", low=0, open_low=False) for v in values]
+        out["sd"][group] = checked[0] if len(coef_names) == 1 else checked
+        if group in corrs:
+            out["corr"][group] = _check_corr(group, corrs[group], len(coef_names))
     if not out["corr"]:
         del out["corr"]
     if name == "gaussian":
@@ -412,13 +419,13 @@ def build_truth(
         fixed = {t: fixed.get(t, 0.0) for t in design.fixed_names} | fixed
     truth = {"fixed": fixed, "sd": dict(sd or {}), "corr": dict(corr or {})}
     truth["sigma"], truth["theta"] = sigma, theta
-    return _check_truth(truth, design, family)
+    return _check_truth(truth, _layout(design), family)
 
 
 # --------------------------------------------------------------------------- from a fit
 
 
-def _from_result(result: MixedResult) -> tuple[dict, str]:
+def _from_result(result: MixedResult) -> tuple[dict, str, tuple]:
     truth = {"fixed": dict(zip(result.design.fixed_names, map(float, result.beta), strict=True))}
     truth["sd"], truth["corr"] = {}, {}
     covariances = result.design.covariance_matrices(result.theta, result.sigma)
@@ -434,7 +441,7 @@ def _from_result(result: MixedResult) -> tuple[dict, str]:
         truth["sigma"] = float(result.sigma)
     if result.family == "negative_binomial":
         truth["theta"] = float(result.nb_theta)
-    return truth, result.family
+    return truth, result.family, _layout(result.design)
 
 
 def _blank(value) -> bool:
@@ -457,7 +464,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
 
 
-def _from_folder(folder: Path) -> tuple[dict, str]:
+def _from_folder(folder: Path) -> tuple[dict, str, tuple]:
     fit_path = folder / "fit.json"
     if not fit_path.is_file():
         raise TruthError(f"{fit_path}: missing; run the model step for '{folder.name}' first")
@@ -512,7 +519,7 @@ def _from_folder(folder: Path) -> tuple[dict, str]:
         truth["theta"] = _number(fit.get("nb_theta"), f"{fit_path} nb_theta", low=0)
     if family != "gaussian":
         truth.pop("sigma", None)
-    return truth, family
+    return truth, family, (list(truth["fixed"]), list(names.items()))
 
 
 def truth_from_fit(result_or_folder, override: Mapping | None = None) -> dict:
@@ -551,12 +558,12 @@ def truth_from_fit(result_or_folder, override: Mapping | None = None) -> dict:
     ...                        {"fixed": {"frameworkcognitive": log_ratio(0.8)}})
     """
     if isinstance(result_or_folder, MixedResult):
-        truth, family = _from_result(result_or_folder)
+        truth, family, layout = _from_result(result_or_folder)
     elif isinstance(result_or_folder, (str, os.PathLike)):
         folder = Path(result_or_folder)
         if folder.suffix in (".json", ".csv"):
             folder = folder.parent
-        truth, family = _from_folder(folder)
+        truth, family, layout = _from_folder(folder)
     else:
         raise TruthError(
             "truth_from_fit takes a MixedResult or a model folder, got "
@@ -581,8 +588,4 @@ def truth_from_fit(result_or_folder, override: Mapping | None = None) -> dict:
             if key not in truth:
                 raise TruthError(f"override {key}: the fitted {family} model has no {key}")
             truth[key] = override[key]
-    if isinstance(result_or_folder, MixedResult):
-        return _check_truth(truth, result_or_folder.design, family)
-    if not truth.get("corr"):
-        truth.pop("corr", None)
-    return truth
+    return _check_truth(truth, layout, family)
