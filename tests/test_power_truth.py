@@ -331,6 +331,11 @@ def test_truth_from_model_folder_errors(tmp_path, nb_fit):
     )
     with pytest.raises(TruthError, match="was not fitted \\(the data have no values of 'y'\\)"):
         truth_from_fit(folder)
+    folder = tmp_path / "gee"
+    _write_folder(nb_fit, folder, "poisson")
+    (folder / "fit.json").write_text(json.dumps({"fitted": True, "method": "GEE"}), "utf-8")
+    with pytest.raises(TruthError, match="population-averaged \\(GEE\\) fit"):
+        truth_from_fit(folder)
     folder = tmp_path / "broken"
     _write_folder(nb_fit, folder, "negative_binomial")
     (folder / "variance_components.csv").unlink()

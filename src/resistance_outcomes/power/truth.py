@@ -474,6 +474,12 @@ def _from_folder(folder: Path) -> tuple[dict, str, tuple]:
             f"{fit_path}: the model '{folder.name}' was not fitted "
             f"({fit.get('reason', 'no reason given')}); it gives no truth"
         )
+    if str(fit.get("method", "")).upper() == "GEE":
+        raise TruthError(
+            f"{fit_path}: the model '{folder.name}' is a population-averaged (GEE) fit; its "
+            "coefficients are marginal and it has no random-effect variances, so it gives no "
+            "truth for a mixed model"
+        )
     family = get_family(fit.get("family", "gaussian")).name
     coefficients = _read_csv(folder / "coefficients.csv")
     for column in ("term", "estimate"):
@@ -549,8 +555,8 @@ def truth_from_fit(result_or_folder, override: Mapping | None = None) -> dict:
     Raises
     ------
     TruthError
-        For a folder file missing or malformed, a model not fitted, or an override naming
-        a term or group the model does not have.
+        For a folder file missing or malformed, a model not fitted or fitted by GEE, or an
+        override naming a term or group the model does not have or giving invalid values.
 
     Examples
     --------
