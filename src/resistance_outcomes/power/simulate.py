@@ -708,7 +708,9 @@ def summarise_power(replicates: pd.DataFrame, alpha: float = 0.05) -> pd.DataFra
             "chunks must not overlap"
         )
     out = []
-    for term, rows in replicates.groupby("term", sort=False):
+    ordered = replicates.sort_values("replicate", kind="stable")  # sums independent of chunks
+    for term in pd.unique(replicates["term"]):
+        rows = ordered[ordered["term"] == term]
         failed = rows["failed"].astype(bool).to_numpy()
         ok = ~failed
         reject = ok & (rows["p_value"].to_numpy(dtype=float) < alpha)
