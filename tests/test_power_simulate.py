@@ -367,3 +367,14 @@ def test_a_fit_that_raises_counts_as_failed_and_as_no_rejection(monkeypatch):
     assert out["replicates"] == 9 and out["failed"] == 3
     assert out["rejections"] == 6 and out["power"] == pytest.approx(6 / 9)
     assert out["converged_fits"] == 6 and out["power_converged"] == 1.0
+
+
+def test_wilson_interval_matches_statsmodels():
+    from statsmodels.stats.proportion import proportion_confint
+
+    from resistance_outcomes.power import wilson_interval
+
+    for k, n in ((0, 20), (7, 160), (88, 160), (200, 200)):
+        low, high = wilson_interval(k, n)
+        expected = proportion_confint(k, n, alpha=0.05, method="wilson")
+        np.testing.assert_allclose([low, high], expected, rtol=1e-12, atol=1e-12)

@@ -595,7 +595,9 @@ def power_replicates(
     pandas.DataFrame
         Columns :data:`REPLICATE_COLUMNS`, one row per replicate and tested quantity. A
         replicate whose fit raises has ``failed`` true, empty estimates and the error
-        message; ``converged`` and ``singular`` are the fit's own flags.
+        message (so has a term whose standard error is not finite); ``converged`` and
+        ``singular`` are the fit's own flags (``fit_statistics["converged"]``,
+        ``["singular"]``).
 
     Examples
     --------
@@ -635,6 +637,10 @@ def power_replicates(
                 "error": "",
             }
         table = table.assign(replicate=i, truth=truths["truth"].to_numpy(), **flags)
+        unusable = ~table["failed"] & ~np.isfinite(table["std_error"].to_numpy(dtype=float))
+        if unusable.any():  # a fit without a usable test of this term failed for it
+            table.loc[unusable, "failed"] = True
+            table.loc[unusable, "error"] = "the fit gives no finite standard error"
         rows.append(table)
     return pd.concat(rows, ignore_index=True)[REPLICATE_COLUMNS]
 
