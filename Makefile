@@ -47,6 +47,7 @@ example: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/power.py
 
 clean:
 	rm -rf results/* .snakemake
