@@ -42,6 +42,7 @@ SEED = 11
 
 
 def test_power_target(tmp_path):
+    (tmp_path / "project").mkdir()
     work = copy_project(tmp_path / "project")
     config_path = work / "config" / "config.yaml"
     config = yaml.safe_load(config_path.read_text())

@@ -281,6 +281,7 @@ def power_figure(power: pd.DataFrame, title: str = "", labels: Mapping | None = 
                 linestyle="none",
             )
     ax.axhline(0.8, color="grey", linestyle="--", linewidth=1)
+    ax.set_xticks(sorted(pd.unique(power[size])))
     ax.set_ylim(0, 1.02)
     ax.set_xlabel(_size_name(size).capitalize())
     ax.set_ylabel("Power (95% CI)")
