@@ -31,9 +31,11 @@ resume: $(STAMP)
 	$(SNAKEMAKE) --cores $(CORES) --rerun-incomplete
 	$(SNAKEMAKE) --report results/report.html
 
-# the power analyses of the configuration (power:), after the models they start from
+# the power analyses of the configuration (power:), after the models they start from, and
+# their own report (results/power/report.html)
 power: $(STAMP)
 	$(SNAKEMAKE) --cores $(CORES) power
+	$(SNAKEMAKE) power --report results/power/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

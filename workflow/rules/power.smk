@@ -61,9 +61,19 @@ rule power_report:
     output:
         power="results/power/{analysis}/power.csv",
         pdf="results/power/{analysis}/power_curve.pdf",
-        png="results/power/{analysis}/power_curve.png",
+        png=report(
+            "results/power/{analysis}/power_curve.png",
+            category="Power",
+            subcategory="{analysis}",
+            caption="../report/power_curve.rst",
+        ),
         table_csv="results/power/{analysis}/power_table.csv",
-        table_md="results/power/{analysis}/power_table.md",
+        table_md=report(
+            "results/power/{analysis}/power_table.md",
+            category="Power",
+            subcategory="{analysis}",
+            caption="../report/power_table.rst",
+        ),
         sentences="results/power/{analysis}/sentences.md",
     log:
         "results/logs/power/{analysis}/report.log",
