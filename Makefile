@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make run   set up .venv, run the workflow on the embedded example, render the report
 #   make test  set up .venv, run the test suite
+#   make power the power analyses under power: of the configuration (not part of make run)
 # and, after a run was killed hard (README, "Reruns, and resuming after an interruption"):
 #   make resume [CONFIGFILE=my-study.yaml]   unlock, redo the steps cut short, the report
 PYTHON ?= python3
@@ -12,7 +13,7 @@ CONFIGFILE ?=
 SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default \
 	$(if $(CONFIGFILE),--configfile $(CONFIGFILE))
 
-.PHONY: run resume test report lint format clean example benchmark
+.PHONY: run resume test report lint format clean example benchmark power
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -29,6 +30,12 @@ resume: $(STAMP)
 	$(SNAKEMAKE) --unlock
 	$(SNAKEMAKE) --cores $(CORES) --rerun-incomplete
 	$(SNAKEMAKE) --report results/report.html
+
+# the power analyses of the configuration (power:), after the models they start from, and
+# their own report (results/power/report.html)
+power: $(STAMP)
+	$(SNAKEMAKE) --cores $(CORES) power
+	$(SNAKEMAKE) power --report results/power/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

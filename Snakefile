@@ -16,6 +16,7 @@ include: "workflow/rules/reliability.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/power.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -635,3 +635,72 @@ def run_step(step: Callable[..., None], smk) -> None:
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+def power_chunk_step(input, output, params, **_) -> None:
+    """One chunk of one design point of a ``power:`` analysis: its replicate rows.
+
+    ``params.settings``: ``name``, ``entry`` (the analysis), ``model`` (formula, family, reml,
+    nagq), ``point`` (a row of :func:`power.report.design_points`), ``start``, ``stop``,
+    ``seed``, ``total_fits``. ``input``: the pilot's model folder files when the truth is
+    ``from:`` one.
+    """
+    from .power import report as power_report
+    from .power import truth_from_fit
+
+    params = SimpleNamespace(**params.settings)
+    entry, model, point = params.entry, params.model, dict(params.point)
+    truth_entry = entry["truth"]
+    frame = levels = None
+    if "from" in truth_entry:
+        truth = truth_from_fit(Path(input.fit).parent, truth_entry.get("override"))
+        frame = pd.read_csv(input.frame)
+        levels = json.loads(Path(input.spec).read_text(encoding="utf-8")).get("factor_levels")
+    else:
+        truth = truth_entry
+    rows = power_report.point_rows(params.name, entry, point, params.seed, frame, levels)
+    table = power_report.power_chunk(
+        model["formula"],
+        rows,
+        model["family"],
+        truth,
+        entry["test"],
+        params.start,
+        params.stop,
+        power_report.point_seed(params.seed, point["point"]),
+        reml=model["reml"],
+        nagq=model["nagq"],
+        total_fits=params.total_fits,
+    )
+    table.insert(0, "point", point["point"])
+    write_table(table, output.csv)
+
+
+def power_report_step(input, output, params, **_) -> None:
+    """The report of one ``power:`` analysis: power.csv, the curve, the table, sentences.
+
+    ``params``: ``name``, ``description``, ``points`` (records of the design points),
+    ``alpha``. ``input``: ``chunks`` and, optionally, ``vocabulary`` (framework labels).
+    """
+    from .figures import save_figure
+    from .power import report as power_report
+
+    chunks = pd.concat(
+        [pd.read_csv(p, keep_default_na=False, na_values=[""]) for p in input.chunks]
+    )
+    points = pd.DataFrame(list(params.points))
+    power = power_report.aggregate_power(chunks, points, params.alpha)
+    labels = {}
+    if "vocabulary" in input.keys():
+        vocab = json.loads(Path(input.vocabulary).read_text(encoding="utf-8"))
+        labels = {f["name"]: f["label"] for f in vocab.get("frameworks", [])}
+    write_table(power, output.power)
+    title = params.description or params.name
+    save_figure(power_report.power_figure(power, title, labels), output.pdf, output.png)
+    table = power_report.power_table(power, labels)
+    write_table(table, output.table_csv)
+    write_text(output.table_md, power_report.table_markdown(table, f"Power: {title}"))
+    sentences = power_report.power_sentences(power, labels)
+    write_text(output.sentences, "\n\n".join(sentences) + "\n")
+    for sentence in sentences:
+        log.info(sentence)

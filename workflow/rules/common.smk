@@ -113,3 +113,68 @@ def final_outputs():
         *FIGURE_OUTPUTS,  # defined in figures.smk
         *REPORT_OUTPUTS,  # defined in report.smk
     ]
+
+
+# --- power analyses (power.smk: POWER_ANALYSES, POWER_CHUNK, POWER_SEED, POWER_SPECS)
+
+
+def power_points(name):
+    return power_report.design_points(name, POWER_ANALYSES[name])
+
+
+def power_model(name):
+    model = POWER_ANALYSES[name]["model"]
+    if model not in POWER_SPECS:
+        raise ValueError(
+            f"power.analyses.{name}.model: {model!r} is not a model under models: "
+            f"({', '.join(POWER_SPECS)})"
+        )
+    spec = POWER_SPECS[model]
+    return {
+        "formula": spec.formula,
+        "family": spec.family,
+        "reml": spec.reml,
+        "nagq": spec.nagq,
+    }
+
+
+def power_chunks(name):
+    ranges = power_report.chunk_ranges(POWER_ANALYSES[name]["replicates"], POWER_CHUNK)
+    return [
+        f"results/power/{name}/chunks/point{p}_chunk{c}.csv"
+        for p in power_points(name)["point"]
+        for c in range(len(ranges))
+    ]
+
+
+def power_chunk_inputs(wildcards):
+    source = POWER_ANALYSES[wildcards.analysis]["truth"].get("from")
+    if not source:
+        return {}
+    names = ["frame", "spec", "coefficients", "components", "fit"]
+    return {n: f"{source}/{f}" for n, f in zip(names, POWER_FILES)}
+
+
+def power_chunk_params(wildcards):
+    name = wildcards.analysis
+    entry = POWER_ANALYSES[name]
+    ranges = power_report.chunk_ranges(entry["replicates"], POWER_CHUNK)
+    points = power_points(name)
+    start, stop = ranges[int(wildcards.chunk)]
+    return {
+        "name": name,
+        "entry": entry,
+        "model": power_model(name),
+        "point": {k: int(v) for k, v in points.iloc[int(wildcards.point)].items()},
+        "start": start,
+        "stop": stop,
+        "seed": int(entry.get("seed", POWER_SEED)),
+        "total_fits": int(entry["replicates"]) * len(points),
+    }
+
+
+def power_report_inputs(wildcards):
+    inputs = {"chunks": power_chunks(wildcards.analysis)}
+    if POWER_ANALYSES[wildcards.analysis]["truth"].get("from"):
+        inputs["vocabulary"] = "results/data/vocabulary.json"
+    return inputs

@@ -13,6 +13,7 @@ from .designs import (
     attrition_mask,
     client_design,
     person_period_design,
+    resample_pilot,
     session_design,
 )
 from .simulate import (
@@ -56,6 +57,7 @@ __all__ += [
     "attrition_mask",
     "client_design",
     "person_period_design",
+    "resample_pilot",
     "session_design",
     "TruthError",
     "build_truth",

@@ -17,6 +17,10 @@ Three shapes, with the columns the workflow's data levels use
 reference level of the model's treatment contrasts). Therapist and client labels are
 unique across the study. Everything is deterministic; only session minutes may be drawn,
 from a given seed.
+
+With a pilot study, :func:`resample_pilot` builds a design point from the pilot's model
+frame instead: therapists resampled within each framework (and clients within therapist),
+relabelled so that every resampled therapist and client is a distinct unit.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ __all__ = [
     "attrition_mask",
     "client_design",
     "person_period_design",
+    "resample_pilot",
     "session_design",
 ]
 
@@ -382,3 +387,110 @@ def apply_attrition(
         table = data.assign(event=values.astype(int))
     keep = attrition_mask(table, values, cluster=cluster, order=order)
     return table[keep].reset_index(drop=True)
+
+
+def resample_pilot(
+    frame: pd.DataFrame,
+    therapists_per_framework: int | Mapping[str, int],
+    clients_per_therapist: int | None = None,
+    seed: int = 0,
+    framework: str = "framework",
+    therapist: str = "therapist",
+    client: str = "client",
+) -> pd.DataFrame:
+    """Rows of a design point resampled from a pilot study's model frame.
+
+    Within each framework, ``therapists_per_framework`` therapists are drawn with
+    replacement from the pilot's therapists of that framework; with
+    ``clients_per_therapist``, that many clients are drawn with replacement from each drawn
+    therapist's clients (otherwise each drawn therapist keeps all their clients). Every
+    row of a drawn client comes along (a client's sessions or person-periods). Drawn
+    therapists and clients get new labels (``<old>_r<k>``, k counting the draws), so a
+    therapist or client drawn twice is two units of the new design.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The pilot's model frame (``results/models/<model>/model_frame.csv``).
+    therapists_per_framework : int or mapping
+        Therapists in each framework (a mapping framework -> number for unequal ones).
+    clients_per_therapist : int, optional
+    seed : int
+        Seed of the draws (one per design point, so that points differ but repeat).
+    framework, therapist, client : str
+        The frame's grouping columns; ``client`` may be absent when
+        ``clients_per_therapist`` is not given.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The frame's columns, rows in draw order, index reset; ``framework`` keeps its
+        categories (or its order of first appearance when it is not categorical).
+
+    Raises
+    ------
+    DesignError
+        For a missing column, a framework without therapists or a size that is not a
+        whole number >= 1.
+
+    Examples
+    --------
+    >>> pilot = pd.DataFrame({"framework": ["a", "a", "a", "b", "b"],
+    ...                       "therapist": ["t1", "t1", "t2", "t3", "t3"],
+    ...                       "client": ["c1", "c2", "c3", "c4", "c5"], "y": range(5)})
+    >>> plan = resample_pilot(pilot, 3, seed=1)
+    >>> plan.groupby("framework", observed=True).therapist.nunique().tolist()
+    [3, 3]
+    """
+    needed = [framework, therapist] + ([client] if clients_per_therapist is not None else [])
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise DesignError(
+            f"the pilot's model frame has no column(s) {missing}; it has {list(frame.columns)}"
+        )
+    levels = (
+        list(frame[framework].cat.categories)
+        if isinstance(frame[framework].dtype, pd.CategoricalDtype)
+        else list(pd.unique(frame[framework].dropna().astype(str)))
+    )
+    present = [lv for lv in levels if (frame[framework].astype(str) == str(lv)).any()]
+    sizes = _per_framework(
+        therapists_per_framework, [str(lv) for lv in present], "therapists_per_framework"
+    )
+    n_clients = (
+        None
+        if clients_per_therapist is None
+        else _count(clients_per_therapist, "clients_per_therapist")
+    )
+    rng = np.random.default_rng(seed)
+    has_client = client in frame.columns
+    parts = []
+    by_framework = frame[framework].astype(str)
+    for level in present:
+        rows = frame[by_framework == str(level)]
+        pool = list(pd.unique(rows[therapist]))
+        drawn = rng.choice(len(pool), size=sizes[str(level)], replace=True)
+        for index in drawn:
+            own = rows[rows[therapist] == pool[index]]
+            label_t = f"{pool[index]}_r{len(parts) + 1}"
+            if n_clients is None:
+                part = own.copy()
+                if has_client:
+                    part[client] = part[client].astype(str) + f"_r{len(parts) + 1}"
+                part[therapist] = label_t
+                parts.append(part)
+                continue
+            clients = list(pd.unique(own[client]))
+            chosen = rng.choice(len(clients), size=n_clients, replace=True)
+            t_parts = []
+            for j, c in enumerate(chosen):
+                part = own[own[client] == clients[c]].copy()
+                part[client] = f"{clients[c]}_r{len(parts) + 1}_{j + 1}"
+                t_parts.append(part)
+            part = pd.concat(t_parts)
+            part[therapist] = label_t
+            parts.append(part)
+    out = pd.concat(parts, ignore_index=True)
+    if isinstance(frame[framework].dtype, pd.CategoricalDtype):
+        out[framework] = pd.Categorical(out[framework], categories=levels)
+    return out
