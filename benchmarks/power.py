@@ -34,7 +34,7 @@ its own process, so each peak is its own. The machine's 1-minute load average be
 and after the timed part is printed too: on a shared machine, wall time exceeds worker
 CPU / jobs when other processes take the cores.
 
-The truths are constants copied from the example's fits (``make run``, seed of
+The truths are constants copied from a finished run of the example (its
 config/config.yaml; results/models/<model>/coefficients.csv, variance_components.csv
 and fit.json), rounded; where a case's model leaves out some of the example model's
 predictors, the kept coefficients are the example's and the intercept gives the
