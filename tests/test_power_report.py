@@ -121,6 +121,7 @@ def test_table_and_sentences_by_hand():
             "point": [0, 1, 0, 1],
             "therapists_per_framework": [6, 15, 6, 15],
             "term": ["cognitive - behavioral"] * 2 + ["x"] * 2,
+            "kind": ["pairwise"] * 2 + ["coefficient"] * 2,
             "power": [0.5, 0.83, 0.2, 0.4],
             "power_ci_low": [0.4, 0.8, 0.1, 0.3],
             "power_ci_high": [0.6, 0.85, 0.3, 0.5],
@@ -134,8 +135,13 @@ def test_table_and_sentences_by_hand():
     sentences = pr.power_sentences(power, labels)
     # 1 failed fit of 200 = 0.5%; the smallest size reaching .80 is 15
     assert sentences[0] == (
-        "With 15 therapists per framework, power to detect Cognitive - Behavioral was .83, "
-        "95% CI [.80, .85], 200 replicates, 0.5% of fits failed."
+        "With 15 therapists per framework, power to detect the difference between cognitive "
+        "and behavioral therapy was .83, 95% CI [.80, .85], 200 replicates, 0.5% of fits failed."
+    )
+    slope = power.assign(term="x in cognitive", kind="simple_slope").iloc[:2]
+    assert (
+        "power to detect the slope of x in cognitive therapy was .83"
+        in (pr.power_sentences(slope, labels)[0])
     )
     assert sentences[1].endswith("80% power was not reached at the sizes tried.")
     assert sentences[1].startswith("With 15 therapists per framework")

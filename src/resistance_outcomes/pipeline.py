@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -692,8 +693,11 @@ def power_report_step(input, output, params, **_) -> None:
     power = power_report.aggregate_power(chunks, points, params.alpha)
     labels = {}
     if "vocabulary" in input.keys():
-        vocab = json.loads(Path(input.vocabulary).read_text(encoding="utf-8"))
-        labels = {f["name"]: f["label"] for f in vocab.get("frameworks", [])}
+        vocab = vocabulary.Vocabulary.load(input.vocabulary)
+        labels = {f.name: f.label for f in vocab.frameworks}
+        # the variables the tested terms name ("x in level", "a - b", a coefficient)
+        words = {w for term in power["term"].astype(str) for w in re.split(r" in | - ", term)}
+        labels |= {w: vocab.label(w) for w in words if w not in labels and "_" in w}
     write_table(power, output.power)
     title = params.description or params.name
     save_figure(power_report.power_figure(power, title, labels), output.pdf, output.png)

@@ -333,6 +333,23 @@ def table_markdown(table: pd.DataFrame, title: str) -> str:
     return "\n".join([f"**{title}**", "", head, rule, *body, ""])
 
 
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def _effect_words(term: str, kind, labels: Mapping[str, str]) -> str:
+    """A tested term in words: "the slope of x in cognitive therapy", "the difference
+    between a and b therapy", or the coefficient's label."""
+    if kind == "simple_slope" and " in " in term:
+        variable, level = term.split(" in ", 1)
+        slope = _lower_first(_label(variable, labels))
+        return f"the slope of {slope} in {_lower_first(_label(level, labels))} therapy"
+    if kind == "pairwise" and " - " in term:
+        a, b = (_lower_first(_label(x, labels)) for x in term.split(" - ", 1))
+        return f"the difference between {a} and {b} therapy"
+    return _label(term, labels)
+
+
 def power_sentences(power: pd.DataFrame, labels: Mapping | None = None) -> list[str]:
     """One sentence per tested term: the smallest size reaching 80% power (or the
     largest size, saying 80% was not reached), with its CI, replicates and failed fits.
@@ -353,7 +370,8 @@ def power_sentences(power: pd.DataFrame, labels: Mapping | None = None) -> list[
         row, reached = _reaching(power, size, term)
         failed = 100 * row["failed"] / row["replicates"]
         text = (
-            f"With {int(row[size])} {_size_name(size)}, power to detect {_label(term, labels)} "
+            f"With {int(row[size])} {_size_name(size)}, power to detect "
+            f"{_effect_words(term, row.get('kind'), labels)} "
             f"was {_p(row['power'])}, 95% CI [{_p(row['power_ci_low'])}, "
             f"{_p(row['power_ci_high'])}], {int(row['replicates']):,} replicates, "
             f"{failed:.1f}% of fits failed"
