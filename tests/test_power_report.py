@@ -160,3 +160,20 @@ def test_table_and_sentences_by_hand():
     fig = pr.power_figure(power, "t", labels)
     assert len(fig.axes[0].lines) >= 3  # the curves, the 80% line, the marked size
     assert np.isclose(fig.axes[0].lines[-1].get_ydata()[0], 0.8)
+
+
+def test_per_framework_curves_take_the_frameworks_colours():
+    power = pd.DataFrame(
+        {
+            "point": [0, 1, 0, 1],
+            "therapists_per_framework": [6, 15, 6, 15],
+            "term": ["x in cognitive"] * 2 + ["a - b"] * 2,
+            "power": [0.5, 0.83, 0.2, 0.4],
+            "power_ci_low": [0.4, 0.8, 0.1, 0.3],
+            "power_ci_high": [0.6, 0.85, 0.3, 0.5],
+        }
+    )
+    fig = pr.power_figure(power, colors={"cognitive": "#009E73"})
+    lines = fig.axes[0].get_lines()
+    assert lines[0].get_color() == "#009E73"  # the vocabulary's colour of cognitive
+    assert "#009E73" not in [line.get_color() for line in lines[2:] if line.get_marker() == "o"]

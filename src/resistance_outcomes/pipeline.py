@@ -691,16 +691,17 @@ def power_report_step(input, output, params, **_) -> None:
     )
     points = pd.DataFrame(list(params.points))
     power = power_report.aggregate_power(chunks, points, params.alpha)
-    labels = {}
+    labels, colors = {}, {}
     if "vocabulary" in input.keys():
         vocab = vocabulary.Vocabulary.load(input.vocabulary)
-        labels = {f.name: f.label for f in vocab.frameworks}
+        labels, colors = {f.name: f.label for f in vocab.frameworks}, vocab.colors()
         # the variables the tested terms name ("x in level", "a - b", a coefficient)
         words = {w for term in power["term"].astype(str) for w in re.split(r" in | - ", term)}
         labels |= {w: vocab.label(w) for w in words if w not in labels and "_" in w}
     write_table(power, output.power)
     title = params.description or params.name
-    save_figure(power_report.power_figure(power, title, labels), output.pdf, output.png)
+    figure = power_report.power_figure(power, title, labels, colors)
+    save_figure(figure, output.pdf, output.png)
     table = power_report.power_table(power, labels)
     write_table(table, output.table_csv)
     write_text(output.table_md, power_report.table_markdown(table, f"Power: {title}"))

@@ -247,9 +247,22 @@ def _reaching(power: pd.DataFrame, size: str, term: str, target: float = 0.8):
     return (hit.iloc[0], True) if not hit.empty else (rows.iloc[-1], False)
 
 
-def power_figure(power: pd.DataFrame, title: str = "", labels: Mapping | None = None):
+def _term_color(term: str, colors: Mapping[str, str]) -> str | None:
+    """The framework colour of a per-framework term ("x in cognitive"), else None."""
+    level = term.split(" in ", 1)[1] if " in " in term else None
+    return colors.get(level) if level else None
+
+
+def power_figure(
+    power: pd.DataFrame,
+    title: str = "",
+    labels: Mapping | None = None,
+    colors: Mapping | None = None,
+):
     """Power with its Wilson 95% CI against the first varied size, one line per term,
-    the 80% line, and the smallest size reaching 80% marked.
+    the 80% line, and the smallest size reaching 80% marked. A per-framework term
+    ("x in cognitive") takes its framework's colour from ``colors`` (the vocabulary's, so
+    frameworks look the same as in every other figure).
 
     Examples
     --------
@@ -269,7 +282,10 @@ def power_figure(power: pd.DataFrame, title: str = "", labels: Mapping | None = 
         x = rows[size].to_numpy(dtype=float)
         y = rows["power"].to_numpy(dtype=float)
         err = [y - rows["power_ci_low"].to_numpy(), rows["power_ci_high"].to_numpy() - y]
-        line = ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=_label(term, labels))
+        color = _term_color(str(term), colors or {})
+        line = ax.errorbar(
+            x, y, yerr=err, marker="o", capsize=3, label=_label(term, labels), color=color
+        )
         best, reached = _reaching(power, size, term)
         if reached:
             ax.plot(
