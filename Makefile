@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run   set up .venv, run the workflow on the embedded example, render the report
 #   make test  set up .venv, run the test suite
-#   make power the power analyses under power: of the configuration (not part of make run)
+#   make power make run plus the power analyses under power: of the configuration
 # and, after a run was killed hard (README, "Reruns, and resuming after an interruption"):
 #   make resume [CONFIGFILE=my-study.yaml]   unlock, redo the steps cut short, the report
 PYTHON ?= python3
@@ -31,11 +31,11 @@ resume: $(STAMP)
 	$(SNAKEMAKE) --cores $(CORES) --rerun-incomplete
 	$(SNAKEMAKE) --report results/report.html
 
-# the power analyses of the configuration (power:), after the models they start from, and
-# their own report (results/power/report.html)
+# the whole workflow and the power analyses of the configuration (power:), and the
+# report with both (results/report.html gains its "Power" section)
 power: $(STAMP)
-	$(SNAKEMAKE) --cores $(CORES) power
-	$(SNAKEMAKE) power --report results/power/report.html
+	$(SNAKEMAKE) --cores $(CORES) all power
+	$(SNAKEMAKE) all power --report results/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -16,12 +16,9 @@ ii   client-level dropout: one row per client (360 rows), ``dropout ~ framework 
 iii  dropout hazard: person-period rows (sessions 1-11 of each client, 3,960 rows before
      attrition), ``event ~ log_time + framework + (1 | therapist)``, binomial. Each
      replicate draws the events on all rows from the truth, keeps each client's rows up
-     to the first event (:func:`~resistance_outcomes.power.apply_attrition`: attrition
-     from the hazard itself, so every replicate has its own rows and design) and fits
-     the model to those rows with :func:`~resistance_outcomes.models.fit_mixed`; tested:
-     the framework and ``log_time`` coefficients. Replicate ``i`` uses
-     :func:`~resistance_outcomes.power.replicate_rng` ``(seed, i)``, as
-     ``power_simulation`` does, and the replicates are split into the same chunks.
+     to the first event and fits the model to those rows (``power_simulation`` with
+     ``attrition=True``: attrition from the hazard itself, so every replicate has its own
+     rows and design); tested: the framework and ``log_time`` coefficients.
 
 The wall time covers everything after the design is built: the truth's checks, the
 worker processes' start, all draws, refits and tests, and the summary. "Per replicate"
@@ -49,8 +46,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import math
 import os
 import resource
 import subprocess
@@ -60,16 +55,14 @@ import time
 import numpy as np
 import pandas as pd
 
-from resistance_outcomes.models import build_design, fit_mixed
+from resistance_outcomes.models import build_design
 from resistance_outcomes.power import (
-    REPLICATE_COLUMNS,
     apply_attrition,
     client_design,
     person_period_design,
     power_simulation,
     replicate_rng,
     session_design,
-    summarise_power,
     truth_result,
 )
 
@@ -156,64 +149,6 @@ def design(case: str, seed: int) -> pd.DataFrame:
     return person_period_design(FRAMEWORKS, **SIZE)
 
 
-def hazard_replicates(
-    formula: str, rows: pd.DataFrame, truth: dict, terms: list[str], start: int, stop: int, seed
-) -> pd.DataFrame:
-    """Replicates ``start .. stop - 1`` of the hazard case: events drawn on all rows,
-    attrition applied, the model fitted to the kept rows; one row per replicate and term,
-    in the columns of :func:`resistance_outcomes.power.power_replicates`."""
-    full = build_design(formula, rows.assign(event=0))
-    result = truth_result(full, "binomial", truth)
-    truths = pd.Series(result.beta, index=full.fixed_names).loc[terms].to_numpy()
-    out = []
-    for i in range(start, stop):
-        events = result.simulate(nsim=1, seed=replicate_rng(seed, i))["sim_1"].to_numpy()
-        kept = apply_attrition(rows, events)
-        table = pd.DataFrame({"term": terms})
-        try:
-            fit = fit_mixed(formula, kept, family="binomial")
-            coefficients = fit.coefficients.set_index("term").loc[terms]
-        except Exception as err:  # counted as failed, with its message
-            table = table.assign(
-                estimate=np.nan, std_error=np.nan, p_value=np.nan, ci_low=np.nan, ci_high=np.nan
-            )
-            flags = {
-                "failed": True,
-                "converged": False,
-                "singular": False,
-                "error": f"{type(err).__name__}: {err}",
-            }
-        else:
-            for column in ["estimate", "std_error", "p_value", "ci_low", "ci_high"]:
-                table[column] = coefficients[column].to_numpy(dtype=float)
-            flags = {
-                "failed": False,
-                "converged": bool(fit.converged),
-                "singular": bool(fit.singular),
-                "error": "",
-            }
-        table = table.assign(replicate=i, kind="coefficient", truth=truths, **flags)
-        unusable = ~table["failed"] & ~np.isfinite(table["std_error"].to_numpy(dtype=float))
-        table.loc[unusable, "failed"] = True
-        table.loc[unusable, "error"] = "the fit gives no finite standard error"
-        out.append(table)
-    return pd.concat(out, ignore_index=True)[REPLICATE_COLUMNS]
-
-
-def hazard_power(spec: dict, rows: pd.DataFrame, replicates: int, seed: int, jobs: int):
-    """Power of the hazard case, replicates in the chunks ``power_simulation`` uses."""
-    size = math.ceil(replicates / max(jobs * 4, 1))
-    chunks = [(a, min(a + size, replicates)) for a in range(0, replicates, size)]
-    args = (spec["formula"], rows, spec["truth"], spec["test"])
-    if jobs == 1:
-        parts = [hazard_replicates(*args, a, b, seed) for a, b in chunks]
-    else:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(hazard_replicates, *args, a, b, seed) for a, b in chunks]
-            parts = [f.result() for f in futures]
-    return summarise_power(pd.concat(parts, ignore_index=True))
-
-
 def hazard_attrition(spec: dict, rows: pd.DataFrame, replicates: int, seed: int) -> dict:
     """Share of clients who drop out and mean rows kept, over the first ``replicates``
     replicates of the hazard case (the same draws as the timed run; not timed)."""
@@ -239,19 +174,17 @@ def run_case(case: str, replicates: int, seed: int, jobs: int) -> dict:
     rows = design(case, seed)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    if case == "iii":
-        table = hazard_power(spec, rows, replicates, seed, jobs)
-    else:
-        table = power_simulation(
-            spec["formula"],
-            rows,
-            spec["family"],
-            spec["truth"],
-            spec["test"],
-            replicates=replicates,
-            seed=seed,
-            n_jobs=jobs,
-        )
+    table = power_simulation(
+        spec["formula"],
+        rows,
+        spec["family"],
+        spec["truth"],
+        spec["test"],
+        replicates=replicates,
+        seed=seed,
+        n_jobs=jobs,
+        attrition=case == "iii",  # the hazard's own events end each client's rows
+    )
     seconds = time.perf_counter() - started
     load_after = os.getloadavg()[0]
     own = resource.getrusage(resource.RUSAGE_SELF)

@@ -335,3 +335,19 @@ def test_unreadable_spss_file_names_the_file(tmp_path):
     with pytest.raises(InputFileError, match="cannot be read as an SPSS file") as error:
         read_table(path)
     assert str(path) in str(error.value)
+
+
+def test_results_are_written_with_the_permissions_of_a_new_file(tmp_path):
+    import os
+    import stat
+
+    from resistance_outcomes.io import write_text
+
+    old = os.umask(0o022)
+    try:
+        target = write_text(tmp_path / "summary.md", "# Summary\n")
+        (tmp_path / "plain.md").write_text("x")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE(target.stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain.md").stat().st_mode) == 0o644

@@ -378,3 +378,116 @@ def test_wilson_interval_matches_statsmodels():
         low, high = wilson_interval(k, n)
         expected = proportion_confint(k, n, alpha=0.05, method="wilson")
         np.testing.assert_allclose([low, high], expected, rtol=1e-12, atol=1e-12)
+
+
+# --- attrition from the hazard, multiplicity ----------------------------------------------
+
+
+def _hazard_rows() -> pd.DataFrame:
+    from resistance_outcomes.power import person_period_design
+
+    return person_period_design(["a", "b"], 6, 5, planned_sessions=8)
+
+
+HAZARD_TRUTH = {
+    "fixed": {"(Intercept)": -2.2, "log_time": -0.3, "frameworkb": 0.0},
+    "sd": {"therapist": 0.5},
+}
+
+
+def test_attrition_fits_each_replicate_to_the_rows_before_each_clients_first_event():
+    from resistance_outcomes.power import apply_attrition
+
+    rows = _hazard_rows()
+    formula = "event ~ log_time + framework + (1 | therapist)"
+    args = (formula, rows, "binomial", HAZARD_TRUTH, ["frameworkb", "log_time"])
+    out = power_replicates(*args, start=2, stop=5, seed=11, attrition=True, warm_start=False)
+    events = simulate_responses(formula, rows, "binomial", HAZARD_TRUTH, 3, seed=11, start=2)
+    for i in range(2, 5):
+        kept = apply_attrition(rows, events[f"sim_{i + 1}"].to_numpy())
+        assert len(kept) < len(rows)  # some clients left early
+        fresh = fit_mixed(formula, kept, "binomial").coefficients.set_index("term")
+        mine = out[out["replicate"] == i].set_index("term")
+        for term in ["frameworkb", "log_time"]:
+            assert mine.loc[term, "estimate"] == pytest.approx(
+                fresh.loc[term, "estimate"], rel=1e-8
+            )
+            assert mine.loc[term, "std_error"] == pytest.approx(
+                fresh.loc[term, "std_error"], rel=1e-6
+            )
+    # without attrition every planned row is fitted: other estimates
+    full = power_replicates(*args, start=2, stop=5, seed=11, warm_start=False)
+    assert not np.allclose(full["estimate"], out["estimate"])
+    # the warm start reaches the same optimum on the kept rows
+    warm = power_replicates(*args, start=2, stop=5, seed=11, attrition=True)
+    np.testing.assert_allclose(warm["estimate"], out["estimate"], rtol=1e-5, atol=1e-7)
+
+
+def test_attrition_keeps_the_null_rejection_rate_and_the_results_independent_of_jobs():
+    rows = _hazard_rows()
+    args = (
+        "event ~ log_time + framework + (1 | therapist)",
+        rows,
+        "binomial",
+        HAZARD_TRUTH,
+        "frameworkb",
+    )
+    one = power_simulation(*args, replicates=160, seed=12, n_jobs=2, attrition=True)
+    row = one.iloc[0]
+    assert row["failed"] == 0
+    # Wald z of a GLMM with 12 therapists is a little liberal; 3.5 MC SEs around .05
+    assert abs(row["power"] - 0.05) < Z * np.sqrt(0.05 * 0.95 / 160)
+    part = power_simulation(*args, replicates=20, seed=12, n_jobs=1, attrition=True)
+    two = power_simulation(*args, replicates=20, seed=12, n_jobs=2, attrition=True)
+    pd.testing.assert_frame_equal(part, two, check_exact=True)
+
+
+def test_attrition_is_refused_for_responses_that_are_not_events():
+    data = _grouped(8, 4).assign(study="s", client=lambda d: d["g"], session=1)
+    truth = {"fixed": {"(Intercept)": 0.0, "x": 0.0}, "sd": {"g": 0.5}, "sigma": 1.0}
+    with pytest.raises(ModelSpecError, match="0/1 event response"):
+        power_replicates("y ~ x + (1 | g)", data, "gaussian", truth, "x", attrition=True)
+    rows = _hazard_rows().drop(columns="session")
+    with pytest.raises(ModelSpecError, match=r"column\(s\) \['session'\]"):
+        power_simulation(
+            "event ~ log_time + (1 | therapist)",
+            rows,
+            "binomial",
+            {"fixed": {"(Intercept)": -2.0, "log_time": 0.0}, "sd": {"therapist": 0.5}},
+            "log_time",
+            replicates=2,
+            n_jobs=2,
+            attrition=True,
+        )
+    with pytest.raises(ModelSpecError, match="cluster and order"):
+        power_replicates(
+            "event ~ log_time + (1 | therapist)",
+            _hazard_rows(),
+            "binomial",
+            {"fixed": {"(Intercept)": -2.0, "log_time": 0.0}, "sd": {"therapist": 0.5}},
+            "log_time",
+            attrition={"group": "client"},
+        )
+
+
+def test_holm_adjustment_applies_within_each_replicate_and_lowers_power():
+    from resistance_outcomes.contrasts import adjust_pvalues
+
+    data = _grouped(16, 4).assign(f=lambda d: np.array(["p", "q", "r", "s"])[d["g"] % 4])
+    truth = {
+        "fixed": {"(Intercept)": 0.0, "fq": 0.6, "fr": 0.8, "fs": 0.4},
+        "sd": {"g": 0.3},
+        "sigma": 1.0,
+    }
+    args = ("y ~ f + (1 | g)", data, "gaussian", truth, {"pairwise": "f"})
+    raw = power_replicates(*args, start=0, stop=6, seed=3)
+    holm = power_replicates(*args, start=0, stop=6, seed=3, adjust="holm")
+    for i in range(6):
+        p = raw.loc[raw["replicate"] == i, "p_value"].to_numpy()
+        np.testing.assert_allclose(
+            holm.loc[holm["replicate"] == i, "p_value"], adjust_pvalues(p, "holm"), rtol=1e-12
+        )
+    np.testing.assert_array_equal(holm["ci_low"], raw["ci_low"])  # intervals unadjusted
+    assert (summarise_power(holm)["power"] <= summarise_power(raw)["power"]).all()
+    with pytest.raises(ModelSpecError, match="adjust 'tukey'"):
+        power_replicates(*args, adjust="tukey")

@@ -649,3 +649,44 @@ def test_responses_without_a_framework_interaction_are_stated_once():
         "with response calm had higher odds of repaired (OR = 1.65, 95% CI [1.11, 2.44], "
         "Holm-adjusted *p* = .012)."
     ]
+
+
+def test_power_analyses_of_the_run_get_their_sentences_and_others_say_where_they_are():
+    power = pd.DataFrame(
+        {
+            "point": [0, 1, 0, 1],
+            "therapists_per_framework": [6, 15, 6, 15],
+            "term": ["cognitive - behavioral"] * 2 + ["x in cognitive"] * 2,
+            "kind": ["pairwise"] * 2 + ["simple_slope"] * 2,
+            "power": [0.55, 0.83, 0.3, 0.6],
+            "power_ci_low": [0.45, 0.8, 0.2, 0.5],
+            "power_ci_high": [0.65, 0.85, 0.4, 0.7],
+            "replicates": 1000,
+            "failed": [0, 4, 0, 0],
+        }
+    )
+    analysis = {
+        "name": "dropout_power",
+        "description": "Dropout by framework",
+        "model": "dropout",
+        "truth": {"from": "results/models/dropout"},
+        "adjust": "holm",
+        "power": power,
+        "labels": {"cognitive": "Cognitive", "behavioral": "Behavioral", "x": "Repair"},
+    }
+    text = summary.summary_sentences([], power=[analysis])
+    section = text[text.index("## Power analyses") :]
+    assert "### Dropout by framework" in section
+    assert "from the fit in `results/models/dropout`; 1,000 replicates" in section
+    # the wording: size, power, Wilson CI, replicates, failed share
+    assert (
+        "- With 15 therapists per framework, power to detect the difference between "
+        "cognitive and behavioral therapy was .83, 95% CI [.80, .85], 1,000 replicates, "
+        "0.4% of fits failed." in section
+    )
+    assert "the slope of repair in cognitive therapy was .60" in section
+    assert "80% power was not reached at the sizes tried" in section
+    assert "Holm-adjusted within each replicate" in section
+    elsewhere = summary.summary_sentences([], power_elsewhere=["dropout_power"])
+    assert "(dropout_power) are not part of this run: `make power`" in elsewhere
+    assert "Power analyses" not in summary.summary_sentences([])

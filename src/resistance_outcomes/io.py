@@ -552,11 +552,18 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     )
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(path: str | os.PathLike, write) -> Path:
     """Call ``write(temporary_path)`` in the target's folder, then rename it to ``path``.
 
     A failed write leaves neither a partial file nor the temporary one, so no result ever
-    looks complete when it is not.
+    looks complete when it is not. The file gets the permissions of a newly created file
+    (``0o666`` less the umask), not the temporary file's owner-only ones.
 
     Examples
     --------
@@ -572,6 +579,7 @@ def write_atomically(path: str | os.PathLike, write) -> Path:
     os.close(handle)
     try:
         write(temporary)
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,7 @@ from .config import ConfigError
 from .frameworks import load_framework_map
 from .ingest import format_validation_report, ingest
 from .io import InputFileError, write_table, write_text
+from .power import report as power_report
 from .validate import ValidationFailed
 
 log = logging.getLogger("resistance_outcomes")
@@ -570,8 +572,10 @@ def summary_step(input, output, params, **_) -> None:
 
     ``input``: ``model_specs`` (models and variants), ``validation``
     (``results/validation/report.json``), ``gate`` (``results/reliability/gate.json``),
-    ``vocabulary`` and optionally ``recovery``. ``params``: ``leading`` (config
-    ``summary.models``, resolved), ``slopes`` (config ``summary.slopes``) and ``min_cell``.
+    ``vocabulary`` and optionally ``recovery`` and ``power`` (the power analyses'
+    power.csv, when they are part of the run). ``params``: ``leading`` (config
+    ``summary.models``, resolved), ``slopes`` (config ``summary.slopes``), ``min_cell`` and
+    ``power`` (name -> analysis entry of every configured power analysis).
     """
     analyses = [results.read_model_folder(spec) for spec in input.model_specs]
     validation = results.read_validation_summary(input.validation)
@@ -585,6 +589,8 @@ def summary_step(input, output, params, **_) -> None:
         slopes=getattr(params, "slopes", None),
         vocab=_run_vocabulary(input),
         min_cell=params.min_cell,
+        power=_power_analyses(input, params) if "power" in input.keys() else None,
+        power_elsewhere=[] if "power" in input.keys() else list(getattr(params, "power", [])),
     )
     write_text(output.md, text)
 
@@ -646,11 +652,11 @@ def power_chunk_step(input, output, params, **_) -> None:
     ``seed``, ``total_fits``. ``input``: the pilot's model folder files when the truth is
     ``from:`` one.
     """
-    from .power import report as power_report
     from .power import truth_from_fit
 
     params = SimpleNamespace(**params.settings)
     entry, model, point = params.entry, params.model, dict(params.point)
+    began = time.monotonic()
     truth_entry = entry["truth"]
     frame = levels = None
     if "from" in truth_entry:
@@ -672,9 +678,66 @@ def power_chunk_step(input, output, params, **_) -> None:
         reml=model["reml"],
         nagq=model["nagq"],
         total_fits=params.total_fits,
+        adjust=entry.get("adjust", "none"),
+        attrition=power_report.analysis_attrition(entry),
     )
     table.insert(0, "point", point["point"])
     write_table(table, output.csv)
+    seconds = time.monotonic() - began
+    per_fit = seconds / max(params.stop - params.start, 1)
+    print(  # on the console beside Snakemake's step count (the log has the details)
+        f"power {params.name}, design point {point['point']}: {params.stop - params.start} "
+        f"fits in {seconds:.1f} s; all {params.total_fits:,} fits of the analysis take about "
+        f"{_duration(per_fit * params.total_fits)} of one core",
+        file=sys.stderr,
+    )
+
+
+def _duration(seconds: float) -> str:
+    """A time span in words: "40 s", "3.5 min", "2.1 h"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _power_labels(vocab: vocabulary.Vocabulary | None, power: pd.DataFrame) -> dict:
+    """Labels of the frameworks and of the variables the tested terms name ("x in level",
+    "a - b", a coefficient), from the run's vocabulary; none without one."""
+    if vocab is None:
+        return {}
+    labels = {f.name: f.label for f in vocab.frameworks}
+    words = {w for term in power["term"].astype(str) for w in re.split(r" in | - ", term)}
+    return labels | {w: vocab.label(w) for w in words if w not in labels and "_" in w}
+
+
+def _power_analyses(input, params) -> list[dict]:
+    """The power analyses a summary renders: ``params.power`` (name -> analysis entry with
+    its model name) and their ``power.csv`` files, ``input.power``, in the same order."""
+    vocab = _run_vocabulary(input)
+    out = []
+    for (name, entry), path in zip(dict(params.power).items(), input.power, strict=True):
+        power = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        out.append({**entry, "name": name, "power": power, "labels": _power_labels(vocab, power)})
+    return out
+
+
+def power_summary_step(input, output, params, **_) -> None:
+    """results/power/summary.md: the set-up and sentences of every ``power:`` analysis.
+
+    ``input``: ``power`` (every analysis's power.csv) and optionally ``vocabulary``.
+    ``params``: ``power`` (name -> analysis entry) and ``in_run``.
+    """
+    lines = ["# Power analyses", ""]
+    if not params.in_run:
+        lines += [
+            "These analyses are run by `make power` (the workflow target `power`), not by "
+            "the default run; set `power: in_run: true` to include them in it.",
+            "",
+        ]
+    section = power_report.power_section(_power_analyses(input, params), heading="")
+    write_text(output.md, "\n".join(lines + section[2:]).rstrip() + "\n")
 
 
 def power_report_step(input, output, params, **_) -> None:
@@ -684,27 +747,22 @@ def power_report_step(input, output, params, **_) -> None:
     ``alpha``. ``input``: ``chunks`` and, optionally, ``vocabulary`` (framework labels).
     """
     from .figures import save_figure
-    from .power import report as power_report
 
     chunks = pd.concat(
         [pd.read_csv(p, keep_default_na=False, na_values=[""]) for p in input.chunks]
     )
     points = pd.DataFrame(list(params.points))
     power = power_report.aggregate_power(chunks, points, params.alpha)
-    labels, colors = {}, {}
-    if "vocabulary" in input.keys():
-        vocab = vocabulary.Vocabulary.load(input.vocabulary)
-        labels, colors = {f.name: f.label for f in vocab.frameworks}, vocab.colors()
-        # the variables the tested terms name ("x in level", "a - b", a coefficient)
-        words = {w for term in power["term"].astype(str) for w in re.split(r" in | - ", term)}
-        labels |= {w: vocab.label(w) for w in words if w not in labels and "_" in w}
+    vocab = _run_vocabulary(input)
+    labels, colors = _power_labels(vocab, power), vocab.colors() if vocab else {}
     write_table(power, output.power)
     title = params.description or params.name
     figure = power_report.power_figure(power, title, labels, colors)
     save_figure(figure, output.pdf, output.png)
     table = power_report.power_table(power, labels)
     write_table(table, output.table_csv)
-    write_text(output.table_md, power_report.table_markdown(table, f"Power: {title}"))
+    note = power_report.table_note(params.alpha, params.adjust)
+    write_text(output.table_md, power_report.table_markdown(table, f"Power: {title}", note))
     sentences = power_report.power_sentences(power, labels)
     write_text(output.sentences, "\n\n".join(sentences) + "\n")
     for sentence in sentences:

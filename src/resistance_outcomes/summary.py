@@ -36,6 +36,7 @@ from .labels import (
     variable_label,
     vocabulary_or_default,
 )
+from .power.report import power_section
 from .publish import (
     _clean_contrasts,
     _decimals,
@@ -641,6 +642,8 @@ def summary_sentences(
     vocab: Vocabulary | None = None,
     alpha: float = 0.05,
     min_cell: int = 5,
+    power: Sequence[Mapping] | None = None,
+    power_elsewhere: Sequence[str] = (),
 ) -> str:
     """The report's summary page: every model's results in sentences made from the numbers.
 
@@ -676,6 +679,12 @@ def summary_sentences(
         Level for calling an adjusted p significant.
     min_cell : int, default 5
         Smallest count shown.
+    power : sequence of mapping, optional
+        Power analyses of the run, as
+        :func:`resistance_outcomes.power.report.power_section` takes them.
+    power_elsewhere : sequence of str
+        Names of configured power analyses that are not part of the run (``make power``);
+        the summary says where their results are.
 
     Returns
     -------
@@ -738,4 +747,15 @@ def summary_sentences(
     lines += _gate_section(reliability_gate, vocab)
     lines += _parts_section(vocab)
     lines += _recovery_section(recovery, vocab)
+    if power:
+        lines += power_section(power)
+    elif power_elsewhere:
+        lines += [
+            "## Power analyses",
+            "",
+            f"The configured power analyses ({', '.join(power_elsewhere)}) are not part of "
+            "this run: `make power` runs them and writes their sentences to "
+            "results/power/summary.md.",
+            "",
+        ]
     return "\n".join(lines).rstrip() + "\n"

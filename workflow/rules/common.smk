@@ -112,6 +112,7 @@ def final_outputs():
         *MODEL_OUTPUTS,  # defined in models.smk
         *FIGURE_OUTPUTS,  # defined in figures.smk
         *REPORT_OUTPUTS,  # defined in report.smk
+        *(POWER_OUTPUTS if POWER_IN_RUN else []),  # defined in power.smk
     ]
 
 
@@ -171,6 +172,35 @@ def power_chunk_params(wildcards):
         "seed": int(entry.get("seed", POWER_SEED)),
         "total_fits": int(entry["replicates"]) * len(points),
     }
+
+
+def power_entries():
+    """Name -> the parts of each power analysis its summary names."""
+    keys = ["description", "model", "truth", "alpha", "adjust"]
+    return {n: {k: e[k] for k in keys if k in e} for n, e in POWER_ANALYSES.items()}
+
+
+def power_summary_inputs(wildcards):
+    inputs = {"power": [f"results/power/{n}/power.csv" for n in POWER_ANALYSES]}
+    if any(e["truth"].get("from") for e in POWER_ANALYSES.values()):
+        inputs["vocabulary"] = "results/data/vocabulary.json"
+    return inputs
+
+
+def summary_power_inputs(wildcards):
+    """The power analyses' results when they are part of the run (power: in_run)."""
+    if not (POWER_IN_RUN and POWER_ANALYSES):
+        return {}
+    return {"power": power_summary_inputs(wildcards)["power"]}
+
+
+def power_chunk_message(wildcards):
+    settings = power_chunk_params(wildcards)
+    return (
+        f"replicates {settings['start']}-{settings['stop'] - 1} of "
+        f"{POWER_ANALYSES[wildcards.analysis]['replicates']} "
+        f"({settings['total_fits']:,} fits in the analysis)"
+    )
 
 
 def power_report_inputs(wildcards):

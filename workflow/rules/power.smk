@@ -1,6 +1,6 @@
 # Power analyses (`power:` in the configuration): one job per analysis, design point and
-# chunk of replicates, then the report of each analysis. Not part of `rule all`: the
-# target `power` (make power) runs them.
+# chunk of replicates, then the report of each analysis and their summary. Part of
+# `rule all` only with `power: in_run: true`; the target `power` (make power) runs them.
 from resistance_outcomes.analysis import model_specs
 from resistance_outcomes.power import report as power_report
 
@@ -8,6 +8,7 @@ POWER = config.get("power") or {}
 POWER_CHUNK = int(POWER.get("chunk_size", 100))
 POWER_SEED = int(POWER.get("seed", 2024))
 POWER_ANALYSES = dict(POWER.get("analyses") or {})
+POWER_IN_RUN = bool(POWER.get("in_run", False))
 POWER_SPECS = model_specs(config)
 POWER_FILES = [
     "model_frame.csv",
@@ -29,7 +30,7 @@ POWER_OUTPUTS = [
         "power_table.md",
         "sentences.md",
     ]
-]
+] + (["results/power/summary.md"] if POWER_ANALYSES else [])
 POWER_NAMES = "|".join(map(re.escape, POWER_ANALYSES)) or "(?!)"
 
 
@@ -51,6 +52,9 @@ rule power_chunk:
         runtime=60,
     params:
         settings=power_chunk_params,
+        fits=power_chunk_message,
+    message:
+        "Power analysis {wildcards.analysis}, design point {wildcards.point}: {params.fits}"
     script:
         "../../scripts/power_chunk.py"
 
@@ -96,8 +100,35 @@ rule power_report:
         alpha=lambda wildcards: float(
             POWER_ANALYSES[wildcards.analysis].get("alpha", 0.05)
         ),
+        adjust=lambda wildcards: POWER_ANALYSES[wildcards.analysis].get(
+            "adjust", "none"
+        ),
     script:
         "../../scripts/power_report.py"
+
+
+rule power_summary:
+    input:
+        unpack(power_summary_inputs),
+    output:
+        md=report(
+            "results/power/summary.md",
+            category="Power",
+            caption="../report/power_summary.rst",
+        ),
+    log:
+        "results/logs/power/summary.log",
+    localrule: True
+    conda:
+        ENV
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        power=lambda wildcards: power_entries(),
+        in_run=POWER_IN_RUN,
+    script:
+        "../../scripts/power_summary.py"
 
 
 rule power:

@@ -65,6 +65,7 @@ rule publication_tables:
 
 rule summary:
     input:
+        unpack(summary_power_inputs),
         **(
             {"recovery": "results/recovery/summary.json"}
             if "recovery" in config
@@ -89,6 +90,7 @@ rule summary:
         leading=SUMMARY_MODELS,
         slopes=SUMMARY_CONFIG.get("slopes", {}),
         min_cell=config["tables"]["min_cell"],
+        power=lambda wildcards: power_entries(),
     script:
         "../../scripts/summary.py"
 

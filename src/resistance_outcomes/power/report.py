@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,14 +32,17 @@ from .simulate import REPLICATE_COLUMNS, power_replicates, summarise_power
 __all__ = [
     "PowerConfigError",
     "aggregate_power",
+    "analysis_attrition",
     "chunk_ranges",
     "design_points",
     "point_rows",
     "point_seed",
     "power_chunk",
     "power_figure",
+    "power_section",
     "power_sentences",
     "power_table",
+    "table_markdown",
 ]
 
 log = logging.getLogger(__name__)
@@ -162,6 +165,21 @@ def point_rows(
     return _SHAPES[shape](**{**design, **sizes})
 
 
+def analysis_attrition(entry: Mapping) -> bool | Mapping:
+    """The attrition of an analysis: its ``attrition`` key, by default true for a planned
+    person-period design (the hazard's events end each client's rows) and false otherwise.
+
+    Examples
+    --------
+    >>> analysis_attrition({"design": {"shape": "person_period"}})
+    True
+    >>> analysis_attrition({"truth": {"from": "results/models/dropout_hazard"}})
+    False
+    """
+    shape = (entry.get("design") or {}).get("shape")
+    return entry.get("attrition", shape == "person_period")
+
+
 def power_chunk(
     formula: str,
     data: pd.DataFrame,
@@ -174,10 +192,13 @@ def power_chunk(
     reml: bool = True,
     nagq: int = 1,
     total_fits: int | None = None,
+    adjust: str = "none",
+    attrition: bool | Mapping = False,
 ) -> pd.DataFrame:
-    """Replicates ``start .. stop - 1`` (:func:`power_replicates`), logging the number of
-    fits before starting and, after the first replicate, an estimate of the time to finish
-    (of this chunk, and of ``total_fits`` fits when given, on one core).
+    """Replicates ``start .. stop - 1`` (:func:`power_replicates`, with its ``adjust`` and
+    ``attrition``), logging the number of fits before starting and, after the first
+    replicate, an estimate of the time to finish (of this chunk, and of ``total_fits`` fits
+    when given, on one core).
 
     Examples
     --------
@@ -189,8 +210,15 @@ def power_chunk(
     n = int(stop) - int(start)
     log.info("%d fits (replicates %d to %d) on %d rows", n, start, stop - 1, len(data))
     args = (formula, data, family, truth, test)
+    options = {
+        "seed": seed,
+        "reml": reml,
+        "nagq": nagq,
+        "adjust": adjust,
+        "attrition": attrition,
+    }
     began = time.monotonic()
-    first = power_replicates(*args, start=start, stop=start + 1, seed=seed, reml=reml, nagq=nagq)
+    first = power_replicates(*args, start=start, stop=start + 1, **options)
     per_fit = time.monotonic() - began
     message = f"first fit: {per_fit:.2f} s; this chunk needs about {per_fit * (n - 1):.0f} s more"
     if total_fits:
@@ -198,9 +226,7 @@ def power_chunk(
     log.info(message + " on one core")
     parts = [first]
     if n > 1:
-        parts.append(
-            power_replicates(*args, start=start + 1, stop=stop, seed=seed, reml=reml, nagq=nagq)
-        )
+        parts.append(power_replicates(*args, start=start + 1, stop=stop, **options))
     log.info("done in %.1f s", time.monotonic() - began)
     return pd.concat(parts, ignore_index=True)[REPLICATE_COLUMNS]
 
@@ -341,12 +367,31 @@ def power_table(power: pd.DataFrame, labels: Mapping | None = None) -> pd.DataFr
     return table
 
 
-def table_markdown(table: pd.DataFrame, title: str) -> str:
-    """The table as Markdown, its title above."""
+def table_note(alpha: float = 0.05, adjust: str = "none") -> str:
+    """The note under a power table: what power, its interval and coverage are.
+
+    Examples
+    --------
+    >>> print(table_note(0.05, "holm").split(";")[0])  # doctest: +NORMALIZE_WHITESPACE
+    Power: share of replicates whose two-sided Wald test, Holm-adjusted within each
+    replicate, rejected at α = .05
+    """
+    names = {"holm": "Holm", "bh": "BH"}
+    adjusted = f", {names[adjust]}-adjusted within each replicate," if adjust in names else ""
+    return (
+        f"Power: share of replicates whose two-sided Wald test{adjusted} rejected at "
+        f"α = {_p(alpha)}; failed fits count as non-rejections. 95% CI: Wilson interval. "
+        "Coverage: share of the non-failed fits whose 95% Wald interval holds the true value."
+    )
+
+
+def table_markdown(table: pd.DataFrame, title: str, note: str = "") -> str:
+    """The table as Markdown, its title above and its note, if any, below."""
     head = "| " + " | ".join(table.columns) + " |"
     rule = "| " + " | ".join("---" for _ in table.columns) + " |"
     body = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.to_numpy()]
-    return "\n".join([f"**{title}**", "", head, rule, *body, ""])
+    tail = ["", f"*Note.* {note}", ""] if note else [""]
+    return "\n".join([f"**{title}**", "", head, rule, *body, *tail])
 
 
 def _lower_first(text: str) -> str:
@@ -394,3 +439,51 @@ def power_sentences(power: pd.DataFrame, labels: Mapping | None = None) -> list[
         )
         out.append(text + ("." if reached else "; 80% power was not reached at the sizes tried."))
     return out
+
+
+def power_section(analyses: Sequence[Mapping], heading: str = "## Power analyses") -> list[str]:
+    """Markdown lines of the power analyses: per analysis its set-up and its sentences
+    (:func:`power_sentences`), rendered from each analysis's ``power.csv``.
+
+    Parameters
+    ----------
+    analyses : sequence of mapping
+        Each with ``name``, ``power`` (its power.csv as a DataFrame) and optionally
+        ``description``, ``model`` (the refitted model's name), ``truth`` (``"from"``: a
+        fitted model folder, else stated), ``alpha``, ``adjust`` and ``labels``.
+    heading : str
+
+    Examples
+    --------
+    >>> power = pd.DataFrame({"point": [0, 1], "therapists_per_framework": [6, 15],
+    ...     "term": "x", "power": [0.5, 0.83], "power_ci_low": [0.4, 0.8],
+    ...     "power_ci_high": [0.6, 0.85], "replicates": 200, "failed": [0, 1]})
+    >>> lines = power_section([{"name": "a", "model": "m", "power": power}])
+    >>> lines[2]
+    '### a'
+    >>> print(lines[4])  # doctest: +NORMALIZE_WHITESPACE
+    Model `m` refitted to data simulated from a stated truth; 200 replicates at each of
+    2 design points (therapists per framework 6, 15).
+    """
+    lines = [heading, ""]
+    for entry in analyses:
+        power = entry["power"]
+        sizes = [c for c in power.columns[1:] if c in SIZES]
+        source = (entry.get("truth") or {}).get("from")
+        truth = f"the fit in `{source}`" if source else "a stated truth"
+        varied = "; ".join(
+            f"{_size_name(c)} {', '.join(str(int(v)) for v in sorted(pd.unique(power[c])))}"
+            for c in sizes
+        )
+        replicates = int(power["replicates"].max())
+        setup = (
+            f"Model `{entry.get('model', '')}` refitted to data simulated from {truth}; "
+            f"{replicates:,} replicates at each of {power['point'].nunique()} design points "
+            f"({varied})."
+        )
+        sentences = power_sentences(power, entry.get("labels"))
+        lines += [f"### {entry.get('description') or entry['name']}", "", setup, ""]
+        lines += [f"- {s}" for s in sentences]
+        note = table_note(float(entry.get("alpha", 0.05)), entry.get("adjust", "none"))
+        lines += ["", f"*{note}*", ""]
+    return lines

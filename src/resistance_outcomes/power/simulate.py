@@ -49,12 +49,13 @@ import numpy as np
 import pandas as pd
 import scipy.stats as st
 
-from ..contrasts import pairwise_contrasts, simple_slopes
+from ..contrasts import ADJUSTMENTS, adjust_pvalues, pairwise_contrasts, simple_slopes
 from ..models import MixedResult, ModelSpecError, build_design, get_family
 from ..models.design import MixedDesign, _expression_names
 from ..models.formula import parse_formula
 from ..models.linalg import single_threaded_blas
 from ..models.lmm import theta_scale
+from .designs import attrition_mask
 
 __all__ = [
     "POWER_COLUMNS",
@@ -558,6 +559,37 @@ def _prepare(formula, data, family, truth, test):
     return design, fam, result, targets, _truth_values(result, targets)
 
 
+def _attrition(attrition, formula: str, data: pd.DataFrame, family: str, design) -> dict | None:
+    """The attrition settings of :func:`power_replicates`, checked, or None."""
+    if attrition is False or attrition is None:
+        return None
+    settings = dict(attrition) if isinstance(attrition, Mapping) else {}
+    if attrition is not True and not isinstance(attrition, Mapping):
+        raise ModelSpecError(f"attrition must be true, false or a mapping, got {attrition!r}")
+    unknown = sorted(set(settings) - {"cluster", "order"})
+    if unknown:
+        raise ModelSpecError(f"attrition takes cluster and order, not {unknown}")
+    response = parse_formula(formula).response.strip()
+    if family != "binomial" or not response.isidentifier():
+        raise ModelSpecError(
+            "attrition needs a 0/1 event response (binomial, one trial per row, a column "
+            f"name); the model has {response!r} ({family})"
+        )
+    if not np.all(design.prior_weights == 1):
+        raise ModelSpecError("attrition needs one trial per person-period row (no weights)")
+    mask = {
+        "cluster": list(settings.get("cluster", ["study", "client"])),
+        "order": settings.get("order", "session"),
+    }
+    missing = [c for c in [*mask["cluster"], mask["order"]] if c not in data.columns]
+    if missing:
+        raise ModelSpecError(
+            f"attrition needs column(s) {missing} in the data (its cluster and order); "
+            f"columns: {', '.join(map(str, data))}"
+        )
+    return {"response": response, "mask": mask}
+
+
 def power_replicates(
     formula: str,
     data: pd.DataFrame,
@@ -571,6 +603,8 @@ def power_replicates(
     nagq: int = 1,
     control: dict | None = None,
     warm_start: bool = True,
+    adjust: str = "none",
+    attrition: bool | Mapping = False,
 ) -> pd.DataFrame:
     """Replicates ``start .. stop - 1``: responses drawn from the truth, the model refitted,
     the tested quantities recorded.
@@ -589,6 +623,16 @@ def power_replicates(
     warm_start : bool
         Start the covariance parameters of each refit at the truth (see the module
         docstring); False uses the engine's default start.
+    adjust : {"none", "holm", "bh"}
+        Multiplicity adjustment of the p values of one replicate's tested quantities
+        (:func:`resistance_outcomes.contrasts.adjust_pvalues`), so that power is that of
+        the adjusted tests; the intervals stay unadjusted.
+    attrition : bool or mapping
+        For a discrete-time dropout hazard on person-period rows (0/1 response): each
+        replicate is fitted to each client's rows up to and including the first simulated
+        event (:func:`~resistance_outcomes.power.attrition_mask`), so that attrition
+        comes from the hazard itself. True uses clusters ``("study", "client")`` ordered by
+        ``"session"``; a mapping may give ``cluster`` and ``order``.
 
     Returns
     -------
@@ -611,14 +655,24 @@ def power_replicates(
     _check_range(max(int(stop) - int(start), 1), start)
     if stop <= start:
         raise ModelSpecError(f"stop ({stop}) must exceed start ({start})")
+    if adjust not in ADJUSTMENTS:
+        raise ModelSpecError(f"adjust {adjust!r} is not one of {', '.join(ADJUSTMENTS)}")
     design, fam, result, targets, truths = _prepare(formula, data, family, truth, test)
+    dropout = _attrition(attrition, formula, data, fam, design)
     fit_design = _warm_design(design, result.theta) if warm_start else design
     rows = []
     for i in range(int(start), int(stop)):
         y = _model_response(fam, _draw(result, seed, i), design)
         try:
-            fit = _refit(fit_design, fam, y, reml, control, nagq)
+            if dropout is None:
+                fit = _refit(fit_design, fam, y, reml, control, nagq)
+            else:
+                keep = attrition_mask(data, y, **dropout["mask"])
+                kept = _design_from(formula, data[keep].assign(**{dropout["response"]: y[keep]}))
+                kept = _warm_design(kept, result.theta) if warm_start else kept
+                fit = _refit(kept, fam, y[keep], reml, control, nagq)
             table = _tests(fit, targets)
+            table["p_value"] = adjust_pvalues(table["p_value"].to_numpy(dtype=float), adjust)
         except Exception as err:  # a fit that raises counts as failed, with its message
             table = truths[["term", "kind"]].assign(
                 estimate=np.nan, std_error=np.nan, p_value=np.nan, ci_low=np.nan, ci_high=np.nan
@@ -774,6 +828,8 @@ def power_simulation(
     nagq: int = 1,
     control: dict | None = None,
     warm_start: bool = True,
+    adjust: str = "none",
+    attrition: bool | Mapping = False,
 ) -> pd.DataFrame:
     """Simulation-based power of Wald tests in a mixed model, for a stated truth.
 
@@ -788,7 +844,7 @@ def power_simulation(
     test : str, mapping or list
         A coefficient name (``"x"``), a list of them, ``{"pairwise": "<factor>"}``,
         ``{"slopes": ["<predictor>"], "factor": "<factor>"}`` (optional ``"by"``), or a list
-        mixing them. Contrasts are unadjusted for multiplicity.
+        mixing them.
     replicates : int
     alpha : float
     seed : int
@@ -796,8 +852,9 @@ def power_simulation(
         Worker processes (``concurrent.futures``); 1 computes in this process.
     reml, nagq, control
         As :func:`resistance_outcomes.models.fit_mixed`.
-    warm_start : bool
-        As :func:`power_replicates`.
+    warm_start, adjust, attrition
+        As :func:`power_replicates` (by default the tests are unadjusted for
+        multiplicity and every row is fitted).
 
     Returns
     -------
@@ -827,12 +884,15 @@ def power_simulation(
         "nagq": nagq,
         "control": control,
         "warm_start": warm_start,
+        "adjust": adjust,
+        "attrition": attrition,
     }
     chunks = _chunks(int(replicates), int(n_jobs))
     if n_jobs == 1:
         parts = [power_replicates(*args, start=a, stop=b, **options) for a, b in chunks]
     else:
-        _prepare(*args)  # bad input raises here, before any process starts
+        design, fam, *_ = _prepare(*args)  # bad input raises here, before any process starts
+        _attrition(attrition, formula, data, fam, design)
         with concurrent.futures.ProcessPoolExecutor(max_workers=int(n_jobs)) as pool:
             futures = [
                 pool.submit(power_replicates, *args, start=a, stop=b, **options) for a, b in chunks
