@@ -35,6 +35,7 @@ from .models import ModelSpecError, build_design, fit_mixed, get_family, parse_f
 from .models.families import family_names
 from .models.gee import COV_STRUCTS, fit_gee
 from .models.inference import wald_table
+from .models.profile import INTERVAL_COLUMNS
 from .models.result import json_ready
 from .vocabulary import Vocabulary
 
@@ -54,6 +55,7 @@ __all__ = [
     "model_specs",
     "parse_model_spec",
     "read_model_frame",
+    "model_intervals",
     "run_model",
     "write_json",
 ]
@@ -84,6 +86,7 @@ _ENTRY_KEYS = (
     "nagq",
     "cov_struct",
     "contrasts",
+    "inference",
     "optional",
     "variant_of",
     "changes",
@@ -153,6 +156,9 @@ class ModelSpec:
         For a sensitivity variant, the model it varies.
     changes : dict
         For a sensitivity variant, the keys it changes.
+    inference : dict
+        The entry's ``inference:`` (``profile``: profile-likelihood intervals, default
+        true; ``bootstrap``, ``seed``); see :func:`model_intervals`.
     """
 
     name: str
@@ -170,6 +176,7 @@ class ModelSpec:
     description: str = ""
     variant_of: str | None = None
     changes: dict = field(default_factory=dict)
+    inference: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The spec as JSON-ready data."""
@@ -283,6 +290,7 @@ def parse_model_spec(name: str, entry: Mapping, dropout: Mapping | None = None) 
         description=str(entry.get("description", "")).strip(),
         variant_of=entry.get("variant_of"),
         changes=dict(entry.get("changes", {})),
+        inference=_inference_spec(name, entry.get("inference")),
     )
 
 
@@ -307,6 +315,35 @@ def _min_attended(name, value) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         _fail(name, f"min_attended must be a whole number >= 1, got {value!r}.")
     return value
+
+
+#: Keys of a model entry's ``inference:`` and the types they take.
+INFERENCE_KEYS = {"profile": bool, "bootstrap": int, "seed": int}
+
+
+def _inference_spec(name, entry) -> dict:
+    """The checked ``inference:`` of a model entry (``{}`` when absent)."""
+    if entry is None:
+        return {}
+    if not isinstance(entry, Mapping):
+        _fail(name, "inference must be a mapping, e.g. {profile: true}.")
+    unknown = sorted(set(entry) - set(INFERENCE_KEYS))
+    if unknown:
+        _fail(
+            name,
+            f"unknown inference key(s) {', '.join(unknown)}; known keys: "
+            f"{', '.join(INFERENCE_KEYS)}.",
+        )
+    for key, kind in INFERENCE_KEYS.items():
+        value = entry.get(key)
+        if value is None:
+            continue
+        wrong = not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+        if wrong or (key == "bootstrap" and value < 1):
+            what = "true or false" if kind is bool else "a whole number"
+            what += " of at least 1" if key == "bootstrap" else ""
+            _fail(name, f"inference.{key} must be {what}, not {value!r}.")
+    return dict(entry)
 
 
 def _contrast_spec(name, entry) -> ContrastSpec | None:
@@ -913,6 +950,9 @@ class ModelOutputs:
         ``predictions.csv``, ``residuals.csv``, ``random_effects.csv``: what the figures
         draw (see :mod:`resistance_outcomes.predictions`); empty for a model not fitted,
         ``random_effects`` has its header only for a population-averaged (GEE) fit.
+    intervals : pandas.DataFrame
+        ``intervals.csv``: profile-likelihood intervals (:func:`model_intervals`); the
+        header only when there are none (``fit["intervals"]`` says why).
     """
 
     spec: dict
@@ -924,6 +964,7 @@ class ModelOutputs:
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
     residuals: pd.DataFrame = field(default_factory=pd.DataFrame)
     random_effects: pd.DataFrame = field(default_factory=pd.DataFrame)
+    intervals: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=INTERVAL_COLUMNS))
 
     #: The tables written, by key of ``paths`` (spec and fit are JSON).
     TABLES = (
@@ -934,16 +975,19 @@ class ModelOutputs:
         "predictions",
         "residuals",
         "random_effects",
+        "intervals",
     )
+    #: The tables written only when ``paths`` has them.
+    OPTIONAL_TABLES = ("predictions", "residuals", "random_effects", "intervals")
 
     def write(self, paths: Mapping) -> None:
         """Write the files to ``paths`` (keys spec, fit and those of :attr:`TABLES`;
-        predictions, residuals and random_effects only when ``paths`` has them)."""
+        those of :attr:`OPTIONAL_TABLES` only when ``paths`` has them)."""
         write_json(self.spec, paths["spec"])
         write_json(self.fit, paths["fit"])
         given = set(paths.keys())  # a dict or Snakemake's output (a list with keys)
         for key in self.TABLES:
-            if key in given or key not in ("predictions", "residuals", "random_effects"):
+            if key in given or key not in self.OPTIONAL_TABLES:
                 write_table(getattr(self, key), paths[key])
 
 
@@ -1029,6 +1073,7 @@ def _not_fitted(spec: ModelSpec, reason: str, rows: int, exclusions: list[dict])
         "not_estimable": [],
         "rows_in_data_level": rows,
         "rows_excluded": exclusions,
+        "intervals": {"profile": False, "reason": "the model was not fitted"},
     }
     empty = pd.DataFrame()
     return ModelOutputs(
@@ -1041,7 +1086,9 @@ def _not_fitted(spec: ModelSpec, reason: str, rows: int, exclusions: list[dict])
     )
 
 
-def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> ModelOutputs:
+def run_model(
+    spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm", intervals: bool = False
+) -> ModelOutputs:
     """Build the data level and model frame, fit, and compute the configured contrasts.
 
     A fit that did not converge or is singular is returned like any other, with
@@ -1056,6 +1103,9 @@ def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> 
     tables : AnalysisTables
     adjust : {"holm", "bh", "none"}
         Multiplicity adjustment of the contrasts.
+    intervals : bool
+        Compute the profile-likelihood intervals (:func:`model_intervals`); off for
+        sensitivity variants.
 
     Returns
     -------
@@ -1098,6 +1148,9 @@ def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> 
         **({"placeholders": expanded} if expanded else {}),
     }
     summary = fit_summary(spec, fit, len(rows), exclusions + dropped, assessment)
+    interval_table = pd.DataFrame(columns=INTERVAL_COLUMNS)
+    if intervals:
+        interval_table, summary["intervals"] = model_intervals(spec, fit)
     drawn = _figure_tables(spec, spec_json, fit, frame)
     if not hasattr(fit, "b"):  # population-averaged: random_effects.csv has its header only
         summary["random_effects"] = "none: a population-averaged (GEE) fit has no random effects"
@@ -1108,8 +1161,45 @@ def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> 
         variance_components=fit.variance_components,
         fit=summary,
         contrasts=contrasts,
+        intervals=interval_table,
         **drawn,
     )
+
+
+def model_intervals(spec: ModelSpec, fit, level: float = 0.95) -> tuple[pd.DataFrame, dict]:
+    """Profile-likelihood intervals of a fitted model, for ``intervals.csv``.
+
+    Every random-effect SD and correlation, the residual SD (linear models), NB2's size,
+    every fixed effect and the ICC where it depends on one SD only
+    (:meth:`~resistance_outcomes.models.MixedResult.confint` with ``method="profile"``).
+    A population-averaged (GEE) fit, an entry with ``inference: {profile: false}`` and a
+    profile that fails give the header only.
+
+    Returns
+    -------
+    intervals : pandas.DataFrame
+        The columns of :data:`~resistance_outcomes.models.profile.INTERVAL_COLUMNS`.
+    info : dict
+        For ``fit.json``: ``profile`` (whether intervals were computed), ``level``, and
+        ``reason`` when there are none or ``notes`` (what the profiles met).
+    """
+    empty = pd.DataFrame(columns=INTERVAL_COLUMNS)
+    if spec.method != "mixed" or not hasattr(fit, "confint"):
+        return empty, {
+            "profile": False,
+            "reason": "a population-averaged (GEE) fit has no likelihood to profile",
+        }
+    if not spec.inference.get("profile", True):
+        return empty, {"profile": False, "reason": "inference.profile is false"}
+    try:
+        table = fit.confint(method="profile", level=level)
+    except (ModelSpecError, np.linalg.LinAlgError, ValueError) as err:
+        return empty, {"profile": False, "reason": f"the profile failed: {err}"}
+    notes = sorted({n for note in table["note"] for n in str(note).split("; ") if n})
+    info = {"profile": True, "level": level}
+    if notes:
+        info["notes"] = notes
+    return table, info
 
 
 def _figure_tables(spec: ModelSpec, spec_json: dict, fit, frame: pd.DataFrame) -> dict:

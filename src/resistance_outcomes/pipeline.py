@@ -420,11 +420,22 @@ def model_step(input, output, params, **_) -> None:
     ``dropout`` (the dropout section of the configuration) and ``adjust``.
     """
     spec = analysis.parse_model_spec(params.name, params.entry, params.dropout)
-    outputs = analysis.run_model(spec, _analysis_tables(input, params), adjust=params.adjust)
+    intervals = "intervals" in set(output.keys())  # model folders, not sensitivity variants
+    started = time.perf_counter()
+    outputs = analysis.run_model(
+        spec, _analysis_tables(input, params), adjust=params.adjust, intervals=intervals
+    )
     outputs.write(output)
     fit = outputs.fit
     log.info("%s: %s", spec.name, "; ".join(fit["flags"]) or "fitted without flags")
     log.info("rows used: %s; left out: %s", fit.get("nobs", 0), fit["rows_excluded"])
+    if intervals:
+        info = fit.get("intervals", {})
+        log.info(
+            "profile intervals: %s (model step %.1f s)",
+            f"{len(outputs.intervals)} parameters" if info.get("profile") else info.get("reason"),
+            time.perf_counter() - started,
+        )
 
 
 def sensitivity_table_step(input, output, **_) -> None:

@@ -36,6 +36,8 @@ RECOVERY_FOLDERS = [
 ]
 # everything rule all asks of this file (final_outputs in common.smk)
 MODEL_OUTPUTS = [f"results/models/{m}/{f}" for m in MODELS for f in MODEL_FILES]
+# profile-likelihood intervals: configured models only, not sensitivity variants
+MODEL_OUTPUTS += [f"results/models/{m}/intervals.csv" for m in MODELS]
 MODEL_OUTPUTS += [f"results/sensitivity/{v}/{f}" for v in VARIANTS for f in MODEL_FILES]
 if VARIANTS:
     MODEL_OUTPUTS += [
@@ -141,6 +143,12 @@ rule model:
         predictions="results/models/{model}/predictions.csv",
         residuals="results/models/{model}/residuals.csv",
         random_effects="results/models/{model}/random_effects.csv",
+        intervals=report(
+            "results/models/{model}/intervals.csv",
+            category="Models",
+            subcategory="{model}",
+            caption="../report/models_intervals.rst",
+        ),
     log:
         "results/logs/models/{model}.log",
     wildcard_constraints:

@@ -309,6 +309,86 @@ class MixedResult:
             out["ci_high"] = inverse(eta + z * se)
         return out
 
+    # --- confidence intervals -----------------------------------------------------------
+
+    def confint(self, method: str = "profile", level: float = 0.95, parm=None) -> pd.DataFrame:
+        """Confidence intervals of the parameters (lme4's ``confint``).
+
+        Parameters
+        ----------
+        method : {"profile", "wald", "boot"}
+            ``"profile"``: profile-likelihood intervals of every random-effect SD and
+            correlation, the residual SD (linear models), NB2's size and every fixed
+            effect (:func:`~resistance_outcomes.models.profile.profile_intervals`), plus
+            the ICC's where it depends on one SD only
+            (:func:`~resistance_outcomes.models.profile.icc_interval`). ``"wald"``: the
+            fixed effects' intervals of :attr:`coefficients` at ``level`` (t with
+            Satterthwaite df for linear models, z otherwise) and NaN for the variance
+            parameters, as lme4's ``method = "Wald"``.
+        level : float
+            Confidence level.
+        parm : list of str, optional
+            Parameters by name (``.sig01``, ``.sigma``, ``.nb_size``, fixed-effect names;
+            ``"theta_"`` or ``"beta_"``); all when omitted.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per parameter: parameter (lme4's name, ``ICC (<group>)`` for the
+            ICC), group and term (what it is), estimate, ci_low, ci_high, method and
+            note (what the profile met, e.g. a bound; empty otherwise).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> from resistance_outcomes.models import fit_mixed
+        >>> rng = np.random.default_rng(1)
+        >>> g = np.repeat(np.arange(8), 6)
+        >>> df = pd.DataFrame({"g": g, "y": rng.normal(size=8)[g] + rng.normal(size=48)})
+        >>> fit = fit_mixed("y ~ 1 + (1 | g)", df)
+        >>> fit.confint(method="wald")[["parameter", "ci_low", "ci_high"]].round(3)
+             parameter  ci_low  ci_high
+        0       .sig01     NaN      NaN
+        1       .sigma     NaN      NaN
+        2  (Intercept)  -0.453     0.69
+        """
+        from . import profile as prof
+
+        method = str(method).lower()
+        if not 0 < level < 1:
+            raise ModelSpecError(f"level must be between 0 and 1, got {level!r}")
+        if method == "boot":
+            raise ModelSpecError(
+                "method='boot' needs MixedResult.bootstrap (parametric bootstrap); "
+                "use method='profile' or method='wald'"
+            )
+        if method == "profile":
+            table = prof.profile_intervals(self, level=level, parm=parm)
+            icc_row = prof.icc_interval(self, table)
+            if not icc_row.empty:
+                table = pd.concat([table, icc_row], ignore_index=True)
+            return table
+        if method != "wald":
+            raise ModelSpecError(
+                f"unknown confint method {method!r}; use 'profile', 'wald' or 'boot'"
+            )
+        params = prof.profile_parameters(self)
+        chosen = prof._select(parm, params)
+        se = np.sqrt(np.diag(self.vcov))
+        alpha = 0.5 + level / 2
+        rows = []
+        fixed = {name: i for i, name in enumerate(self.design.fixed_names)}
+        for k in chosen:
+            par = params[k]
+            low = high = np.nan
+            estimate = par.value if par.kind != "nb_size" else float(self.nb_theta)
+            if par.kind == "fixed":
+                i = fixed[par.name]
+                q = st.norm.ppf(alpha) if self.df is None else st.t.ppf(alpha, self.df[i])
+                low, high = estimate - q * se[i], estimate + q * se[i]
+            rows.append((par.name, par.group, par.term, estimate, low, high, "wald", ""))
+        return pd.DataFrame(rows, columns=prof.INTERVAL_COLUMNS)
+
     # --- reports ----------------------------------------------------------------------
 
     def summary(self) -> str:
