@@ -587,13 +587,24 @@ def _walk(profiler, index, first, cutoff, delta, messages):
         if not (lowcut < value < upcut) or abs(zeta) > cutoff:
             break
         nxt = _next_value(rows[-2], rows[-1], delta, lowcut, upcut, messages, par.name)
-        point = _zeta_point(profiler, index, nxt, rows[-1][2], est, messages)
+        start = _extrapolate(rows[-2], rows[-1], nxt, profiler.lower, profiler.upper)
+        point = _zeta_point(profiler, index, nxt, start, est, messages)
         if point is None:
             break
         rows.append(point)
     value, zeta, _ = rows[-1]
     reached = (value <= lowcut or value >= upcut) and abs(zeta) <= cutoff
     return rows[1:], reached
+
+
+def _extrapolate(previous, last, value, lower, upper):
+    """Warm start at ``value``: the other parameters extrapolated linearly from the last
+    two points of the walk, within their bounds."""
+    step = last[0] - previous[0]
+    if step == 0:
+        return last[2]
+    start = last[2] + (last[2] - previous[2]) * (value - last[0]) / step
+    return np.clip(start, lower, upper)
 
 
 def _next_value(previous, last, delta, lowcut, upcut, messages, name):
