@@ -175,6 +175,32 @@ def test_grouseticks_poisson_matches_lme4(grouseticks):
     assert not table["parameter"].str.startswith("ICC").any()  # two random terms
 
 
+def test_grouseticks_nb2_matches_glmmtmb(grouseticks):
+    # glmmTMB 1.1.5: nb <- glmmTMB(TICKS ~ YEAR + HEIGHTc + (1 | LOCATION), grouseticks,
+    #                              family = nbinom2)
+    # confint(nb, method = "profile") and confint(nb, method = "profile", parm = "disp_")
+    # give log(SD) (theta_1|LOCATION.1) and log(size) (d~(Intercept)): exponentiated here
+    fit = fit_mixed(
+        "TICKS ~ YEAR + HEIGHTc + (1 | LOCATION)", grouseticks, family="negative_binomial"
+    )
+    table = fit.confint()
+    assert list(table["parameter"][:2]) == [".sig01", ".nb_size"]
+    assert_limits(
+        table,
+        {
+            ".sig01": tuple(np.exp([-0.3577696558, 0.1379385871])),
+            ".nb_size": tuple(np.exp([0.4468107033, 0.9896070169])),
+            "(Intercept)": (0.2775880080, 0.9643170609),
+            "YEAR96": (0.7997184454, 1.4652496082),
+            "YEAR97": (-1.4969509294, -0.7576950988),
+            "HEIGHTc": (-1.1405501618, -0.5854767021),
+        },
+    )
+    np.testing.assert_allclose(table["estimate"][1], fit.nb_theta)
+    icc = table.set_index("parameter").loc["ICC (LOCATION)"]
+    assert icc["ci_low"] < icc["estimate"] < icc["ci_high"]
+
+
 # lme4 1.1-31: d <- data.frame(y = SINGULAR_Y, x = SINGULAR_X, g = rep(letters[1:6], each = 4))
 #              fm <- lmer(y ~ x + (1 | g), d); getME(fm, "theta") is 0
 SINGULAR_X = [

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
 import scipy.optimize as so
 import scipy.stats as st
 from scipy.interpolate import CubicHermiteSpline, CubicSpline
@@ -462,7 +463,11 @@ class _GlmmProfiler:
         self.order = np.array(order + list(range(n_theta, n_theta + p)))
         self.to_x_order = np.argsort(self.order)
         start = np.array([q.value for q in self.params])
+        self._hessian = None
+        self.optimum = start
         self.optimum, self.base, self.moved = self._polish(start)
+        if self.moved:
+            self._hessian = None  # to be taken at the polished optimum
 
     def _x(self, par) -> np.ndarray:
         theta = sdcor_to_theta(self.design, par[: self.n_theta])
@@ -506,30 +511,69 @@ class _GlmmProfiler:
         return jac.T @ grad_theta
 
     def _minimise_over(self, free, fixed_values, start):
+        """Minimise over the parameters ``free`` from ``start``, the others at
+        ``fixed_values``. The fixed effects among them move in coordinates whitened by
+        their block of the Hessian at the optimum (:meth:`_whitening`), the variance
+        parameters in units of their estimates; bounds apply to the latter only."""
         scale = self.scale[free]
+        unbounded = np.array([self.params[i].kind == "fixed" for i in free])
+        root = self._whitening(free[unbounded]) if unbounded.any() else None
+        origin = np.clip(start[free], self.lower[free], self.upper[free]) / scale
+
+        def to_par(z):
+            y = z.copy()
+            if root is not None:
+                y[unbounded] = origin[unbounded] + scipy.linalg.solve_triangular(
+                    root, z[unbounded], lower=True, trans="T"
+                )
+            par = fixed_values.copy()
+            par[free] = y * scale
+            return par
 
         def fun(z):
-            par = fixed_values.copy()
-            par[free] = z * scale
-            value, grad = self.value_and_gradient(par)
-            return value, grad[free] * scale
+            value, grad = self.value_and_gradient(to_par(z))
+            g = grad[free] * scale
+            if root is not None:
+                g[unbounded] = scipy.linalg.solve_triangular(root, g[unbounded], lower=True)
+            return value, g
 
         bounds = [
             (lo / s if np.isfinite(lo) else None, hi / s if np.isfinite(hi) else None)
             for lo, hi, s in zip(self.lower[free], self.upper[free], scale, strict=True)
         ]
-        x0 = np.clip(start[free], self.lower[free], self.upper[free]) / scale
+        z0 = origin.copy()
+        if root is not None:
+            z0[unbounded] = 0.0
         res = so.minimize(
             fun,
-            x0,
+            z0,
             jac=True,
             method="L-BFGS-B",
             bounds=bounds,
             options={"maxiter": 1000, "ftol": 1e-14, "gtol": 1e-9, "maxcor": 20},
         )
-        par = fixed_values.copy()
-        par[free] = res.x * scale
-        return float(res.fun), par
+        return float(res.fun), to_par(res.x)
+
+    def _whitening(self, indices):
+        """Lower Cholesky factor of the Hessian block of the fixed effects ``indices``
+        (in units of their standard errors) at the optimum, or None if it is not
+        positive definite. The Hessian is taken once, by central differences of the
+        gradient."""
+        if self._hessian is None:
+            n = len(self.params)
+            hess = np.empty((n, n))
+            for j in range(n):
+                step = np.zeros(n)
+                step[j] = 1e-4 * self.scale[j]
+                up = self.value_and_gradient(self.optimum + step)[1] * self.scale
+                down = self.value_and_gradient(self.optimum - step)[1] * self.scale
+                hess[:, j] = (up - down) / 2e-4
+            self._hessian = 0.5 * (hess + hess.T)
+        block = self._hessian[np.ix_(indices, indices)]
+        try:
+            return np.linalg.cholesky(block) if np.all(np.isfinite(block)) else None
+        except np.linalg.LinAlgError:
+            return None
 
     def _polish(self, start):
         """The optimum of the exact deviance near the fit's estimates (the fit may have
