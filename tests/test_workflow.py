@@ -167,6 +167,16 @@ def test_every_model_variant_and_table_is_made(finished_run):
     for folder in model_folders(finished_run):
         for name in MODEL_FILES:
             assert (folder / name).is_file(), folder / name
+        if folder.parent.name == "models":
+            intervals = pd.read_csv(folder / "intervals.csv")
+            assert list(intervals.columns[:6]) == [
+                "parameter",
+                "group",
+                "term",
+                "estimate",
+                "ci_low",
+                "ci_high",
+            ]
         fit = json.loads((folder / "fit.json").read_text())
         assert isinstance(fit["flags"], list) and fit["rows_excluded"] is not None
         assert fit["fitted"] or fit["flags"] == ["not fitted"]
@@ -215,14 +225,15 @@ def test_model_outputs_are_identical_when_rerun(finished_run, tmp_path):
         rupture_info=results / "derived" / "rupture_segments.json",
     )
     keys = ["spec", "frame", "coefficients", "variance_components", "fit", "contrasts"]
-    keys += ["predictions", "residuals", "random_effects"]
+    keys += ["predictions", "residuals", "random_effects", "intervals"]
+    files = [*MODEL_FILES, "intervals.csv"]  # profile intervals: models, not variants
     for name, entry in CONFIG["models"].items():
-        output = dict(zip(keys, (tmp_path / name / f for f in MODEL_FILES), strict=True))
+        output = dict(zip(keys, (tmp_path / name / f for f in files), strict=True))
         params = SimpleNamespace(
             name=name, entry=entry, dropout=CONFIG["dropout"], adjust=CONFIG["contrasts"]["adjust"]
         )
         model_step(input=inputs, output=output, params=params)
-        for file in MODEL_FILES:
+        for file in files:
             assert (tmp_path / name / file).read_bytes() == (
                 results / "models" / name / file
             ).read_bytes(), (name, file)

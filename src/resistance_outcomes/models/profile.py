@@ -68,6 +68,9 @@ MAX_MULT = 10  # lme4's maxmult: a step at most this many times the previous one
 MIN_STEP = 1e-6  # lme4's minstep, where the profile does not increase
 EXTRA_ZETA = 1.0  # the walk continues this far past the quantile of the level
 NON_MONOTONE_TOL = 1e-2  # lme4's non.mono.tol: zeta may decrease this much (raw points)
+NEWTON_STEPS = 8  # Newton steps over the other parameters before L-BFGS-B takes over
+NEWTON_TOL = 1e-9  # Newton decrement (twice the deviance still to gain) that stops them
+MAX_HALVINGS = 8
 LOWER_DEVIANCE_TOL = 1e-6  # a profile point this far below the optimum: the fit was short
 
 
@@ -516,6 +519,9 @@ class _GlmmProfiler:
         their block of the Hessian at the optimum (:meth:`_whitening`), the variance
         parameters in units of their estimates; bounds apply to the latter only."""
         scale = self.scale[free]
+        newton = self._newton_over(free, fixed_values, start)
+        if newton is not None:
+            return newton
         unbounded = np.array([self.params[i].kind == "fixed" for i in free])
         root = self._whitening(free[unbounded]) if unbounded.any() else None
         origin = np.clip(start[free], self.lower[free], self.upper[free]) / scale
@@ -550,9 +556,73 @@ class _GlmmProfiler:
             jac=True,
             method="L-BFGS-B",
             bounds=bounds,
-            options={"maxiter": 1000, "ftol": 1e-14, "gtol": 1e-9, "maxcor": 20},
+            options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-5, "maxcor": 20},
         )
         return float(res.fun), to_par(res.x)
+
+    def _newton_over(self, free, fixed_values, start):
+        """Newton steps with the Hessian at the optimum, within the bounds; the minimum
+        and the parameters there, or None where they do not converge in
+        :data:`NEWTON_STEPS` steps (then L-BFGS-B takes over).
+
+        The profile moves a little from one point to the next, so the Hessian at the
+        optimum is a good model of the deviance over the others: a few steps, each one
+        evaluation of the deviance and its gradient, reach the minimum. Parameters at a
+        bound that the gradient pushes outwards stay there; a step that would cross a
+        bound is shortened to reach it.
+        """
+        hess = self._full_hessian()
+        if hess is None:
+            return None
+        scale = self.scale[free]
+        lo, hi = self.lower[free] / scale, self.upper[free] / scale
+        h = hess[np.ix_(free, free)]
+        y = np.clip(start[free] / scale, lo, hi)
+
+        def evaluate(y):
+            par = fixed_values.copy()
+            par[free] = y * scale
+            value, grad = self.value_and_gradient(par)
+            return value, grad[free] * scale, par
+
+        value, grad, par = evaluate(y)
+        if not np.isfinite(value):
+            return None
+        for _ in range(NEWTON_STEPS):
+            held = ((y <= lo + 1e-12) & (grad > 0)) | ((y >= hi - 1e-12) & (grad < 0))
+            move = ~held
+            step = np.zeros_like(y)
+            try:
+                step[move] = -np.linalg.solve(h[np.ix_(move, move)], grad[move])
+            except np.linalg.LinAlgError:
+                return None
+            decrement = float(-grad @ step)
+            if decrement < 0:
+                return None
+            if decrement < NEWTON_TOL:
+                return float(value), par
+            with np.errstate(divide="ignore", invalid="ignore"):
+                room = np.where(step < 0, (lo - y) / step, np.where(step > 0, (hi - y) / step, 1))
+            length = min(1.0, float(np.min(room)))
+            for _ in range(MAX_HALVINGS):
+                trial = np.clip(y + length * step, lo, hi)
+                t_value, t_grad, t_par = evaluate(trial)
+                if np.isfinite(t_value) and t_value <= value - 1e-4 * length * decrement:
+                    break
+                length /= 2
+            else:
+                return None
+            y, value, grad, par = trial, t_value, t_grad, t_par
+        return None
+
+    def _full_hessian(self):
+        """The Hessian at the optimum in units of the parameters' scales (None if it is
+        not finite or not positive definite)."""
+        self._whitening(np.arange(1))
+        hess = self._hessian
+        if not np.all(np.isfinite(hess)) or np.linalg.eigvalsh(hess)[0] <= 0:
+            return None
+        return hess
 
     def _whitening(self, indices):
         """Lower Cholesky factor of the Hessian block of the fixed effects ``indices``
