@@ -319,6 +319,24 @@ class _LmmProfiler:
         kinds = [p.kind for p in self.params[: self.n_var]]
         self.var_scale = np.where(np.array(kinds) == "cor", 1.0, sd_scale)
         self.base = self.deviance(self.optimum[: self.n_var])
+        # optimise in units of the standard errors at the optimum, where the deviance's
+        # curvature is about 1 in every direction
+        self.var_scale = self.var_scale * _curvature_scale(
+            lambda z: self.deviance(z * self.var_scale),
+            self.optimum[: self.n_var] / self.var_scale,
+        )
+        from .lmm import theta_scale
+
+        scale = theta_scale(design)
+        self.theta_opt_scale = scale * _curvature_scale(
+            lambda z: self._ml_deviance(z / scale), ml.theta * scale
+        )
+
+    def _ml_deviance(self, theta) -> float:
+        try:
+            return self.problem.profiled_deviance(theta, reml=False)
+        except np.linalg.LinAlgError:
+            return np.inf
 
     def deviance(self, varpar) -> float:
         """ML deviance at (SDs and correlations, sigma), profiled over the fixed effects."""
@@ -362,7 +380,7 @@ class _LmmProfiler:
         return float(res.fun), np.concatenate([par, beta])
 
     def _fixed_point(self, j, value, start):
-        from .lmm import LmmProblem, theta_scale
+        from .lmm import LmmProblem
 
         design = self.design
         keep = np.delete(np.arange(design.p), j)
@@ -373,7 +391,7 @@ class _LmmProfiler:
             offset=design.offset + design.X[:, j] * value,
         )
         problem = LmmProblem(reduced) if keep.size else _NoFixedProblem(reduced)
-        scale = theta_scale(design)
+        scale = self.theta_opt_scale
         lower = design.theta_lower * scale
 
         def objective(z):
@@ -667,6 +685,26 @@ class _GlmmProfiler:
         return 1e-3 if value == 0 else value * 1.01
 
 
+def _curvature_scale(fun, y, h=1e-3) -> np.ndarray:
+    """``1 / sqrt(d2 fun / dy_i^2)`` at ``y`` by central differences (one-sided at a zero),
+    the factors that give each coordinate unit curvature; 1 where that fails."""
+    f0 = fun(y)
+    out = np.ones(y.size)
+    for i in range(y.size):
+        up, down, up2 = y.copy(), y.copy(), y.copy()
+        if y[i] - h < 0 <= y[i]:  # next to a zero bound: forward second difference
+            up[i] += h
+            up2[i] += 2 * h
+            second = (fun(up2) - 2 * fun(up) + f0) / h**2
+        else:
+            up[i] += h
+            down[i] -= h
+            second = (fun(up) - 2 * f0 + fun(down)) / h**2
+        if np.isfinite(second) and second > 0:
+            out[i] = 1 / np.sqrt(second)
+    return np.clip(out, 1e-3, 1e3)
+
+
 def _minimise(objective, x0, bounds):
     """Bounded quasi-Newton minimisation with numerical gradients (the LMM's settings)."""
     if len(x0) == 0:
@@ -677,7 +715,7 @@ def _minimise(objective, x0, bounds):
         method="L-BFGS-B",
         jac="2-point",
         bounds=bounds,
-        options={"maxiter": 2000, "ftol": 1e-11, "gtol": 1e-7},
+        options={"maxiter": 2000, "ftol": 1e-10, "gtol": 1e-5},
     )
 
 
