@@ -433,7 +433,7 @@ def model_step(input, output, params, **_) -> None:
         info = fit.get("intervals", {})
         log.info(
             "profile intervals: %s (model step %.1f s)",
-            f"{len(outputs.intervals)} parameters" if info.get("profile") else info.get("reason"),
+            f"{len(outputs.intervals)} intervals" if info.get("profile") else info.get("reason"),
             time.perf_counter() - started,
         )
 
