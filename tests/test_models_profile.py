@@ -201,6 +201,39 @@ def test_grouseticks_nb2_matches_glmmtmb(grouseticks):
     assert icc["ci_low"] < icc["estimate"] < icc["ci_high"]
 
 
+def slopes_data():
+    """Poisson counts with correlated random intercepts and slopes (simulated, seeded)."""
+    rng = np.random.default_rng(12)
+    groups, per = 30, 20
+    g = np.repeat(np.arange(groups), per)
+    x = np.round(rng.normal(size=groups * per), 2)
+    b0 = rng.normal(0, 0.8, groups)
+    b1 = 0.5 * b0 + rng.normal(0, 0.4, groups)
+    y = rng.poisson(np.exp(-0.3 + 0.6 * x + b0[g] + b1[g] * x))
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{i:02d}" for i in g]})
+
+
+@pytest.mark.slow  # about 15 s of CPU: five parameters, numerical gradients
+def test_correlated_random_slopes_glmm_matches_lme4():
+    # lme4 1.1-31 on slopes_data() written to CSV:
+    #   gm <- glmer(y ~ x + (1 + x | g), d, family = poisson); confint(gm, method = "profile")
+    # lme4's glmer deviance takes the Laplace log-determinant one PIRLS step early, so its
+    # SDs lie 4e-4 (relative) from the exact Laplace optimum profiled here: absolute
+    # floor 5e-4 for the limits near zero
+    fit = fit_mixed("y ~ x + (1 + x | g)", slopes_data(), family="poisson")
+    table = fit.confint()
+    expected = {
+        ".sig01": (0.5567955245, 1.06608440625),
+        ".sig02": (0.2764957762, 0.86885556998),
+        ".sig03": (0.4202667744, 0.80197752536),
+        "(Intercept)": (-0.5817077937, 0.03132610287),
+        "x": (0.3783499598, 0.85711513668),
+    }
+    got = table.set_index("parameter").loc[list(expected), ["ci_low", "ci_high"]].to_numpy()
+    want = np.array(list(expected.values()))
+    assert np.all(np.abs(got - want) <= np.maximum(REL * np.abs(want), 5e-4)), got - want
+
+
 # lme4 1.1-31: d <- data.frame(y = SINGULAR_Y, x = SINGULAR_X, g = rep(letters[1:6], each = 4))
 #              fm <- lmer(y ~ x + (1 | g), d); getME(fm, "theta") is 0
 SINGULAR_X = [
