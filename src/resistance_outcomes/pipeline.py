@@ -714,20 +714,21 @@ def _power_labels(vocab: vocabulary.Vocabulary | None, power: pd.DataFrame) -> d
 
 def _power_analyses(input, params) -> list[dict]:
     """The power analyses a summary renders: ``params.power`` (name -> analysis entry with
-    its model name) and their ``power.csv`` files, ``input.power``, in the same order."""
-    vocab = _run_vocabulary(input)
+    its model name) and their ``power.csv`` files, ``input.power``, in the same order; the
+    labels are power.csv's ``effect`` column (set by the analysis's report step)."""
     out = []
     for (name, entry), path in zip(dict(params.power).items(), input.power, strict=True):
         power = pd.read_csv(path, keep_default_na=False, na_values=[""])
-        out.append({**entry, "name": name, "power": power, "labels": _power_labels(vocab, power)})
+        labels = dict(zip(power["term"].astype(str), power["effect"].astype(str), strict=True))
+        out.append({**entry, "name": name, "power": power, "labels": labels})
     return out
 
 
 def power_summary_step(input, output, params, **_) -> None:
     """results/power/summary.md: the set-up and sentences of every ``power:`` analysis.
 
-    ``input``: ``power`` (every analysis's power.csv) and optionally ``vocabulary``.
-    ``params``: ``power`` (name -> analysis entry) and ``in_run``.
+    ``input``: ``power`` (every analysis's power.csv). ``params``: ``power`` (name ->
+    analysis entry) and ``in_run``.
     """
     lines = ["# Power analyses", ""]
     if not params.in_run:
@@ -744,7 +745,9 @@ def power_report_step(input, output, params, **_) -> None:
     """The report of one ``power:`` analysis: power.csv, the curve, the table, sentences.
 
     ``params``: ``name``, ``description``, ``points`` (records of the design points),
-    ``alpha``. ``input``: ``chunks`` and, optionally, ``vocabulary`` (framework labels).
+    ``alpha``, ``adjust``, ``factor_levels`` (a planned design's frameworks).
+    ``input``: ``chunks`` and, for a pilot, ``vocabulary`` (labels, colours) and ``spec``
+    (its factor levels). power.csv gets the column ``effect``: each term's label.
     """
     from .figures import save_figure
 
@@ -754,7 +757,12 @@ def power_report_step(input, output, params, **_) -> None:
     points = pd.DataFrame(list(params.points))
     power = power_report.aggregate_power(chunks, points, params.alpha)
     vocab = _run_vocabulary(input)
-    labels, colors = _power_labels(vocab, power), vocab.colors() if vocab else {}
+    levels = params.factor_levels
+    if "spec" in input.keys():  # a pilot's factor levels: its coefficients' reference
+        levels = json.loads(Path(input.spec).read_text(encoding="utf-8")).get("factor_levels")
+    power["effect"] = power_report.effect_labels(power, _power_labels(vocab, power), levels)
+    labels = dict(zip(power["term"].astype(str), power["effect"], strict=True))
+    colors = vocab.colors() if vocab else {}
     write_table(power, output.power)
     title = params.description or params.name
     figure = power_report.power_figure(power, title, labels, colors)

@@ -181,17 +181,18 @@ def power_entries():
 
 
 def power_summary_inputs(wildcards):
-    inputs = {"power": [f"results/power/{n}/power.csv" for n in POWER_ANALYSES]}
-    if any(e["truth"].get("from") for e in POWER_ANALYSES.values()):
-        inputs["vocabulary"] = "results/data/vocabulary.json"
-    return inputs
+    return {"power": [f"results/power/{n}/power.csv" for n in POWER_ANALYSES]}
 
 
 def summary_power_inputs(wildcards):
     """The power analyses' results when they are part of the run (power: in_run)."""
-    if not (POWER_IN_RUN and POWER_ANALYSES):
-        return {}
-    return {"power": power_summary_inputs(wildcards)["power"]}
+    return power_summary_inputs(wildcards) if POWER_IN_RUN and POWER_ANALYSES else {}
+
+
+def power_factor_levels(name):
+    """A planned design's frameworks (the first is the coefficients' reference)."""
+    frameworks = (POWER_ANALYSES[name].get("design") or {}).get("frameworks")
+    return {"framework": list(frameworks)} if frameworks else {}
 
 
 def power_chunk_message(wildcards):
@@ -205,6 +206,8 @@ def power_chunk_message(wildcards):
 
 def power_report_inputs(wildcards):
     inputs = {"chunks": power_chunks(wildcards.analysis)}
-    if POWER_ANALYSES[wildcards.analysis]["truth"].get("from"):
+    source = POWER_ANALYSES[wildcards.analysis]["truth"].get("from")
+    if source:
         inputs["vocabulary"] = "results/data/vocabulary.json"
+        inputs["spec"] = f"{source}/spec.json"
     return inputs
