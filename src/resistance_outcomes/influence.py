@@ -9,8 +9,8 @@
   moves its p value across ``alpha``;
 - :func:`influence_overview`: one row per left-out level: its largest scaled change, the
   change in the grouping factor's SD, and whether it moves a main result;
-- :func:`influential_changes`: the main contrasts whose sign or significance one left-out
-  level changes (what the summary page states).
+- :func:`influential_changes`: the main contrasts whose significance one left-out level
+  changes, or whose sign it reverses while significant (what the summary page states).
 
 The definitions follow lme4's ``influence.merMod`` (lme4 1.1-31) with ``groups =`` the
 grouping column: each refit is the model fitted to the rows without that level, started
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,7 @@ __all__ = [
     "influence_overview",
     "influential_changes",
     "leave_one_out",
+    "read_influence",
 ]
 
 #: Columns of :func:`leave_one_out`: one row per left-out level and estimate.
@@ -121,9 +123,11 @@ def dfbetas_cutoff(n_groups: int) -> float:
 # --------------------------------------------------------------------------- estimates
 
 
-def _estimates(fit, contrasts: ContrastSpec | None, adjust: str) -> pd.DataFrame:
+def _estimates(fit, contrasts: ContrastSpec | None, adjust: str, design=None) -> pd.DataFrame:
     """The key estimates of one fit: kind, term, variable, level, reference, by, estimate,
-    std_error, p_value, adjustment."""
+    std_error, p_value, adjustment. The contrasts are built on ``design`` when given (the
+    full fit's, whose fixed-effects columns a refit shares: its contrast matrices are then
+    built once for all refits)."""
     coefficients = fit.coefficients
     parts = [
         pd.DataFrame(
@@ -142,7 +146,8 @@ def _estimates(fit, contrasts: ContrastSpec | None, adjust: str) -> pd.DataFrame
         )
     ]
     if contrasts is not None:
-        table = framework_contrasts(fit, contrasts, adjust=adjust)
+        on = fit if design is None else replace(fit, design=design)
+        table = framework_contrasts(on, contrasts, adjust=adjust)
         if not table.empty:
             table = table.fillna({"by": "", "reference": ""})
             terms = pd.Series(index=table.index, dtype=object)
@@ -405,7 +410,7 @@ def leave_one_out(
             if warm_start:
                 design = _warm_design(design, fit.theta)
             refit = _refit(design, family, design.y, reml, control, nagq)
-            estimates = _estimates(refit, contrasts, adjust)
+            estimates = _estimates(refit, contrasts, adjust, design=fit.design)
             flags["converged"], flags["singular"] = bool(refit.converged), bool(refit.singular)
         except Exception as err:  # a refit that raises is reported, never dropped
             estimates = full[["kind", "term"]].assign(
@@ -428,14 +433,14 @@ def leave_one_out(
 # --------------------------------------------------------------------------- summaries
 
 
-def influence_overview(table: pd.DataFrame) -> pd.DataFrame:
+def influence_overview(table: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     """One row per left-out level, most influential first.
 
     ``max_abs_dfbetas`` and ``max_abs_scaled_change`` over the coefficients and contrasts
     (``term_of_max`` names the estimate with the largest ``|dfbetas|``); the grouping
     factor's SD in the full fit and without the level (the SD row named after the group,
-    its intercept when it has several); ``main_changes``, how many main contrasts change
-    sign or significance.
+    its intercept when it has several); ``main_changes``, how many main results it changes
+    (:func:`influential_changes` at ``alpha``).
 
     Examples
     --------
@@ -444,7 +449,8 @@ def influence_overview(table: pd.DataFrame) -> pd.DataFrame:
     ...     "main": False, "estimate_full": [1.0, 0.5] * 2, "estimate": [1.2, 0.4, 0.9, 0.6],
     ...     "scaled_change": [0.5, np.nan, -0.25, np.nan],
     ...     "dfbetas": [0.4, np.nan, -0.3, np.nan], "change": [0.2, -0.1, -0.1, 0.1],
-    ...     "sign_changed": False, "significance_changed": "", "failed": False, "error": ""})
+    ...     "sign_changed": False, "significance_changed": "", "p_full": 0.5,
+    ...     "failed": False, "error": ""})
     >>> influence_overview(rows)[["left_out", "max_abs_dfbetas", "group_sd"]]
       left_out  max_abs_dfbetas  group_sd
     0        a              0.4       0.4
@@ -460,10 +466,7 @@ def influence_overview(table: pd.DataFrame) -> pd.DataFrame:
             (rows["kind"] == "sd")
             & rows["term"].astype(str).str.match(rf"^{re.escape(group)}(: \(Intercept\))?$")
         ]
-        main = rows[rows["main"].astype(bool)]
-        changes = main["sign_changed"].astype(bool) | (
-            main["significance_changed"].fillna("").astype(str) != ""
-        )
+        changes = influential_changes(rows, alpha)
         out.append(
             {
                 "group": group,
@@ -477,7 +480,7 @@ def influence_overview(table: pd.DataFrame) -> pd.DataFrame:
                 "group_sd_full": float(sd["estimate_full"].iloc[0]) if len(sd) else np.nan,
                 "group_sd": float(sd["estimate"].iloc[0]) if len(sd) else np.nan,
                 "group_sd_change": float(sd["change"].iloc[0]) if len(sd) else np.nan,
-                "main_changes": int(changes.sum()),
+                "main_changes": len(changes),
                 "failed": bool(rows["failed"].astype(bool).any()),
                 "error": str(rows["error"].fillna("").iloc[0]),
             }
@@ -487,22 +490,49 @@ def influence_overview(table: pd.DataFrame) -> pd.DataFrame:
     return overview.loc[order.index].reset_index(drop=True)
 
 
-def influential_changes(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows where leaving one level out changes the sign of a main contrast or moves
-    its p value across the threshold (``sign_changed`` or ``significance_changed``), in
-    the order of the table.
+def influential_changes(table: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """The rows where leaving one level out changes a main result: a contrast or simple
+    slope whose p value moves across ``alpha`` (``significance_changed``), or whose sign
+    changes while it is significant in the full fit (a sign change of an estimate near
+    zero is not a change of result); failed refits excluded; in the order of the table.
 
     Examples
     --------
-    >>> rows = pd.DataFrame({"main": [True, True, False], "sign_changed": [False, True, True],
-    ...                      "significance_changed": ["lost", "", ""], "failed": False})
+    >>> rows = pd.DataFrame({"main": [True, True, True, False],
+    ...                      "sign_changed": [False, True, True, True], "p_full": 0.01,
+    ...                      "significance_changed": ["lost", "", "", ""], "failed": False})
+    >>> rows.loc[2, "p_full"] = 0.4
     >>> influential_changes(rows).index.tolist()
     [0, 1]
     """
     if table.empty:
         return table
     main = table["main"].astype(bool) & ~table["failed"].astype(bool)
-    moved = table["sign_changed"].astype(bool) | (
-        table["significance_changed"].fillna("").astype(str) != ""
-    )
-    return table[main & moved]
+    crossed = table["significance_changed"].fillna("").astype(str) != ""
+    reversed_ = table["sign_changed"].astype(bool) & (table["p_full"].astype(float) < alpha)
+    return table[main & (crossed | reversed_)]
+
+
+#: Text columns of influence.csv (read back as text, empty cells as "").
+_TEXT_COLUMNS = ("group", "left_out", "kind", "term", "variable", "level", "reference", "by",
+                 "adjustment", "significance_changed", "error")  # fmt: skip
+
+
+def read_influence(path) -> pd.DataFrame:
+    """Read a written ``influence.csv`` back: labels as text (``T07``, ``1``), empty text
+    cells as "", an empty or header-only file as an empty table with the columns.
+
+    Examples
+    --------
+    >>> read_influence("results/models/repair_retention/influence.csv")  # doctest: +SKIP
+    """
+    try:
+        table = pd.read_csv(
+            path, dtype={c: str for c in _TEXT_COLUMNS}, keep_default_na=False, na_values=[""]
+        )
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=INFLUENCE_COLUMNS)
+    for column in _TEXT_COLUMNS:
+        if column in table:
+            table[column] = table[column].fillna("").astype(str)
+    return table

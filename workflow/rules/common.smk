@@ -113,6 +113,7 @@ def final_outputs():
         *FIGURE_OUTPUTS,  # defined in figures.smk
         *REPORT_OUTPUTS,  # defined in report.smk
         *(POWER_OUTPUTS if POWER_IN_RUN else []),  # defined in power.smk
+        *INFLUENCE_OUTPUTS,  # defined in influence.smk
     ]
 
 
@@ -208,3 +209,39 @@ def power_report_inputs(wildcards):
     if POWER_ANALYSES[wildcards.analysis]["truth"].get("from"):
         inputs["vocabulary"] = "results/data/vocabulary.json"
     return inputs
+
+
+# --- influence of single groups (influence.smk: INFLUENCE_MODELS, INFLUENCE_GROUP)
+
+INFLUENCE_FILES = {
+    "spec": "spec.json",
+    "frame": "model_frame.csv",
+    "fit": "fit.json",
+    "coefficients": "coefficients.csv",
+    "variance_components": "variance_components.csv",
+    "contrasts": "contrasts.csv",
+}
+
+
+def influence_models(section, leading):
+    """The models of config `influence.models`: a list, `all` (every mixed model under
+    models:), or by default the summary's leading models; none without the key."""
+    if not section:
+        return []
+    chosen = section.get("models", leading)
+    if chosen == "all":
+        specs = model_specs(config)
+        return [name for name, spec in specs.items() if spec.method == "mixed"]
+    return leading_models(chosen, MODELS, "influence.models", CONFIG_FILE)
+
+
+def influence_inputs(wildcards):
+    """The files of one model folder the influence job reads."""
+    return {k: f"results/models/{wildcards.model}/{f}" for k, f in INFLUENCE_FILES.items()}
+
+
+def summary_influence_inputs(wildcards):
+    """The influence tables, for the summary page."""
+    if not INFLUENCE_MODELS:
+        return {}
+    return {"influence": [f"results/models/{m}/influence.csv" for m in INFLUENCE_MODELS]}
