@@ -7,6 +7,8 @@ influential therapist; a refit that fails.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -294,3 +296,116 @@ def test_bad_input_names_what_to_do():
     )
     with pytest.raises(ModelSpecError, match="population-averaged"):
         leave_one_out(gee, data)
+
+
+# --------------------------------------------------------------------------- workflow step
+
+
+def _planted_spec():
+    return parse_model_spec(
+        "planted",
+        {
+            "data": "clients",
+            "family": "gaussian",
+            "formula": "y ~ framework + x + (1 | therapist)",
+            "contrasts": {"pairwise": True},
+            "description": "Outcome by framework",
+        },
+        {"primary": "d", "definitions": {"d": {}}},
+    )
+
+
+def _write_model_folder(folder, spec, frame, adjust="none"):
+    """A model folder as the model step writes it (spec, frame, fit, tables)."""
+    from resistance_outcomes.analysis import ModelOutputs, factor_levels, fit_model, fit_summary
+    from resistance_outcomes.contrasts import framework_contrasts
+
+    fit = fit_model(spec, frame)
+    outputs = ModelOutputs(
+        spec={**spec.to_dict(), "factor_levels": factor_levels(frame)},
+        frame=frame,
+        coefficients=fit.coefficients,
+        variance_components=fit.variance_components,
+        fit=fit_summary(spec, fit, len(frame), []),
+        contrasts=framework_contrasts(fit, spec.contrasts, adjust=adjust),
+    )
+    names = ["spec", "frame", "fit", "coefficients", "variance_components", "contrasts"]
+    files = ["spec.json", "model_frame.csv", "fit.json", "coefficients.csv",
+             "variance_components.csv", "contrasts.csv"]  # fmt: skip
+    paths = {k: folder / f for k, f in zip(names, files, strict=True)}
+    outputs.write(paths)
+    return SimpleNamespace(**paths)
+
+
+def test_influence_step_writes_the_table_and_figure_and_the_summary_names_the_therapist(
+    tmp_path,
+):
+    from resistance_outcomes.io import write_table
+    from resistance_outcomes.pipeline import influence_step, summary_influence
+    from resistance_outcomes.results import read_model_folder
+    from resistance_outcomes.summary import summary_sentences
+
+    data = _therapist_data(seed=3, n_therapists=20, planted="T01", shift=2.0)
+    data.insert(0, "client", [f"C{i:03d}" for i in range(len(data))])
+    spec = _planted_spec()
+    folder = tmp_path / "models" / "planted"
+    inputs = _write_model_folder(folder, spec, data)
+    output = SimpleNamespace(
+        csv=folder / "influence.csv",
+        pdf=tmp_path / "figures" / "influence" / "planted.pdf",
+        png=tmp_path / "figures" / "influence" / "planted.png",
+    )
+    params = SimpleNamespace(group="therapist", adjust="none", top=5)
+    influence_step(input=inputs, output=output, params=params)
+    assert output.pdf.stat().st_size > 0 and output.png.stat().st_size > 0
+    # the same numbers as leave_one_out on the frame read back from the folder
+    direct = leave_one_out(spec, data, adjust="none")
+    assert write_table(direct, tmp_path / "direct.csv").read_bytes() == output.csv.read_bytes()
+    table = inf.read_influence(output.csv)
+    assert table["left_out"].str.fullmatch(r"T\d\d").all()  # the frame's pseudonymous codes
+
+    analyses = [read_model_folder(folder)]
+    given = SimpleNamespace(influence=[output.csv], keys=lambda: ["influence"])
+    influence = summary_influence(given, analyses)
+    text = summary_sentences(analyses, influence=influence)
+    section = text.split("## Influence of single therapists")[1].split("##")[0]
+    assert (
+        "- Leaving out therapist T01 changes the difference between a and b therapy in the "
+        "model of outcome by framework from not significant to significant (*p* = .003; "
+        "with every therapist: .261)." in " ".join(section.split())
+    )
+
+
+def test_summary_says_plainly_when_no_single_therapist_changes_a_result(tmp_path):
+    from resistance_outcomes.summary import influence_section
+
+    data = _therapist_data(seed=3, n_therapists=20)
+    table = leave_one_out(_planted_spec(), data)
+    assert influential_changes(table).empty
+    lines = influence_section([{"name": "planted", "spec": {}, "table": table}])
+    assert lines[0] == "## Influence of single therapists"
+    assert " ".join(lines).count("No single therapist left out moves") == 1
+    assert "planted (20 refits)" in " ".join(lines)
+    failed = table.assign(failed=table["left_out"] == "T02")
+    assert "1 refit without one therapist failed" in " ".join(
+        influence_section([{"name": "planted", "spec": {}, "table": failed}])
+    )
+
+
+def test_influence_step_on_a_model_that_was_not_fitted(tmp_path):
+    from resistance_outcomes.pipeline import influence_step
+
+    folder = tmp_path / "models" / "absent"
+    folder.mkdir(parents=True)
+    (folder / "spec.json").write_text('{"name": "absent"}')
+    (folder / "fit.json").write_text('{"fitted": false, "reason": "no alliance ratings"}')
+    for name in ("coefficients", "variance_components", "contrasts", "model_frame"):
+        (folder / f"{name}.csv").write_text("")
+    inputs = SimpleNamespace(spec=folder / "spec.json", frame=folder / "model_frame.csv")
+    output = SimpleNamespace(
+        csv=folder / "influence.csv", pdf=tmp_path / "a.pdf", png=tmp_path / "a.png"
+    )
+    influence_step(input=inputs, output=output, params=SimpleNamespace(group="therapist",
+                   adjust="holm"))  # fmt: skip
+    assert output.csv.read_text().strip() == ",".join(INFLUENCE_COLUMNS)
+    assert inf.read_influence(output.csv).empty and output.png.stat().st_size > 0
