@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from resistance_outcomes.config import check_config
+from resistance_outcomes.config import ConfigError, check_config
 
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
@@ -229,19 +229,40 @@ def influence_models(section, leading):
     if not section:
         return []
     chosen = section.get("models", leading)
+    specs = model_specs(config)
     if chosen == "all":
-        specs = model_specs(config)
         return [name for name, spec in specs.items() if spec.method == "mixed"]
-    return leading_models(chosen, MODELS, "influence.models", CONFIG_FILE)
+    unknown = [name for name in chosen if name not in specs]
+    if unknown:
+        raise ConfigError(
+            f"influence.models in {CONFIG_FILE}: {', '.join(map(repr, unknown))} "
+            f"{'is not a' if len(unknown) == 1 else 'are not'} configured "
+            f"model{'' if len(unknown) == 1 else 's'} "
+            f"(models: {', '.join(specs) or 'none'}). Name models of `models:`, "
+            "give all, or leave the key out for the summary's models (summary.models)."
+        )
+    averaged = [name for name in chosen if specs[name].method != "mixed"]
+    if averaged:
+        raise ConfigError(
+            f"influence.models in {CONFIG_FILE}: {', '.join(map(repr, averaged))} "
+            f"{'is' if len(averaged) == 1 else 'are'} population-averaged (method: gee); "
+            "leaving one therapist out refits mixed models only. Remove them from "
+            "influence.models."
+        )
+    return list(dict.fromkeys(chosen))
 
 
 def influence_inputs(wildcards):
     """The files of one model folder the influence job reads."""
-    return {k: f"results/models/{wildcards.model}/{f}" for k, f in INFLUENCE_FILES.items()}
+    return {
+        k: f"results/models/{wildcards.model}/{f}" for k, f in INFLUENCE_FILES.items()
+    }
 
 
 def summary_influence_inputs(wildcards):
     """The influence tables, for the summary page."""
     if not INFLUENCE_MODELS:
         return {}
-    return {"influence": [f"results/models/{m}/influence.csv" for m in INFLUENCE_MODELS]}
+    return {
+        "influence": [f"results/models/{m}/influence.csv" for m in INFLUENCE_MODELS]
+    }
