@@ -24,6 +24,9 @@ computed the same way from the frameworks of the table (:func:`framework_style`)
   (:func:`diagnostic_residuals`) and normal quantile plots of the random effects.
 - :func:`plot_agreement`: inter-rater agreement per construct with 95% CIs against the
   Koo & Li (2016) bands (input: the reliability table).
+- :func:`plot_influence`: the therapists (or other groups) whose absence moves a model
+  most: DFBETAS of every estimate without each of them and the therapist SD (input:
+  :func:`resistance_outcomes.influence.leave_one_out`).
 - :func:`plot_not_assessed`, :func:`plot_not_fitted`: a small figure in place of one that
   has nothing to draw (a stage without data, a model not fitted), so that every declared
   figure exists.
