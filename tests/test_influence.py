@@ -224,13 +224,24 @@ def test_planted_influential_therapist_is_flagged():
     assert contrast["main"].all() and contrast["adjustment"].eq("holm").all()
 
 
-def test_planted_therapist_moves_the_contrast_across_alpha():
+def _planted_20():
+    data = _therapist_data(seed=3, n_therapists=20, planted="T01", shift=2.0)
+    data.insert(0, "client", [f"C{i:03d}" for i in range(len(data))])
+    return data
+
+
+@pytest.fixture(scope="module")
+def planted_table():
+    data = _planted_20()
+    fit = fit_mixed("y ~ framework + x + (1 | therapist)", data)
+    return leave_one_out(fit, data, contrasts=ContrastSpec(), adjust="none")
+
+
+def test_planted_therapist_moves_the_contrast_across_alpha(planted_table):
     # without the planted therapist the difference a - b (truth -0.3) is significant;
     # the planted therapist's +2 makes it vanish: leaving it out "gains" significance
     # (p .26 -> .003); no other therapist changes a sign or a significance
-    data = _therapist_data(seed=3, n_therapists=20, planted="T01", shift=2.0)
-    fit = fit_mixed("y ~ framework + x + (1 | therapist)", data)
-    table = leave_one_out(fit, data, contrasts=ContrastSpec(), adjust="none")
+    table = planted_table
     changes = influential_changes(table)
     assert set(changes["left_out"]) == {"T01"}
     row = changes[changes["left_out"] == "T01"].iloc[0]
@@ -338,15 +349,14 @@ def _write_model_folder(folder, spec, frame, adjust="none"):
 
 
 def test_influence_step_writes_the_table_and_figure_and_the_summary_names_the_therapist(
-    tmp_path,
+    tmp_path, planted_table
 ):
     from resistance_outcomes.io import write_table
     from resistance_outcomes.pipeline import influence_step, summary_influence
     from resistance_outcomes.results import read_model_folder
     from resistance_outcomes.summary import summary_sentences
 
-    data = _therapist_data(seed=3, n_therapists=20, planted="T01", shift=2.0)
-    data.insert(0, "client", [f"C{i:03d}" for i in range(len(data))])
+    data = _planted_20()
     spec = _planted_spec()
     folder = tmp_path / "models" / "planted"
     inputs = _write_model_folder(folder, spec, data)
@@ -358,9 +368,9 @@ def test_influence_step_writes_the_table_and_figure_and_the_summary_names_the_th
     params = SimpleNamespace(group="therapist", adjust="none", top=5)
     influence_step(input=inputs, output=output, params=params)
     assert output.pdf.stat().st_size > 0 and output.png.stat().st_size > 0
-    # the same numbers as leave_one_out on the frame read back from the folder
-    direct = leave_one_out(spec, data, adjust="none")
-    assert write_table(direct, tmp_path / "direct.csv").read_bytes() == output.csv.read_bytes()
+    # the same numbers as leave_one_out on the fit (the spec's contrasts: pairwise)
+    direct = write_table(planted_table, tmp_path / "direct.csv")
+    assert direct.read_bytes() == output.csv.read_bytes()
     table = inf.read_influence(output.csv)
     assert table["left_out"].str.fullmatch(r"T\d\d").all()  # the frame's pseudonymous codes
 
@@ -379,13 +389,13 @@ def test_influence_step_writes_the_table_and_figure_and_the_summary_names_the_th
 def test_summary_says_plainly_when_no_single_therapist_changes_a_result(tmp_path):
     from resistance_outcomes.summary import influence_section
 
-    data = _therapist_data(seed=3, n_therapists=20)
+    data = _therapist_data(seed=3)
     table = leave_one_out(_planted_spec(), data)
     assert influential_changes(table).empty
     lines = influence_section([{"name": "planted", "spec": {}, "table": table}])
     assert lines[0] == "## Influence of single therapists"
     assert " ".join(lines).count("No single therapist left out moves") == 1
-    assert "planted (20 refits)" in " ".join(lines)
+    assert "planted (12 refits)" in " ".join(lines)
     failed = table.assign(failed=table["left_out"] == "T02")
     assert "1 refit without one therapist failed" in " ".join(
         influence_section([{"name": "planted", "spec": {}, "table": failed}])
