@@ -24,6 +24,9 @@ computed the same way from the frameworks of the table (:func:`framework_style`)
   (:func:`diagnostic_residuals`) and normal quantile plots of the random effects.
 - :func:`plot_agreement`: inter-rater agreement per construct with 95% CIs against the
   Koo & Li (2016) bands (input: the reliability table).
+- :func:`plot_influence`: the therapists (or other groups) whose absence moves a model
+  most: DFBETAS of every estimate without each of them and the therapist SD (input:
+  :func:`resistance_outcomes.influence.leave_one_out`).
 - :func:`plot_not_assessed`, :func:`plot_not_fitted`: a small figure in place of one that
   has nothing to draw (a stage without data, a model not fitted), so that every declared
   figure exists.
@@ -1843,3 +1846,109 @@ def save_figure(
         _save_atomic(fig, Path(png_path), "png", dpi)
     finally:
         plt.close(fig)
+
+
+# --------------------------------------------------------------------------- influence
+
+
+def plot_influence(
+    table: pd.DataFrame,
+    top: int = 10,
+    width: float = DOUBLE_COLUMN,
+    model: str = "",
+    alpha: float = 0.05,
+) -> Figure:
+    """The most influential groups of a leave-one-out analysis (therapists in practice).
+
+    Left: for each of the ``top`` left-out groups with the largest ``|DFBETAS|``
+    (:func:`resistance_outcomes.influence.influence_overview`), the DFBETAS of every key
+    estimate without it (lme4's ``dfbetas``: the change over the refit's standard error),
+    coefficients as grey dots, the model's contrasts and simple slopes (its main results)
+    as black dots, the largest named; dashed lines at the size-adjusted cut-off
+    ``+-2/sqrt(n)`` for ``n`` groups (:func:`resistance_outcomes.influence.dfbetas_cutoff`),
+    dotted lines at ``+-1``. A contrast whose significance changes, or whose sign changes
+    while it is significant (:func:`resistance_outcomes.influence.influential_changes`), is
+    drawn in vermillion. Right: the grouping factor's SD without each group, the full
+    fit's as a line. A refit that failed is named in place of its dots.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`resistance_outcomes.influence.leave_one_out`.
+    top : int
+        Number of groups shown.
+    width : float
+    model : str
+        Named in the title.
+    alpha : float
+        Level of the significance of the contrasts.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from resistance_outcomes.influence import leave_one_out
+    >>> from resistance_outcomes.models import fit_mixed
+    >>> rng = np.random.default_rng(1)
+    >>> g = np.repeat(np.arange(6), 8)
+    >>> df = pd.DataFrame({"g": g.astype(str), "x": rng.normal(size=48)})
+    >>> df["y"] = 1 + df.x + rng.normal(size=6)[g] + rng.normal(size=48)
+    >>> fig = plot_influence(leave_one_out(fit_mixed("y ~ x + (1 | g)", df), df, "g"), top=3)
+    >>> [ax.get_xlabel() for ax in fig.axes]
+    ['DFBETAS (change / SE without the group)', 'g SD without it']
+    """
+    from .influence import _TESTED, dfbetas_cutoff, influence_overview, influential_changes
+
+    if table.empty:
+        return plot_not_assessed("Influence of single groups", "no leave-one-out refits")
+    overview = influence_overview(table, alpha)
+    group = str(overview["group"].iloc[0])
+    n_groups = len(overview)
+    shown = overview.head(int(top))
+    cutoff = dfbetas_cutoff(n_groups)
+    with plt.style.context(STYLE):
+        height = 1.0 + 0.22 * len(shown)
+        fig = _new_figure(width, height)
+        left, right = fig.subplots(1, 2, width_ratios=[3, 1.2], sharey=True)
+        labels = shown["left_out"].astype(str).tolist()
+        positions = np.arange(len(labels))[::-1]
+        for y, (_, over) in zip(positions, shown.iterrows(), strict=True):
+            rows = table[(table["left_out"].astype(str) == str(over["left_out"]))]
+            if over["failed"]:
+                left.text(0, y, "refit failed", va="center", ha="center", color=NOTE_INK)
+                continue
+            tested = rows[rows["kind"].isin(_TESTED)]
+            main = tested["main"].astype(bool)
+            moved = tested.index.isin(influential_changes(tested, alpha).index)
+            values = tested["dfbetas"].to_numpy(dtype=float)
+            left.plot(values[~main], np.full((~main).sum(), y), "o", ms=3, color="#aaaaaa")
+            left.plot(values[main & ~moved], np.full((main & ~moved).sum(), y), "o", ms=3.5,
+                      color=NEUTRAL)  # fmt: skip
+            left.plot(values[main & moved], np.full((main & moved).sum(), y), "o", ms=4.5,
+                      color=PALETTE[5])  # fmt: skip
+            if np.isfinite(values).any():
+                at = int(np.nanargmax(np.abs(values)))
+                left.annotate(
+                    str(tested["term"].iloc[at]), (values[at], y), xytext=(4, 3),
+                    textcoords="offset points", fontsize=6, color=NOTE_INK,
+                )  # fmt: skip
+            right.plot(over["group_sd"], y, "o", ms=3.5, color=NEUTRAL)
+        for x in (-cutoff, cutoff):
+            left.axvline(x, ls="--", lw=0.7, color=NOTE_INK)
+        for x in (-1, 1):
+            left.axvline(x, ls=":", lw=0.7, color=NOTE_INK)
+        left.axvline(0, lw=0.5, color="#cccccc")
+        left.set_yticks(positions, labels)
+        left.set_ylim(-0.7, len(labels) - 0.3)
+        left.set_xlabel("DFBETAS (change / SE without the group)")
+        left.set_ylabel(f"{group} left out")
+        full_sd = overview["group_sd_full"].iloc[0]
+        if np.isfinite(full_sd):
+            right.axvline(full_sd, lw=0.7, color=NOTE_INK)
+        right.set_xlabel(f"{group} SD without it")
+        title = f"{model}: " if model else ""
+        fig.suptitle(
+            f"{title}the {len(shown)} of {n_groups} levels of {group} with the largest |DFBETAS| "
+            f"(dashed: \u00b12/\u221a{n_groups} = \u00b1{cutoff:.2f}; dotted: \u00b11)",
+            fontsize=8,
+        )
+    return fig

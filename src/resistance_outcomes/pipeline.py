@@ -572,8 +572,9 @@ def summary_step(input, output, params, **_) -> None:
 
     ``input``: ``model_specs`` (models and variants), ``validation``
     (``results/validation/report.json``), ``gate`` (``results/reliability/gate.json``),
-    ``vocabulary`` and optionally ``recovery`` and ``power`` (the power analyses'
-    power.csv, when they are part of the run). ``params``: ``leading`` (config
+    ``vocabulary`` and optionally ``recovery``, ``power`` (the power analyses'
+    power.csv, when they are part of the run) and ``influence`` (the models'
+    influence.csv). ``params``: ``leading`` (config
     ``summary.models``, resolved), ``slopes`` (config ``summary.slopes``), ``min_cell`` and
     ``power`` (name -> analysis entry of every configured power analysis).
     """
@@ -591,6 +592,7 @@ def summary_step(input, output, params, **_) -> None:
         min_cell=params.min_cell,
         power=_power_analyses(input, params) if "power" in input.keys() else None,
         power_elsewhere=[] if "power" in input.keys() else list(getattr(params, "power", [])),
+        influence=summary_influence(input, analyses),
     )
     write_text(output.md, text)
 
@@ -775,3 +777,75 @@ def power_report_step(input, output, params, **_) -> None:
     write_text(output.sentences, "\n\n".join(sentences) + "\n")
     for sentence in sentences:
         log.info(sentence)
+
+
+# --------------------------------------------------------------------------- influence
+
+
+def _no_influence(output, name: str, reason: str) -> None:
+    from .influence import INFLUENCE_COLUMNS
+
+    log.info("%s: no leave-one-out refits (%s)", name, reason)
+    write_table(pd.DataFrame(columns=INFLUENCE_COLUMNS), output.csv)
+    what = f"{name}: influence of single groups"
+    figures.save_figure(figures.plot_not_assessed(what, reason), output.pdf, output.png)
+
+
+def influence_step(input, output, params, **_) -> None:
+    """``results/models/<name>/influence.csv`` and its figure: the model refitted from its
+    folder (``spec.json``, ``model_frame.csv``) once without each level of the grouping
+    column (:func:`resistance_outcomes.influence.leave_one_out`), with the contrasts of its
+    ``contrasts.csv``.
+
+    ``input``: the model folder's ``spec``, ``frame``, ``fit``, ``coefficients``,
+    ``variance_components``, ``contrasts``. ``params``: ``group`` (config
+    ``influence.group``), ``adjust`` (config ``contrasts.adjust``), ``top`` (groups in the
+    figure). ``output``: ``csv``, ``pdf``, ``png``. A model that was not fitted, is
+    population-averaged or has no such column gets a header-only table and a "not
+    assessed" figure, with the reason in the log.
+    """
+    from . import influence
+    from .models import ModelSpecError
+
+    model = results.read_model_folder(input.spec)
+    name, fit = model["name"], model["fit"]
+    if fit.get("fitted") is False:
+        return _no_influence(output, name, f"the model was not fitted: {fit.get('reason', '')}")
+    spec = analysis.ModelSpec.from_dict(model["spec"])
+    if spec.method != "mixed":
+        return _no_influence(output, name, f"a population-averaged ({spec.method}) fit")
+    frame = analysis.read_model_frame(input.frame, model["spec"])
+    if params.group not in frame.columns:
+        return _no_influence(output, name, f"its model frame has no column {params.group!r}")
+    began = time.monotonic()
+    try:
+        table = influence.leave_one_out(spec, frame, params.group, adjust=params.adjust)
+    except ModelSpecError as err:
+        raise analysis.ModelEntryError(
+            f"model '{name}': leaving out one {params.group}: {err}"
+        ) from None
+    write_table(table, output.csv)
+    overview = influence.influence_overview(table)
+    changes = influence.influential_changes(table)
+    log.info(
+        "%s: %d refits without one %s in %s (%d failed); largest |DFBETAS| %.2f (%s without "
+        "%s); %d main result(s) changed",
+        name, len(overview), params.group, _duration(time.monotonic() - began),
+        int(overview["failed"].sum()), overview["max_abs_dfbetas"].iloc[0],
+        overview["term_of_max"].iloc[0], overview["left_out"].iloc[0], len(changes),
+    )  # fmt: skip
+    fig = figures.plot_influence(table, top=int(getattr(params, "top", 10)), model=name)
+    figures.save_figure(fig, output.pdf, output.png)
+
+
+def summary_influence(input, analyses) -> list[dict]:
+    """The influence tables of the summary's input ``influence`` (one per model), with the
+    name and spec of their model folder."""
+    from .influence import read_influence
+
+    specs = {a["name"]: a["spec"] for a in analyses}
+    out = []
+    for path in input.influence if "influence" in input.keys() else []:
+        name = Path(path).parent.name
+        out.append({"name": name, "spec": specs.get(name, {}), "table": read_influence(path)})
+    return out

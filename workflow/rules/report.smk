@@ -66,6 +66,7 @@ rule publication_tables:
 rule summary:
     input:
         unpack(summary_power_inputs),
+        unpack(summary_influence_inputs),
         **(
             {"recovery": "results/recovery/summary.json"}
             if "recovery" in config
