@@ -10,7 +10,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -39,7 +38,6 @@ MODEL_FILES = [
     "residuals.csv",
     "random_effects.csv",
 ]
-ELAPSED = {}
 
 pytestmark = pytest.mark.slow
 
@@ -64,9 +62,7 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     work = copy_project(tmp_path_factory.mktemp("workflow"))
-    start = time.monotonic()
     run = snakemake(work)
-    ELAPSED["run"] = time.monotonic() - start
     assert run.returncode == 0, run.stderr[-3000:]
     return work
 
@@ -157,10 +153,6 @@ def test_snakefmt_style():
 def model_folders(work: Path) -> list[Path]:
     models = [work / "results" / "models" / name for name in CONFIG["models"]]
     return models + [work / "results" / "sensitivity" / name for name in variant_entries(CONFIG)]
-
-
-def test_the_run_takes_under_three_minutes(finished_run):
-    assert ELAPSED["run"] < 180, ELAPSED
 
 
 def test_every_model_variant_and_table_is_made(finished_run):
