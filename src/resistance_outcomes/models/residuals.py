@@ -35,8 +35,11 @@ from .formula import ModelSpecError
 
 __all__ = [
     "TEST_COLUMNS",
+    "TEST_NAMES",
     "SimulatedResiduals",
+    "diagnostics_record",
     "dispersion_test",
+    "not_assessed_record",
     "outlier_test",
     "residual_tests",
     "scaled_residuals",
@@ -187,9 +190,7 @@ def simulated_residuals(
     3        outliers    0.674
     """
     if isinstance(nsim, bool) or not isinstance(nsim, int | np.integer) or nsim < 2:
-        raise ModelSpecError(
-            f"nsim must be a whole number of at least 2 simulations, got {nsim!r}"
-        )
+        raise ModelSpecError(f"nsim must be a whole number of at least 2 simulations, got {nsim!r}")
     if not hasattr(result, "simulate") or not hasattr(result, "design"):
         raise ModelSpecError(
             "simulated residuals need a fitted mixed model (MixedResult); a population-"
@@ -352,3 +353,66 @@ def residual_tests(res: SimulatedResiduals) -> pd.DataFrame:
     """
     tests = (uniformity_test, dispersion_test, zero_inflation_test, outlier_test)
     return pd.concat([test(res) for test in tests], ignore_index=True)
+
+
+# --------------------------------------------------------------------------- records
+
+#: Names of the tests in sentences (summary, figure).
+TEST_NAMES = {
+    "uniformity": "uniformity (KS) test",
+    "dispersion": "dispersion test",
+    "zero_inflation": "zero-inflation test",
+    "outliers": "outlier test",
+}
+
+
+def diagnostics_record(res: SimulatedResiduals, alpha: float = 0.05) -> dict:
+    """The tests of simulated residuals as a JSON-ready mapping (``diagnostics.json``).
+
+    Parameters
+    ----------
+    res : SimulatedResiduals
+    alpha : float, default 0.05
+        A test with ``p < alpha`` is ``flagged``.
+
+    Returns
+    -------
+    dict
+        ``assessed`` (True), ``method``, ``nsim``, ``seed``, ``conditional``, ``alpha``,
+        ``tests`` (one mapping per test: test, statistic, p_value, what, flagged) and
+        ``flagged`` (the names of the flagged tests).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> table = pd.DataFrame({"row": [1, 2], "observed": [0.0, 1.0], "fitted": [.5, .5],
+    ...                       "residual": [0.2, 0.9]})
+    >>> sims = np.array([[0.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
+    >>> record = diagnostics_record(SimulatedResiduals(table, sims, 3, 1, False, "binomial"))
+    >>> [t["test"] for t in record["tests"]], record["flagged"]
+    (['uniformity', 'dispersion', 'zero_inflation', 'outliers'], [])
+    """
+    tests = residual_tests(res)
+    rows = []
+    for row in tests.to_dict(orient="records"):
+        p = row["p_value"]
+        rows.append({**row, "flagged": bool(np.isfinite(p) and p < alpha)})
+    return {
+        "assessed": True,
+        "method": "simulated scaled (quantile) residuals, DHARMa's method",
+        "nsim": res.nsim,
+        "seed": res.seed,
+        "conditional": res.conditional,
+        "random_effects": "conditional modes kept"
+        if res.conditional
+        else "drawn anew in each simulation",
+        "alpha": alpha,
+        "tests": rows,
+        "flagged": [row["test"] for row in rows if row["flagged"]],
+    }
+
+
+def not_assessed_record(reason: str) -> dict:
+    """``diagnostics.json`` of a model without simulated residuals (not fitted, or a
+    population-averaged fit), with the reason."""
+    return {"assessed": False, "reason": reason, "tests": [], "flagged": []}

@@ -257,9 +257,7 @@ class MixedResult:
             columns[f"sim_{k + 1}"] = family.draw(rng, mu, design.prior_weights, self.sigma)
         return pd.DataFrame(columns, index=design.frame.index)
 
-    def simulated_residuals(
-        self, nsim: int = 250, *, seed: int | None, conditional: bool = False
-    ):
+    def simulated_residuals(self, nsim: int = 250, *, seed: int | None, conditional: bool = False):
         """Simulation-based scaled quantile residuals (the DHARMa method).
 
         See :func:`resistance_outcomes.models.residuals.simulated_residuals`; the result's
