@@ -255,14 +255,39 @@ def _check_level(p: np.ndarray, alpha: float = 0.05) -> None:
     assert np.median(p) > 0.25  # not piled up near 0
 
 
+def _exact_level_pvalues(kind: str, replicates: int, nsim: int = 100) -> np.ndarray:
+    """KS p values of the fitted model's own residuals for data drawn from it given its
+    conditional modes (no refit): each residual is then exactly U(0, 1) and independent of
+    the others, so the KS test must reject at its nominal rate."""
+    pilot = _pilot_fit(kind)
+    data = pilot.simulate(replicates, seed=98, use_re=True).to_numpy()
+    pw = pilot.design.prior_weights
+    p = np.empty(replicates)
+    for i in range(replicates):
+        y = data[:, i] / pw if pilot.family == "binomial" else data[:, i]
+        model = replace(pilot, design=replace(pilot.design, y=y))
+        res = model.simulated_residuals(nsim, seed=i, conditional=True)
+        p[i] = uniformity_test(res).loc[0, "p_value"]
+    return p
+
+
+def _check_exact_level(p: np.ndarray, alpha: float = 0.05) -> None:
+    rate = float(np.mean(p < alpha))
+    se = np.sqrt(alpha * (1 - alpha) / p.size)
+    print(f"KS rejection rate {rate:.3f} of {p.size} (MC SE {se:.3f})")
+    assert abs(rate - alpha) <= 3 * se, f"KS rejection rate {rate:.3f} (MC SE {se:.3f})"
+
+
 @pytest.mark.parametrize("kind", list(FAMILIES))
 def test_residuals_of_data_from_the_fitted_model_are_uniform(kind):
-    _check_level(_replicate_pvalues(kind, replicates=40))
+    _check_exact_level(_exact_level_pvalues(kind, replicates=150))
+    _check_level(_replicate_pvalues(kind, replicates=25))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", list(FAMILIES))
 def test_residuals_of_data_from_the_fitted_model_are_uniform_many(kind):
+    _check_exact_level(_exact_level_pvalues(kind, replicates=2000))
     _check_level(_replicate_pvalues(kind, replicates=400))
 
 
@@ -320,3 +345,184 @@ def test_misfit_rejection_rates_many():
     assert 0.2 <= rates["negative_binomial", False]["dispersion"] <= 0.7
     assert rates["zero_inflated", False]["zero_inflation"] >= 0.95
     assert rates["zero_inflated", True]["zero_inflation"] >= 0.95
+
+
+# --------------------------------------------------------------------------- the model step
+
+FRAMEWORKS = ["psychoanalytic", "behavioral", "cognitive"]
+RATE_FORMULA = "ruptures ~ framework * session_c + offset(log(minutes)) + (1 | therapist/client)"
+
+
+def _session_tables(size: float | None, seed: int = 3):
+    """Sessions of 12 therapists x 5 clients x 8 sessions; ruptures Poisson (size None) or
+    negative binomial with that size; the canonical and derived tables holding them."""
+    from resistance_outcomes import derive
+    from resistance_outcomes.analysis import AnalysisTables
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for t in range(12):
+        for c in range(5):
+            u = rng.normal(0, 0.3)
+            for s in range(1, 9):
+                minutes = float(rng.integers(40, 60))
+                mu = np.exp(-3 + 0.2 * (t % 3) - 0.03 * (s - 4.5) + u + np.log(minutes))
+                y = (
+                    rng.poisson(mu)
+                    if size is None
+                    else rng.negative_binomial(size, size / (size + mu))
+                )
+                rows.append(
+                    {
+                        "therapist": f"T{t}",
+                        "client": f"T{t}C{c}",
+                        "framework": FRAMEWORKS[t % 3],
+                        "session": s,
+                        "minutes": minutes,
+                        "ruptures": y,
+                    }  # fmt: skip
+                )
+    frame = pd.DataFrame(rows)
+    clients = (
+        frame[["therapist", "client", "framework"]]
+        .drop_duplicates("client")
+        .assign(study="s", planned_sessions=8, end_status="completed")
+        .reset_index(drop=True)
+    )
+    sessions = frame[["client", "session", "minutes", "ruptures"]].assign(
+        study="s", attended=True, repaired=0
+    )
+    return AnalysisTables(clients, sessions, derive.session_table(sessions, clients), clients, {})
+
+
+MODEL_FILES = {
+    "spec": "spec.json",
+    "frame": "model_frame.csv",
+    "coefficients": "coefficients.csv",
+    "variance_components": "variance_components.csv",
+    "fit": "fit.json",
+    "contrasts": "contrasts.csv",
+    "predictions": "predictions.csv",
+    "residuals": "residuals.csv",
+    "random_effects": "random_effects.csv",
+    "simulated_residuals": "simulated_residuals.csv",
+    "diagnostics": "diagnostics.json",
+}
+
+
+@pytest.fixture(scope="module")
+def model_folders(tmp_path_factory):
+    """A Poisson rupture model fitted to Poisson and to overdispersed (NB, size 0.8) data,
+    written by the model step with its diagnostics, and a GEE fit."""
+    from resistance_outcomes.analysis import parse_model_spec, run_model
+
+    root = tmp_path_factory.mktemp("models")
+    settings = {"nsim": 250, "seed": 20261126, "conditional": False}
+    folders = {}
+    for name, size, method in [
+        ("rupture_frequency", 0.8, "mixed"),
+        ("rupture_poisson", None, "mixed"),
+        ("rupture_gee", None, "gee"),
+    ]:
+        entry = {"data": "sessions", "family": "poisson", "formula": RATE_FORMULA,
+                 "method": method}  # fmt: skip
+        outputs = run_model(
+            parse_model_spec(name, entry), _session_tables(size), diagnostics=settings
+        )
+        folder = root / name
+        outputs.write({key: folder / file for key, file in MODEL_FILES.items()})
+        folders[name] = (folder, outputs)
+    return folders
+
+
+def test_model_step_writes_simulated_residuals_and_diagnostics(model_folders):
+    import json
+
+    folder, outputs = model_folders["rupture_frequency"]
+    table = pd.read_csv(folder / "simulated_residuals.csv")
+    assert list(table.columns) == ["row", "fitted", "residual"]  # no identifiers
+    assert len(table) == len(outputs.frame) == 480
+    assert table["residual"].between(0, 1).all()
+    assert sorted(table["row"]) == list(range(1, 481))
+    record = json.loads((folder / "diagnostics.json").read_text())
+    assert record["assessed"] and record["nsim"] == 250 and record["seed"] == 20261126
+    tests = {t["test"]: t for t in record["tests"]}
+    assert set(tests) == {"uniformity", "dispersion", "zero_inflation", "outliers"}
+    for t in tests.values():
+        assert t["flagged"] == (t["p_value"] < 0.05) and t["what"]
+    assert tests["uniformity"]["flagged"]  # NB(size 0.8) data under a Poisson model
+    assert record["flagged"] == [t for t in tests if tests[t]["flagged"]]
+    # the same seed gives the same file
+    again = pd.read_csv(folder / "simulated_residuals.csv")
+    pd.testing.assert_frame_equal(table, again)
+    # the fitted values are the population-level means of the model
+    from resistance_outcomes.analysis import fit_model, parse_model_spec
+
+    fit = fit_model(parse_model_spec("m", {"data": "sessions", "family": "poisson",
+                                           "formula": RATE_FORMULA}), outputs.frame)  # fmt: skip
+    np.testing.assert_allclose(
+        table["fitted"].to_numpy(), fit.predict(level="population")["estimate"], rtol=1e-6
+    )
+
+
+def test_gee_model_writes_diagnostics_not_assessed(model_folders):
+    import json
+
+    folder, _ = model_folders["rupture_gee"]
+    record = json.loads((folder / "diagnostics.json").read_text())
+    assert record["assessed"] is False and "population-averaged" in record["reason"]
+    assert (folder / "simulated_residuals.csv").read_text().strip() == "row,fitted,residual"
+
+
+def test_summary_lists_models_failing_a_residual_test(model_folders):
+    from resistance_outcomes import summary
+    from resistance_outcomes.results import read_model_folder
+
+    analyses = [read_model_folder(folder) for folder, _ in model_folders.values()]
+    text = "\n".join(summary._flag_section(analyses))
+    assert "Models whose simulated residuals (250 simulations per observation) fail" in text
+    print(text)
+    checks = text.split("Models whose simulated residuals")[1]
+    line = next(x for x in checks.splitlines() if x.startswith("- Rupture frequency:"))
+    assert "uniformity (KS) test *p* < .001" in line and line.endswith("(simulated residuals)")
+    assert "- Rupture poisson:" not in checks  # Poisson data: no test at p < .05
+
+
+def test_diagnostics_figure_draws_the_simulated_residuals(model_folders, tmp_path):
+    from snakemake.iocontainers import Namedlist
+
+    from resistance_outcomes.pipeline import figure_diagnostics_step
+
+    folder, _ = model_folders["rupture_frequency"]
+    inputs = {key: str(folder / MODEL_FILES[key]) for key in
+              ("spec", "fit", "residuals", "random_effects", "simulated_residuals",
+               "diagnostics")}  # fmt: skip
+    output = {"pdf": tmp_path / "d.pdf", "png": tmp_path / "d.png"}
+    figure_diagnostics_step(input=Namedlist(fromdict=inputs), output=Namedlist(fromdict=output))
+    assert (tmp_path / "d.png").stat().st_size > 10_000
+
+    from resistance_outcomes import figures
+
+    table = pd.read_csv(folder / "simulated_residuals.csv")
+    import json
+
+    tests = json.loads((folder / "diagnostics.json").read_text())["tests"]
+    modes = pd.read_csv(folder / "random_effects.csv")
+    fig = figures.plot_model_diagnostics(
+        pd.read_csv(folder / "residuals.csv"), random_effects=modes, family="poisson",
+        simulated=table, tests=tests,
+    )  # fmt: skip
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:2] == ["Quantiles of simulated residuals", "Residual quantiles in 10 bins"]
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts[0].startswith("KS test: D = ") and texts[1].startswith("Dispersion: ratio ")
+    assert texts[2].startswith("Outliers: ")
+    # the QQ points are the sorted residuals at the uniform plotting positions
+    xy = fig.axes[0].get_lines()[0].get_xydata()
+    np.testing.assert_allclose(xy[:, 1], np.sort(table["residual"]))
+    # the median line: the median residual within each tenth of ranked predictions
+    median = fig.axes[1].get_lines()[4].get_xydata()[:, 1]  # points, then (dashed, line) per q
+    ranks = (st.rankdata(table["fitted"]) - 0.5) / len(table)
+    bins = np.minimum((ranks * 10).astype(int), 9)
+    expected = pd.Series(table["residual"].to_numpy()).groupby(bins).median().to_numpy()
+    np.testing.assert_allclose(median, expected)
