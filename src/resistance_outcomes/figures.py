@@ -1741,6 +1741,15 @@ def _test_lines(tests) -> list[tuple[str, bool]]:
     return lines
 
 
+#: Most points drawn in a simulated-residual panel (evenly spaced rows; lines use all).
+_MAX_POINTS = 3000
+
+
+def _thinned(n: int) -> np.ndarray:
+    """Positions of at most ``_MAX_POINTS`` rows, evenly spaced over ``n``."""
+    return np.unique(np.linspace(0, n - 1, min(n, _MAX_POINTS)).round().astype(int))
+
+
 def _draw_simulated_qq(ax, residual: np.ndarray, tests) -> None:
     """Sorted scaled residuals against uniform quantiles, the diagonal, and the tests."""
     y = np.sort(residual)
@@ -1763,12 +1772,13 @@ def _rank_transform(values: np.ndarray) -> np.ndarray:
 
 
 def _draw_residuals_vs_predicted(ax, fitted: np.ndarray, residual: np.ndarray, bins: int) -> None:
-    """Scaled residuals against the rank of the predicted values, with the 0.25, 0.5 and
-    0.75 quantiles of the residuals within bins of equal size (dashed: where they should
-    lie)."""
+    """Scaled residuals against the rank of the predicted values (at most 3,000 points,
+    evenly spaced over the rows), with the 0.25, 0.5 and 0.75 quantiles of all residuals
+    within bins of equal size (dashed: where they should lie)."""
     x = _rank_transform(fitted)
-    ax.plot(x, residual, linestyle="none", marker="o", markersize=1.5, color=NEUTRAL,
-            alpha=0.3, rasterized=True)  # fmt: skip
+    shown = _thinned(x.size)
+    ax.plot(x[shown], residual[shown], linestyle="none", marker="o", markersize=1.5,
+            color=NEUTRAL, alpha=0.3, rasterized=True)  # fmt: skip
     n_bins = max(1, min(bins, x.size // 20))
     bin_of = np.minimum((x * n_bins).astype(int), n_bins - 1)
     frame = pd.DataFrame({"x": x, "r": residual, "bin": bin_of}).groupby("bin")
@@ -1908,8 +1918,9 @@ def plot_model_diagnostics(
 
 
 def _draw_random_effect_panels(sub, terms, family, per_row: int = 2) -> None:
-    """Normal quantile plots of the random-effect terms, ``per_row`` to a row."""
-    ncols = min(len(terms), per_row)
+    """Normal quantile plots of the random-effect terms, ``per_row`` to a row (a single
+    term takes half the width)."""
+    ncols = max(min(len(terms), per_row), 2)
     nrows = -(-len(terms) // per_row)
     grid = sub.subplots(nrows, ncols, squeeze=False)
     for k, (axq, (title, values)) in enumerate(zip(grid.flat, terms, strict=False)):
