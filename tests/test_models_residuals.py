@@ -10,6 +10,7 @@ and to zero-inflated data.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -32,6 +33,12 @@ from resistance_outcomes.models.residuals import (
 )
 
 GOLDEN = 0.6180339887
+#: The long simulation studies (several CPU minutes) run only when this is set; their
+#: measured rates are stated beside them, and smaller versions always run.
+LONG = pytest.mark.skipif(
+    not os.environ.get("RESISTANCE_OUTCOMES_LONG_TESTS"),
+    reason="long simulation study: set RESISTANCE_OUTCOMES_LONG_TESTS=1 to run it",
+)
 
 
 def _fixed_residuals(n: int) -> np.ndarray:
@@ -285,6 +292,7 @@ def test_residuals_of_data_from_the_fitted_model_are_uniform(kind):
 
 
 @pytest.mark.slow
+@LONG
 @pytest.mark.parametrize("kind", list(FAMILIES))
 def test_residuals_of_data_from_the_fitted_model_are_uniform_many(kind):
     _check_exact_level(_exact_level_pvalues(kind, replicates=2000))
@@ -312,11 +320,16 @@ def _misfit_rates(truth: str, replicates: int, conditional: bool, nsim: int = 25
     return {name: count / replicates for name, count in rejected.items()}
 
 
-# Rates measured with 200 replicates (test_misfit_rejection_rates_many; MC SE <= 0.035):
-# see MISFIT_RATES. Simulating with new random effects (the default) the fitted therapist
-# variance absorbs part of the overdispersion, so the dispersion test is much weaker than
-# with the conditional modes kept (DHARMa's documentation says the same); the KS and
-# zero-inflation tests still reject.
+# Rejection rates at .05 measured with 200 replicates (test_misfit_rejection_rates_many;
+# MC SE at most 0.035), Poisson GLMM fitted to
+#   NB data, new random effects:    dispersion .475, zero inflation .93, KS .975, outliers .635
+#   NB data, conditional modes:     dispersion 1.00, zero inflation 1.00, KS 1.00, outliers 1.00
+#   zero-inflated, new effects:     dispersion .25,  zero inflation 1.00, KS .995, outliers .385
+#   zero-inflated, conditional:     dispersion .98,  zero inflation 1.00, KS .97,  outliers .905
+# With new random effects (the default) the fitted therapist variance absorbs part of the
+# overdispersion, so the dispersion test is much weaker than with the conditional modes
+# kept (DHARMa's testDispersion help says the same; its default became conditional in
+# 0.5.0); the KS and zero-inflation tests still reject.
 
 
 def test_dispersion_test_rejects_poisson_fitted_to_negative_binomial_data():
@@ -334,6 +347,7 @@ def test_zero_inflation_test_rejects_poisson_fitted_to_zero_inflated_data():
 
 
 @pytest.mark.slow
+@LONG
 def test_misfit_rejection_rates_many():
     rates = {
         (truth, conditional): _misfit_rates(truth, replicates=200, conditional=conditional)
