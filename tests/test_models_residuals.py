@@ -285,6 +285,12 @@ def _check_exact_level(p: np.ndarray, alpha: float = 0.05) -> None:
     assert abs(rate - alpha) <= 3 * se, f"KS rejection rate {rate:.3f} (MC SE {se:.3f})"
 
 
+# Measured (test_residuals_of_data_from_the_fitted_model_are_uniform_many): KS rejection
+# rate at .05 with 2,000 replicates (MC SE 0.005), no refit / given the modes: Poisson
+# .0445, NB .0415, binomial 0/1 .0485, cbind .0545; with 400 refits (MC SE 0.011):
+# .005, .000, .000, .000 (the test is conservative once the parameters are estimated).
+
+
 @pytest.mark.parametrize("kind", list(FAMILIES))
 def test_residuals_of_data_from_the_fitted_model_are_uniform(kind):
     _check_exact_level(_exact_level_pvalues(kind, replicates=150))
