@@ -338,7 +338,8 @@ def figure_retention_step(input, output, params, **_) -> None:
 
 
 def figure_diagnostics_step(input, output, **_) -> None:
-    """Figure: one model's diagnostics (residuals against fitted, random-effect quantiles)."""
+    """Figure: one model's diagnostics (simulated residuals with their tests, or Pearson
+    residuals against fitted for gaussian models; random-effect quantiles)."""
     summary = json.loads(Path(input.fit).read_text(encoding="utf-8"))
     if not summary.get("fitted", True):
         fig = figures.plot_not_fitted(summary["model"], summary.get("reason", ""))
@@ -348,10 +349,27 @@ def figure_diagnostics_step(input, output, **_) -> None:
     modes = _model_table(input, "random_effects", "spec", "random_effects.csv")
     if modes.empty:
         log.info("%s: no random effects (population-averaged fit)", summary["model"])
+    simulated, tests = _simulated_diagnostics(input)
     fig = figures.plot_model_diagnostics(
-        residuals, random_effects=modes, family=summary.get("family", "gaussian")
+        residuals,
+        random_effects=modes,
+        family=summary.get("family", "gaussian"),
+        simulated=simulated,
+        tests=tests,
     )
     figures.save_figure(fig, output.pdf, output.png)
+
+
+def _simulated_diagnostics(input) -> tuple[pd.DataFrame | None, list | None]:
+    """The simulated residuals and their tests a model step wrote (inputs
+    ``simulated_residuals`` and ``diagnostics``), or (None, None) without them."""
+    if "diagnostics" not in input.keys() or "simulated_residuals" not in input.keys():
+        return None, None
+    record = json.loads(Path(input.diagnostics).read_text(encoding="utf-8"))
+    if not record.get("assessed"):
+        log.info("simulated residuals: not assessed (%s)", record.get("reason", ""))
+        return None, None
+    return pd.read_csv(input.simulated_residuals), record.get("tests", [])
 
 
 def figure_resistance_profile_step(input, output, **_) -> None:
@@ -417,11 +435,24 @@ def model_step(input, output, params, **_) -> None:
     """Fit one configured model or sensitivity variant; write its six outputs.
 
     ``params``: ``name``, ``entry`` (the model entry, or the expanded variant entry),
-    ``dropout`` (the dropout section of the configuration) and ``adjust``.
+    ``dropout`` (the dropout section of the configuration) and ``adjust``; optionally
+    ``diagnostics`` (``nsim``, ``seed``, ``conditional``): then the simulated residuals and
+    their tests are written too (outputs ``simulated_residuals`` and ``diagnostics``).
     """
     spec = analysis.parse_model_spec(params.name, params.entry, params.dropout)
-    outputs = analysis.run_model(spec, _analysis_tables(input, params), adjust=params.adjust)
+    diagnostics = getattr(params, "diagnostics", None)
+    outputs = analysis.run_model(
+        spec, _analysis_tables(input, params), adjust=params.adjust, diagnostics=diagnostics
+    )
     outputs.write(output)
+    if diagnostics is not None:
+        flagged = outputs.diagnostics.get("flagged") or []
+        log.info(
+            "simulated residuals: %s",
+            ", ".join(flagged) + " test(s) p < .05"
+            if flagged
+            else outputs.diagnostics.get("reason", "no test flagged"),
+        )
     fit = outputs.fit
     log.info("%s: %s", spec.name, "; ".join(fit["flags"]) or "fitted without flags")
     log.info("rows used: %s; left out: %s", fit.get("nobs", 0), fit["rows_excluded"])

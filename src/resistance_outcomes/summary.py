@@ -458,7 +458,45 @@ def _one_row_per_distinct_slope(rows: list[dict]) -> list[dict]:
 # --------------------------------------------------------------------------- other sections
 
 
+def _residual_check_lines(analyses: Sequence[Mapping]) -> list[str]:
+    """The simulated-residual tests that failed, one line per model (models whose
+    folder has ``diagnostics.json``)."""
+    from .models.residuals import TEST_NAMES
+
+    checked = [a for a in analyses if (a.get("diagnostics") or {}).get("assessed")]
+    if not checked:
+        return []
+    failed = []
+    for a in checked:
+        tests = [t for t in a["diagnostics"].get("tests", []) if t.get("flagged")]
+        if tests:
+            parts = ", ".join(
+                f"{TEST_NAMES.get(t['test'], t['test'])} {_p_phrase(t['p_value'])}" for t in tests
+            )
+            failed.append(f"- {model_title(a['name'])}: {parts} (simulated residuals)")
+    nsim = checked[0]["diagnostics"].get("nsim")
+    how = f"{nsim} simulations per observation" if nsim else "simulations"
+    if not failed:
+        every = "the one model checked" if len(checked) == 1 else f"all {len(checked)} models"
+        return [
+            f"Simulated residuals ({how}): no uniformity, dispersion, zero-inflation or "
+            f"outlier test at p < .05 in {every}.",
+            "",
+        ]
+    return [
+        f"Models whose simulated residuals ({how}) fail a test at p < .05 (check the "
+        "family, the random part or missing predictors; see their diagnostics figures):",
+        "",
+        *failed,
+        "",
+    ]
+
+
 def _flag_section(analyses: Sequence[Mapping]) -> list[str]:
+    return _convergence_lines(analyses) + _residual_check_lines(analyses)
+
+
+def _convergence_lines(analyses: Sequence[Mapping]) -> list[str]:
     lines = ["## Model checks", ""]
     if not analyses:
         return lines + ["No model was part of this run.", ""]

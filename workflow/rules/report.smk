@@ -77,6 +77,8 @@ rule summary:
         vocabulary="results/data/vocabulary.json",
         model_specs=[f"results/models/{m}/spec.json" for m in MODELS]
         + [f"results/sensitivity/{v}/spec.json" for v in VARIANTS],
+        # read beside each model's spec.json (results.read_model_folder)
+        diagnostics=[f"results/models/{m}/diagnostics.json" for m in MODELS],
     output:
         md=report(
             "results/summary.md",
