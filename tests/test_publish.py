@@ -698,3 +698,58 @@ def test_lab_tables_in_markdown_print_no_raw_names(tmp_path):
         formula = LAB_SPEC["formula"].replace("_", "\\_").replace("|", "\\|")
         text = paths[2].read_text(encoding="utf-8").replace(formula, "")
         assert "_" not in text, (name, text)
+
+
+def test_model_table_shows_the_profile_intervals_of_the_random_effects_and_optionally_fixed():
+    coefs = pd.DataFrame(
+        {
+            "term": ["(Intercept)", "frameworkcognitive"],
+            "estimate": [-2.0, 0.5],
+            "std_error": [0.4, 0.3],
+            "p_value": [1e-6, 0.0955],
+            "ci_low": [-2.78, -0.09],
+            "ci_high": [-1.22, 1.09],
+        }
+    )
+    vc = pd.DataFrame(
+        {
+            "group": ["therapist"],
+            "term1": ["(Intercept)"],
+            "term2": [""],
+            "variance": [0.49],
+            "sd": [0.7],
+            "corr": [math.nan],
+        }  # fmt: skip
+    )
+    intervals = pd.DataFrame(
+        {
+            "parameter": [".sig01", "(Intercept)", "frameworkcognitive", "ICC (therapist)"],
+            "group": ["therapist", "", "", "therapist"],
+            "term": ["sd (Intercept)", "(Intercept)", "frameworkcognitive", "ICC"],
+            "estimate": [0.7, -2.0, 0.5, 0.13],
+            "ci_low": [0.0, -2.9, -0.12, 0.0],
+            "ci_high": [1.31, -1.25, 1.15, 0.34],
+            "method": "profile",
+        }
+    )
+    spec = {"name": "m", "family": "binomial", "formula": "y ~ framework + (1 | therapist)",
+            "factor_levels": {"framework": ["psychoanalytic", "cognitive"]}}  # fmt: skip
+    fit = {"nobs": 120, "method": "Laplace", "icc": 0.13}
+    table = publish.model_table(spec, coefs, vc, fit, 2, intervals=intervals)
+    rows = table.rows
+    sd = rows[rows[0] == "Therapist: SD of intercept"].iloc[0].tolist()
+    assert sd[1:4] == ["0.70", "", "[0.00, 1.31]"]
+    icc = rows[rows[0] == "ICC (adjusted)"].iloc[0].tolist()
+    assert icc[1:4] == [".13", "", "[.00, .34]"]
+    assert rows.iloc[1].tolist()[3] == "[−0.09, 1.09]"  # fixed effects: Wald by default
+    assert "CI = Wald confidence interval" in table.note
+    assert "random-effect SDs, correlations and the ICC are profile-likelihood" in table.note
+    profiled = publish.model_table(
+        spec, coefs, vc, fit, 2, intervals=intervals, fixed_intervals="profile"
+    )
+    assert profiled.rows.iloc[1].tolist()[3] == "[−0.12, 1.15]"
+    assert profiled.rows.iloc[1].tolist()[5] == "[0.89, 3.16]"  # exp of the profile limits
+    assert "CI = profile-likelihood confidence interval" in profiled.note
+    # without intervals.csv the table is as before
+    plain = publish.model_table(spec, coefs, vc, fit, 2)
+    assert plain.rows[plain.rows[0] == "Therapist: SD of intercept"].iloc[0].tolist()[3] == ""

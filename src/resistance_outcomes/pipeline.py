@@ -602,6 +602,7 @@ def publication_tables_step(input, output, params, **_) -> None:
         main_models=params.main_models,
         min_cell=params.min_cell,
         vocab=_run_vocabulary(input),
+        fixed_intervals=getattr(params, "intervals", "wald"),
     )
     folder = Path(output.docx).parent
     for name, (table, raw) in tables.items():

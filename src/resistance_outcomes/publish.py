@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from .codebook import humanise
+from .config import ConfigError
 from .describe import format_table1
 from .labels import (
     group_label,
@@ -328,6 +329,12 @@ def _random_rows(
         group, term1, term2 = (_text(x) for x in (row.group, row.term1, row.term2))
         label, statistic = _component_label(group, term1, term2, levels, vocab)
         value = row.corr if statistic == "r" else row.sd
+        if group == "Residual":
+            key = (group, "sd")
+        elif statistic == "r":
+            key = (group, f"cor {term1}, {term2}")
+        else:
+            key = (group, f"sd {term1}")
         rows.append(
             {
                 "section": "random",
@@ -335,6 +342,7 @@ def _random_rows(
                 "label": label,
                 "statistic": statistic,
                 "estimate": value,
+                "key": key,
             }
         )
     if fit.get("icc") is not None:
@@ -345,9 +353,37 @@ def _random_rows(
                 "label": "ICC (adjusted)",
                 "statistic": "ICC",
                 "estimate": float(fit["icc"]),
+                "key": "icc",
             }
         )
     return rows
+
+
+#: Interval methods a table can show for its fixed effects (config ``tables.intervals``).
+INTERVAL_METHODS = ("wald", "profile")
+
+
+def _interval_limits(intervals: pd.DataFrame | None, what: str) -> dict:
+    """(group, term) of a variance parameter, a fixed-effect term, or "icc" (the single
+    ICC row of a model with one random term) -> (low, high) from intervals.csv."""
+    if intervals is None or intervals.empty:
+        return {}
+    _require(intervals, ("parameter", "group", "term", "ci_low", "ci_high"), what)
+    numbers = _numbers(intervals, ["ci_low", "ci_high"], what)
+    limits = {}
+    iccs = []
+    for row in numbers.itertuples(index=False):
+        parameter, group, term = (_text(x) for x in (row.parameter, row.group, row.term))
+        pair = (float(row.ci_low), float(row.ci_high))
+        if parameter.startswith("ICC"):
+            iccs.append(pair)
+        elif parameter.startswith("."):
+            limits[(group, term)] = pair
+        else:
+            limits[term] = pair
+    if len(iccs) == 1:
+        limits["icc"] = iccs[0]
+    return limits
 
 
 def _fit_rows(fit: Mapping, min_cell: int, vocab: Vocabulary) -> list[dict]:
@@ -395,6 +431,8 @@ def model_table_data(
     fit: Mapping,
     min_cell: int = 5,
     vocab: Vocabulary | None = None,
+    intervals: pd.DataFrame | None = None,
+    fixed_intervals: str = "wald",
 ) -> pd.DataFrame:
     """The numbers of a model table at full precision, one row per table row.
 
@@ -409,6 +447,13 @@ def model_table_data(
         and marked ``suppressed``.
     vocab : Vocabulary, optional
         The study's vocabulary, for the labels.
+    intervals : pandas.DataFrame, optional
+        The model's ``intervals.csv`` (profile-likelihood intervals,
+        :meth:`resistance_outcomes.models.MixedResult.confint`): the random-effect SDs,
+        correlations and the ICC get their limits from it.
+    fixed_intervals : {"wald", "profile"}
+        The fixed effects' intervals: the coefficient table's Wald limits, or the profile
+        limits of ``intervals`` (a term without one keeps its Wald limits).
 
     Returns
     -------
@@ -433,6 +478,16 @@ def model_table_data(
     vocab = vocabulary_or_default(vocab)
     name = spec.get("name", "model")
     facts = _family(spec.get("family", fit.get("family", "")))
+    limits = _interval_limits(intervals, f"intervals.csv of model '{name}'")
+    if fixed_intervals not in INTERVAL_METHODS:
+        raise ConfigError(
+            f"tables.intervals: {fixed_intervals!r}; use one of {', '.join(INTERVAL_METHODS)}"
+        )
+    if fixed_intervals == "profile" and limits:
+        coefficients = coefficients.copy()
+        for i, term in coefficients["term"].astype(str).items():
+            if term in limits:
+                coefficients.loc[i, ["ci_low", "ci_high"]] = limits[term]
     rows = _fixed_rows(
         spec,
         coefficients,
@@ -444,6 +499,10 @@ def model_table_data(
     rows += _random_rows(
         spec, variance_components, fit, f"variance_components.csv of model '{name}'", vocab
     )
+    for row in rows:  # profile limits of the SDs, correlations and the ICC
+        if row["section"] == "random" and row.get("key") in limits:
+            row["ci_low"], row["ci_high"] = limits[row["key"]]
+        row.pop("key", None)
     rows += _fit_rows(fit, min_cell, vocab)
     data = pd.DataFrame(rows).reindex(columns=_DATA_COLUMNS)
     data["suppressed"] = data["suppressed"].astype("boolean").fillna(False).astype(bool)
@@ -512,7 +571,12 @@ def _exclusion_reason(entry: Mapping, vocab: Vocabulary) -> str:
 
 
 def _model_note(
-    spec: Mapping, fit: Mapping, data: pd.DataFrame, min_cell: int, vocab: Vocabulary
+    spec: Mapping,
+    fit: Mapping,
+    data: pd.DataFrame,
+    min_cell: int,
+    vocab: Vocabulary,
+    fixed_intervals: str = "wald",
 ) -> str:
     facts = _family(spec.get("family", ""))
     levels = spec.get("factor_levels") or {}
@@ -530,9 +594,17 @@ def _model_note(
             "(the random-effects terms of the formula only name the clusters)."
         )
     scale = facts.estimate_scale or "response"
+    random = data[data["section"] == "random"]
+    profiled_fixed = fixed_intervals == "profile" and random["ci_low"].notna().any()
+    kind = "profile-likelihood" if profiled_fixed else "Wald"
     parts.append(
-        f"b = estimate on the {scale} scale; SE = standard error; CI = Wald confidence interval."
+        f"b = estimate on the {scale} scale; SE = standard error; CI = {kind} confidence interval."
     )
+    if random["ci_low"].notna().any():
+        parts.append(
+            "The CIs of the random-effect SDs, correlations and the ICC are "
+            'profile-likelihood intervals (as lme4\'s confint(method = "profile")).'
+        )
     if facts.exponentiate:
         parts.append(
             f"{facts.ratio} = {facts.ratio_name}, exp(b), with the exponentiated CI; for the "
@@ -613,6 +685,8 @@ def model_table(
     number: int,
     min_cell: int = 5,
     vocab: Vocabulary | None = None,
+    intervals: pd.DataFrame | None = None,
+    fixed_intervals: str = "wald",
 ) -> ApaTable:
     """APA table of one fitted model.
 
@@ -637,6 +711,10 @@ def model_table(
         Counts from 1 to ``min_cell - 1`` are shown as "<min_cell".
     vocab : Vocabulary, optional
         The study's vocabulary, for the labels.
+    intervals, fixed_intervals
+        As :func:`model_table_data`: profile-likelihood intervals of the random effects
+        (and, with ``fixed_intervals="profile"``, of the fixed effects); the note says which
+        intervals the table shows.
 
     Returns
     -------
@@ -659,7 +737,9 @@ def model_table(
     if fit.get("fitted") is False:
         return _not_fitted_table(name, fit, number)
     vocab = vocabulary_or_default(vocab)
-    data = model_table_data(spec, coefficients, variance_components, fit, min_cell, vocab)
+    data = model_table_data(
+        spec, coefficients, variance_components, fit, min_cell, vocab, intervals, fixed_intervals
+    )
     facts = _family(spec.get("family", ""))
     ratio = facts.exponentiate
     columns = ["Term", "b", "SE", "95% CI"]
@@ -681,7 +761,11 @@ def model_table(
             if section == "fixed":
                 cells.append(_fixed_cells(row, ratio))
             else:
-                cells.append([row.label, _value_cell(row, min_cell)] + [""] * (width - 2))
+                limits = ""
+                if section == "random" and pd.notna(row.ci_low) and pd.notna(row.ci_high):
+                    limits = _random_interval(row)
+                cells.append([row.label, _value_cell(row, min_cell), "", limits])
+                cells[-1] += [""] * (width - 4)
     spanners = None
     if ratio:
         scale = str(facts.estimate_scale).replace("-", " ").capitalize()
@@ -695,9 +779,17 @@ def model_table(
         rows=pd.DataFrame(cells, dtype=object),
         spanners=spanners,
         row_groups=groups,
-        note=_model_note(spec, fit, data, min_cell, vocab),
+        note=_model_note(spec, fit, data, min_cell, vocab, fixed_intervals),
         probability_note=_probability_words(data),
     )
+
+
+def _random_interval(row) -> str:
+    """The profile interval of an SD, correlation or ICC, formatted as its value is."""
+    if row.statistic in ("r", "ICC"):
+        return f"[{format_bounded(row.ci_low)}, {format_bounded(row.ci_high)}]"
+    decimals = _decimals(row.estimate)
+    return format_ci(row.ci_low, row.ci_high, decimals)
 
 
 # --------------------------------------------------------------------------- combined
@@ -1474,6 +1566,7 @@ def publication_tables(
     main_models: Sequence[str] = (),
     min_cell: int = 5,
     vocab: Vocabulary | None = None,
+    fixed_intervals: str = "wald",
 ) -> dict[str, tuple[ApaTable, pd.DataFrame]]:
     """Every publication table, numbered in order, with the numbers behind it.
 
@@ -1501,6 +1594,11 @@ def publication_tables(
     vocab : Vocabulary, optional
         The study's vocabulary: labels, framework names, and which stages had data (a
         reliability stage recorded as not assessed gives the placeholder table).
+
+    fixed_intervals : {"wald", "profile"}
+        The fixed effects' intervals in the model tables (config ``tables.intervals``); the
+        random effects' are their profile-likelihood intervals whenever a model folder has
+        ``intervals.csv``.
 
     Returns
     -------
@@ -1612,21 +1710,27 @@ def publication_tables(
                     "no contrasts to compare across the variants",
                 )
             )
+    intervals = {m["name"]: m.get("intervals") for m in models}
     for name, spec, coefficients, vc, fit in tuples:
+        options = {"intervals": intervals.get(name), "fixed_intervals": fixed_intervals}
         raw = (
-            model_table_data({**spec, "name": name}, coefficients, vc, fit, min_cell, vocab)
+            model_table_data(
+                {**spec, "name": name}, coefficients, vc, fit, min_cell, vocab, **options
+            )
             if fit.get("fitted") is not False
             else pd.DataFrame({"model": [name], "fitted": [False]})
         )
         builders.append(
             (
                 f"model_{name}",
-                _model_builder(name, spec, coefficients, vc, fit, min_cell, vocab),
+                _model_builder(name, spec, coefficients, vc, fit, min_cell, vocab, options),
                 raw,
             )
         )
     return {name: (build(i), raw) for i, (name, build, raw) in enumerate(builders, start=1)}
 
 
-def _model_builder(name, spec, coefficients, vc, fit, min_cell, vocab):
-    return lambda n: model_table({**spec, "name": name}, coefficients, vc, fit, n, min_cell, vocab)
+def _model_builder(name, spec, coefficients, vc, fit, min_cell, vocab, options):
+    return lambda n: model_table(
+        {**spec, "name": name}, coefficients, vc, fit, n, min_cell, vocab, **options
+    )

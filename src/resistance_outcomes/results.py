@@ -106,6 +106,7 @@ def read_model_folder(folder: str | os.PathLike) -> dict:
     dict
         ``name``, ``spec``, ``fit``, ``coefficients``, ``variance_components`` and
         ``contrasts`` (empty frames for a model that was not fitted), and
+        ``intervals`` (``intervals.csv``: profile-likelihood intervals) and
         ``diagnostics`` (``diagnostics.json``: the simulated-residual tests) when the
         folder has it.
 
@@ -131,6 +132,9 @@ def read_model_folder(folder: str | os.PathLike) -> dict:
         out[key] = json.loads(path.read_text(encoding="utf-8"))
     for key in ("coefficients", "variance_components", "contrasts"):
         out[key] = _table(folder / f"{key}.csv")
+    intervals = folder / "intervals.csv"  # profile-likelihood intervals (models only)
+    if intervals.is_file():
+        out["intervals"] = _table(intervals)
     diagnostics = folder / "diagnostics.json"  # simulated-residual tests (models only)
     if diagnostics.is_file():
         out["diagnostics"] = json.loads(diagnostics.read_text(encoding="utf-8"))

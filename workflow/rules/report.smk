@@ -59,6 +59,7 @@ rule publication_tables:
     params:
         main_models=MAIN_MODELS,
         min_cell=config["tables"]["min_cell"],
+        intervals=config["tables"].get("intervals", "wald"),
     script:
         "../../scripts/publication_tables.py"
 
