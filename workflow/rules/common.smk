@@ -113,6 +113,7 @@ def final_outputs():
         *FIGURE_OUTPUTS,  # defined in figures.smk
         *REPORT_OUTPUTS,  # defined in report.smk
         *(POWER_OUTPUTS if POWER_IN_RUN else []),  # defined in power.smk
+        *BOOTSTRAP_OUTPUTS,  # models with inference.bootstrap (inference.smk)
     ]
 
 
@@ -208,3 +209,42 @@ def power_report_inputs(wildcards):
     if POWER_ANALYSES[wildcards.analysis]["truth"].get("from"):
         inputs["vocabulary"] = "results/data/vocabulary.json"
     return inputs
+
+
+# --- parametric bootstrap (inference.smk): models whose entry sets inference.bootstrap
+
+INFERENCE = config.get("inference") or {}
+BOOTSTRAP_CHUNK = int(INFERENCE.get("chunk_size", 100))
+BOOTSTRAP_SEED = int(config.get("seed", 2024))
+BOOTSTRAP_MODELS = {
+    name: dict(entry["inference"])
+    for name, entry in (config.get("models") or {}).items()
+    if (entry.get("inference") or {}).get("bootstrap")
+}
+
+
+def bootstrap_ranges(name):
+    """(start, stop) of each chunk of a model's bootstrap replicates."""
+    total = int(BOOTSTRAP_MODELS[name]["bootstrap"])
+    return [
+        (a, min(a + BOOTSTRAP_CHUNK, total)) for a in range(0, total, BOOTSTRAP_CHUNK)
+    ]
+
+
+def bootstrap_chunks(name):
+    return [
+        f"results/models/{name}/bootstrap/chunk{k}.csv"
+        for k in range(len(bootstrap_ranges(name)))
+    ]
+
+
+def bootstrap_chunk_range(wildcards):
+    return bootstrap_ranges(wildcards.model)[int(wildcards.chunk)]
+
+
+def bootstrap_seed(name):
+    """The model's inference.seed, else the run's seed."""
+    return int(BOOTSTRAP_MODELS[name].get("seed", BOOTSTRAP_SEED))
+
+
+BOOTSTRAP_OUTPUTS = [f"results/models/{m}/bootstrap.csv" for m in BOOTSTRAP_MODELS]

@@ -309,6 +309,58 @@ class MixedResult:
             out["ci_high"] = inverse(eta + z * se)
         return out
 
+    # --- parametric bootstrap ---------------------------------------------------------
+
+    def bootstrap(
+        self,
+        nsim: int,
+        seed: int,
+        n_jobs: int = 1,
+        level: float = 0.95,
+        contrasts=None,
+    ) -> pd.DataFrame:
+        """Parametric-bootstrap percentile intervals (lme4's ``confint(method = "boot")``).
+
+        ``nsim`` response sets are simulated from the fit with new random effects, the
+        model is refitted to each, and the intervals are percentiles of the refits'
+        fixed effects, random-effect SDs and correlations, residual SD or NB size, ICC,
+        marginal and conditional R² and any ``contrasts``
+        (:mod:`resistance_outcomes.models.bootstrap`). Failed refits are counted, not
+        dropped silently; results depend on ``seed`` only, not on ``n_jobs``.
+
+        Parameters
+        ----------
+        nsim : int
+        seed : int
+        n_jobs : int
+            Worker processes.
+        level : float
+        contrasts : str, mapping or list, optional
+            ``{"pairwise": "<factor>"}``, ``{"slopes": [...], "factor": "<factor>"}``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per quantity: parameter, kind, estimate, ci_low, ci_high, level,
+            method (``"boot"``), replicates (refits used), nsim, failed, singular,
+            not_converged, boot_sd.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> from resistance_outcomes.models import fit_mixed
+        >>> rng = np.random.default_rng(1)
+        >>> g = np.repeat(np.arange(8), 6)
+        >>> df = pd.DataFrame({"g": g, "x": rng.normal(size=48)})
+        >>> df["y"] = 1 + df.x + rng.normal(size=8)[g] + rng.normal(size=48)
+        >>> ci = fit_mixed("y ~ x + (1 | g)", df).bootstrap(nsim=20, seed=1)
+        >>> ci[["parameter", "replicates", "failed"]].head(2).values.tolist()
+        [['(Intercept)', 20, 0], ['x', 20, 0]]
+        """
+        from .bootstrap import bootstrap_result
+
+        return bootstrap_result(self, nsim, seed, n_jobs=n_jobs, level=level, contrasts=contrasts)
+
     # --- reports ----------------------------------------------------------------------
 
     def summary(self) -> str:
