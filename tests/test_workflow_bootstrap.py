@@ -6,7 +6,9 @@ same fit and seed; models without it get no bootstrap jobs; a second run does no
 from __future__ import annotations
 
 import json
+import re
 
+import pytest
 import yaml
 from test_workflow import copy_project, snakemake
 
@@ -15,11 +17,13 @@ from resistance_outcomes.io import write_table
 from resistance_outcomes.models.bootstrap import (
     bootstrap_intervals,
     bootstrap_parameters,
+    contrast_test,
     parametric_bootstrap,
 )
 
 MODEL = "repair_retention"
 TARGET = f"results/models/{MODEL}/bootstrap.csv"
+pytestmark = pytest.mark.slow  # the model's upstream jobs: about 2-5 min on 2 cores
 
 
 def test_bootstrap_rules(tmp_path):
@@ -32,7 +36,8 @@ def test_bootstrap_rules(tmp_path):
 
     plan = snakemake(work, "-n", "all")
     assert plan.returncode == 0, plan.stderr[-3000:]
-    assert plan.stdout.count("rule bootstrap_chunk:") == 3  # one model, 20 = 8 + 8 + 4
+    assert re.search(r"^bootstrap_chunk\s+3$", plan.stdout, re.M)  # 20 = 8 + 8 + 4
+    assert "Parametric bootstrap of repair_retention: replicates 16-19 of 20" in plan.stdout
     assert "rupture_frequency/bootstrap" not in plan.stdout
 
     run = snakemake(work, TARGET)
@@ -47,7 +52,7 @@ def test_bootstrap_rules(tmp_path):
     spec_json = json.loads((folder / "spec.json").read_text())
     spec = analysis.ModelSpec.from_dict(spec_json)
     fit = analysis.fit_model(spec, analysis.read_model_frame(folder / "model_frame.csv", spec_json))
-    contrasts = {"factor": "framework", "by": None, "slopes": ["repair_rate_between"]}
+    contrasts = contrast_test(spec.contrasts)  # pairwise and the slopes of repair rate
     rows = parametric_bootstrap(fit, 20, 5, contrasts=contrasts)
     direct = bootstrap_intervals(rows, bootstrap_parameters(fit, contrasts))
     assert (
@@ -56,7 +61,8 @@ def test_bootstrap_rules(tmp_path):
     )
     assert set(fit.coefficients["term"]) <= set(direct["parameter"])
     assert (direct["replicates"] + direct["failed"] == 20).all()
-    assert any(" in " in p for p in direct["parameter"])  # the simple slopes
+    assert "repair_rate_between in cognitive" in set(direct["parameter"])
+    assert "psychoanalytic - cognitive" in set(direct["parameter"])
 
     again = snakemake(work, TARGET)
     assert again.returncode == 0, again.stderr[-3000:]

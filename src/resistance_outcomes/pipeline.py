@@ -777,6 +777,7 @@ def _bootstrap_fit(input):
     same fit as the model job's: deterministic), with the contrasts it reports as a
     bootstrap ``contrasts`` spec; None (and the reason) when the model was not fitted."""
     from .models import MixedResult
+    from .models.bootstrap import contrast_test
 
     fit_json = json.loads(Path(input.fit).read_text(encoding="utf-8"))
     if fit_json.get("fitted") is False:
@@ -790,13 +791,7 @@ def _bootstrap_fit(input):
             "a population-averaged (GEE) fit has no model to simulate from. Remove "
             "inference.bootstrap from this model."
         )
-    contrasts = None
-    if spec.contrasts is not None and (spec.contrasts.pairwise or spec.contrasts.slopes):
-        contrasts = {"factor": spec.contrasts.factor, "by": spec.contrasts.by}
-        if spec.contrasts.pairwise:
-            contrasts["pairwise"] = True
-        if spec.contrasts.slopes:
-            contrasts["slopes"] = list(spec.contrasts.slopes)
+    contrasts = contrast_test(spec.contrasts)
     return fit, contrasts, None
 
 

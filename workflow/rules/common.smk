@@ -242,6 +242,12 @@ def bootstrap_chunk_range(wildcards):
     return bootstrap_ranges(wildcards.model)[int(wildcards.chunk)]
 
 
+def bootstrap_chunk_message(wildcards):
+    start, stop = bootstrap_chunk_range(wildcards)
+    total = BOOTSTRAP_MODELS[wildcards.model]["bootstrap"]
+    return f"replicates {start}-{stop - 1} of {total}"
+
+
 def bootstrap_seed(name):
     """The model's inference.seed, else the run's seed."""
     return int(BOOTSTRAP_MODELS[name].get("seed", BOOTSTRAP_SEED))

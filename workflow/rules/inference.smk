@@ -30,8 +30,9 @@ rule bootstrap_chunk:
         start=lambda wildcards: bootstrap_chunk_range(wildcards)[0],
         stop=lambda wildcards: bootstrap_chunk_range(wildcards)[1],
         seed=lambda wildcards: bootstrap_seed(wildcards.model),
+        replicates=bootstrap_chunk_message,
     message:
-        "Parametric bootstrap of {wildcards.model}: replicates {params.start}-{params.stop} (end excluded)"
+        "Parametric bootstrap of {wildcards.model}: {params.replicates}"
     script:
         "../../scripts/bootstrap_chunk.py"
 

@@ -44,6 +44,7 @@ __all__ = [
     "INTERVAL_COLUMNS",
     "bootstrap_intervals",
     "bootstrap_parameters",
+    "contrast_test",
     "parametric_bootstrap",
 ]
 
@@ -185,6 +186,27 @@ def bootstrap_parameters(result, contrasts=None, targets=None) -> pd.DataFrame:
         )
         table = pd.concat([table, extra], ignore_index=True)
     return table
+
+
+def contrast_test(spec) -> dict | None:
+    """The ``contrasts`` argument for a model's configured contrasts (an
+    :class:`~resistance_outcomes.analysis.ContrastSpec`: factor, pairwise, slopes, by), or
+    None when it asks for none.
+
+    Examples
+    --------
+    >>> from resistance_outcomes.analysis import ContrastSpec
+    >>> contrast_test(ContrastSpec(slopes=("repair_rate_between",)))
+    {'factor': 'framework', 'by': None, 'pairwise': True, 'slopes': ['repair_rate_between']}
+    """
+    if spec is None or not (spec.pairwise or spec.slopes):
+        return None
+    out = {"factor": spec.factor, "by": spec.by}
+    if spec.pairwise:
+        out["pairwise"] = True
+    if spec.slopes:
+        out["slopes"] = list(spec.slopes)
+    return out
 
 
 # --- the replicates -----------------------------------------------------------------------
