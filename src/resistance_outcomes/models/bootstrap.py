@@ -173,9 +173,9 @@ def bootstrap_parameters(result, contrasts=None, targets=None) -> pd.DataFrame:
     if targets is None:
         targets = _targets(result, contrasts)
     if targets:
-        from ..power.simulate import tested_quantities
+        from ..power.simulate import estimate_targets
 
-        tested = tested_quantities(result, targets)
+        tested = estimate_targets(result, targets)
         tested = tested[tested["kind"] != "coefficient"]
         extra = pd.DataFrame(
             {

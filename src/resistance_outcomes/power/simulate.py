@@ -65,7 +65,7 @@ __all__ = [
     "replicate_rng",
     "simulate_responses",
     "summarise_power",
-    "tested_quantities",
+    "estimate_targets",
     "truth_result",
     "wilson_interval",
 ]
@@ -428,7 +428,7 @@ class _Target:
 
 def parse_test(test, design: MixedDesign) -> list[_Target]:
     """The tested quantities named by ``test`` (see the module docstring), checked against
-    the design's fixed effects; :func:`tested_quantities` computes them for a fit."""
+    the design's fixed effects; :func:`estimate_targets` computes them for a fit."""
     items = [test] if isinstance(test, str | Mapping) else list(test or [])
     if not items:
         raise ModelSpecError("test names nothing: give a coefficient name or a contrast mapping")
@@ -492,7 +492,7 @@ def _label_contrasts(table: pd.DataFrame, kind: str) -> pd.Series:
     return table["variable"].astype(str) + " in " + table["level"].astype(str) + by
 
 
-def tested_quantities(fit: MixedResult, targets: list[_Target]) -> pd.DataFrame:
+def estimate_targets(fit: MixedResult, targets: list[_Target]) -> pd.DataFrame:
     """The tested quantities of one fit: term, kind, estimate, std_error, p, 95% CI
     (unadjusted contrasts labelled ``"<level> - <reference>"`` and
     ``"<variable> in <level>"``, with ``" | <by>"`` within a second factor)."""
@@ -517,7 +517,7 @@ def _truth_values(result: MixedResult, targets: list[_Target]) -> pd.DataFrame:
     """Term, kind and true value of each tested quantity (``L beta`` at the truth)."""
     p = result.design.p
     probe = replace(result, vcov=np.eye(p), df=None, extra={})
-    table = tested_quantities(probe, targets)
+    table = estimate_targets(probe, targets)
     return table[["term", "kind", "estimate"]].rename(columns={"estimate": "truth"})
 
 
@@ -650,7 +650,7 @@ def power_replicates(
                 kept = _design_from(formula, data[keep].assign(**{dropout["response"]: y[keep]}))
                 kept = _warm_design(kept, result.theta) if warm_start else kept
                 fit = _refit(kept, fam, y[keep], reml, control, nagq)
-            table = tested_quantities(fit, targets)
+            table = estimate_targets(fit, targets)
             table["p_value"] = adjust_pvalues(table["p_value"].to_numpy(dtype=float), adjust)
         except Exception as err:  # a fit that raises counts as failed, with its message
             table = truths[["term", "kind"]].assign(
