@@ -17,6 +17,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/power.smk"
+include: "workflow/rules/influence.smk"
 include: "workflow/rules/inference.smk"
 
 

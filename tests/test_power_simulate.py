@@ -345,6 +345,34 @@ def test_binomial_power_agrees_with_an_independent_statsmodels_glm_loop():
     assert out["failed"].iloc[0] == 0 and out["singular"].iloc[0] >= reps // 2
 
 
+# lme4 1.1-31 (R 4.2.2), 2,000 simulate-and-refit replicates of a binary GLMM, 20 groups of
+# 10, x = -0.5 / +0.5 between groups, intercept -0.5, slope 0.8, group SD 0.6:
+#   set.seed(20261202); g <- rep(1:20, each = 10); x <- rep(rep(c(-.5, .5), 10), each = 10)
+#   for (i in 1:2000) { b <- rnorm(20, 0, .6); d$y <- rbinom(200, 1, plogis(-.5 + .8*x + b[g]))
+#     f <- glmer(y ~ x + (1 | g), d, binomial)
+#     rej <- rej + (summary(f)$coefficients["x", "Pr(>|z|)"] < .05) }
+# gave 1,052 rejections (power .526) and 252 singular fits, none failed.
+LME4_POWER, LME4_REPLICATES, LME4_SINGULAR = 1052 / 2000, 2000, 252 / 2000
+
+
+def test_binomial_glmm_power_agrees_with_lme4_simulate_and_refit():
+    g = np.repeat(np.arange(20), 10)
+    data = pd.DataFrame({"g": g, "x": np.repeat(np.tile([-0.5, 0.5], 10), 10)})
+    truth = {"fixed": {"(Intercept)": -0.5, "x": 0.8}, "sd": {"g": 0.6}}
+    reps = 400
+    out = power_simulation(
+        "y ~ x + (1 | g)", data, "binomial", truth, "x", replicates=reps, seed=5, n_jobs=2
+    )
+    row = out.iloc[0]
+    # two independent Monte Carlo estimates: SE of the difference from both sample sizes
+    se = np.sqrt(LME4_POWER * (1 - LME4_POWER) * (1 / reps + 1 / LME4_REPLICATES))
+    assert abs(row["power"] - LME4_POWER) < Z * se  # 3.5 x 0.027
+    singular = row["singular"] / reps
+    se_singular = np.sqrt(LME4_SINGULAR * (1 - LME4_SINGULAR) * (1 / reps + 1 / LME4_REPLICATES))
+    assert abs(singular - LME4_SINGULAR) < Z * se_singular
+    assert row["failed"] == 0
+
+
 def test_a_fit_that_raises_counts_as_failed_and_as_no_rejection(monkeypatch):
     import resistance_outcomes.power.simulate as simulate
 

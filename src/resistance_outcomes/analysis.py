@@ -35,6 +35,7 @@ from .models import ModelSpecError, build_design, fit_mixed, get_family, parse_f
 from .models.families import family_names
 from .models.gee import COV_STRUCTS, fit_gee
 from .models.inference import wald_table
+from .models.residuals import diagnostics_record, not_assessed_record, simulated_residuals
 from .models.result import json_ready
 from .vocabulary import Vocabulary
 
@@ -55,6 +56,7 @@ __all__ = [
     "parse_model_spec",
     "read_model_frame",
     "run_model",
+    "simulated_diagnostics",
     "write_json",
 ]
 
@@ -896,6 +898,9 @@ def fit_model(spec: ModelSpec, frame: pd.DataFrame):
 
 # --------------------------------------------------------------------------- outputs
 
+#: Columns of ``simulated_residuals.csv``.
+SIMULATED_RESIDUAL_COLUMNS = ["row", "fitted", "residual"]
+
 
 @dataclass
 class ModelOutputs:
@@ -925,6 +930,13 @@ class ModelOutputs:
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
     residuals: pd.DataFrame = field(default_factory=pd.DataFrame)
     random_effects: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: ``simulated_residuals.csv`` (row, fitted, residual) and ``diagnostics.json``: the
+    #: simulated-residual tests (:func:`simulated_diagnostics`); written only when
+    #: ``paths`` has them.
+    simulated_residuals: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=SIMULATED_RESIDUAL_COLUMNS)
+    )
+    diagnostics: dict = field(default_factory=dict)
 
     #: The tables written, by key of ``paths`` (spec and fit are JSON).
     TABLES = (
@@ -946,6 +958,10 @@ class ModelOutputs:
         for key in self.TABLES:
             if key in given or key not in ("predictions", "residuals", "random_effects"):
                 write_table(getattr(self, key), paths[key])
+        if "simulated_residuals" in given:
+            write_table(self.simulated_residuals, paths["simulated_residuals"])
+        if "diagnostics" in given:
+            write_json(self.diagnostics, paths["diagnostics"])
 
 
 def write_json(data, path: str | os.PathLike) -> None:
@@ -1039,10 +1055,16 @@ def _not_fitted(spec: ModelSpec, reason: str, rows: int, exclusions: list[dict])
         variance_components=pd.DataFrame(columns=_VARIANCE_COLUMNS),
         fit=fit,
         contrasts=empty,
+        diagnostics=not_assessed_record(f"the model was not fitted: {reason}"),
     )
 
 
-def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> ModelOutputs:
+def run_model(
+    spec: ModelSpec,
+    tables: AnalysisTables,
+    adjust: str = "holm",
+    diagnostics: Mapping | None = None,
+) -> ModelOutputs:
     """Build the data level and model frame, fit, and compute the configured contrasts.
 
     A fit that did not converge or is singular is returned like any other, with
@@ -1057,6 +1079,9 @@ def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> 
     tables : AnalysisTables
     adjust : {"holm", "bh", "none"}
         Multiplicity adjustment of the contrasts.
+    diagnostics : mapping, optional
+        ``nsim``, ``seed`` and ``conditional`` of the simulated residuals and their tests
+        (:func:`simulated_diagnostics`); without it they are not computed.
 
     Returns
     -------
@@ -1102,6 +1127,8 @@ def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> 
     drawn = _figure_tables(spec, spec_json, fit, frame)
     if not hasattr(fit, "b"):  # population-averaged: random_effects.csv has its header only
         summary["random_effects"] = "none: a population-averaged (GEE) fit has no random effects"
+    if diagnostics is not None:
+        drawn.update(simulated_diagnostics(fit, frame, **diagnostics))
     return ModelOutputs(
         spec=spec_json,
         frame=frame,
@@ -1111,6 +1138,44 @@ def run_model(spec: ModelSpec, tables: AnalysisTables, adjust: str = "holm") -> 
         contrasts=contrasts,
         **drawn,
     )
+
+
+def simulated_diagnostics(
+    fit,
+    frame: pd.DataFrame | None = None,
+    nsim: int = 250,
+    seed: int | None = None,
+    conditional: bool = False,
+    alpha: float = 0.05,
+) -> dict:
+    """Simulated scaled residuals of a fit and their four tests, as the model step writes
+    them (:mod:`resistance_outcomes.models.residuals`).
+
+    Returns
+    -------
+    dict
+        ``simulated_residuals``: ``row`` (1-based row of ``frame``, the model frame),
+        ``fitted`` (population-level predicted mean) and ``residual``, no identifiers;
+        ``diagnostics``: :func:`~resistance_outcomes.models.residuals.diagnostics_record`
+        (``flagged`` tests at ``alpha``), or a record with ``assessed: false`` and the
+        reason for a population-averaged fit or a model that cannot be simulated.
+    """
+    empty = pd.DataFrame(columns=SIMULATED_RESIDUAL_COLUMNS)
+    if not hasattr(fit, "simulate"):
+        reason = "a population-averaged (GEE) fit defines no distribution to simulate from"
+        return {"simulated_residuals": empty, "diagnostics": not_assessed_record(reason)}
+    try:
+        res = simulated_residuals(fit, nsim, seed=seed, conditional=conditional)
+    except ModelSpecError as err:
+        return {"simulated_residuals": empty, "diagnostics": not_assessed_record(str(err))}
+    table = res.table[SIMULATED_RESIDUAL_COLUMNS].copy()
+    index = fit.design.frame.index
+    if frame is not None and len(frame) and index.isin(frame.index).all():
+        table["row"] = frame.index.get_indexer(index) + 1
+    return {
+        "simulated_residuals": table.reset_index(drop=True),
+        "diagnostics": diagnostics_record(res, alpha=alpha),
+    }
 
 
 def _figure_tables(spec: ModelSpec, spec_json: dict, fit, frame: pd.DataFrame) -> dict:

@@ -167,9 +167,16 @@ def reference_grid(design, factor: str = "framework", by: str | None = None) -> 
 
 
 def _design_rows(design, grid: pd.DataFrame) -> np.ndarray:
-    """Rows of the fixed-effects design matrix for the grid's rows."""
-    (matrix,) = patsy.build_design_matrices([design.x_info], grid)
-    return np.asarray(matrix, dtype=float)
+    """Rows of the fixed-effects design matrix for the grid's rows, kept on the design
+    object (``_contrast_rows``): refits that share one design (leave-one-out refits give
+    their estimates the full fit's design) build each grid once."""
+    cache = design.__dict__.setdefault("_contrast_rows", {})
+    key = grid.to_json(orient="split")
+    if key not in cache:
+        (matrix,) = patsy.build_design_matrices([design.x_info], grid)
+        cache[key] = np.asarray(matrix, dtype=float)
+        cache[key].flags.writeable = False
+    return cache[key]
 
 
 def _wald(fit, matrix: np.ndarray, labels: list[str]) -> pd.DataFrame:

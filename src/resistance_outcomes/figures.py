@@ -24,6 +24,9 @@ computed the same way from the frameworks of the table (:func:`framework_style`)
   (:func:`diagnostic_residuals`) and normal quantile plots of the random effects.
 - :func:`plot_agreement`: inter-rater agreement per construct with 95% CIs against the
   Koo & Li (2016) bands (input: the reliability table).
+- :func:`plot_influence`: the therapists (or other groups) whose absence moves a model
+  most: DFBETAS of every estimate without each of them and the therapist SD (input:
+  :func:`resistance_outcomes.influence.leave_one_out`).
 - :func:`plot_not_assessed`, :func:`plot_not_fitted`: a small figure in place of one that
   has nothing to draw (a stage without data, a model not fitted), so that every declared
   figure exists.
@@ -1710,6 +1713,94 @@ def _binned_means(fitted: np.ndarray, residual: np.ndarray, bins: int) -> pd.Dat
     return frame.groupby("bin").mean()
 
 
+# simulated (DHARMa) residuals: quantile plot with the tests, residuals against predicted
+
+_SIMULATED_QUANTILES = (0.25, 0.5, 0.75)
+_FLAG_INK = "#D55E00"
+
+
+def _test_lines(tests) -> list[tuple[str, bool]]:
+    """(text, flagged) of the uniformity, dispersion and outlier tests of
+    ``diagnostics.json`` (or :func:`~resistance_outcomes.models.residuals.residual_tests`)."""
+    from resistance_outcomes.tables import format_p
+
+    if tests is None:
+        return []
+    rows = tests.to_dict(orient="records") if isinstance(tests, pd.DataFrame) else list(tests)
+    by_name = {row["test"]: row for row in rows}
+    lines = []
+    for name, label, statistic in (
+        ("uniformity", "KS test", "D = {:.3f}"),
+        ("dispersion", "Dispersion", "ratio {:.2f}"),
+        ("outliers", "Outliers", "{:.0f}"),
+    ):
+        row = by_name.get(name)
+        if row is None or row.get("p_value") is None or not np.isfinite(row["p_value"]):
+            continue
+        p = format_p(row["p_value"])
+        relation = "" if p[0] in "<>" else "= "
+        text = f"{label}: {statistic.format(row['statistic'])}, p {relation}{p}"
+        lines.append((text, bool(row["p_value"] < 0.05)))
+    return lines
+
+
+#: Most points drawn in a simulated-residual panel (evenly spaced rows; lines use all).
+_MAX_POINTS = 3000
+
+
+def _thinned(n: int) -> np.ndarray:
+    """Positions of at most ``_MAX_POINTS`` rows, evenly spaced over ``n``."""
+    return np.unique(np.linspace(0, n - 1, min(n, _MAX_POINTS)).round().astype(int))
+
+
+def _draw_simulated_qq(ax, residual: np.ndarray, tests) -> None:
+    """Sorted scaled residuals against uniform quantiles, the diagonal, and the tests."""
+    y = np.sort(residual)
+    x = (np.arange(1, y.size + 1) - 0.5) / y.size
+    ax.plot(x, y, linestyle="none", marker="o", markersize=1.5, color=NEUTRAL, alpha=0.5,
+            rasterized=True)  # fmt: skip
+    ax.axline((0, 0), slope=1, color=_FLAG_INK, linewidth=0.9)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="Expected (uniform)", ylabel="Scaled residual")
+    ax.set_title("Quantiles of simulated residuals")
+    for k, (text, flagged) in enumerate(_test_lines(tests)):
+        ink = _FLAG_INK if flagged else NEUTRAL
+        box = {"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1}
+        ax.text(0.03, 0.97 - 0.085 * k, text, transform=ax.transAxes, ha="left", va="top",
+                fontsize=6.5, color=ink, bbox=box)  # fmt: skip
+
+
+def _rank_transform(values: np.ndarray) -> np.ndarray:
+    """Ranks (ties averaged) scaled to (0, 1): ``(rank - 0.5) / n``."""
+    return (scipy_stats.rankdata(values) - 0.5) / values.size
+
+
+def _draw_residuals_vs_predicted(ax, fitted: np.ndarray, residual: np.ndarray, bins: int) -> None:
+    """Scaled residuals against the rank of the predicted values (at most 3,000 points,
+    evenly spaced over the rows), with the 0.25, 0.5 and 0.75 quantiles of all residuals
+    within bins of equal size (dashed: where they should lie)."""
+    x = _rank_transform(fitted)
+    shown = _thinned(x.size)
+    ax.plot(x[shown], residual[shown], linestyle="none", marker="o", markersize=1.5,
+            color=NEUTRAL, alpha=0.3, rasterized=True)  # fmt: skip
+    n_bins = max(1, min(bins, x.size // 20))
+    bin_of = np.minimum((x * n_bins).astype(int), n_bins - 1)
+    frame = pd.DataFrame({"x": x, "r": residual, "bin": bin_of}).groupby("bin")
+    centres = frame["x"].mean().to_numpy()
+    for q in _SIMULATED_QUANTILES:
+        ax.axhline(q, color="#888888", linewidth=0.7, linestyle="--", zorder=0)
+        line = frame["r"].quantile(q).to_numpy()
+        ax.plot(centres, line, color=_FLAG_INK, linewidth=1.0, marker="o", markersize=2)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="Predicted value (rank-transformed)",
+           ylabel="Scaled residual")  # fmt: skip
+    ax.set_title(f"Residual quantiles in {n_bins} bins")
+
+
+def _simulated_table(simulated) -> pd.DataFrame:
+    table = getattr(simulated, "table", simulated)
+    require_columns(table, ["fitted", "residual"], "simulated residuals")
+    return table
+
+
 def plot_model_diagnostics(
     result,
     width: float = DOUBLE_COLUMN,
@@ -1718,9 +1809,19 @@ def plot_model_diagnostics(
     *,
     random_effects: pd.DataFrame | None = None,
     family: str | None = None,
+    simulated=None,
+    tests=None,
 ) -> Figure:
     """Diagnostics panel of a mixed model: residuals against fitted values, and a normal
     quantile plot of each random-effect term's conditional modes.
+
+    With ``simulated`` residuals, for binomial, Poisson and negative-binomial models, the
+    left panel is replaced by two: the quantiles of the simulated scaled residuals against
+    uniform quantiles with the KS, dispersion and outlier tests printed in the panel (a
+    test with p < .05 in orange), and the residuals against the rank-transformed
+    predicted values with their 0.25, 0.5 and 0.75 quantiles in bins (orange lines; they
+    should follow the dashed ones), as DHARMa's ``plotQQunif`` and ``plotResiduals``.
+    Gaussian models keep their Pearson-residual panel.
 
     Left: Pearson residuals (:func:`diagnostic_residuals`) against fitted values, with the
     mean residual within ``bins`` bins of equal size (orange line; it should stay near 0,
@@ -1745,6 +1846,12 @@ def plot_model_diagnostics(
         ``mode``); none or empty (a population-averaged fit) draws the residuals only.
     family : str, optional
         With residuals: the model's family (axis labels come from the family object).
+    simulated : SimulatedResiduals or pandas.DataFrame, optional
+        Simulated scaled residuals (:meth:`MixedResult.simulated_residuals`, or the
+        ``simulated_residuals.csv`` a model step wrote: ``fitted``, ``residual``).
+    tests : pandas.DataFrame or list of dict, optional
+        Their tests (``diagnostics.json``'s ``tests``); by default those of a
+        ``SimulatedResiduals``.
 
     Returns
     -------
@@ -1761,6 +1868,11 @@ def plot_model_diagnostics(
     >>> fig = plot_model_diagnostics(fit_mixed("y ~ x + (1 | g)", df))
     >>> [ax.get_title() for ax in fig.axes]
     ['', 'g\\nintercept']
+    >>> df["n"] = rng.poisson(np.exp(0.5 + 0.3 * df.x))
+    >>> counts = fit_mixed("n ~ x + (1 | g)", df, family="poisson")
+    >>> fig = plot_model_diagnostics(counts, simulated=counts.simulated_residuals(50, seed=1))
+    >>> [ax.get_title() for ax in fig.axes][:2]
+    ['Quantiles of simulated residuals', 'Residual quantiles in 2 bins']
     """
     if isinstance(result, pd.DataFrame):
         residuals, family = result, get_family(family or "gaussian")
@@ -1774,6 +1886,12 @@ def plot_model_diagnostics(
     ncols = min(len(terms), 2)
     nrows = -(-len(terms) // 2)
     height = height if height is not None else max(2.6, 0.4 + 1.5 * nrows)
+    if simulated is not None and family.glmm:
+        if tests is None and hasattr(simulated, "tests"):
+            tests = simulated.tests()
+        return _plot_simulated_diagnostics(
+            _simulated_table(simulated), tests, terms, family, width, height
+        )
     with plt.style.context(STYLE):
         fig = _new_figure(width, height)
         left, right = fig.subfigures(1, 2, width_ratios=[1.15, 1]) if terms else (fig, None)
@@ -1799,6 +1917,45 @@ def plot_model_diagnostics(
                     axq.set_ylabel(f"Conditional mode\n({family.link_scale})")
             for axq in grid.flat[len(terms) :]:
                 axq.remove()
+    return fig
+
+
+def _draw_random_effect_panels(sub, terms, family, per_row: int = 2) -> None:
+    """Normal quantile plots of the random-effect terms, ``per_row`` to a row (a single
+    term takes half the width)."""
+    ncols = max(min(len(terms), per_row), 2)
+    nrows = -(-len(terms) // per_row)
+    grid = sub.subplots(nrows, ncols, squeeze=False)
+    for k, (axq, (title, values)) in enumerate(zip(grid.flat, terms, strict=False)):
+        _draw_quantiles(axq, values)
+        axq.set_title(title)
+        if k >= len(terms) - ncols:
+            axq.set_xlabel("Normal quantile")
+        if k % ncols == 0:
+            axq.set_ylabel(f"Conditional mode\n({family.link_scale})")
+    for axq in grid.flat[len(terms) :]:
+        axq.remove()
+
+
+def _plot_simulated_diagnostics(table, tests, terms, family, width, height) -> Figure:
+    """The diagnostics figure of a generalised model with simulated residuals: the two
+    simulated-residual panels on top, the random-effect quantile plots (up to four to a
+    row) below."""
+    fitted = table["fitted"].to_numpy(dtype=float)
+    residual = table["residual"].to_numpy(dtype=float)
+    per_row = 4
+    rows = -(-len(terms) // per_row)
+    with plt.style.context(STYLE):
+        fig = _new_figure(width, 2.9 + 2.0 * rows)
+        if terms:
+            top, bottom = fig.subfigures(2, 1, height_ratios=[2.9, 2.0 * rows])
+        else:
+            top, bottom = fig, None
+        qq, vs = top.subplots(1, 2)
+        _draw_simulated_qq(qq, residual, tests)
+        _draw_residuals_vs_predicted(vs, fitted, residual, bins=10)
+        if bottom is not None:
+            _draw_random_effect_panels(bottom, terms, family, per_row=per_row)
     return fig
 
 
@@ -1843,3 +2000,109 @@ def save_figure(
         _save_atomic(fig, Path(png_path), "png", dpi)
     finally:
         plt.close(fig)
+
+
+# --------------------------------------------------------------------------- influence
+
+
+def plot_influence(
+    table: pd.DataFrame,
+    top: int = 10,
+    width: float = DOUBLE_COLUMN,
+    model: str = "",
+    alpha: float = 0.05,
+) -> Figure:
+    """The most influential groups of a leave-one-out analysis (therapists in practice).
+
+    Left: for each of the ``top`` left-out groups with the largest ``|DFBETAS|``
+    (:func:`resistance_outcomes.influence.influence_overview`), the DFBETAS of every key
+    estimate without it (lme4's ``dfbetas``: the change over the refit's standard error),
+    coefficients as grey dots, the model's contrasts and simple slopes (its main results)
+    as black dots, the largest named; dashed lines at the size-adjusted cut-off
+    ``+-2/sqrt(n)`` for ``n`` groups (:func:`resistance_outcomes.influence.dfbetas_cutoff`),
+    dotted lines at ``+-1``. A contrast whose significance changes, or whose sign changes
+    while it is significant (:func:`resistance_outcomes.influence.influential_changes`), is
+    drawn in vermillion. Right: the grouping factor's SD without each group, the full
+    fit's as a line. A refit that failed is named in place of its dots.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`resistance_outcomes.influence.leave_one_out`.
+    top : int
+        Number of groups shown.
+    width : float
+    model : str
+        Named in the title.
+    alpha : float
+        Level of the significance of the contrasts.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from resistance_outcomes.influence import leave_one_out
+    >>> from resistance_outcomes.models import fit_mixed
+    >>> rng = np.random.default_rng(1)
+    >>> g = np.repeat(np.arange(6), 8)
+    >>> df = pd.DataFrame({"g": g.astype(str), "x": rng.normal(size=48)})
+    >>> df["y"] = 1 + df.x + rng.normal(size=6)[g] + rng.normal(size=48)
+    >>> fig = plot_influence(leave_one_out(fit_mixed("y ~ x + (1 | g)", df), df, "g"), top=3)
+    >>> [ax.get_xlabel() for ax in fig.axes]
+    ['DFBETAS (change / SE without the group)', 'g SD without it']
+    """
+    from .influence import _TESTED, dfbetas_cutoff, influence_overview, influential_changes
+
+    if table.empty:
+        return plot_not_assessed("Influence of single groups", "no leave-one-out refits")
+    overview = influence_overview(table, alpha)
+    group = str(overview["group"].iloc[0])
+    n_groups = len(overview)
+    shown = overview.head(int(top))
+    cutoff = dfbetas_cutoff(n_groups)
+    with plt.style.context(STYLE):
+        height = 1.0 + 0.22 * len(shown)
+        fig = _new_figure(width, height)
+        left, right = fig.subplots(1, 2, width_ratios=[3, 1.2], sharey=True)
+        labels = shown["left_out"].astype(str).tolist()
+        positions = np.arange(len(labels))[::-1]
+        for y, (_, over) in zip(positions, shown.iterrows(), strict=True):
+            rows = table[(table["left_out"].astype(str) == str(over["left_out"]))]
+            if over["failed"]:
+                left.text(0, y, "refit failed", va="center", ha="center", color=NOTE_INK)
+                continue
+            tested = rows[rows["kind"].isin(_TESTED)]
+            main = tested["main"].astype(bool)
+            moved = tested.index.isin(influential_changes(tested, alpha).index)
+            values = tested["dfbetas"].to_numpy(dtype=float)
+            left.plot(values[~main], np.full((~main).sum(), y), "o", ms=3, color="#aaaaaa")
+            left.plot(values[main & ~moved], np.full((main & ~moved).sum(), y), "o", ms=3.5,
+                      color=NEUTRAL)  # fmt: skip
+            left.plot(values[main & moved], np.full((main & moved).sum(), y), "o", ms=4.5,
+                      color=PALETTE[5])  # fmt: skip
+            if np.isfinite(values).any():
+                at = int(np.nanargmax(np.abs(values)))
+                left.annotate(
+                    str(tested["term"].iloc[at]), (values[at], y), xytext=(4, 3),
+                    textcoords="offset points", fontsize=6, color=NOTE_INK,
+                )  # fmt: skip
+            right.plot(over["group_sd"], y, "o", ms=3.5, color=NEUTRAL)
+        for x in (-cutoff, cutoff):
+            left.axvline(x, ls="--", lw=0.7, color=NOTE_INK)
+        for x in (-1, 1):
+            left.axvline(x, ls=":", lw=0.7, color=NOTE_INK)
+        left.axvline(0, lw=0.5, color="#cccccc")
+        left.set_yticks(positions, labels)
+        left.set_ylim(-0.7, len(labels) - 0.3)
+        left.set_xlabel("DFBETAS (change / SE without the group)")
+        left.set_ylabel(f"{group} left out")
+        full_sd = overview["group_sd_full"].iloc[0]
+        if np.isfinite(full_sd):
+            right.axvline(full_sd, lw=0.7, color=NOTE_INK)
+        right.set_xlabel(f"{group} SD without it")
+        title = f"{model}: " if model else ""
+        fig.suptitle(
+            f"{title}the {len(shown)} of {n_groups} levels of {group} with the largest |DFBETAS| "
+            f"(dashed: \u00b12/\u221a{n_groups} = \u00b1{cutoff:.2f}; dotted: \u00b11)",
+            fontsize=8,
+        )
+    return fig

@@ -338,7 +338,8 @@ def figure_retention_step(input, output, params, **_) -> None:
 
 
 def figure_diagnostics_step(input, output, **_) -> None:
-    """Figure: one model's diagnostics (residuals against fitted, random-effect quantiles)."""
+    """Figure: one model's diagnostics (simulated residuals with their tests, or Pearson
+    residuals against fitted for gaussian models; random-effect quantiles)."""
     summary = json.loads(Path(input.fit).read_text(encoding="utf-8"))
     if not summary.get("fitted", True):
         fig = figures.plot_not_fitted(summary["model"], summary.get("reason", ""))
@@ -348,10 +349,27 @@ def figure_diagnostics_step(input, output, **_) -> None:
     modes = _model_table(input, "random_effects", "spec", "random_effects.csv")
     if modes.empty:
         log.info("%s: no random effects (population-averaged fit)", summary["model"])
+    simulated, tests = _simulated_diagnostics(input)
     fig = figures.plot_model_diagnostics(
-        residuals, random_effects=modes, family=summary.get("family", "gaussian")
+        residuals,
+        random_effects=modes,
+        family=summary.get("family", "gaussian"),
+        simulated=simulated,
+        tests=tests,
     )
     figures.save_figure(fig, output.pdf, output.png)
+
+
+def _simulated_diagnostics(input) -> tuple[pd.DataFrame | None, list | None]:
+    """The simulated residuals and their tests a model step wrote (inputs
+    ``simulated_residuals`` and ``diagnostics``), or (None, None) without them."""
+    if "diagnostics" not in input.keys() or "simulated_residuals" not in input.keys():
+        return None, None
+    record = json.loads(Path(input.diagnostics).read_text(encoding="utf-8"))
+    if not record.get("assessed"):
+        log.info("simulated residuals: not assessed (%s)", record.get("reason", ""))
+        return None, None
+    return pd.read_csv(input.simulated_residuals), record.get("tests", [])
 
 
 def figure_resistance_profile_step(input, output, **_) -> None:
@@ -417,11 +435,24 @@ def model_step(input, output, params, **_) -> None:
     """Fit one configured model or sensitivity variant; write its six outputs.
 
     ``params``: ``name``, ``entry`` (the model entry, or the expanded variant entry),
-    ``dropout`` (the dropout section of the configuration) and ``adjust``.
+    ``dropout`` (the dropout section of the configuration) and ``adjust``; optionally
+    ``diagnostics`` (``nsim``, ``seed``, ``conditional``): then the simulated residuals and
+    their tests are written too (outputs ``simulated_residuals`` and ``diagnostics``).
     """
     spec = analysis.parse_model_spec(params.name, params.entry, params.dropout)
-    outputs = analysis.run_model(spec, _analysis_tables(input, params), adjust=params.adjust)
+    diagnostics = getattr(params, "diagnostics", None)
+    outputs = analysis.run_model(
+        spec, _analysis_tables(input, params), adjust=params.adjust, diagnostics=diagnostics
+    )
     outputs.write(output)
+    if diagnostics is not None:
+        flagged = outputs.diagnostics.get("flagged") or []
+        log.info(
+            "simulated residuals: %s",
+            ", ".join(flagged) + " test(s) p < .05"
+            if flagged
+            else outputs.diagnostics.get("reason", "no test flagged"),
+        )
     fit = outputs.fit
     log.info("%s: %s", spec.name, "; ".join(fit["flags"]) or "fitted without flags")
     log.info("rows used: %s; left out: %s", fit.get("nobs", 0), fit["rows_excluded"])
@@ -572,8 +603,9 @@ def summary_step(input, output, params, **_) -> None:
 
     ``input``: ``model_specs`` (models and variants), ``validation``
     (``results/validation/report.json``), ``gate`` (``results/reliability/gate.json``),
-    ``vocabulary`` and optionally ``recovery`` and ``power`` (the power analyses'
-    power.csv, when they are part of the run). ``params``: ``leading`` (config
+    ``vocabulary`` and optionally ``recovery``, ``power`` (the power analyses'
+    power.csv, when they are part of the run) and ``influence`` (the models'
+    influence.csv). ``params``: ``leading`` (config
     ``summary.models``, resolved), ``slopes`` (config ``summary.slopes``), ``min_cell`` and
     ``power`` (name -> analysis entry of every configured power analysis).
     """
@@ -591,6 +623,7 @@ def summary_step(input, output, params, **_) -> None:
         min_cell=params.min_cell,
         power=_power_analyses(input, params) if "power" in input.keys() else None,
         power_elsewhere=[] if "power" in input.keys() else list(getattr(params, "power", [])),
+        influence=summary_influence(input, analyses),
     )
     write_text(output.md, text)
 
@@ -714,20 +747,21 @@ def _power_labels(vocab: vocabulary.Vocabulary | None, power: pd.DataFrame) -> d
 
 def _power_analyses(input, params) -> list[dict]:
     """The power analyses a summary renders: ``params.power`` (name -> analysis entry with
-    its model name) and their ``power.csv`` files, ``input.power``, in the same order."""
-    vocab = _run_vocabulary(input)
+    its model name) and their ``power.csv`` files, ``input.power``, in the same order; the
+    labels are power.csv's ``effect`` column (set by the analysis's report step)."""
     out = []
     for (name, entry), path in zip(dict(params.power).items(), input.power, strict=True):
         power = pd.read_csv(path, keep_default_na=False, na_values=[""])
-        out.append({**entry, "name": name, "power": power, "labels": _power_labels(vocab, power)})
+        labels = dict(zip(power["term"].astype(str), power["effect"].astype(str), strict=True))
+        out.append({**entry, "name": name, "power": power, "labels": labels})
     return out
 
 
 def power_summary_step(input, output, params, **_) -> None:
     """results/power/summary.md: the set-up and sentences of every ``power:`` analysis.
 
-    ``input``: ``power`` (every analysis's power.csv) and optionally ``vocabulary``.
-    ``params``: ``power`` (name -> analysis entry) and ``in_run``.
+    ``input``: ``power`` (every analysis's power.csv). ``params``: ``power`` (name ->
+    analysis entry) and ``in_run``.
     """
     lines = ["# Power analyses", ""]
     if not params.in_run:
@@ -744,7 +778,9 @@ def power_report_step(input, output, params, **_) -> None:
     """The report of one ``power:`` analysis: power.csv, the curve, the table, sentences.
 
     ``params``: ``name``, ``description``, ``points`` (records of the design points),
-    ``alpha``. ``input``: ``chunks`` and, optionally, ``vocabulary`` (framework labels).
+    ``alpha``, ``adjust``, ``factor_levels`` (a planned design's frameworks).
+    ``input``: ``chunks`` and, for a pilot, ``vocabulary`` (labels, colours) and ``spec``
+    (its factor levels). power.csv gets the column ``effect``: each term's label.
     """
     from .figures import save_figure
 
@@ -754,7 +790,12 @@ def power_report_step(input, output, params, **_) -> None:
     points = pd.DataFrame(list(params.points))
     power = power_report.aggregate_power(chunks, points, params.alpha)
     vocab = _run_vocabulary(input)
-    labels, colors = _power_labels(vocab, power), vocab.colors() if vocab else {}
+    levels = params.factor_levels
+    if "spec" in input.keys():  # a pilot's factor levels: its coefficients' reference
+        levels = json.loads(Path(input.spec).read_text(encoding="utf-8")).get("factor_levels")
+    power["effect"] = power_report.effect_labels(power, _power_labels(vocab, power), levels)
+    labels = dict(zip(power["term"].astype(str), power["effect"], strict=True))
+    colors = vocab.colors() if vocab else {}
     write_table(power, output.power)
     title = params.description or params.name
     figure = power_report.power_figure(power, title, labels, colors)
@@ -767,6 +808,78 @@ def power_report_step(input, output, params, **_) -> None:
     write_text(output.sentences, "\n\n".join(sentences) + "\n")
     for sentence in sentences:
         log.info(sentence)
+
+
+# --------------------------------------------------------------------------- influence
+
+
+def _no_influence(output, name: str, reason: str) -> None:
+    from .influence import INFLUENCE_COLUMNS
+
+    log.info("%s: no leave-one-out refits (%s)", name, reason)
+    write_table(pd.DataFrame(columns=INFLUENCE_COLUMNS), output.csv)
+    what = f"{name}: influence of single groups"
+    figures.save_figure(figures.plot_not_assessed(what, reason), output.pdf, output.png)
+
+
+def influence_step(input, output, params, **_) -> None:
+    """``results/models/<name>/influence.csv`` and its figure: the model refitted from its
+    folder (``spec.json``, ``model_frame.csv``) once without each level of the grouping
+    column (:func:`resistance_outcomes.influence.leave_one_out`), with the contrasts of its
+    ``contrasts.csv``.
+
+    ``input``: the model folder's ``spec``, ``frame``, ``fit``, ``coefficients``,
+    ``variance_components``, ``contrasts``. ``params``: ``group`` (config
+    ``influence.group``), ``adjust`` (config ``contrasts.adjust``), ``top`` (groups in the
+    figure). ``output``: ``csv``, ``pdf``, ``png``. A model that was not fitted, is
+    population-averaged or has no such column gets a header-only table and a "not
+    assessed" figure, with the reason in the log.
+    """
+    from . import influence
+    from .models import ModelSpecError
+
+    model = results.read_model_folder(input.spec)
+    name, fit = model["name"], model["fit"]
+    if fit.get("fitted") is False:
+        return _no_influence(output, name, f"the model was not fitted: {fit.get('reason', '')}")
+    spec = analysis.ModelSpec.from_dict(model["spec"])
+    if spec.method != "mixed":
+        return _no_influence(output, name, f"a population-averaged ({spec.method}) fit")
+    frame = analysis.read_model_frame(input.frame, model["spec"])
+    if params.group not in frame.columns:
+        return _no_influence(output, name, f"its model frame has no column {params.group!r}")
+    began = time.monotonic()
+    try:
+        table = influence.leave_one_out(spec, frame, params.group, adjust=params.adjust)
+    except ModelSpecError as err:
+        raise analysis.ModelEntryError(
+            f"model '{name}': leaving out one {params.group}: {err}"
+        ) from None
+    write_table(table, output.csv)
+    overview = influence.influence_overview(table)
+    changes = influence.influential_changes(table)
+    log.info(
+        "%s: %d refits without one %s in %s (%d failed); largest |DFBETAS| %.2f (%s without "
+        "%s); %d main result(s) changed",
+        name, len(overview), params.group, _duration(time.monotonic() - began),
+        int(overview["failed"].sum()), overview["max_abs_dfbetas"].iloc[0],
+        overview["term_of_max"].iloc[0], overview["left_out"].iloc[0], len(changes),
+    )  # fmt: skip
+    fig = figures.plot_influence(table, top=int(getattr(params, "top", 10)), model=name)
+    figures.save_figure(fig, output.pdf, output.png)
+
+
+def summary_influence(input, analyses) -> list[dict]:
+    """The influence tables of the summary's input ``influence`` (one per model), with the
+    name and spec of their model folder."""
+    from .influence import read_influence
+
+    specs = {a["name"]: a["spec"] for a in analyses}
+    out = []
+    for path in input.influence if "influence" in input.keys() else []:
+        name = Path(path).parent.name
+        out.append({"name": name, "spec": specs.get(name, {}), "table": read_influence(path)})
+    return out
 
 
 # --- parametric bootstrap (workflow/rules/inference.smk) --------------------------------

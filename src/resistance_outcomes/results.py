@@ -105,7 +105,9 @@ def read_model_folder(folder: str | os.PathLike) -> dict:
     -------
     dict
         ``name``, ``spec``, ``fit``, ``coefficients``, ``variance_components`` and
-        ``contrasts`` (empty frames for a model that was not fitted).
+        ``contrasts`` (empty frames for a model that was not fitted), and
+        ``diagnostics`` (``diagnostics.json``: the simulated-residual tests) when the
+        folder has it.
 
     Raises
     ------
@@ -129,6 +131,9 @@ def read_model_folder(folder: str | os.PathLike) -> dict:
         out[key] = json.loads(path.read_text(encoding="utf-8"))
     for key in ("coefficients", "variance_components", "contrasts"):
         out[key] = _table(folder / f"{key}.csv")
+    diagnostics = folder / "diagnostics.json"  # simulated-residual tests (models only)
+    if diagnostics.is_file():
+        out["diagnostics"] = json.loads(diagnostics.read_text(encoding="utf-8"))
     return out
 
 

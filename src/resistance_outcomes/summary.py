@@ -47,10 +47,10 @@ from .publish import (
     _ratio_decimals,
     _reason_text,
 )
-from .tables import format_bounded, format_ci, format_number, suppress_count
+from .tables import format_bounded, format_ci, format_number, format_p, suppress_count
 from .vocabulary import Vocabulary, not_assessed_text
 
-__all__ = ["leading_models", "summary_sentences"]
+__all__ = ["influence_section", "leading_models", "summary_sentences"]
 
 #: Optional parts of the analysis listed when they had no data (reliability has its own
 #: section).
@@ -458,7 +458,45 @@ def _one_row_per_distinct_slope(rows: list[dict]) -> list[dict]:
 # --------------------------------------------------------------------------- other sections
 
 
+def _residual_check_lines(analyses: Sequence[Mapping]) -> list[str]:
+    """The simulated-residual tests that failed, one line per model (models whose
+    folder has ``diagnostics.json``)."""
+    from .models.residuals import TEST_NAMES
+
+    checked = [a for a in analyses if (a.get("diagnostics") or {}).get("assessed")]
+    if not checked:
+        return []
+    failed = []
+    for a in checked:
+        tests = [t for t in a["diagnostics"].get("tests", []) if t.get("flagged")]
+        if tests:
+            parts = ", ".join(
+                f"{TEST_NAMES.get(t['test'], t['test'])} {_p_phrase(t['p_value'])}" for t in tests
+            )
+            failed.append(f"- {model_title(a['name'])}: {parts} (simulated residuals)")
+    nsim = checked[0]["diagnostics"].get("nsim")
+    how = f"{nsim} simulations per observation" if nsim else "simulations"
+    if not failed:
+        every = "the one model checked" if len(checked) == 1 else f"all {len(checked)} models"
+        return [
+            f"Simulated residuals ({how}): no uniformity, dispersion, zero-inflation or "
+            f"outlier test at p < .05 in {every}.",
+            "",
+        ]
+    return [
+        f"Models whose simulated residuals ({how}) fail a test at p < .05 (check the "
+        "family, the random part or missing predictors; see their diagnostics figures):",
+        "",
+        *failed,
+        "",
+    ]
+
+
 def _flag_section(analyses: Sequence[Mapping]) -> list[str]:
+    return _convergence_lines(analyses) + _residual_check_lines(analyses)
+
+
+def _convergence_lines(analyses: Sequence[Mapping]) -> list[str]:
     lines = ["## Model checks", ""]
     if not analyses:
         return lines + ["No model was part of this run.", ""]
@@ -628,6 +666,123 @@ def _recovery_section(recovery: Mapping | None, vocab: Vocabulary) -> list[str]:
     return lines + [""]
 
 
+# --------------------------------------------------------------------------- influence
+
+
+def _influence_target(row: Mapping, vocab: Vocabulary) -> str:
+    """'the difference between psychoanalytic and cognitive therapy', 'the slope of repair
+    rate (between clients) in behavioral therapy' (with ', for <by level>')."""
+    by = f" (for {lower_first(level_label(None, row['by'], vocab))})" if row["by"] else ""
+    if row["kind"] == "pairwise":
+        factor = row["variable"] or None
+        level = _therapy(lower_first(level_label(factor, row["level"], vocab)))
+        reference = _therapy(lower_first(level_label(factor, row["reference"], vocab)))
+        return f"the difference between {level.removesuffix(' therapy')} and {reference}{by}"
+    label = lower_first(variable_label(row["variable"], vocab=vocab))
+    return f"the slope of {label} in {_therapy(framework_words(row['level'], vocab))}{by}"
+
+
+def _influence_sentence(rows: list[dict], title: str, n_levels: int, vocab: Vocabulary) -> str:
+    """The left-out groups that change one main result the same way, in words: one group
+    with its p value, several with the range of theirs (up to 10 named)."""
+    first = rows[0]
+    group = first["group"]
+    target = _influence_target(first, vocab)
+    labels = [str(r["left_out"]) for r in rows]
+    p_values = [float(r["p_value"]) for r in rows]
+    if len(rows) == 1:
+        who = f"{group} {labels[0]}"
+        adjusted = _p_phrase(p_values[0], first["adjustment"])
+    else:
+        named = labels if len(labels) <= 10 else [*labels[:10], f"{len(labels) - 10} others"]
+        who = f"any one of {group}s {_and_list(named)} ({len(labels)} of {n_levels})"
+        low, high = _p_phrase(min(p_values), first["adjustment"]), format_p(max(p_values))
+        adjusted = f"{low} to {high} without one of them"
+    full = f"{adjusted}; with every {group}: {format_p(first['p_full'])}"
+    if first["significance_changed"] == "lost":
+        change = f"from significant to not ({full})"
+    elif first["significance_changed"] == "gained":
+        change = f"from not significant to significant ({full})"
+    else:
+        estimates = _and_list([format_number(r["estimate"], 3) for r in rows])
+        change = (
+            f"in sign: the estimate turns from {format_number(first['estimate_full'], 3)} to "
+            f"{estimates} on the model's scale ({adjusted})"
+        )
+    return f"Leaving out {who} changes {target} in the model of {lower_first(title)} {change}."
+
+
+def influence_section(
+    influence: Sequence[Mapping], alpha: float = 0.05, vocab: Vocabulary | None = None
+) -> list[str]:
+    """The summary's lines on single groups (therapists): one sentence per left-out group
+    that moves a main result (a framework contrast or simple slope) across ``alpha`` or
+    reverses the sign of a significant one
+    (:func:`resistance_outcomes.influence.influential_changes`), and one saying plainly
+    which models no single group changes; failed refits are counted.
+
+    Parameters
+    ----------
+    influence : sequence of mapping
+        Per model: ``name``, ``spec`` (its spec.json) and ``table`` (its influence.csv).
+    alpha : float
+    vocab : Vocabulary, optional
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> row = {"group": "therapist", "left_out": "T07", "kind": "pairwise", "term": "p - c",
+    ...        "variable": "framework", "level": "psychoanalytic", "reference": "cognitive",
+    ...        "by": "", "main": True, "p_full": 0.03, "p_value": 0.08, "adjustment": "holm",
+    ...        "estimate_full": 0.5, "estimate": 0.3, "sign_changed": False,
+    ...        "significance_changed": "lost", "failed": False}
+    >>> lines = influence_section([{"name": "m", "spec": {"description": "Dropout"},
+    ...                             "table": pd.DataFrame([row])}])
+    >>> print(lines[2])  # doctest: +NORMALIZE_WHITESPACE
+    - Leaving out therapist T07 changes the difference between psychoanalytic and cognitive
+      therapy in the model of dropout from significant to not (Holm-adjusted *p* = .080;
+      with every therapist: .030).
+    """
+    from .influence import influential_changes
+
+    vocab = vocabulary_or_default(vocab)
+    tables = [e for e in influence if e.get("table") is not None and not e["table"].empty]
+    if not tables:
+        return []
+    groups = {str(e["table"]["group"].iloc[0]) for e in tables}
+    group = groups.pop() if len(groups) == 1 else "group"
+    heading = f"## Influence of single {group}s"
+    sentences, quiet, failed = [], [], 0
+    for entry in tables:
+        table = entry["table"]
+        title = model_title(entry["name"], entry.get("spec"))
+        failed += int(table.loc[table["failed"].astype(bool), "left_out"].nunique())
+        changes = influential_changes(table, alpha).fillna({"by": "", "reference": ""})
+        if changes.empty:
+            quiet.append(f"{lower_first(title)} ({table['left_out'].nunique()} refits)")
+        n_levels = table["left_out"].nunique()
+        how = changes["significance_changed"].where(changes["significance_changed"] != "", "sign")
+        for _, same in changes.assign(_how=how).groupby(["term", "_how"], sort=False):
+            rows = same.to_dict("records")
+            sentences.append(f"- {_influence_sentence(rows, title, n_levels, vocab)}")
+    lines = [heading, "", *sentences]
+    if quiet:
+        lines += [""] if sentences else []
+        lines.append(
+            f"No single {group} left out moves a framework contrast or slope of the "
+            f"model{'s' if len(quiet) > 1 else ''} of {_and_list(quiet)} across the "
+            f"significance threshold ({format_bounded(alpha)}) or reverses the sign of a "
+            "significant one."
+        )
+    if failed:
+        lines += [
+            "",
+            f"{_count_words(failed, 'refit', 'refits')} without one {group} failed (named, "
+            "with the reason, in the models' influence.csv).",
+        ]
+    return lines + [""]
+
+
 # --------------------------------------------------------------------------- the page
 
 
@@ -644,6 +799,7 @@ def summary_sentences(
     min_cell: int = 5,
     power: Sequence[Mapping] | None = None,
     power_elsewhere: Sequence[str] = (),
+    influence: Sequence[Mapping] | None = None,
 ) -> str:
     """The report's summary page: every model's results in sentences made from the numbers.
 
@@ -685,6 +841,8 @@ def summary_sentences(
     power_elsewhere : sequence of str
         Names of configured power analyses that are not part of the run (``make power``);
         the summary says where their results are.
+    influence : sequence of mapping, optional
+        Leave-one-therapist-out results per model (:func:`influence_section`).
 
     Returns
     -------
@@ -743,6 +901,7 @@ def summary_sentences(
         for name in others:
             lines += _model_section(by_name[name], alpha, vocab, slopes)
     lines += _flag_section(analyses)
+    lines += influence_section(influence or [], alpha, vocab)
     lines += _validation_section(validation, min_cell)
     lines += _gate_section(reliability_gate, vocab)
     lines += _parts_section(vocab)

@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from resistance_outcomes.config import check_config
+from resistance_outcomes.config import ConfigError, check_config
 
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
@@ -113,6 +113,7 @@ def final_outputs():
         *FIGURE_OUTPUTS,  # defined in figures.smk
         *REPORT_OUTPUTS,  # defined in report.smk
         *(POWER_OUTPUTS if POWER_IN_RUN else []),  # defined in power.smk
+        *INFLUENCE_OUTPUTS,  # defined in influence.smk
         *BOOTSTRAP_OUTPUTS,  # models with inference.bootstrap (inference.smk)
     ]
 
@@ -182,17 +183,18 @@ def power_entries():
 
 
 def power_summary_inputs(wildcards):
-    inputs = {"power": [f"results/power/{n}/power.csv" for n in POWER_ANALYSES]}
-    if any(e["truth"].get("from") for e in POWER_ANALYSES.values()):
-        inputs["vocabulary"] = "results/data/vocabulary.json"
-    return inputs
+    return {"power": [f"results/power/{n}/power.csv" for n in POWER_ANALYSES]}
 
 
 def summary_power_inputs(wildcards):
     """The power analyses' results when they are part of the run (power: in_run)."""
-    if not (POWER_IN_RUN and POWER_ANALYSES):
-        return {}
-    return {"power": power_summary_inputs(wildcards)["power"]}
+    return power_summary_inputs(wildcards) if POWER_IN_RUN and POWER_ANALYSES else {}
+
+
+def power_factor_levels(name):
+    """A planned design's frameworks (the first is the coefficients' reference)."""
+    frameworks = (POWER_ANALYSES[name].get("design") or {}).get("frameworks")
+    return {"framework": list(frameworks)} if frameworks else {}
 
 
 def power_chunk_message(wildcards):
@@ -206,11 +208,68 @@ def power_chunk_message(wildcards):
 
 def power_report_inputs(wildcards):
     inputs = {"chunks": power_chunks(wildcards.analysis)}
-    if POWER_ANALYSES[wildcards.analysis]["truth"].get("from"):
+    source = POWER_ANALYSES[wildcards.analysis]["truth"].get("from")
+    if source:
         inputs["vocabulary"] = "results/data/vocabulary.json"
+        inputs["spec"] = f"{source}/spec.json"
     return inputs
 
 
+# --- influence of single groups (influence.smk: INFLUENCE_MODELS, INFLUENCE_GROUP)
+
+INFLUENCE_FILES = {
+    "spec": "spec.json",
+    "frame": "model_frame.csv",
+    "fit": "fit.json",
+    "coefficients": "coefficients.csv",
+    "variance_components": "variance_components.csv",
+    "contrasts": "contrasts.csv",
+}
+
+
+def influence_models(section, leading):
+    """The models of config `influence.models`: a list, `all` (every mixed model under
+    models:), or by default the summary's leading models; none without the key."""
+    if not section:
+        return []
+    chosen = section.get("models", leading)
+    specs = model_specs(config)
+    if chosen == "all":
+        return [name for name, spec in specs.items() if spec.method == "mixed"]
+    unknown = [name for name in chosen if name not in specs]
+    if unknown:
+        raise ConfigError(
+            f"influence.models in {CONFIG_FILE}: {', '.join(map(repr, unknown))} "
+            f"{'is not a' if len(unknown) == 1 else 'are not'} configured "
+            f"model{'' if len(unknown) == 1 else 's'} "
+            f"(models: {', '.join(specs) or 'none'}). Name models of `models:`, "
+            "give all, or leave the key out for the summary's models (summary.models)."
+        )
+    averaged = [name for name in chosen if specs[name].method != "mixed"]
+    if averaged:
+        raise ConfigError(
+            f"influence.models in {CONFIG_FILE}: {', '.join(map(repr, averaged))} "
+            f"{'is' if len(averaged) == 1 else 'are'} population-averaged (method: gee); "
+            "leaving one therapist out refits mixed models only. Remove them from "
+            "influence.models."
+        )
+    return list(dict.fromkeys(chosen))
+
+
+def influence_inputs(wildcards):
+    """The files of one model folder the influence job reads."""
+    return {
+        k: f"results/models/{wildcards.model}/{f}" for k, f in INFLUENCE_FILES.items()
+    }
+
+
+def summary_influence_inputs(wildcards):
+    """The influence tables, for the summary page."""
+    if not INFLUENCE_MODELS:
+        return {}
+    return {
+        "influence": [f"results/models/{m}/influence.csv" for m in INFLUENCE_MODELS]
+    }
 # --- parametric bootstrap (inference.smk): models whose entry sets inference.bootstrap
 
 INFERENCE = config.get("inference") or {}

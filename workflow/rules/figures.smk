@@ -162,6 +162,8 @@ rule figure_diagnostics:
         fit="results/models/{model}/fit.json",
         residuals="results/models/{model}/residuals.csv",
         random_effects="results/models/{model}/random_effects.csv",
+        simulated_residuals="results/models/{model}/simulated_residuals.csv",
+        diagnostics="results/models/{model}/diagnostics.json",
     output:
         pdf="results/figures/diagnostics/{model}.pdf",
         png=report(

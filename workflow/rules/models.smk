@@ -21,6 +21,11 @@ MODEL_FILES = [
     "residuals.csv",
     "random_effects.csv",
 ]
+# simulated-residual diagnostics of each model (not of the variants): their settings
+# (config diagnostics:, seeded by the run's seed unless it has its own) and files
+DIAGNOSTICS = {"nsim": 250, "conditional": False, **(config.get("diagnostics") or {})}
+DIAGNOSTICS.setdefault("seed", config["seed"])
+DIAGNOSTIC_FILES = ["simulated_residuals.csv", "diagnostics.json"]
 # wildcard constraints matching exactly the configured names
 MODEL_NAMES = "|".join(map(re.escape, MODELS)) or "(?!)"
 VARIANT_NAMES = "|".join(map(re.escape, VARIANTS)) or "(?!)"
@@ -37,6 +42,7 @@ RECOVERY_FOLDERS = [
 # everything rule all asks of this file (final_outputs in common.smk)
 MODEL_OUTPUTS = [f"results/models/{m}/{f}" for m in MODELS for f in MODEL_FILES]
 MODEL_OUTPUTS += [f"results/sensitivity/{v}/{f}" for v in VARIANTS for f in MODEL_FILES]
+MODEL_OUTPUTS += [f"results/models/{m}/{f}" for m in MODELS for f in DIAGNOSTIC_FILES]
 if VARIANTS:
     MODEL_OUTPUTS += [
         "results/sensitivity/sensitivity_table.csv",
@@ -141,6 +147,13 @@ rule model:
         predictions="results/models/{model}/predictions.csv",
         residuals="results/models/{model}/residuals.csv",
         random_effects="results/models/{model}/random_effects.csv",
+        simulated_residuals="results/models/{model}/simulated_residuals.csv",
+        diagnostics=report(
+            "results/models/{model}/diagnostics.json",
+            category="Models",
+            subcategory="{model}",
+            caption="../report/models_diagnostics.rst",
+        ),
     log:
         "results/logs/models/{model}.log",
     wildcard_constraints:
@@ -152,6 +165,7 @@ rule model:
         entry=lambda wildcards: config["models"][wildcards.model],
         dropout=config["dropout"],
         adjust=ADJUST,
+        diagnostics=DIAGNOSTICS,
     script:
         "../../scripts/model.py"
 

@@ -103,6 +103,7 @@ rule power_report:
         adjust=lambda wildcards: POWER_ANALYSES[wildcards.analysis].get(
             "adjust", "none"
         ),
+        factor_levels=lambda wildcards: power_factor_levels(wildcards.analysis),
     script:
         "../../scripts/power_report.py"
 

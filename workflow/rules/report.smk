@@ -66,6 +66,7 @@ rule publication_tables:
 rule summary:
     input:
         unpack(summary_power_inputs),
+        unpack(summary_influence_inputs),
         **(
             {"recovery": "results/recovery/summary.json"}
             if "recovery" in config
@@ -76,6 +77,8 @@ rule summary:
         vocabulary="results/data/vocabulary.json",
         model_specs=[f"results/models/{m}/spec.json" for m in MODELS]
         + [f"results/sensitivity/{v}/spec.json" for v in VARIANTS],
+        # read beside each model's spec.json (results.read_model_folder)
+        diagnostics=[f"results/models/{m}/diagnostics.json" for m in MODELS],
     output:
         md=report(
             "results/summary.md",

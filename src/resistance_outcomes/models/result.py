@@ -257,6 +257,28 @@ class MixedResult:
             columns[f"sim_{k + 1}"] = family.draw(rng, mu, design.prior_weights, self.sigma)
         return pd.DataFrame(columns, index=design.frame.index)
 
+    def simulated_residuals(self, nsim: int = 250, *, seed: int | None, conditional: bool = False):
+        """Simulation-based scaled quantile residuals (the DHARMa method).
+
+        See :func:`resistance_outcomes.models.residuals.simulated_residuals`; the result's
+        ``tests()`` gives the uniformity, dispersion, zero-inflation and outlier tests.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> from resistance_outcomes.models import fit_mixed
+        >>> rng = np.random.default_rng(3)
+        >>> g = np.repeat(np.arange(10), 5)
+        >>> df = pd.DataFrame({"g": g, "y": rng.poisson(np.exp(0.5 + rng.normal(0, .5, 10)[g]))})
+        >>> fit = fit_mixed("y ~ 1 + (1 | g)", df, family="poisson")
+        >>> res = fit.simulated_residuals(nsim=50, seed=2)
+        >>> res.table.shape, bool(res.table.residual.between(0, 1).all())
+        ((50, 4), True)
+        """
+        from .residuals import simulated_residuals
+
+        return simulated_residuals(self, nsim, seed=seed, conditional=conditional)
+
     def predict(
         self,
         newdata: pd.DataFrame | None = None,

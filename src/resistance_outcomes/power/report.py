@@ -35,6 +35,7 @@ __all__ = [
     "analysis_attrition",
     "chunk_ranges",
     "design_points",
+    "effect_labels",
     "point_rows",
     "point_seed",
     "power_chunk",
@@ -258,9 +259,38 @@ def aggregate_power(chunks: pd.DataFrame, points: pd.DataFrame, alpha: float) ->
 
 
 def _label(term: str, labels: Mapping[str, str]) -> str:
+    """The label of a tested term: its own, else its parts' labels substituted."""
+    if term in labels:
+        return labels[term]
     for name, label in sorted(labels.items(), key=lambda kv: -len(kv[0])):
         term = term.replace(name, label)
     return term
+
+
+def effect_labels(
+    power: pd.DataFrame,
+    labels: Mapping[str, str] | None = None,
+    factor_levels: Mapping[str, list] | None = None,
+) -> pd.Series:
+    """The label of each tested term of ``power``: "Cognitive - Behavioral" for a
+    contrast, "Repair rate in Cognitive" for a simple slope, and for a coefficient of a
+    factor level (``frameworkcognitive`` with ``factor_levels={"framework": [...]}``) the
+    difference from the factor's reference level; ``labels`` maps names to labels.
+
+    Examples
+    --------
+    >>> power = pd.DataFrame({"term": ["frameworkb", "x", "b - a"],
+    ...                       "kind": ["coefficient", "coefficient", "pairwise"]})
+    >>> effect_labels(power, {"a": "A", "b": "B"}, {"framework": ["a", "b"]}).tolist()
+    ['B - A', 'x', 'B - A']
+    """
+    labels = dict(labels or {})
+    for factor, levels in (factor_levels or {}).items():
+        levels = [str(v) for v in levels]
+        for level in levels[1:]:
+            a, b = (labels.get(v, v.replace("_", " ").capitalize()) for v in (level, levels[0]))
+            labels.setdefault(f"{factor}{level}", f"{a} - {b}")
+    return power["term"].astype(str).map(lambda t: _label(t, labels)).rename("effect")
 
 
 def _size_name(column: str) -> str:
@@ -279,6 +309,22 @@ def _term_color(term: str, colors: Mapping[str, str]) -> str | None:
     return colors.get(level) if level else None
 
 
+def _varied(power: pd.DataFrame) -> tuple[str, str | None]:
+    """The first varied size (the x axis) and the second one, if any."""
+    sizes = [c for c in power.columns if c in SIZES]
+    return sizes[0], (sizes[1] if len(sizes) > 1 else None)
+
+
+def _panels(power: pd.DataFrame, second: str | None) -> list[tuple[str, pd.DataFrame]]:
+    """(title, rows) per value of the second varied size; one untitled panel without it."""
+    if second is None:
+        return [("", power)]
+    return [
+        (f"{int(v)} {_size_name(second)}", power[power[second] == v])
+        for v in sorted(pd.unique(power[second]))
+    ]
+
+
 def power_figure(
     power: pd.DataFrame,
     title: str = "",
@@ -286,8 +332,9 @@ def power_figure(
     colors: Mapping | None = None,
 ):
     """Power with its Wilson 95% CI against the first varied size, one line per term,
-    the 80% line, and the smallest size reaching 80% marked. A per-framework term
-    ("x in cognitive") takes its framework's colour from ``colors`` (the vocabulary's, so
+    the 80% line, and the smallest size reaching 80% marked; with a second varied size,
+    one panel per value of it (shared power axis). A per-framework term ("x in
+    cognitive") takes its framework's colour from ``colors`` (the vocabulary's, so
     frameworks look the same as in every other figure).
 
     Examples
@@ -296,40 +343,51 @@ def power_figure(
     ...     "term": "x", "power": [0.5, 0.85], "power_ci_low": [0.4, 0.8],
     ...     "power_ci_high": [0.6, 0.9]})
     >>> fig = power_figure(power)
+    >>> two = pd.concat([power.assign(clients_per_therapist=k) for k in (4, 8)])
+    >>> len(power_figure(two).axes)
+    2
     """
     from matplotlib.figure import Figure
 
     labels = dict(labels or {})
-    size = power.columns[1]
-    fig = Figure(figsize=(6.5, 4))
-    ax = fig.add_subplot()
-    for term in pd.unique(power["term"]):
-        rows = power[power["term"] == term].sort_values(size)
-        x = rows[size].to_numpy(dtype=float)
-        y = rows["power"].to_numpy(dtype=float)
-        err = [y - rows["power_ci_low"].to_numpy(), rows["power_ci_high"].to_numpy() - y]
-        color = _term_color(str(term), colors or {})
-        line = ax.errorbar(
-            x, y, yerr=err, marker="o", capsize=3, label=_label(term, labels), color=color
-        )
-        best, reached = _reaching(power, size, term)
-        if reached:
-            ax.plot(
-                [best[size]],
-                [best["power"]],
-                marker="*",
-                markersize=14,
-                color=line[0].get_color(),
-                linestyle="none",
+    size, second = _varied(power)
+    panels = _panels(power, second)
+    fig = Figure(figsize=(6.5 if len(panels) == 1 else min(3.4 * len(panels), 10), 4))
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    terms = list(pd.unique(power["term"]))
+    default = [f"C{i % 10}" for i in range(len(terms))]
+    for ax, (panel_title, panel) in zip(axes, panels, strict=True):
+        for term, fallback in zip(terms, default, strict=True):
+            rows = panel[panel["term"] == term].sort_values(size)
+            if rows.empty:
+                continue
+            x = rows[size].to_numpy(dtype=float)
+            y = rows["power"].to_numpy(dtype=float)
+            err = [y - rows["power_ci_low"].to_numpy(), rows["power_ci_high"].to_numpy() - y]
+            color = _term_color(str(term), colors or {}) or fallback
+            ax.errorbar(
+                x, y, yerr=err, marker="o", capsize=3, label=_label(term, labels), color=color
             )
-    ax.axhline(0.8, color="grey", linestyle="--", linewidth=1)
-    ax.set_xticks(sorted(pd.unique(power[size])))
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel(_size_name(size).capitalize())
-    ax.set_ylabel("Power (95% CI)")
+            best, reached = _reaching(panel, size, term)
+            if reached:
+                ax.plot(
+                    [best[size]],
+                    [best["power"]],
+                    marker="*",
+                    markersize=14,
+                    color=color,
+                    linestyle="none",
+                )
+        ax.axhline(0.8, color="grey", linestyle="--", linewidth=1)
+        ax.set_xticks(sorted(pd.unique(power[size])))
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel(_size_name(size).capitalize())
+        if panel_title:
+            ax.set_title(panel_title, fontsize=9)
+    axes[0].set_ylabel("Power (95% CI)")
     if title:
-        ax.set_title(title)
-    ax.legend(fontsize=8, frameon=False)
+        fig.suptitle(title)
+    axes[0].legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -400,20 +458,24 @@ def _lower_first(text: str) -> str:
 
 def _effect_words(term: str, kind, labels: Mapping[str, str]) -> str:
     """A tested term in words: "the slope of x in cognitive therapy", "the difference
-    between a and b therapy", or the coefficient's label."""
-    if kind == "simple_slope" and " in " in term:
-        variable, level = term.split(" in ", 1)
-        slope = _lower_first(_label(variable, labels))
-        return f"the slope of {slope} in {_lower_first(_label(level, labels))} therapy"
-    if kind == "pairwise" and " - " in term:
-        a, b = (_lower_first(_label(x, labels)) for x in term.split(" - ", 1))
+    between a and b therapy" (a contrast, or a coefficient labelled as one by
+    :func:`effect_labels`), "the coefficient of x"."""
+    label = _label(term, labels)
+    if kind == "simple_slope" and " in " in label:
+        variable, level = label.split(" in ", 1)
+        return f"the slope of {_lower_first(variable)} in {_lower_first(level)} therapy"
+    if kind in ("pairwise", "coefficient") and " - " in label:
+        a, b = (_lower_first(x) for x in label.split(" - ", 1))
         return f"the difference between {a} and {b} therapy"
-    return _label(term, labels)
+    if kind == "coefficient":
+        return f"the coefficient of {_lower_first(label)}"
+    return label
 
 
 def power_sentences(power: pd.DataFrame, labels: Mapping | None = None) -> list[str]:
-    """One sentence per tested term: the smallest size reaching 80% power (or the
-    largest size, saying 80% was not reached), with its CI, replicates and failed fits.
+    """One sentence per tested term (and, with a second varied size, per value of it):
+    the smallest first size reaching 80% power (or the largest size, saying 80% was not
+    reached), with its CI, replicates and failed fits.
 
     Examples
     --------
@@ -423,21 +485,35 @@ def power_sentences(power: pd.DataFrame, labels: Mapping | None = None) -> list[
     >>> print(power_sentences(power)[0])  # doctest: +NORMALIZE_WHITESPACE
     With 15 therapists per framework, power to detect x was .83, 95% CI [.80, .85],
     200 replicates, 0.5% of fits failed.
+    >>> more = power.assign(clients_per_therapist=8, power=[0.81, 0.9],
+    ...                     power_ci_low=[0.75, 0.86], power_ci_high=[0.86, 0.93])
+    >>> two = pd.concat([power.assign(clients_per_therapist=4), more])
+    >>> print(power_sentences(two)[1])  # doctest: +NORMALIZE_WHITESPACE
+    With 6 therapists per framework and 8 clients per therapist, power to detect x was
+    .81, 95% CI [.75, .86], 200 replicates, 0.0% of fits failed.
     """
     labels = dict(labels or {})
-    size = power.columns[1]
+    size, second = _varied(power)
     out = []
     for term in pd.unique(power["term"]):
-        row, reached = _reaching(power, size, term)
-        failed = 100 * row["failed"] / row["replicates"]
-        text = (
-            f"With {int(row[size])} {_size_name(size)}, power to detect "
-            f"{_effect_words(term, row.get('kind'), labels)} "
-            f"was {_p(row['power'])}, 95% CI [{_p(row['power_ci_low'])}, "
-            f"{_p(row['power_ci_high'])}], {int(row['replicates']):,} replicates, "
-            f"{failed:.1f}% of fits failed"
-        )
-        out.append(text + ("." if reached else "; 80% power was not reached at the sizes tried."))
+        for _, panel in _panels(power, second):
+            if not (panel["term"] == term).any():
+                continue
+            row, reached = _reaching(panel, size, term)
+            failed = 100 * row["failed"] / row["replicates"]
+            sizes = f"{int(row[size])} {_size_name(size)}"
+            if second is not None:
+                sizes += f" and {int(row[second])} {_size_name(second)}"
+            text = (
+                f"With {sizes}, power to detect "
+                f"{_effect_words(term, row.get('kind'), labels)} "
+                f"was {_p(row['power'])}, 95% CI [{_p(row['power_ci_low'])}, "
+                f"{_p(row['power_ci_high'])}], {int(row['replicates']):,} replicates, "
+                f"{failed:.1f}% of fits failed"
+            )
+            out.append(
+                text + ("." if reached else "; 80% power was not reached at the sizes tried.")
+            )
     return out
 
 
