@@ -18,6 +18,7 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/power.smk"
 include: "workflow/rules/influence.smk"
+include: "workflow/rules/inference.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -269,14 +269,14 @@ def test_a_level_only_one_therapist_has_fails_with_its_reason():
 def test_a_refit_that_raises_is_reported(monkeypatch):
     data = _therapist_data()
     fit = fit_mixed("y ~ framework + x + (1 | therapist)", data)
-    real = inf._refit
+    real = inf.refit_design
 
     def refit(design, *args):
         if design.n == 110 and "T02" not in set(design.frame["therapist"]):
             raise FloatingPointError("the optimizer diverged")
         return real(design, *args)
 
-    monkeypatch.setattr(inf, "_refit", refit)
+    monkeypatch.setattr(inf, "refit_design", refit)
     table = leave_one_out(fit, data, levels=["T01", "T02", "T03"])
     assert table["left_out"].unique().tolist() == ["T01", "T02", "T03"]
     failed = table[table["failed"]]

@@ -92,6 +92,7 @@ _ENTRY_KEYS = (
     "optional",
     "variant_of",
     "changes",
+    "inference",
 )
 _CONTRAST_KEYS = ("factor", "pairwise", "slopes", "by")
 #: Pseudonymous keys kept in every model frame (when the data level has them).

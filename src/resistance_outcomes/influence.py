@@ -45,7 +45,9 @@ import pandas as pd
 from .analysis import ContrastSpec, ModelSpec, fit_model
 from .contrasts import ADJUSTMENTS, framework_contrasts
 from .models import MixedResult, ModelSpecError, build_design, get_family
-from .power.simulate import _label_contrasts, _refit, _warm_design
+from .models.refit import refit as refit_design
+from .models.refit import warm_design
+from .power.simulate import _label_contrasts
 
 __all__ = [
     "INFLUENCE_COLUMNS",
@@ -408,8 +410,8 @@ def leave_one_out(
                     f"{', '.join(lost)} (a factor level that only this {group} has)"
                 )
             if warm_start:
-                design = _warm_design(design, fit.theta)
-            refit = _refit(design, family, design.y, reml, control, nagq)
+                design = warm_design(design, fit.theta)
+            refit = refit_design(design, family, design.y, reml, control, nagq)
             estimates = _estimates(refit, contrasts, adjust, design=fit.design)
             flags["converged"], flags["singular"] = bool(refit.converged), bool(refit.singular)
         except Exception as err:  # a refit that raises is reported, never dropped

@@ -894,3 +894,83 @@ def summary_influence(input, analyses) -> list[dict]:
         name = Path(path).parent.name
         out.append({"name": name, "spec": specs.get(name, {}), "table": read_influence(path)})
     return out
+
+
+# --- parametric bootstrap (workflow/rules/inference.smk) --------------------------------
+
+
+def _bootstrap_fit(input):
+    """The model of a model folder refitted from its spec.json and model_frame.csv (the
+    same fit as the model job's: deterministic), with the contrasts it reports as a
+    bootstrap ``contrasts`` spec; None (and the reason) when the model was not fitted."""
+    from .models import MixedResult
+    from .models.bootstrap import contrast_test
+
+    fit_json = json.loads(Path(input.fit).read_text(encoding="utf-8"))
+    if fit_json.get("fitted") is False:
+        return None, None, f"the model was not fitted: {fit_json.get('reason', '')}"
+    spec_json = json.loads(Path(input.spec).read_text(encoding="utf-8"))
+    spec = analysis.ModelSpec.from_dict(spec_json)
+    fit = analysis.fit_model(spec, analysis.read_model_frame(input.frame, spec_json))
+    if not isinstance(fit, MixedResult):
+        raise analysis.ModelEntryError(
+            f"model {spec.name!r}: inference.bootstrap needs a mixed model (method: mixed); "
+            "a population-averaged (GEE) fit has no model to simulate from. Remove "
+            "inference.bootstrap from this model."
+        )
+    contrasts = contrast_test(spec.contrasts)
+    return fit, contrasts, None
+
+
+def bootstrap_chunk_step(input, output, params, **_) -> None:
+    """Replicates ``params.start .. params.stop - 1`` of the parametric bootstrap of one
+    model (:func:`resistance_outcomes.models.bootstrap.parametric_bootstrap`), seeded per
+    replicate by ``params.seed``; ``input``: the model folder's spec, frame and fit.json."""
+    from .models.bootstrap import BOOTSTRAP_COLUMNS, parametric_bootstrap
+
+    began = time.monotonic()
+    fit, contrasts, reason = _bootstrap_fit(input)
+    if fit is None:
+        log.info("%s: no bootstrap, %s", params.name, reason)
+        write_table(pd.DataFrame(columns=BOOTSTRAP_COLUMNS), output.csv)
+        return
+    nsim = int(params.stop) - int(params.start)
+    rows = parametric_bootstrap(
+        fit, nsim, int(params.seed), start=int(params.start), contrasts=contrasts
+    )
+    write_table(rows, output.csv)
+    failed = int(rows.groupby("replicate")["failed"].first().sum())
+    seconds = time.monotonic() - began
+    log.info(
+        "%s: bootstrap replicates %s-%s, %s failed refits, %.1f s",
+        params.name,
+        params.start,
+        int(params.stop) - 1,
+        failed,
+        seconds,
+    )
+
+
+def bootstrap_step(input, output, params, **_) -> None:
+    """The percentile intervals of one model's bootstrap chunks (``bootstrap.csv``, one row
+    per quantity; fixed effects named by their ``term``). ``params.level``."""
+    from .models.bootstrap import INTERVAL_COLUMNS, bootstrap_intervals, bootstrap_parameters
+
+    fit, contrasts, reason = _bootstrap_fit(input)
+    if fit is None:
+        log.info("%s: no bootstrap, %s", params.name, reason)
+        write_table(pd.DataFrame(columns=INTERVAL_COLUMNS), output.csv)
+        return
+    chunks = [_read_csv_or_empty(path) for path in input.chunks]
+    rows = pd.concat([c for c in chunks if len(c)], ignore_index=True)
+    table = bootstrap_intervals(
+        rows, bootstrap_parameters(fit, contrasts), level=float(params.level)
+    )
+    write_table(table, output.csv)
+    log.info(
+        "%s: %s bootstrap replicates, %s failed, %s singular refits",
+        params.name,
+        int(table["nsim"].max()),
+        int(table["failed"].max()),
+        int(table["singular"].max()),
+    )

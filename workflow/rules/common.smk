@@ -114,6 +114,7 @@ def final_outputs():
         *REPORT_OUTPUTS,  # defined in report.smk
         *(POWER_OUTPUTS if POWER_IN_RUN else []),  # defined in power.smk
         *INFLUENCE_OUTPUTS,  # defined in influence.smk
+        *BOOTSTRAP_OUTPUTS,  # models with inference.bootstrap (inference.smk)
     ]
 
 
@@ -269,3 +270,46 @@ def summary_influence_inputs(wildcards):
     return {
         "influence": [f"results/models/{m}/influence.csv" for m in INFLUENCE_MODELS]
     }
+# --- parametric bootstrap (inference.smk): models whose entry sets inference.bootstrap
+
+INFERENCE = config.get("inference") or {}
+BOOTSTRAP_CHUNK = int(INFERENCE.get("chunk_size", 100))
+BOOTSTRAP_SEED = int(config.get("seed", 2024))
+BOOTSTRAP_MODELS = {
+    name: dict(entry["inference"])
+    for name, entry in (config.get("models") or {}).items()
+    if (entry.get("inference") or {}).get("bootstrap")
+}
+
+
+def bootstrap_ranges(name):
+    """(start, stop) of each chunk of a model's bootstrap replicates."""
+    total = int(BOOTSTRAP_MODELS[name]["bootstrap"])
+    return [
+        (a, min(a + BOOTSTRAP_CHUNK, total)) for a in range(0, total, BOOTSTRAP_CHUNK)
+    ]
+
+
+def bootstrap_chunks(name):
+    return [
+        f"results/models/{name}/bootstrap/chunk{k}.csv"
+        for k in range(len(bootstrap_ranges(name)))
+    ]
+
+
+def bootstrap_chunk_range(wildcards):
+    return bootstrap_ranges(wildcards.model)[int(wildcards.chunk)]
+
+
+def bootstrap_chunk_message(wildcards):
+    start, stop = bootstrap_chunk_range(wildcards)
+    total = BOOTSTRAP_MODELS[wildcards.model]["bootstrap"]
+    return f"replicates {start}-{stop - 1} of {total}"
+
+
+def bootstrap_seed(name):
+    """The model's inference.seed, else the run's seed."""
+    return int(BOOTSTRAP_MODELS[name].get("seed", BOOTSTRAP_SEED))
+
+
+BOOTSTRAP_OUTPUTS = [f"results/models/{m}/bootstrap.csv" for m in BOOTSTRAP_MODELS]

@@ -333,7 +333,16 @@ class MixedResult:
 
     # --- confidence intervals -----------------------------------------------------------
 
-    def confint(self, method: str = "profile", level: float = 0.95, parm=None) -> pd.DataFrame:
+    def confint(
+        self,
+        method: str = "profile",
+        level: float = 0.95,
+        parm=None,
+        *,
+        nsim: int = 1000,
+        seed: int | None = None,
+        n_jobs: int = 1,
+    ) -> pd.DataFrame:
         """Confidence intervals of the parameters (lme4's ``confint``).
 
         Parameters
@@ -346,12 +355,16 @@ class MixedResult:
             (:func:`~resistance_outcomes.models.profile.icc_interval`). ``"wald"``: the
             fixed effects' intervals of :attr:`coefficients` at ``level`` (t with
             Satterthwaite df for linear models, z otherwise) and NaN for the variance
-            parameters, as lme4's ``method = "Wald"``.
+            parameters, as lme4's ``method = "Wald"``. ``"boot"``: parametric-bootstrap
+            percentile intervals from ``nsim`` refits (:meth:`bootstrap`, whose columns
+            it returns; ``seed`` required).
         level : float
             Confidence level.
         parm : list of str, optional
             Parameters by name (``.sig01``, ``.sigma``, ``.nb_size``, fixed-effect names;
-            ``"theta_"`` or ``"beta_"``); all when omitted.
+            ``"theta_"`` or ``"beta_"``); all when omitted (profile and Wald).
+        nsim, seed, n_jobs
+            The bootstrap's refits, seed and worker processes (``method="boot"`` only).
 
         Returns
         -------
@@ -380,10 +393,9 @@ class MixedResult:
         if not 0 < level < 1:
             raise ModelSpecError(f"level must be between 0 and 1, got {level!r}")
         if method == "boot":
-            raise ModelSpecError(
-                "method='boot' needs MixedResult.bootstrap (parametric bootstrap); "
-                "use method='profile' or method='wald'"
-            )
+            if seed is None:
+                raise ModelSpecError("method='boot' needs a seed: confint('boot', seed=...)")
+            return self.bootstrap(nsim, seed, n_jobs=n_jobs, level=level)
         if method == "profile":
             table = prof.profile_intervals(self, level=level, parm=parm)
             icc_row = prof.icc_interval(self, table)
@@ -410,6 +422,58 @@ class MixedResult:
                 low, high = estimate - q * se[i], estimate + q * se[i]
             rows.append((par.name, par.group, par.term, estimate, low, high, "wald", ""))
         return pd.DataFrame(rows, columns=prof.INTERVAL_COLUMNS)
+
+    # --- parametric bootstrap ---------------------------------------------------------
+
+    def bootstrap(
+        self,
+        nsim: int,
+        seed: int,
+        n_jobs: int = 1,
+        level: float = 0.95,
+        contrasts=None,
+    ) -> pd.DataFrame:
+        """Parametric-bootstrap percentile intervals (lme4's ``confint(method = "boot")``).
+
+        ``nsim`` response sets are simulated from the fit with new random effects, the
+        model is refitted to each, and the intervals are percentiles of the refits'
+        fixed effects, random-effect SDs and correlations, residual SD or NB size, ICC,
+        marginal and conditional R² and any ``contrasts``
+        (:mod:`resistance_outcomes.models.bootstrap`). Failed refits are counted, not
+        dropped silently; results depend on ``seed`` only, not on ``n_jobs``.
+
+        Parameters
+        ----------
+        nsim : int
+        seed : int
+        n_jobs : int
+            Worker processes.
+        level : float
+        contrasts : str, mapping or list, optional
+            ``{"pairwise": "<factor>"}``, ``{"slopes": [...], "factor": "<factor>"}``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per quantity: parameter, kind, estimate, ci_low, ci_high, level,
+            method (``"boot"``), replicates (refits used), nsim, failed, singular,
+            not_converged, boot_sd.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> from resistance_outcomes.models import fit_mixed
+        >>> rng = np.random.default_rng(1)
+        >>> g = np.repeat(np.arange(8), 6)
+        >>> df = pd.DataFrame({"g": g, "x": rng.normal(size=48)})
+        >>> df["y"] = 1 + df.x + rng.normal(size=8)[g] + rng.normal(size=48)
+        >>> ci = fit_mixed("y ~ x + (1 | g)", df).bootstrap(nsim=20, seed=1)
+        >>> ci[["parameter", "replicates", "failed"]].head(2).values.tolist()
+        [['(Intercept)', 20, 0], ['x', 20, 0]]
+        """
+        from .bootstrap import bootstrap_result
+
+        return bootstrap_result(self, nsim, seed, n_jobs=n_jobs, level=level, contrasts=contrasts)
 
     # --- reports ----------------------------------------------------------------------
 

@@ -53,11 +53,11 @@ from ..contrasts import ADJUSTMENTS, adjust_pvalues, pairwise_contrasts, simple_
 from ..models import MixedResult, ModelSpecError, build_design, get_family
 from ..models.design import MixedDesign, _expression_names
 from ..models.formula import parse_formula
-from ..models.linalg import single_threaded_blas
-from ..models.lmm import theta_scale
+from ..models.refit import model_response, refit, warm_design
 from .designs import attrition_mask
 
 __all__ = [
+    "parse_test",
     "POWER_COLUMNS",
     "REPLICATE_COLUMNS",
     "power_replicates",
@@ -65,6 +65,7 @@ __all__ = [
     "replicate_rng",
     "simulate_responses",
     "summarise_power",
+    "estimate_targets",
     "truth_result",
     "wilson_interval",
 ]
@@ -425,7 +426,9 @@ class _Target:
     by: str | None = None
 
 
-def _targets(test, design: MixedDesign) -> list[_Target]:
+def parse_test(test, design: MixedDesign) -> list[_Target]:
+    """The tested quantities named by ``test`` (see the module docstring), checked against
+    the design's fixed effects; :func:`estimate_targets` computes them for a fit."""
     items = [test] if isinstance(test, str | Mapping) else list(test or [])
     if not items:
         raise ModelSpecError("test names nothing: give a coefficient name or a contrast mapping")
@@ -489,8 +492,10 @@ def _label_contrasts(table: pd.DataFrame, kind: str) -> pd.Series:
     return table["variable"].astype(str) + " in " + table["level"].astype(str) + by
 
 
-def _tests(fit: MixedResult, targets: list[_Target]) -> pd.DataFrame:
-    """The tested quantities of one fit: term, kind, estimate, std_error, p, 95% CI."""
+def estimate_targets(fit: MixedResult, targets: list[_Target]) -> pd.DataFrame:
+    """The tested quantities of one fit: term, kind, estimate, std_error, p, 95% CI
+    (unadjusted contrasts labelled ``"<level> - <reference>"`` and
+    ``"<variable> in <level>"``, with ``" | <by>"`` within a second factor)."""
     tables = []
     coefficients = [t.term for t in targets if t.kind == "coefficient"]
     if coefficients:
@@ -512,42 +517,16 @@ def _truth_values(result: MixedResult, targets: list[_Target]) -> pd.DataFrame:
     """Term, kind and true value of each tested quantity (``L beta`` at the truth)."""
     p = result.design.p
     probe = replace(result, vcov=np.eye(p), df=None, extra={})
-    table = _tests(probe, targets)
+    table = estimate_targets(probe, targets)
     return table[["term", "kind", "estimate"]].rename(columns={"estimate": "truth"})
 
 
 # --- refits ------------------------------------------------------------------------------
-
-
-@single_threaded_blas
-def _refit(design: MixedDesign, family: str, y: np.ndarray, reml: bool, control, nagq: int):
-    design = replace(design, y=y)
-    if not get_family(family).glmm:
-        from ..models.lmm import fit_lmm
-
-        return fit_lmm(design, reml=reml, control=control)
-    from ..models.glmm import fit_glmm
-
-    return fit_glmm(design, family, nagq=nagq, control=control)
-
-
-def _model_response(family: str, sims: np.ndarray, design: MixedDesign) -> np.ndarray:
-    """The design's response from simulated values: binomial successes become proportions
-    of the trials (the prior weights)."""
-    if get_family(family).name == "binomial":
-        return sims / design.prior_weights
-    return sims
-
-
-WARM_START_MIN = 0.1  # start of a true zero variance (optimizer's coordinates)
-
-
-def _warm_design(design: MixedDesign, theta: np.ndarray) -> MixedDesign:
-    """The design with its starting ``theta0`` at ``theta`` (optimizer's coordinates);
-    entries with a lower bound of 0 (variances) start at least at ``WARM_START_MIN``."""
-    start = np.asarray(theta, dtype=float) * theta_scale(design)
-    start = np.where(design.theta_lower == 0, np.maximum(start, WARM_START_MIN), start)
-    return replace(design, theta0=start)
+# (models.refit: refit a built design to a new response, warm-started; the private names
+# stay so that tests can replace _refit)
+_refit = refit
+_model_response = model_response
+_warm_design = warm_design
 
 
 def _prepare(formula, data, family, truth, test):
@@ -555,7 +534,7 @@ def _prepare(formula, data, family, truth, test):
     design = _design_from(formula, data)
     fam = get_family(family).name
     result = truth_result(design, fam, truth)
-    targets = _targets(test, design)
+    targets = parse_test(test, design)
     return design, fam, result, targets, _truth_values(result, targets)
 
 
@@ -671,7 +650,7 @@ def power_replicates(
                 kept = _design_from(formula, data[keep].assign(**{dropout["response"]: y[keep]}))
                 kept = _warm_design(kept, result.theta) if warm_start else kept
                 fit = _refit(kept, fam, y[keep], reml, control, nagq)
-            table = _tests(fit, targets)
+            table = estimate_targets(fit, targets)
             table["p_value"] = adjust_pvalues(table["p_value"].to_numpy(dtype=float), adjust)
         except Exception as err:  # a fit that raises counts as failed, with its message
             table = truths[["term", "kind"]].assign(
