@@ -224,7 +224,7 @@ def test_binomial_percentile_intervals_cover_the_truth():
     _check_coverage(rates, 15)
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_lmm_coverage_in_a_larger_simulation():
     # 50 studies x 99 refits (about 5,000 refits, 20 min on a loaded 2-core machine):
     # coverage SE 0.031 (3.5 SE = 0.11). Measured: (Intercept) 0.92, x 0.94, group SD
@@ -237,7 +237,7 @@ def test_lmm_coverage_in_a_larger_simulation():
     _check_coverage({params[2]: rates[params[2]]}, 50, slack=0.08)
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_binomial_coverage_in_a_larger_simulation():
     # 100 studies x 99 refits (about 10,000 refits): coverage SE 0.022 (3.5 SE = 0.076)
     data = _grouped(**BINOMIAL_DATA)

@@ -10,7 +10,6 @@ and to zero-inflated data.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 
 import numpy as np
@@ -33,12 +32,9 @@ from resistance_outcomes.models.residuals import (
 )
 
 GOLDEN = 0.6180339887
-#: The long simulation studies (several CPU minutes) run only when this is set; their
+#: The long simulation studies (several CPU minutes) run with ``pytest -m long``; their
 #: measured rates are stated beside them, and smaller versions always run.
-LONG = pytest.mark.skipif(
-    not os.environ.get("RESISTANCE_OUTCOMES_LONG_TESTS"),
-    reason="long simulation study: set RESISTANCE_OUTCOMES_LONG_TESTS=1 to run it",
-)
+LONG = pytest.mark.long
 
 
 def _fixed_residuals(n: int) -> np.ndarray:
