@@ -690,3 +690,39 @@ def test_power_analyses_of_the_run_get_their_sentences_and_others_say_where_they
     elsewhere = summary.summary_sentences([], power_elsewhere=["dropout_power"])
     assert "(dropout_power) are not part of this run: `make power`" in elsewhere
     assert "Power analyses" not in summary.summary_sentences([])
+
+
+def test_model_sections_give_the_profile_intervals_of_the_intercept_sds_and_the_icc():
+    retention, frequency = _analyses()[:2]
+    intervals = pd.DataFrame(
+        {
+            "parameter": [".sig01", "(Intercept)", "ICC (therapist)"],
+            "group": ["therapist", "", "therapist"],
+            "term": ["sd (Intercept)", "(Intercept)", "ICC (adjusted, latent scale)"],
+            "estimate": [0.7246, -2.6, 0.1376],
+            "ci_low": [0.0, -3.6, 0.0],
+            "ci_high": [1.3378, -1.8, 0.3523],
+        }
+    )
+    nested = pd.DataFrame(
+        {
+            "parameter": [".sig01", ".sig02", ".nb_size"],
+            "group": ["therapist:client", "therapist", "NB2"],
+            "term": ["sd (Intercept)", "sd (Intercept)", "size"],
+            "estimate": [0.4238, 0.0, 3.6],
+            "ci_low": [0.3522, 0.0, 2.7],
+            "ci_high": [0.5003, 0.2561, 5.3],
+        }
+    )
+    text = summary.summary_sentences(
+        [{**retention, "intervals": intervals}, {**frequency, "intervals": nested}]
+    )
+    assert (
+        "- Variation of the intercepts (log-odds scale) between therapists, SD 0.72, 95% CI "
+        "[0.00, 1.34]; ICC .14, 95% CI [.00, .35] (profile-likelihood intervals)." in text
+    )
+    assert (
+        "between clients within therapists, SD 0.42, 95% CI [0.35, 0.50] and therapists, "
+        "SD 0.00, 95% CI [0.00, 0.26] (profile-likelihood intervals)." in text
+    )
+    assert "Variation" not in summary.summary_sentences([retention])  # no intervals.csv

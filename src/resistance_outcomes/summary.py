@@ -29,6 +29,7 @@ import numpy as np
 from .config import ConfigError
 from .labels import (
     framework_words,
+    group_label,
     level_label,
     lower_first,
     model_title,
@@ -261,7 +262,45 @@ def _model_section(
         units = lower_first(vocab.label(within)) if within else "rupture segments"
         said = _response_sentences(chosen, facts, outcome, units, alpha, vocab)
         lines += [f"- {sentence}" for sentence in said]
+    variation = _variation_sentence(analysis.get("intervals"), facts, vocab)
+    if variation:
+        lines.append(f"- {variation}")
     return lines + [""]
+
+
+def _variation_sentence(intervals, facts, vocab: Vocabulary) -> str:
+    """The random intercepts' SDs and the ICC with their profile-likelihood intervals
+    (intervals.csv), in one sentence; empty without them."""
+    if intervals is None or intervals.empty:
+        return ""
+    rows = intervals.to_dict("records")
+    sds = [
+        r for r in rows
+        if str(r["parameter"]).startswith(".sig") and str(r["term"]) == "sd (Intercept)"
+    ]  # fmt: skip
+    if not sds:
+        return ""
+    scale = f" ({facts.estimate_scale} scale)" if facts.estimate_scale else ""
+    parts = []
+    for r in sds:
+        decimals = 2 if r["estimate"] >= 0.1 or r["estimate"] == 0 else 3
+        units = lower_first(group_label(str(r["group"]), vocab))
+        inner, _, outer = units.partition(" within ")
+        units = f"{inner}s within {outer}s" if outer else f"{units}s"
+        parts.append(
+            f"{units}, SD "
+            f"{format_number(r['estimate'], decimals)}, 95% CI "
+            f"{format_ci(r['ci_low'], r['ci_high'], decimals)}"
+        )
+    text = f"Variation of the intercepts{scale} between {_and_list(parts)}"
+    icc = [r for r in rows if str(r["parameter"]).startswith("ICC")]
+    if len(icc) == 1:
+        r = icc[0]
+        text += (
+            f"; ICC {format_bounded(r['estimate'])}, 95% CI "
+            f"[{format_bounded(r['ci_low'])}, {format_bounded(r['ci_high'])}]"
+        )
+    return text + " (profile-likelihood intervals)."
 
 
 def _response_sentences(
