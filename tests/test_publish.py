@@ -753,3 +753,37 @@ def test_model_table_shows_the_profile_intervals_of_the_random_effects_and_optio
     # without intervals.csv the table is as before
     plain = publish.model_table(spec, coefs, vc, fit, 2)
     assert plain.rows[plain.rows[0] == "Therapist: SD of intercept"].iloc[0].tolist()[3] == ""
+
+
+def test_model_table_with_bootstrap_intervals_shows_them_for_fixed_and_random_effects():
+    coefs = pd.DataFrame(
+        {"term": ["(Intercept)", "x"], "estimate": [-2.0, 0.5], "std_error": [0.4, 0.3],
+         "p_value": [1e-6, 0.0955], "ci_low": [-2.78, -0.09], "ci_high": [-1.22, 1.09]}
+    )  # fmt: skip
+    vc = pd.DataFrame(
+        {"group": ["g", "g", "g"], "term1": ["(Intercept)", "x", "(Intercept)"],
+         "term2": ["", "", "x"], "variance": [0.49, 0.04, 0.0],
+         "sd": [0.7, 0.2, math.nan], "corr": [math.nan, math.nan, -0.3]}
+    )  # fmt: skip
+    # bootstrap.csv names, as models.bootstrap writes them
+    boot = pd.DataFrame(
+        {
+            "parameter": ["(Intercept)", "x", "sd_(Intercept)|g", "sd_x|g",
+                          "cor_x.(Intercept)|g", "r2_marginal"],
+            "ci_low": [-2.9, -0.15, 0.31, 0.05, -0.8, 0.01],
+            "ci_high": [-1.3, 1.2, 1.05, 0.33, 0.4, 0.2],
+            "replicates": [998, 998, 998, 998, 998, 998],
+        }
+    )  # fmt: skip
+    spec = {"name": "m", "family": "gaussian", "formula": "y ~ x + (1 + x | g)"}
+    table = publish.model_table(spec, coefs, vc, {"nobs": 80}, 3, fixed_intervals="boot",
+                                bootstrap=boot)  # fmt: skip
+    cells = table.rows.set_index(0)
+    assert cells.loc["X", 3] == "[−0.15, 1.20]"
+    assert cells.loc["G: SD of intercept", 3] == "[0.31, 1.05]"
+    assert cells.loc["G: SD of X", 3] == "[0.05, 0.33]"
+    assert cells.loc["G: r(intercept, X)", 3] == "[−.80, .40]"
+    assert "CI = parametric-bootstrap percentile (998 refits) confidence interval" in table.note
+    # a model without bootstrap.csv keeps its Wald intervals and says so
+    plain = publish.model_table(spec, coefs, vc, {"nobs": 80}, 3, fixed_intervals="boot")
+    assert "CI = Wald confidence interval" in plain.note

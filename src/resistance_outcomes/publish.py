@@ -360,7 +360,31 @@ def _random_rows(
 
 
 #: Interval methods a table can show for its fixed effects (config ``tables.intervals``).
-INTERVAL_METHODS = ("wald", "profile")
+INTERVAL_METHODS = ("wald", "profile", "boot")
+
+
+def _bootstrap_limits(bootstrap: pd.DataFrame, what: str) -> dict:
+    """The keys of :func:`_interval_limits` -> (low, high) from bootstrap.csv, whose
+    parameters are fixed-effect terms, ``sd_<coef>|<group>``, ``cor_<a>.<b>|<group>``,
+    ``sigma`` and ``icc``."""
+    _require(bootstrap, ("parameter", "ci_low", "ci_high"), what)
+    numbers = _numbers(bootstrap, ["ci_low", "ci_high"], what)
+    limits = {}
+    for row in numbers.itertuples(index=False):
+        name, pair = _text(row.parameter), (float(row.ci_low), float(row.ci_high))
+        kind, _, group = name.partition("|")
+        if name.startswith("sd_") and group:
+            limits[(group, f"sd {kind[3:]}")] = pair
+        elif name.startswith("cor_") and group:
+            a, _, b = kind[4:].partition(".")
+            limits[(group, f"cor {a}, {b}")] = limits[(group, f"cor {b}, {a}")] = pair
+        elif name == "sigma":
+            limits[("Residual", "sd")] = pair
+        elif name == "icc":
+            limits["icc"] = pair
+        elif not name.startswith(("r2_", "nb_size")):
+            limits[name] = pair
+    return limits
 
 
 def _interval_limits(intervals: pd.DataFrame | None, what: str) -> dict:
@@ -433,6 +457,7 @@ def model_table_data(
     vocab: Vocabulary | None = None,
     intervals: pd.DataFrame | None = None,
     fixed_intervals: str = "wald",
+    bootstrap: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The numbers of a model table at full precision, one row per table row.
 
@@ -451,9 +476,13 @@ def model_table_data(
         The model's ``intervals.csv`` (profile-likelihood intervals,
         :meth:`resistance_outcomes.models.MixedResult.confint`): the random-effect SDs,
         correlations and the ICC get their limits from it.
-    fixed_intervals : {"wald", "profile"}
-        The fixed effects' intervals: the coefficient table's Wald limits, or the profile
-        limits of ``intervals`` (a term without one keeps its Wald limits).
+    fixed_intervals : {"wald", "profile", "boot"}
+        The fixed effects' intervals: the coefficient table's Wald limits, the profile
+        limits of ``intervals``, or (``"boot"``, when ``bootstrap`` is given) the
+        parametric-bootstrap percentile limits of ``bootstrap``, which then also give the
+        random effects' limits; a term without such a limit keeps its Wald limits.
+    bootstrap : pandas.DataFrame, optional
+        The model's ``bootstrap.csv`` (:meth:`MixedResult.bootstrap`).
 
     Returns
     -------
@@ -478,12 +507,15 @@ def model_table_data(
     vocab = vocabulary_or_default(vocab)
     name = spec.get("name", "model")
     facts = _family(spec.get("family", fit.get("family", "")))
-    limits = _interval_limits(intervals, f"intervals.csv of model '{name}'")
     if fixed_intervals not in INTERVAL_METHODS:
         raise ConfigError(
             f"tables.intervals: {fixed_intervals!r}; use one of {', '.join(INTERVAL_METHODS)}"
         )
-    if fixed_intervals == "profile" and limits:
+    if fixed_intervals == "boot" and bootstrap is not None and not bootstrap.empty:
+        limits = _bootstrap_limits(bootstrap, f"bootstrap.csv of model '{name}'")
+    else:
+        limits = _interval_limits(intervals, f"intervals.csv of model '{name}'")
+    if fixed_intervals in ("profile", "boot") and limits:
         coefficients = coefficients.copy()
         for i, term in coefficients["term"].astype(str).items():
             if term in limits:
@@ -577,6 +609,7 @@ def _model_note(
     min_cell: int,
     vocab: Vocabulary,
     fixed_intervals: str = "wald",
+    replicates: int = 0,
 ) -> str:
     facts = _family(spec.get("family", ""))
     levels = spec.get("factor_levels") or {}
@@ -595,16 +628,21 @@ def _model_note(
         )
     scale = facts.estimate_scale or "response"
     random = data[data["section"] == "random"]
-    profiled_fixed = fixed_intervals == "profile" and random["ci_low"].notna().any()
-    kind = "profile-likelihood" if profiled_fixed else "Wald"
+    kind = "Wald"
+    if fixed_intervals == "profile" and random["ci_low"].notna().any():
+        kind = "profile-likelihood"
+    elif fixed_intervals == "boot":
+        kind = f"parametric-bootstrap percentile ({replicates:,} refits)"
     parts.append(
         f"b = estimate on the {scale} scale; SE = standard error; CI = {kind} confidence interval."
     )
     if random["ci_low"].notna().any():
-        parts.append(
-            "The CIs of the random-effect SDs, correlations and the ICC are "
-            'profile-likelihood intervals (as lme4\'s confint(method = "profile")).'
+        how = (
+            "parametric-bootstrap percentile intervals"
+            if fixed_intervals == "boot"
+            else 'profile-likelihood intervals (as lme4\'s confint(method = "profile"))'
         )
+        parts.append(f"The CIs of the random-effect SDs, correlations and the ICC are {how}.")
     if facts.exponentiate:
         parts.append(
             f"{facts.ratio} = {facts.ratio_name}, exp(b), with the exponentiated CI; for the "
@@ -687,6 +725,7 @@ def model_table(
     vocab: Vocabulary | None = None,
     intervals: pd.DataFrame | None = None,
     fixed_intervals: str = "wald",
+    bootstrap: pd.DataFrame | None = None,
 ) -> ApaTable:
     """APA table of one fitted model.
 
@@ -711,10 +750,10 @@ def model_table(
         Counts from 1 to ``min_cell - 1`` are shown as "<min_cell".
     vocab : Vocabulary, optional
         The study's vocabulary, for the labels.
-    intervals, fixed_intervals
+    intervals, fixed_intervals, bootstrap
         As :func:`model_table_data`: profile-likelihood intervals of the random effects
-        (and, with ``fixed_intervals="profile"``, of the fixed effects); the note says which
-        intervals the table shows.
+        (and, with ``fixed_intervals="profile"``, of the fixed effects), or with
+        ``"boot"`` the bootstrap's of both; the note says which intervals the table shows.
 
     Returns
     -------
@@ -738,8 +777,18 @@ def model_table(
         return _not_fitted_table(name, fit, number)
     vocab = vocabulary_or_default(vocab)
     data = model_table_data(
-        spec, coefficients, variance_components, fit, min_cell, vocab, intervals, fixed_intervals
+        spec,
+        coefficients,
+        variance_components,
+        fit,
+        min_cell,
+        vocab,
+        intervals,
+        fixed_intervals,
+        bootstrap,
     )
+    booted = fixed_intervals == "boot" and bootstrap is not None and not bootstrap.empty
+    shown = fixed_intervals if booted or fixed_intervals != "boot" else "wald"
     facts = _family(spec.get("family", ""))
     ratio = facts.exponentiate
     columns = ["Term", "b", "SE", "95% CI"]
@@ -779,9 +828,16 @@ def model_table(
         rows=pd.DataFrame(cells, dtype=object),
         spanners=spanners,
         row_groups=groups,
-        note=_model_note(spec, fit, data, min_cell, vocab, fixed_intervals),
+        note=_model_note(spec, fit, data, min_cell, vocab, shown, _bootstrap_replicates(bootstrap)),
         probability_note=_probability_words(data),
     )
+
+
+def _bootstrap_replicates(bootstrap: pd.DataFrame | None) -> int:
+    """The refits behind bootstrap.csv's intervals (the fewest of its quantities)."""
+    if bootstrap is None or "replicates" not in bootstrap.columns or bootstrap.empty:
+        return 0
+    return int(pd.to_numeric(bootstrap["replicates"], errors="coerce").min())
 
 
 def _random_interval(row) -> str:
@@ -1595,10 +1651,11 @@ def publication_tables(
         The study's vocabulary: labels, framework names, and which stages had data (a
         reliability stage recorded as not assessed gives the placeholder table).
 
-    fixed_intervals : {"wald", "profile"}
+    fixed_intervals : {"wald", "profile", "boot"}
         The fixed effects' intervals in the model tables (config ``tables.intervals``); the
         random effects' are their profile-likelihood intervals whenever a model folder has
-        ``intervals.csv``.
+        ``intervals.csv``, or with ``"boot"`` the bootstrap's for a model with
+        ``bootstrap.csv`` (the others keep Wald and profile intervals).
 
     Returns
     -------
@@ -1711,8 +1768,13 @@ def publication_tables(
                 )
             )
     intervals = {m["name"]: m.get("intervals") for m in models}
+    boots = {m["name"]: m.get("bootstrap") for m in models}
     for name, spec, coefficients, vc, fit in tuples:
-        options = {"intervals": intervals.get(name), "fixed_intervals": fixed_intervals}
+        options = {
+            "intervals": intervals.get(name),
+            "fixed_intervals": fixed_intervals,
+            "bootstrap": boots.get(name),
+        }
         raw = (
             model_table_data(
                 {**spec, "name": name}, coefficients, vc, fit, min_cell, vocab, **options

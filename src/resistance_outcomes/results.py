@@ -106,7 +106,8 @@ def read_model_folder(folder: str | os.PathLike) -> dict:
     dict
         ``name``, ``spec``, ``fit``, ``coefficients``, ``variance_components`` and
         ``contrasts`` (empty frames for a model that was not fitted), and
-        ``intervals`` (``intervals.csv``: profile-likelihood intervals) and
+        ``intervals`` (``intervals.csv``: profile-likelihood intervals), ``bootstrap``
+        (``bootstrap.csv``: parametric-bootstrap intervals) and
         ``diagnostics`` (``diagnostics.json``: the simulated-residual tests) when the
         folder has it.
 
@@ -132,9 +133,9 @@ def read_model_folder(folder: str | os.PathLike) -> dict:
         out[key] = json.loads(path.read_text(encoding="utf-8"))
     for key in ("coefficients", "variance_components", "contrasts"):
         out[key] = _table(folder / f"{key}.csv")
-    intervals = folder / "intervals.csv"  # profile-likelihood intervals (models only)
-    if intervals.is_file():
-        out["intervals"] = _table(intervals)
+    for key in ("intervals", "bootstrap"):  # profile and bootstrap intervals (models only)
+        if (folder / f"{key}.csv").is_file():
+            out[key] = _table(folder / f"{key}.csv")
     diagnostics = folder / "diagnostics.json"  # simulated-residual tests (models only)
     if diagnostics.is_file():
         out["diagnostics"] = json.loads(diagnostics.read_text(encoding="utf-8"))

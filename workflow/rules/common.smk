@@ -270,6 +270,8 @@ def summary_influence_inputs(wildcards):
     return {
         "influence": [f"results/models/{m}/influence.csv" for m in INFLUENCE_MODELS]
     }
+
+
 # --- parametric bootstrap (inference.smk): models whose entry sets inference.bootstrap
 
 INFERENCE = config.get("inference") or {}

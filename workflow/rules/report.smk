@@ -36,6 +36,10 @@ rule publication_tables:
             if VARIANTS
             else {}
         ),
+        # the bootstrap intervals the tables show with tables.intervals: boot
+        bootstrap=(
+            BOOTSTRAP_OUTPUTS if config["tables"].get("intervals") == "boot" else []
+        ),
         table1="results/tables/table1.csv",
         reliability="results/reliability/reliability.csv",
         gate="results/reliability/gate.json",
