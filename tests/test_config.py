@@ -31,7 +31,8 @@ def test_every_problem_is_listed_with_its_key(config):
     text = "\n".join(problems)
     assert "validation.mode: 'strct' is not one of 'strict', 'lenient'" in text
     assert (
-        "config key tables: unknown key(s) 'min_cel'. Known keys here: main_models, min_cell"
+        "config key tables: unknown key(s) 'min_cel'. Known keys here: intervals, main_models, "
+        "min_cell"
     ) in text
     assert "'seed' is a required property" in text
     assert "dropout.primary: 'therapist_says' is not one of the defined dropout" in text

@@ -281,8 +281,10 @@ def test_wald_method_and_bad_input(sleepstudy):
     np.testing.assert_allclose(wald95["ci_low"], coef["ci_low"])
     np.testing.assert_allclose(wald95["ci_high"], coef["ci_high"])
     assert (fixed["ci_high"] - fixed["ci_low"] < wald95["ci_high"] - wald95["ci_low"]).all()
-    with pytest.raises(ModelSpecError, match="method='boot' needs MixedResult.bootstrap"):
+    with pytest.raises(ModelSpecError, match="method='boot' needs a seed"):
         fit.confint(method="boot")
+    boot = fit.confint(method="boot", nsim=8, seed=3)  # MixedResult.bootstrap's frame
+    assert (boot["method"] == "boot").all() and (boot["nsim"] == 8).all()
     with pytest.raises(ModelSpecError, match="unknown confint method 'bayes'"):
         fit.confint(method="bayes")
     with pytest.raises(ModelSpecError, match=r"unknown parameter '\.sig09'.*\.sig01"):
