@@ -345,7 +345,7 @@ def _write_model_folder(folder, spec, frame, adjust="none"):
              "variance_components.csv", "contrasts.csv"]  # fmt: skip
     paths = {k: folder / f for k, f in zip(names, files, strict=True)}
     outputs.write(paths)
-    return SimpleNamespace(**paths)
+    return SimpleNamespace(**paths, keys=lambda: list(paths))  # as Snakemake's input
 
 
 def test_influence_step_writes_the_table_and_figure_and_the_summary_names_the_therapist(

@@ -2011,6 +2011,7 @@ def plot_influence(
     width: float = DOUBLE_COLUMN,
     model: str = "",
     alpha: float = 0.05,
+    labels: Mapping[str, str] | None = None,
 ) -> Figure:
     """The most influential groups of a leave-one-out analysis (therapists in practice).
 
@@ -2036,6 +2037,8 @@ def plot_influence(
         Named in the title.
     alpha : float
         Level of the significance of the contrasts.
+    labels : mapping, optional
+        Estimate (the table's ``term``) -> the label it is named by.
 
     Examples
     --------
@@ -2054,6 +2057,7 @@ def plot_influence(
 
     if table.empty:
         return plot_not_assessed("Influence of single groups", "no leave-one-out refits")
+    names = dict(labels or {})
     overview = influence_overview(table, alpha)
     group = str(overview["group"].iloc[0])
     n_groups = len(overview)
@@ -2081,8 +2085,9 @@ def plot_influence(
                       color=PALETTE[5])  # fmt: skip
             if np.isfinite(values).any():
                 at = int(np.nanargmax(np.abs(values)))
+                term = str(tested["term"].iloc[at])
                 left.annotate(
-                    str(tested["term"].iloc[at]), (values[at], y), xytext=(4, 3),
+                    names.get(term, term), (values[at], y), xytext=(4, 3),
                     textcoords="offset points", fontsize=6, color=NOTE_INK,
                 )  # fmt: skip
             right.plot(over["group_sd"], y, "o", ms=3.5, color=NEUTRAL)

@@ -842,7 +842,8 @@ def influence_step(input, output, params, **_) -> None:
     column (:func:`resistance_outcomes.influence.leave_one_out`), with the contrasts of its
     ``contrasts.csv``.
 
-    ``input``: the model folder's ``spec``, ``frame``, ``fit``, ``coefficients``,
+    ``input``: ``vocabulary`` (labels) and the model folder's ``spec``, ``frame``, ``fit``,
+    ``coefficients``,
     ``variance_components``, ``contrasts``. ``params``: ``group`` (config
     ``influence.group``), ``adjust`` (config ``contrasts.adjust``), ``top`` (groups in the
     figure). ``output``: ``csv``, ``pdf``, ``png``. A model that was not fitted, is
@@ -879,8 +880,33 @@ def influence_step(input, output, params, **_) -> None:
         int(overview["failed"].sum()), overview["max_abs_dfbetas"].iloc[0],
         overview["term_of_max"].iloc[0], overview["left_out"].iloc[0], len(changes),
     )  # fmt: skip
-    fig = figures.plot_influence(table, top=int(getattr(params, "top", 10)), model=name)
+    fig = figures.plot_influence(
+        table,
+        top=int(getattr(params, "top", 10)),
+        model=name,
+        labels=_estimate_labels(table, model["spec"], _run_vocabulary(input)),
+    )
     figures.save_figure(fig, output.pdf, output.png)
+
+
+def _estimate_labels(table: pd.DataFrame, spec: dict, vocab) -> dict:
+    """Labels of a table's estimates (``term``, ``kind``): coefficients by
+    :func:`labels.term_label`, contrasts and slopes ("x in level", "a - b") with their
+    parts' labels; none without a vocabulary."""
+    from .labels import term_label
+
+    if vocab is None:
+        return {}
+    levels = spec.get("factor_levels") or {}
+    parts = _power_labels(vocab, table)
+    out = {}
+    for term, kind in table[["term", "kind"]].drop_duplicates().itertuples(index=False):
+        term = str(term)
+        if kind == "coefficient":
+            out[term] = term_label(term, levels, vocab=vocab)
+        else:
+            out[term] = power_report.effect_labels(pd.DataFrame({"term": [term]}), parts)[0]
+    return out
 
 
 def summary_influence(input, analyses) -> list[dict]:

@@ -257,9 +257,13 @@ def influence_models(section, leading):
 
 
 def influence_inputs(wildcards):
-    """The files of one model folder the influence job reads."""
+    """The files of one model folder the influence job reads, and the vocabulary."""
     return {
-        k: f"results/models/{wildcards.model}/{f}" for k, f in INFLUENCE_FILES.items()
+        "vocabulary": "results/data/vocabulary.json",
+        **{
+            k: f"results/models/{wildcards.model}/{f}"
+            for k, f in INFLUENCE_FILES.items()
+        },
     }
 
 
