@@ -180,6 +180,54 @@ def test_binomial_and_negative_binomial_quantities():
     nb = fit_mixed("n ~ x + (1 | g)", data, family="negative_binomial")
     names = set(parametric_bootstrap(nb, nsim=2, seed=1)["parameter"])
     assert {"nb_size", "icc", "sd_(Intercept)|g"} <= names
+    # NB2's size is ("NB2", "size") in both tables
+    assert _named_as_profiled(nb) == ["(Intercept)", "x", "sd_(Intercept)|g", "nb_size"]
+
+
+def _named_as_profiled(fit) -> list[str]:
+    """The bootstrap's quantities that the profile also has, after checking that both name
+    them by the same group and term (what intervals.csv and bootstrap.csv share)."""
+    from resistance_outcomes.models.profile import profile_parameters
+
+    boot = bootstrap_parameters(fit)
+    profiled = {(p.group, p.term): p.kind for p in profile_parameters(fit)}
+    shared = boot[boot["kind"].isin(["fixed", "sd", "cor", "sigma", "nb_size"])]
+    assert [profiled.get(key) for key in zip(shared["group"], shared["term"], strict=True)] == (
+        shared["kind"].tolist()
+    )
+    assert len(shared) == len(profiled)  # every profiled parameter, each once
+    return shared["parameter"].tolist()
+
+
+def test_quantities_carry_the_group_and_term_of_the_profile_intervals():
+    data = _grouped(12, 6)
+    rng = np.random.default_rng(4)
+    u = rng.normal(size=(12, 2)) * [0.8, 0.4]
+    data["y"] = 1 + (0.5 + u[data.g, 1]) * data.x + u[data.g, 0] + rng.normal(size=len(data))
+    fit = fit_mixed("y ~ x * f + (1 + x | g)", data)
+    fixed = list(fit.coefficients["term"])
+    assert _named_as_profiled(fit) == [
+        *fixed, "sd_(Intercept)|g", "sd_x|g", "cor_x.(Intercept)|g", "sigma"
+    ]  # fmt: skip
+    boot = bootstrap_parameters(fit, contrasts={"slopes": ["x"], "factor": "f"}).set_index(
+        "parameter"
+    )
+    assert boot.loc["cor_x.(Intercept)|g", ["group", "term"]].tolist() == [
+        "g", "cor (Intercept), x"
+    ]  # fmt: skip
+    assert boot.loc["sigma", ["group", "term"]].tolist() == ["Residual", "sd"]
+    assert boot.loc["icc", ["group", "term"]].tolist() == ["", "ICC (adjusted)"]
+    assert boot.loc["r2_marginal", ["group", "term"]].tolist() == ["", "R2 (marginal)"]
+    slopes = boot[boot["kind"] == "simple_slope"]
+    assert len(slopes) == 3 and (slopes["group"] == "").all()
+    assert (slopes["term"] == slopes.index).all()  # a contrast's term is its label
+    # the intervals keep them
+    rows = parametric_bootstrap(fit, nsim=3, seed=1)
+    out = bootstrap_intervals(rows, bootstrap_parameters(fit))
+    pd.testing.assert_frame_equal(
+        out[["parameter", "group", "term", "kind"]],
+        bootstrap_parameters(fit)[["parameter", "group", "term", "kind"]],
+    )
 
 
 # --- coverage with a known truth ---------------------------------------------------------

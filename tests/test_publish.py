@@ -765,11 +765,15 @@ def test_model_table_with_bootstrap_intervals_shows_them_for_fixed_and_random_ef
          "term2": ["", "", "x"], "variance": [0.49, 0.04, 0.0],
          "sd": [0.7, 0.2, math.nan], "corr": [math.nan, math.nan, -0.3]}
     )  # fmt: skip
-    # bootstrap.csv names, as models.bootstrap writes them
+    # bootstrap.csv's names, groups and terms, as models.bootstrap writes them
     boot = pd.DataFrame(
         {
             "parameter": ["(Intercept)", "x", "sd_(Intercept)|g", "sd_x|g",
                           "cor_x.(Intercept)|g", "r2_marginal"],
+            "group": ["", "", "g", "g", "g", ""],
+            "term": ["(Intercept)", "x", "sd (Intercept)", "sd x", "cor (Intercept), x",
+                     "R2 (marginal)"],
+            "kind": ["fixed", "fixed", "sd", "sd", "cor", "r2"],
             "ci_low": [-2.9, -0.15, 0.31, 0.05, -0.8, 0.01],
             "ci_high": [-1.3, 1.2, 1.05, 0.33, 0.4, 0.2],
             "replicates": [998, 998, 998, 998, 998, 998],

@@ -364,26 +364,21 @@ INTERVAL_METHODS = ("wald", "profile", "boot")
 
 
 def _bootstrap_limits(bootstrap: pd.DataFrame, what: str) -> dict:
-    """The keys of :func:`_interval_limits` -> (low, high) from bootstrap.csv, whose
-    parameters are fixed-effect terms, ``sd_<coef>|<group>``, ``cor_<a>.<b>|<group>``,
-    ``sigma`` and ``icc``."""
-    _require(bootstrap, ("parameter", "ci_low", "ci_high"), what)
+    """The keys of :func:`_interval_limits` -> (low, high) from bootstrap.csv, by its
+    ``kind``, ``group`` and ``term`` (spelled as in intervals.csv): a fixed effect's term,
+    (group, term) of a variance parameter, and "icc"; R² and contrasts have no key."""
+    _require(bootstrap, ("group", "term", "kind", "ci_low", "ci_high"), what)
     numbers = _numbers(bootstrap, ["ci_low", "ci_high"], what)
     limits = {}
     for row in numbers.itertuples(index=False):
-        name, pair = _text(row.parameter), (float(row.ci_low), float(row.ci_high))
-        kind, _, group = name.partition("|")
-        if name.startswith("sd_") and group:
-            limits[(group, f"sd {kind[3:]}")] = pair
-        elif name.startswith("cor_") and group:
-            a, _, b = kind[4:].partition(".")
-            limits[(group, f"cor {a}, {b}")] = limits[(group, f"cor {b}, {a}")] = pair
-        elif name == "sigma":
-            limits[("Residual", "sd")] = pair
-        elif name == "icc":
+        group, term, kind = (_text(x) for x in (row.group, row.term, row.kind))
+        pair = (float(row.ci_low), float(row.ci_high))
+        if kind == "fixed":
+            limits[term] = pair
+        elif kind in ("sd", "cor", "sigma", "nb_size"):
+            limits[(group, term)] = pair
+        elif kind == "icc":
             limits["icc"] = pair
-        elif not name.startswith(("r2_", "nb_size")):
-            limits[name] = pair
     return limits
 
 

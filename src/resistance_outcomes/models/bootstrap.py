@@ -23,7 +23,12 @@ the fixed-effect terms as the coefficient table names them, ``sd_<coef>|<group>`
 ``cor_<coef2>.<coef1>|<group>``, ``sigma`` (gaussian), and further ``nb_size`` (NB2 size),
 ``icc`` (adjusted ICC), ``r2_marginal``, ``r2_conditional`` and the contrasts' labels as
 contrasts.csv and the power module write them (``"cognitive - behavioral"``,
-``"repair_rate_between in cognitive"``).
+``"repair_rate_between in cognitive"``). Each quantity also carries ``group`` and ``term``
+as the profile intervals (``intervals.csv``) spell them: ``("therapist", "sd (Intercept)")``,
+``("client", "cor (Intercept), session_c")``, ``("Residual", "sd")`` for ``sigma``,
+``("NB2", "size")`` for ``nb_size``, an empty group and the term itself for a fixed effect;
+the whole-model quantities have an empty group and the terms ``"ICC (adjusted)"``,
+``"R2 (marginal)"``, ``"R2 (conditional)"`` or the contrast's label.
 """
 
 from __future__ import annotations
@@ -42,12 +47,15 @@ from .result import MixedResult
 __all__ = [
     "BOOTSTRAP_COLUMNS",
     "INTERVAL_COLUMNS",
+    "PARAMETER_COLUMNS",
     "bootstrap_intervals",
     "bootstrap_parameters",
     "contrast_test",
     "parametric_bootstrap",
 ]
 
+#: Columns of :func:`bootstrap_parameters`: one row per quantity.
+PARAMETER_COLUMNS = ["parameter", "group", "term", "kind", "value"]
 #: Columns of :func:`parametric_bootstrap`: one row per replicate and quantity.
 BOOTSTRAP_COLUMNS = [
     "replicate",
@@ -62,6 +70,8 @@ BOOTSTRAP_COLUMNS = [
 #: Columns of :func:`bootstrap_intervals`: one row per quantity.
 INTERVAL_COLUMNS = [
     "parameter",
+    "group",
+    "term",
     "kind",
     "estimate",
     "ci_low",
@@ -116,7 +126,8 @@ def bootstrap_parameters(result, contrasts=None, targets=None) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns parameter, kind (``fixed``, ``sd``, ``cor``, ``sigma``, ``nb_size``,
+        Columns parameter, group and term (as ``intervals.csv`` names the quantity; see
+        the module's notes), kind (``fixed``, ``sd``, ``cor``, ``sigma``, ``nb_size``,
         ``icc``, ``r2``, ``pairwise``, ``simple_slope``) and value.
 
     Examples
@@ -128,48 +139,48 @@ def bootstrap_parameters(result, contrasts=None, targets=None) -> pd.DataFrame:
     >>> df = pd.DataFrame({"g": g, "x": rng.normal(size=48)})
     >>> df["y"] = 1 + df.x + rng.normal(size=8)[g] + rng.normal(size=48)
     >>> fit = fit_mixed("y ~ x + (1 | g)", df)
-    >>> bootstrap_parameters(fit).round(3)
-              parameter   kind  value
-    0       (Intercept)  fixed  1.029
-    1                 x  fixed  0.879
-    2  sd_(Intercept)|g     sd  0.651
-    3             sigma  sigma  0.886
-    4               icc    icc  0.351
-    5       r2_marginal     r2  0.338
-    6    r2_conditional     r2  0.570
+    >>> bootstrap_parameters(fit).round(3)  # doctest: +NORMALIZE_WHITESPACE
+              parameter     group              term   kind  value
+    0       (Intercept)                 (Intercept)  fixed  1.029
+    1                 x                           x  fixed  0.879
+    2  sd_(Intercept)|g         g    sd (Intercept)     sd  0.651
+    3             sigma  Residual                sd  sigma  0.886
+    4               icc              ICC (adjusted)    icc  0.351
+    5       r2_marginal               R2 (marginal)     r2  0.338
+    6    r2_conditional            R2 (conditional)     r2  0.570
     """
     from .inference import nakagawa_r2
 
-    names, kinds, values = [], [], []
+    rows = []
 
-    def add(name, kind, value):
-        names.append(name)
-        kinds.append(kind)
-        values.append(float(value) if value is not None else np.nan)
+    def add(name, group, term, kind, value):
+        rows.append((name, group, term, kind, float(value) if value is not None else np.nan))
 
     for term, beta in zip(result.design.fixed_names, result.beta, strict=True):
-        add(term, "fixed", beta)
+        add(term, "", term, "fixed", beta)
     covariances = result.design.covariance_matrices(result.theta, result.sigma)
     for block, cov in zip(result.design.blocks, covariances, strict=True):
         sd = np.sqrt(np.clip(np.diag(cov), 0, None))
-        for i, coef in enumerate(block.coef_names):
-            add(f"sd_{coef}|{block.group}", "sd", sd[i])
+        names, group = block.coef_names, block.group
+        for i, coef in enumerate(names):
+            add(f"sd_{coef}|{group}", group, f"sd {coef}", "sd", sd[i])
         for j in range(block.n_coef):
             for i in range(j + 1, block.n_coef):
                 corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
-                add(f"cor_{block.coef_names[i]}.{block.coef_names[j]}|{block.group}", "cor", corr)
+                name = f"cor_{names[i]}.{names[j]}|{group}"
+                add(name, group, f"cor {names[j]}, {names[i]}", "cor", corr)
     if result.family == "gaussian":
-        add("sigma", "sigma", result.sigma)
+        add("sigma", "Residual", "sd", "sigma", result.sigma)
     if result.nb_theta is not None:
-        add("nb_size", "nb_size", result.nb_theta)
+        add("nb_size", "NB2", "size", "nb_size", result.nb_theta)
     if result.design.blocks:
         r2 = result.extra.get("_r2")
         if r2 is None:
             r2 = result.extra["_r2"] = nakagawa_r2(result)
-        add("icc", "icc", r2["icc_adjusted"])
-        add("r2_marginal", "r2", r2["r2_marginal"])
-        add("r2_conditional", "r2", r2["r2_conditional"])
-    table = pd.DataFrame({"parameter": names, "kind": kinds, "value": values})
+        add("icc", "", "ICC (adjusted)", "icc", r2["icc_adjusted"])
+        add("r2_marginal", "", "R2 (marginal)", "r2", r2["r2_marginal"])
+        add("r2_conditional", "", "R2 (conditional)", "r2", r2["r2_conditional"])
+    table = pd.DataFrame(rows, columns=PARAMETER_COLUMNS)
     if targets is None:
         targets = _targets(result, contrasts)
     if targets:
@@ -180,6 +191,8 @@ def bootstrap_parameters(result, contrasts=None, targets=None) -> pd.DataFrame:
         extra = pd.DataFrame(
             {
                 "parameter": tested["term"].to_numpy(),
+                "group": "",
+                "term": tested["term"].to_numpy(),
                 "kind": tested["kind"].to_numpy(),
                 "value": tested["estimate"].to_numpy(dtype=float),
             }
@@ -380,18 +393,19 @@ def bootstrap_intervals(
         each replicate once).
     estimates : pandas.DataFrame
         The quantities at the original fit: :func:`bootstrap_parameters` (columns
-        parameter, kind, value; or parameter, estimate).
+        parameter, group, term, kind, value; or estimate for value). Without group and
+        term the rows get empty ones.
     level : float
         Confidence level.
 
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`INTERVAL_COLUMNS`: parameter, kind, estimate, ci_low, ci_high,
-        level, method (``"boot"``), replicates (values used), nsim (replicates run),
-        failed, singular and not_converged (counts of replicates), boot_sd (SD of the
-        values used, ddof 1). For fixed effects ``parameter`` is the coefficient table's
-        ``term``.
+        Columns :data:`INTERVAL_COLUMNS`: parameter, group and term (the quantity as
+        ``intervals.csv`` names it), kind, estimate, ci_low, ci_high, level, method
+        (``"boot"``), replicates (values used), nsim (replicates run), failed, singular and
+        not_converged (counts of replicates), boot_sd (SD of the values used, ddof 1). For
+        fixed effects ``parameter`` and ``term`` are the coefficient table's ``term``.
 
     Examples
     --------
@@ -399,7 +413,8 @@ def bootstrap_intervals(
     ...     "value": [0.9, 1.2, 1.1, np.nan], "failed": [False, False, False, True],
     ...     "singular": [False, True, False, False], "converged": [True, True, True, False],
     ...     "error": ""})
-    >>> est = pd.DataFrame({"parameter": ["x"], "kind": ["fixed"], "value": [1.0]})
+    >>> est = pd.DataFrame({"parameter": ["x"], "group": [""], "term": ["x"],
+    ...     "kind": ["fixed"], "value": [1.0]})
     >>> out = bootstrap_intervals(rows, est, level=0.5)
     >>> out[["ci_low", "ci_high"]].values.tolist()
     [[1.0, 1.15]]
@@ -435,7 +450,9 @@ def bootstrap_intervals(
         out.append(
             {
                 "parameter": name,
-                "kind": row["kind"] if "kind" in row else "",
+                "group": _text(row.get("group")),
+                "term": _text(row.get("term")),
+                "kind": _text(row.get("kind")),
                 "estimate": float(row["estimate"]),
                 "ci_low": float(low),
                 "ci_high": float(high),
@@ -450,6 +467,11 @@ def bootstrap_intervals(
             }
         )
     return pd.DataFrame(out, columns=INTERVAL_COLUMNS)
+
+
+def _text(value) -> str:
+    """A name cell as text; missing (absent, NaN: an empty CSV cell read back) is empty."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def _flag(rows: pd.DataFrame, column: str, default: bool) -> np.ndarray:

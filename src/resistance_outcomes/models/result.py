@@ -455,8 +455,9 @@ class MixedResult:
         Returns
         -------
         pandas.DataFrame
-            One row per quantity: parameter, kind, estimate, ci_low, ci_high, level,
-            method (``"boot"``), replicates (refits used), nsim, failed, singular,
+            One row per quantity: parameter, group and term (as :meth:`confint`'s
+            profile rows name it), kind, estimate, ci_low, ci_high, level, method
+            (``"boot"``), replicates (refits used), nsim, failed, singular,
             not_converged, boot_sd.
 
         Examples
