@@ -62,3 +62,70 @@ def test_stage_words_name_the_profiled_composite():
     assert labels.stage_words("profile", VOCAB) == "Profile of alliance ruptures"
     assert labels.stage_words("psq") == "Post-Session Questionnaire"
     assert labels.stage_words("new_stage") == "New stage"
+
+
+# --- labels of tested estimates: power analyses and the influence figure --------------------
+
+TESTED = ["frameworkpsa", "sustain_talk_rate_between", "psa - sys",
+          "sustain_talk_rate_between in psa", "frameworkpsa:session_c"]  # fmt: skip
+KINDS = ["coefficient", "coefficient", "pairwise", "simple_slope", "coefficient"]
+
+
+def test_estimate_part_labels_name_frameworks_and_variables_with_underscores():
+    assert labels.estimate_part_labels(TESTED, VOCAB) == {
+        "sys": "Systemic",
+        "psa": "PSA short-term",
+        "frameworkpsa:session_c": "Frameworkpsa:session c",  # a name in words
+        "sustain_talk_rate_between": "Sustain talk per session (between clients)",
+    }
+    assert labels.estimate_part_labels(TESTED, None) == {}
+
+
+def test_effect_labels_read_factor_levels_as_differences_from_the_reference():
+    parts = labels.estimate_part_labels(TESTED, VOCAB)
+    assert labels.effect_labels(TESTED, parts, {"framework": ["sys", "psa"]}) == [
+        "PSA short-term - Systemic",
+        "Sustain talk per session (between clients)",
+        "PSA short-term - Systemic",
+        "Sustain talk per session (between clients) in PSA short-term",
+        "Frameworkpsa:session c",  # its own label wins over the level's
+    ]
+    # without labels: the level in words; without levels: the terms as they are
+    assert labels.effect_labels(["frameworkpsa_st"], None, {"framework": ["sys", "psa_st"]}) == [
+        "Psa st - Sys"
+    ]
+    assert labels.effect_labels(TESTED) == TESTED
+
+
+def test_estimate_labels_read_coefficients_as_terms_and_contrasts_by_their_parts():
+    import pandas as pd
+
+    table = pd.DataFrame({"term": TESTED + ["psa - sys"], "kind": KINDS + ["pairwise"]})
+    assert labels.estimate_labels(table, {"framework": ["sys", "psa"]}, VOCAB) == {
+        "frameworkpsa": "PSA short-term",
+        "sustain_talk_rate_between": "Sustain talk per session (between clients)",
+        "psa - sys": "PSA short-term - Systemic",
+        "sustain_talk_rate_between in psa": (
+            "Sustain talk per session (between clients) in PSA short-term"
+        ),
+        "frameworkpsa:session_c": "PSA short-term \u00d7 Session (centred)",
+    }
+    assert labels.estimate_labels(table, None, None) == {}
+
+
+def test_power_report_and_pipeline_use_the_same_labels():
+    import pandas as pd
+
+    from resistance_outcomes import pipeline
+    from resistance_outcomes.power import report
+
+    table = pd.DataFrame({"term": TESTED, "kind": KINDS}, index=[5, 6, 7, 8, 9])
+    parts = pipeline._power_labels(VOCAB, table)
+    assert parts == labels.estimate_part_labels(TESTED, VOCAB)
+    effect = report.effect_labels(table, parts, {"framework": ["sys", "psa"]})
+    assert effect.name == "effect" and list(effect.index) == [5, 6, 7, 8, 9]
+    assert effect.tolist() == labels.effect_labels(TESTED, parts, {"framework": ["sys", "psa"]})
+    spec = {"factor_levels": {"framework": ["sys", "psa"]}}
+    assert pipeline._estimate_labels(table, spec, VOCAB) == labels.estimate_labels(
+        table, spec["factor_levels"], VOCAB
+    )

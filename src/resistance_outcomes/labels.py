@@ -12,6 +12,9 @@ defaults and the names in words.
 - :func:`level_label`: a level of a factor ("Cognitive", "Arguing");
 - :func:`term_label`: a fixed-effect term ("Cognitive × Session (centred)");
 - :func:`group_label`: a grouping factor of the random part ("Client within therapist");
+- :func:`estimate_labels`, :func:`effect_label`, :func:`effect_labels`,
+  :func:`estimate_part_labels`: the estimates of the influence and power tables (coefficients,
+  framework contrasts "Cognitive - Behavioral", simple slopes "x in cognitive");
 - :func:`framework_words`: a framework inside a sentence ("cognitive");
 - :func:`lower_first`: a label inside a sentence, acronyms kept ("PSQ tension");
 - :func:`stage_words`: an optional part of the analysis ("Inter-rater reliability").
@@ -27,6 +30,10 @@ from .codebook import humanise
 from .vocabulary import Vocabulary
 
 __all__ = [
+    "effect_label",
+    "effect_labels",
+    "estimate_labels",
+    "estimate_part_labels",
     "framework_words",
     "group_label",
     "level_label",
@@ -200,6 +207,103 @@ def group_label(group: str, vocab: Vocabulary | None = None) -> str:
     inner = parts[-1]
     outer = [lower_first(p) for p in reversed(parts[:-1])]
     return inner + "".join(f" within {p}" for p in outer)
+
+
+# --- labels of tested estimates (power analyses, influence of single groups) --------------
+
+
+def effect_label(term: str, labels: Mapping[str, str]) -> str:
+    """The label of a tested term: its own in ``labels``, else ``term`` with the labels of
+    the names it contains substituted (longest names first).
+
+    Examples
+    --------
+    >>> effect_label("dose in cbt", {"cbt": "CBT", "dose": "Dose"})
+    'Dose in CBT'
+    >>> effect_label("dose in cbt", {"dose in cbt": "Slope of dose in CBT"})
+    'Slope of dose in CBT'
+    """
+    if term in labels:
+        return labels[term]
+    for name, label in sorted(labels.items(), key=lambda kv: -len(kv[0])):
+        term = term.replace(name, label)
+    return term
+
+
+def effect_labels(
+    terms: Sequence[str],
+    labels: Mapping[str, str] | None = None,
+    factor_levels: Mapping[str, Sequence] | None = None,
+) -> list[str]:
+    """:func:`effect_label` of each term, where a coefficient of a factor level
+    (``frameworkcognitive`` with ``factor_levels={"framework": [...]}``) reads as the
+    difference from the factor's reference level (its first), "Cognitive - Behavioral": the
+    levels' labels from ``labels``, else the level with underscores as spaces, capitalised.
+
+    Examples
+    --------
+    >>> effect_labels(["frameworkb", "x", "b - a"], {"a": "A", "b": "B"}, {"framework": ["a", "b"]})
+    ['B - A', 'x', 'B - A']
+    """
+    labels = dict(labels or {})
+    for factor, levels in (factor_levels or {}).items():
+        levels = [str(v) for v in levels]
+        for level in levels[1:]:
+            a, b = (labels.get(v, v.replace("_", " ").capitalize()) for v in (level, levels[0]))
+            labels.setdefault(f"{factor}{level}", f"{a} - {b}")
+    return [effect_label(str(term), labels) for term in terms]
+
+
+def estimate_part_labels(terms: Sequence[str], vocab: Vocabulary | None) -> dict[str, str]:
+    """Labels of the names tested terms contain ("x in level", "a - b", a coefficient):
+    the frameworks' labels, and the vocabulary's label of each other name with an
+    underscore; none without a vocabulary.
+
+    Examples
+    --------
+    >>> from resistance_outcomes.vocabulary import FrameworkInfo, Vocabulary
+    >>> vocab = Vocabulary(frameworks=[FrameworkInfo("cbt", "CBT", "#000000", "o"),
+    ...                                FrameworkInfo("pd", "Psychodynamic", "#E69F00", "s")])
+    >>> estimate_part_labels(["repair_rate in cbt", "pd - cbt"], vocab)
+    {'cbt': 'CBT', 'pd': 'Psychodynamic', 'repair_rate': 'Repair rate'}
+    """
+    if vocab is None:
+        return {}
+    labels = {f.name: f.label for f in vocab.frameworks}
+    words = {w for term in map(str, terms) for w in re.split(r" in | - ", term)}
+    return labels | {w: vocab.label(w) for w in sorted(words) if w not in labels and "_" in w}
+
+
+def estimate_labels(
+    estimates, factor_levels: Mapping[str, Sequence] | None, vocab: Vocabulary | None
+) -> dict[str, str]:
+    """Term -> label of a table of estimates (columns ``term`` and ``kind``, as
+    influence.csv): coefficients by :func:`term_label`, the others (contrasts, slopes,
+    variance parameters) by :func:`effect_label` with :func:`estimate_part_labels`; none
+    without a vocabulary.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.vocabulary import FrameworkInfo, Vocabulary
+    >>> vocab = Vocabulary(frameworks=[FrameworkInfo("cbt", "CBT", "#000000", "o"),
+    ...                                FrameworkInfo("pd", "Psychodynamic", "#E69F00", "s")])
+    >>> table = pd.DataFrame({"term": ["frameworkpd", "pd - cbt"],
+    ...                       "kind": ["coefficient", "pairwise"]})
+    >>> estimate_labels(table, {"framework": ["cbt", "pd"]}, vocab)
+    {'frameworkpd': 'Psychodynamic', 'pd - cbt': 'Psychodynamic - CBT'}
+    """
+    if vocab is None:
+        return {}
+    parts = estimate_part_labels(estimates["term"], vocab)
+    out = {}
+    for term, kind in estimates[["term", "kind"]].drop_duplicates().itertuples(index=False):
+        term = str(term)
+        if kind == "coefficient":
+            out[term] = term_label(term, factor_levels or {}, vocab=vocab)
+        else:
+            out[term] = effect_label(term, parts)
+    return out
 
 
 def model_title(name: str, spec: Mapping | None = None) -> str:

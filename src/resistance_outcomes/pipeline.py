@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import time
 import traceback
@@ -752,11 +751,9 @@ def _duration(seconds: float) -> str:
 def _power_labels(vocab: vocabulary.Vocabulary | None, power: pd.DataFrame) -> dict:
     """Labels of the frameworks and of the variables the tested terms name ("x in level",
     "a - b", a coefficient), from the run's vocabulary; none without one."""
-    if vocab is None:
-        return {}
-    labels = {f.name: f.label for f in vocab.frameworks}
-    words = {w for term in power["term"].astype(str) for w in re.split(r" in | - ", term)}
-    return labels | {w: vocab.label(w) for w in words if w not in labels and "_" in w}
+    from .labels import estimate_part_labels
+
+    return estimate_part_labels(power["term"], vocab)
 
 
 def _power_analyses(input, params) -> list[dict]:
@@ -893,20 +890,9 @@ def _estimate_labels(table: pd.DataFrame, spec: dict, vocab) -> dict:
     """Labels of a table's estimates (``term``, ``kind``): coefficients by
     :func:`labels.term_label`, contrasts and slopes ("x in level", "a - b") with their
     parts' labels; none without a vocabulary."""
-    from .labels import term_label
+    from .labels import estimate_labels
 
-    if vocab is None:
-        return {}
-    levels = spec.get("factor_levels") or {}
-    parts = _power_labels(vocab, table)
-    out = {}
-    for term, kind in table[["term", "kind"]].drop_duplicates().itertuples(index=False):
-        term = str(term)
-        if kind == "coefficient":
-            out[term] = term_label(term, levels, vocab=vocab)
-        else:
-            out[term] = power_report.effect_labels(pd.DataFrame({"term": [term]}), parts)[0]
-    return out
+    return estimate_labels(table, spec.get("factor_levels"), vocab)
 
 
 def summary_influence(input, analyses) -> list[dict]:

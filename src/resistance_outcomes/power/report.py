@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..labels import effect_label
+from ..labels import effect_labels as label_effects
 from ..models import ModelSpecError
 from . import designs
 from .simulate import REPLICATE_COLUMNS, power_replicates, summarise_power
@@ -258,15 +260,6 @@ def aggregate_power(chunks: pd.DataFrame, points: pd.DataFrame, alpha: float) ->
     return pd.concat(out, ignore_index=True)
 
 
-def _label(term: str, labels: Mapping[str, str]) -> str:
-    """The label of a tested term: its own, else its parts' labels substituted."""
-    if term in labels:
-        return labels[term]
-    for name, label in sorted(labels.items(), key=lambda kv: -len(kv[0])):
-        term = term.replace(name, label)
-    return term
-
-
 def effect_labels(
     power: pd.DataFrame,
     labels: Mapping[str, str] | None = None,
@@ -284,13 +277,8 @@ def effect_labels(
     >>> effect_labels(power, {"a": "A", "b": "B"}, {"framework": ["a", "b"]}).tolist()
     ['B - A', 'x', 'B - A']
     """
-    labels = dict(labels or {})
-    for factor, levels in (factor_levels or {}).items():
-        levels = [str(v) for v in levels]
-        for level in levels[1:]:
-            a, b = (labels.get(v, v.replace("_", " ").capitalize()) for v in (level, levels[0]))
-            labels.setdefault(f"{factor}{level}", f"{a} - {b}")
-    return power["term"].astype(str).map(lambda t: _label(t, labels)).rename("effect")
+    terms = power["term"].astype(str)
+    return pd.Series(label_effects(terms, labels, factor_levels), index=terms.index, name="effect")
 
 
 def _size_name(column: str) -> str:
@@ -366,7 +354,7 @@ def power_figure(
             err = [y - rows["power_ci_low"].to_numpy(), rows["power_ci_high"].to_numpy() - y]
             color = _term_color(str(term), colors or {}) or fallback
             ax.errorbar(
-                x, y, yerr=err, marker="o", capsize=3, label=_label(term, labels), color=color
+                x, y, yerr=err, marker="o", capsize=3, label=effect_label(term, labels), color=color
             )
             best, reached = _reaching(panel, size, term)
             if reached:
@@ -412,7 +400,7 @@ def power_table(power: pd.DataFrame, labels: Mapping | None = None) -> pd.DataFr
     labels = dict(labels or {})
     sizes = [c for c in power.columns[1:] if c in SIZES]
     table = pd.DataFrame({_size_name(c).capitalize(): power[c] for c in sizes})
-    table["Effect"] = power["term"].map(lambda t: _label(t, labels))
+    table["Effect"] = power["term"].map(lambda t: effect_label(t, labels))
     table["Power"] = power["power"].map(_p)
     table["95% CI"] = [
         f"[{_p(lo)}, {_p(hi)}]"
@@ -460,7 +448,7 @@ def _effect_words(term: str, kind, labels: Mapping[str, str]) -> str:
     """A tested term in words: "the slope of x in cognitive therapy", "the difference
     between a and b therapy" (a contrast, or a coefficient labelled as one by
     :func:`effect_labels`), "the coefficient of x"."""
-    label = _label(term, labels)
+    label = effect_label(term, labels)
     if kind == "simple_slope" and " in " in label:
         variable, level = label.split(" in ", 1)
         return f"the slope of {_lower_first(variable)} in {_lower_first(level)} therapy"
