@@ -53,6 +53,7 @@ __all__ = [
     "expand_placeholders",
     "fit_model",
     "model_frame",
+    "model_job_entry",
     "model_specs",
     "parse_model_spec",
     "read_model_frame",
@@ -347,6 +348,33 @@ def _inference_spec(name, entry) -> dict:
             what += " of at least 1" if key == "bootstrap" else ""
             _fail(name, f"inference.{key} must be {what}, not {value!r}.")
     return dict(entry)
+
+
+#: Keys of ``inference:`` that only the bootstrap jobs read (not the model's own job).
+BOOTSTRAP_KEYS = ("bootstrap", "seed")
+
+
+def model_job_entry(entry: Mapping) -> dict:
+    """A model entry as its model job needs it: without :data:`BOOTSTRAP_KEYS` (the number
+    of bootstrap refits and their seed, which only the bootstrap jobs read), so that
+    changing them reruns the bootstrap and not the fit. An ``inference:`` left empty is
+    dropped, so that the entry is the same as one that never had a bootstrap.
+
+    Examples
+    --------
+    >>> entry = {"formula": "y ~ 1 + (1 | g)", "inference": {"bootstrap": 1000, "seed": 7}}
+    >>> model_job_entry(entry)
+    {'formula': 'y ~ 1 + (1 | g)'}
+    >>> model_job_entry({**entry, "inference": {"profile": False, "bootstrap": 100}})
+    {'formula': 'y ~ 1 + (1 | g)', 'inference': {'profile': False}}
+    """
+    out = dict(entry)
+    inference = out.pop("inference", None)
+    if isinstance(inference, Mapping):
+        inference = {k: v for k, v in inference.items() if k not in BOOTSTRAP_KEYS}
+    if inference is not None and inference != {}:
+        out["inference"] = inference  # a malformed one stays, for the check to name it
+    return out
 
 
 def _contrast_spec(name, entry) -> ContrastSpec | None:

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+from resistance_outcomes.analysis import model_job_entry
 from resistance_outcomes.config import ConfigError, check_config
 
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -44,15 +45,63 @@ INGEST_CONFIG = {key: config[key] for key in INGEST_KEYS if key in config}
 
 
 def model_settings(name):
-    """The params of the job of one model or variant (models.smk): its entry, the
-    dropout section and the contrasts' adjustment."""
+    """The params of the job of one model or variant (models.smk): its entry without the
+    bootstrap's keys (model_job_entry: changing the number of refits or their seed reruns
+    the bootstrap jobs only), the dropout section and the contrasts' adjustment."""
     entry = VARIANTS[name] if name in VARIANTS else config["models"][name]
+    entry = model_job_entry(entry)
     return {
         "name": name,
         "entry": entry,
         "dropout": config["dropout"],
         "adjust": ADJUST,
     }
+
+
+# --- the files of a model's folder (results/models/<name>/, results/sensitivity/<name>/)
+# by the name the rules' inputs and outputs give them: every rule that names a file of a
+# model folder takes it from here
+MODEL_FOLDER_FILES = {
+    "spec": "spec.json",
+    "frame": "model_frame.csv",
+    "coefficients": "coefficients.csv",
+    "variance_components": "variance_components.csv",
+    "fit": "fit.json",
+    "contrasts": "contrasts.csv",
+    # what the figures draw, so that no figure step refits the model
+    "predictions": "predictions.csv",
+    "residuals": "residuals.csv",
+    "random_effects": "random_effects.csv",
+    # configured models only (not sensitivity variants)
+    "intervals": "intervals.csv",
+    "simulated_residuals": "simulated_residuals.csv",
+    "diagnostics": "diagnostics.json",
+    # models of influence: and with inference.bootstrap
+    "influence": "influence.csv",
+    "bootstrap": "bootstrap.csv",
+}
+# what every fitted model and sensitivity variant has
+FITTED_FILES = [
+    "spec",
+    "frame",
+    "coefficients",
+    "variance_components",
+    "fit",
+    "contrasts",
+    "predictions",
+    "residuals",
+    "random_effects",
+]
+
+
+def model_folder_files(folder, keys):
+    """{key: path} of the files `keys` (of MODEL_FOLDER_FILES) of a model folder."""
+    return {key: f"{folder}/{MODEL_FOLDER_FILES[key]}" for key in keys}
+
+
+def model_file(name, key):
+    """Path of one file of a configured model's folder, results/models/<name>/."""
+    return model_folder_files(f"results/models/{name}", [key])[key]
 
 
 # the rupture-segment table and its facts, input of the models on that data level only
@@ -154,8 +203,7 @@ def power_chunk_inputs(wildcards):
     source = POWER_ANALYSES[wildcards.analysis]["truth"].get("from")
     if not source:
         return {}
-    names = ["frame", "spec", "coefficients", "components", "fit"]
-    return {n: f"{source}/{f}" for n, f in zip(names, POWER_FILES)}
+    return model_folder_files(source, POWER_FILES)
 
 
 def power_chunk_params(wildcards):
@@ -217,14 +265,14 @@ def power_report_inputs(wildcards):
 
 # --- influence of single groups (influence.smk: INFLUENCE_MODELS, INFLUENCE_GROUP)
 
-INFLUENCE_FILES = {
-    "spec": "spec.json",
-    "frame": "model_frame.csv",
-    "fit": "fit.json",
-    "coefficients": "coefficients.csv",
-    "variance_components": "variance_components.csv",
-    "contrasts": "contrasts.csv",
-}
+INFLUENCE_FILES = [
+    "spec",
+    "frame",
+    "fit",
+    "coefficients",
+    "variance_components",
+    "contrasts",
+]
 
 
 def influence_models(section, leading):
@@ -260,10 +308,7 @@ def influence_inputs(wildcards):
     """The files of one model folder the influence job reads, and the vocabulary."""
     return {
         "vocabulary": "results/data/vocabulary.json",
-        **{
-            k: f"results/models/{wildcards.model}/{f}"
-            for k, f in INFLUENCE_FILES.items()
-        },
+        **model_folder_files(f"results/models/{wildcards.model}", INFLUENCE_FILES),
     }
 
 
@@ -286,6 +331,14 @@ BOOTSTRAP_MODELS = {
     for name, entry in (config.get("models") or {}).items()
     if (entry.get("inference") or {}).get("bootstrap")
 }
+
+
+# the files of the model folder the bootstrap jobs read (the fit is redone from them)
+BOOTSTRAP_FILES = ["spec", "frame", "fit"]
+
+
+def bootstrap_inputs(wildcards):
+    return model_folder_files(f"results/models/{wildcards.model}", BOOTSTRAP_FILES)
 
 
 def bootstrap_ranges(name):
@@ -318,4 +371,4 @@ def bootstrap_seed(name):
     return int(BOOTSTRAP_MODELS[name].get("seed", BOOTSTRAP_SEED))
 
 
-BOOTSTRAP_OUTPUTS = [f"results/models/{m}/bootstrap.csv" for m in BOOTSTRAP_MODELS]
+BOOTSTRAP_OUTPUTS = [model_file(m, "bootstrap") for m in BOOTSTRAP_MODELS]

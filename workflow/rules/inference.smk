@@ -10,9 +10,7 @@ BOOTSTRAP_NAMES = "|".join(map(re.escape, BOOTSTRAP_MODELS)) or "(?!)"
 
 rule bootstrap_chunk:
     input:
-        spec="results/models/{model}/spec.json",
-        frame="results/models/{model}/model_frame.csv",
-        fit="results/models/{model}/fit.json",
+        unpack(bootstrap_inputs),  # common.smk: the model folder's spec, frame, fit
     output:
         csv="results/models/{model}/bootstrap/chunk{chunk}.csv",
     log:
@@ -39,9 +37,7 @@ rule bootstrap_chunk:
 
 rule bootstrap:
     input:
-        spec="results/models/{model}/spec.json",
-        frame="results/models/{model}/model_frame.csv",
-        fit="results/models/{model}/fit.json",
+        unpack(bootstrap_inputs),
         chunks=lambda wildcards: bootstrap_chunks(wildcards.model),
     output:
         csv=report(

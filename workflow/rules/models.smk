@@ -9,23 +9,14 @@ model_specs(config)  # a malformed model entry stops the run here, naming the mo
 MODELS = list(config.get("models") or {})
 VARIANTS = variant_entries(config)
 ADJUST = (config.get("contrasts") or {}).get("adjust", "holm")
-MODEL_FILES = [
-    "spec.json",
-    "model_frame.csv",
-    "coefficients.csv",
-    "variance_components.csv",
-    "fit.json",
-    "contrasts.csv",
-    # what the figures draw, so that no figure step refits the model
-    "predictions.csv",
-    "residuals.csv",
-    "random_effects.csv",
-]
+MODEL_FILES = [MODEL_FOLDER_FILES[key] for key in FITTED_FILES]  # common.smk
 # simulated-residual diagnostics of each model (not of the variants): their settings
 # (config diagnostics:, seeded by the run's seed unless it has its own) and files
 DIAGNOSTICS = {"nsim": 250, "conditional": False, **(config.get("diagnostics") or {})}
 DIAGNOSTICS.setdefault("seed", config["seed"])
-DIAGNOSTIC_FILES = ["simulated_residuals.csv", "diagnostics.json"]
+DIAGNOSTIC_FILES = [
+    MODEL_FOLDER_FILES[k] for k in ("simulated_residuals", "diagnostics")
+]
 # wildcard constraints matching exactly the configured names
 MODEL_NAMES = "|".join(map(re.escape, MODELS)) or "(?!)"
 VARIANT_NAMES = "|".join(map(re.escape, VARIANTS)) or "(?!)"
@@ -42,7 +33,7 @@ RECOVERY_FOLDERS = [
 # everything rule all asks of this file (final_outputs in common.smk)
 MODEL_OUTPUTS = [f"results/models/{m}/{f}" for m in MODELS for f in MODEL_FILES]
 # profile-likelihood intervals: configured models only, not sensitivity variants
-MODEL_OUTPUTS += [f"results/models/{m}/intervals.csv" for m in MODELS]
+MODEL_OUTPUTS += [model_file(m, "intervals") for m in MODELS]
 MODEL_OUTPUTS += [f"results/sensitivity/{v}/{f}" for v in VARIANTS for f in MODEL_FILES]
 MODEL_OUTPUTS += [f"results/models/{m}/{f}" for m in MODELS for f in DIAGNOSTIC_FILES]
 if VARIANTS:
@@ -170,7 +161,8 @@ rule model:
         ENV
     params:
         name=lambda wildcards: wildcards.model,
-        entry=lambda wildcards: config["models"][wildcards.model],
+        # without the bootstrap's keys (model_settings in common.smk, as the entry file)
+        entry=lambda wildcards: model_settings(wildcards.model)["entry"],
         dropout=config["dropout"],
         adjust=ADJUST,
         diagnostics=DIAGNOSTICS,
@@ -222,7 +214,7 @@ rule sensitivity_variant:
         ENV
     params:
         name=lambda wildcards: wildcards.variant,
-        entry=lambda wildcards: VARIANTS[wildcards.variant],
+        entry=lambda wildcards: model_settings(wildcards.variant)["entry"],
         dropout=config["dropout"],
         adjust=ADJUST,
     script:

@@ -10,13 +10,8 @@ POWER_SEED = int(POWER.get("seed", 2024))
 POWER_ANALYSES = dict(POWER.get("analyses") or {})
 POWER_IN_RUN = bool(POWER.get("in_run", False))
 POWER_SPECS = model_specs(config)
-POWER_FILES = [
-    "model_frame.csv",
-    "spec.json",
-    "coefficients.csv",
-    "variance_components.csv",
-    "fit.json",
-]
+# the files of the pilot's model folder (truth: from:) a power job reads
+POWER_FILES = ["frame", "spec", "coefficients", "variance_components", "fit"]
 
 
 POWER_OUTPUTS = [
