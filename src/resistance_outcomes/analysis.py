@@ -1197,8 +1197,9 @@ def model_intervals(spec: ModelSpec, fit, level: float = 0.95) -> tuple[pd.DataF
     """Profile-likelihood intervals of a fitted model, for ``intervals.csv``.
 
     Every random-effect SD and correlation, the residual SD (linear models), NB2's size,
-    every fixed effect and the ICC where it depends on one SD only
-    (:meth:`~resistance_outcomes.models.MixedResult.confint` with ``method="profile"``).
+    every fixed effect, the ICC and, with several grouping factors, each factor's share of
+    variance (:meth:`~resistance_outcomes.models.MixedResult.confint` with
+    ``method="profile"``).
     A population-averaged (GEE) fit, an entry with ``inference: {profile: false}`` and a
     profile that fails give the header only.
 

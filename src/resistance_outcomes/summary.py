@@ -269,8 +269,28 @@ def _model_section(
 
 
 def _variation_sentence(intervals, facts, vocab: Vocabulary) -> str:
-    """The random intercepts' SDs and the ICC with their profile-likelihood intervals
-    (intervals.csv), in one sentence; empty without them."""
+    """The random intercepts' SDs, the ICC and each grouping factor's share of variance
+    with their profile-likelihood intervals (intervals.csv), in one sentence; empty
+    without them.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.publish import _family
+    >>> rows = pd.DataFrame({
+    ...     "parameter": [".sig01", ".sig02", "ICC", "VPC (therapist:client)", "VPC (therapist)"],
+    ...     "group": ["therapist:client", "therapist", "", "therapist:client", "therapist"],
+    ...     "term": ["sd (Intercept)"] * 2 + ["ICC", "share", "share"],
+    ...     "estimate": [0.42, 0.30, 0.19, 0.12, 0.07], "ci_low": [0.35, 0.21, 0.15, 0.09, 0.04],
+    ...     "ci_high": [0.50, 0.41, 0.24, 0.16, 0.12]})
+    >>> print(_variation_sentence(rows, _family("negative_binomial"),
+    ...                           vocabulary_or_default(None)))  # doctest: +NORMALIZE_WHITESPACE
+    Variation of the intercepts (log-rate scale) between clients within therapists, SD 0.42,
+      95% CI [0.35, 0.50] and therapists, SD 0.30, 95% CI [0.21, 0.41]; latent-scale ICC
+      .19, 95% CI [.15, .24], of which between therapists .07, 95% CI [.04, .12] and
+      between clients within therapists .12, 95% CI [.09, .16] (profile-likelihood
+      intervals).
+    """
     if intervals is None or intervals.empty:
         return ""
     rows = intervals.to_dict("records")
@@ -284,23 +304,38 @@ def _variation_sentence(intervals, facts, vocab: Vocabulary) -> str:
     parts = []
     for r in sds:
         decimals = 2 if r["estimate"] >= 0.1 or r["estimate"] == 0 else 3
-        units = lower_first(group_label(str(r["group"]), vocab))
-        inner, _, outer = units.partition(" within ")
-        units = f"{inner}s within {outer}s" if outer else f"{units}s"
         parts.append(
-            f"{units}, SD "
+            f"{_units_between(r['group'], vocab)}, SD "
             f"{format_number(r['estimate'], decimals)}, 95% CI "
             f"{format_ci(r['ci_low'], r['ci_high'], decimals)}"
         )
     text = f"Variation of the intercepts{scale} between {_and_list(parts)}"
     icc = [r for r in rows if str(r["parameter"]).startswith("ICC")]
     if len(icc) == 1:
-        r = icc[0]
-        text += (
-            f"; ICC {format_bounded(r['estimate'])}, 95% CI "
-            f"[{format_bounded(r['ci_low'])}, {format_bounded(r['ci_high'])}]"
-        )
+        latent = "latent-scale " if facts.estimate_scale else ""
+        text += f"; {latent}ICC {_bounded_with_ci(icc[0])}"
+        shares = [r for r in rows if str(r["parameter"]).startswith("VPC")]
+        shares.sort(key=lambda r: str(r["group"]).count(":"))  # outermost factor first
+        if shares:
+            text += ", of which " + _and_list(
+                [f"between {_units_between(r['group'], vocab)} {_bounded_with_ci(r)}"
+                 for r in shares]
+            )  # fmt: skip
     return text + " (profile-likelihood intervals)."
+
+
+def _units_between(group, vocab: Vocabulary) -> str:
+    """``therapists`` or ``clients within therapists``: a grouping factor in a sentence."""
+    units = lower_first(group_label(str(group), vocab))
+    inner, _, outer = units.partition(" within ")
+    return f"{inner}s within {outer}s" if outer else f"{units}s"
+
+
+def _bounded_with_ci(row) -> str:
+    return (
+        f"{format_bounded(row['estimate'])}, 95% CI "
+        f"[{format_bounded(row['ci_low'])}, {format_bounded(row['ci_high'])}]"
+    )
 
 
 def _response_sentences(

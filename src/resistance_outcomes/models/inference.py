@@ -8,6 +8,7 @@ numDeriv, which lmerTest uses).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -385,7 +386,8 @@ def nakagawa_r2(result) -> dict:
     -------
     dict
         var_fixed, var_random, var_residual, var_distribution, var_dispersion,
-        r2_marginal, r2_conditional, icc_adjusted, icc_unadjusted.
+        r2_marginal, r2_conditional, icc_adjusted, icc_unadjusted, and null_mean (the
+        null model's mean that the log-link counts' level-1 variance used; NaN otherwise).
 
     Examples
     --------
@@ -411,7 +413,7 @@ def nakagawa_r2(result) -> dict:
             var_dispersion += value
         else:
             var_random += value
-    var_distribution = _distribution_variance(result)
+    var_distribution, null_mean = _distribution_variance(result)
     var_residual = var_distribution + var_dispersion
     total = var_fixed + var_random + var_residual
     return {
@@ -424,6 +426,7 @@ def nakagawa_r2(result) -> dict:
         "r2_conditional": (var_fixed + var_random) / total,
         "icc_adjusted": var_random / (var_random + var_residual),
         "icc_unadjusted": var_random / total,
+        "null_mean": null_mean,
     }
 
 
@@ -448,20 +451,25 @@ def icc(result) -> dict:
     return {"icc_adjusted": values["icc_adjusted"], "icc_unadjusted": values["icc_unadjusted"]}
 
 
-def _distribution_variance(result) -> float:
-    if result.family == "gaussian":
-        return result.sigma**2
-    if result.family == "binomial":
-        return np.pi**2 / 3
-    try:
-        mu = np.exp(_null_model_intercept(result))
-    except (ModelSpecError, np.linalg.LinAlgError):
-        return float("nan")  # the null model cannot be fitted: R² is not available
-    if result.family == "poisson":
-        return float(np.log1p(1 / mu))
-    if result.family == "negative_binomial":
-        return float(np.log1p(1 / mu + 1 / result.nb_theta))
-    raise ModelSpecError(f"no distribution-specific variance for family {result.family!r}")
+def _distribution_variance(result) -> tuple[float, float]:
+    """The family's level-1 variance (:meth:`GlmmFamily.latent_variance`) at the fit and
+    the null model's mean it used (log-link counts; NaN for the other families)."""
+    family = _fitted_family(result)
+    mean = float("nan")
+    if family.latent_needs_mean:
+        try:
+            mean = float(np.exp(_null_model_intercept(result)))
+        except (ModelSpecError, np.linalg.LinAlgError):
+            return float("nan"), mean  # the null model cannot be fitted: no R²
+    return family.latent_variance(mean=mean, sigma=result.sigma), mean
+
+
+def _fitted_family(result):
+    """The fit's family object, NB2 with its estimated size."""
+    family = get_family(result.family)
+    if result.nb_theta is not None:
+        family = replace(family, theta=float(result.nb_theta))
+    return family
 
 
 def _null_model_intercept(result) -> float:
