@@ -371,9 +371,11 @@ def nakagawa_r2(result) -> dict:
     * residual variance: ``sigma^2`` (gaussian), otherwise the distribution-specific
       variance plus observation-level random-effect variances. Distribution-specific
       variances: binomial logit ``pi^2 / 3``; Poisson log ``log(1 + 1 / mu)`` and NB2
-      ``log(1 + 1 / mu + 1 / theta)`` (the lognormal approximation), with
-      ``mu = exp(beta_0)`` from the null model (same random part and offsets, intercept
-      only) refitted with the same family.
+      ``log(1 + 1 / mu + 1 / theta)`` (the lognormal approximation), with ``mu`` the
+      expected count per observation of the null model (same random part and offsets,
+      intercept only) refitted with the same family: ``exp(beta_0)``, or with an
+      offset the mean of ``exp(beta_0 + offset)`` (``exp(beta_0)`` alone would be a
+      rate per unit of the offset; performance 0.10 uses it so).
 
     ``r2_marginal = v_f / (v_f + v_r + v_e)``, ``r2_conditional = (v_f + v_r) / (...)``,
     ``icc_adjusted = v_r / (v_r + v_e)``, ``icc_unadjusted = v_r / (v_f + v_r + v_e)``.
@@ -458,7 +460,7 @@ def _distribution_variance(result) -> tuple[float, float]:
     mean = float("nan")
     if family.latent_needs_mean:
         try:
-            mean = float(np.exp(_null_model_intercept(result)))
+            mean = _null_model_mean(result)
         except (ModelSpecError, np.linalg.LinAlgError):
             return float("nan"), mean  # the null model cannot be fitted: no R²
     return family.latent_variance(mean=mean, sigma=result.sigma), mean
@@ -472,7 +474,14 @@ def _fitted_family(result):
     return family
 
 
-def _null_model_intercept(result) -> float:
+def _null_model_mean(result) -> float:
+    """The null model's expected count per observation, ``mean(exp(b0 + offset))``.
+
+    The null model has the same random part, offsets and family, and an intercept only.
+    Without an offset this is ``exp(b0)`` (Nakagawa et al., 2017); with one, ``exp(b0)``
+    is a rate per unit of the offset (per minute, say), not the mean count of an
+    observation that the lognormal approximation of the level-1 variance needs.
+    """
     from .design import build_design
     from .glmm import fit_glmm
 
@@ -484,7 +493,7 @@ def _null_model_intercept(result) -> float:
     null_design = build_design(formula, result.design.frame, weights=weights)
     nagq = int(result.method[4:-1]) if result.method.startswith("AGQ(") else 1
     null_fit = fit_glmm(null_design, result.family, nagq=nagq)
-    return float(null_fit.beta[0])
+    return float(np.mean(np.exp(null_fit.beta[0] + null_design.offset)))
 
 
 # --- likelihood-ratio tests -------------------------------------------------------------
