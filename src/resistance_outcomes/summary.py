@@ -901,22 +901,30 @@ def _influence_left_out(
             "once without each therapist (`models: all` for every mixed model; "
             "config/README.md)."
         ]
+    by_name = {m["name"]: m for m in models}
+
+    def title(name: str) -> str:
+        spec = (by_name.get(name) or {}).get("spec") or entries.get(name, {}).get("spec")
+        return lower_first(model_title(name, spec))
+
     out = []
     empty = [name for name, e in entries.items() if e.get("table") is None or e["table"].empty]
     if empty:
-        fits = {m["name"]: m.get("fit") or {} for m in models}
         why = [
-            f"{name} (not fitted)" if fits.get(name, {}).get("fitted") is False
-            else f"{name} (see results/logs/influence/{name}.log)"
+            f"{title(name)} (not fitted)"
+            if ((by_name.get(name) or {}).get("fit") or {}).get("fitted") is False
+            else f"{title(name)} (see results/logs/influence/{name}.log)"
             for name in empty
-        ]  # fmt: skip
-        out.append(f"No leave-one-out refits for {_and_list(why)}.")
+        ]
+        plural = "s" if len(empty) > 1 else ""
+        out.append(f"No leave-one-out refits for the model{plural} of {_and_list(why)}.")
     others = [name for name in refittable if name not in entries]
     if others:
+        plural = len(others) > 1
         out.append(
-            f"Not computed for the mixed model{'s' if len(others) > 1 else ''} "
-            f"{_and_list(others)}: name {'them' if len(others) > 1 else 'it'} under "
-            "`influence.models`, or give `models: all`."
+            f"Not computed for the model{'s' if plural else ''} of "
+            f"{_and_list([title(n) for n in others])}; name {'them' if plural else 'it'} "
+            "under `influence.models`, or give `models: all`."
         )
     return out
 
