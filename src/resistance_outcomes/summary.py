@@ -9,9 +9,11 @@ models". A simple slope is reported per one unit of its predictor unless config
 ``summary.slopes`` gives a step and its unit (``repair_rate_between: {step: 0.1, unit: 10
 percentage points}`` reports exp(0.1 b) "per 10 percentage points").
 
-Then: flagged models, the validation outcome (``results/validation/report.json``), the
-reliability gate (``results/reliability/gate.json``; "not assessed" when there were no
-double-coded sessions, never "met"), the optional parts of the analysis that had no data
+Then: flagged models, the influence of single therapists (the models' ``influence.csv``;
+or that it was not computed, and for which mixed models), the validation outcome
+(``results/validation/report.json``), the reliability gate
+(``results/reliability/gate.json``; "not assessed" when there were no double-coded
+sessions, never "met"), the optional parts of the analysis that had no data
 (``results/data/vocabulary.json``'s stages) and, for simulated data, the recovery of the
 truth. Nothing here parses Markdown.
 
