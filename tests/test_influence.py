@@ -544,7 +544,7 @@ def test_summary_names_the_mixed_models_left_out(slope_tables):
     part = _influence_part(summary_sentences(models, influence=[entry]))
     assert "Leaving out therapist T01 changes the slope of x, common to all frameworks" in part
     assert part.endswith(
-        "Not computed for the models of alliance and profile; name them under "
+        "Not computed for the models alliance and profile; name them under "
         "`influence.models`, or give `models: all`."
     )
     for title in ("dropout gee", "m variant", "absent"):
@@ -555,9 +555,9 @@ def test_summary_names_the_mixed_models_left_out(slope_tables):
     # a configured model that had no refits (not fitted: a header-only influence.csv)
     empty = {"name": "absent", "spec": {}, "table": pd.DataFrame(columns=INFLUENCE_COLUMNS)}
     part = _influence_part(summary_sentences(models, influence=[entry, empty]))
-    assert "No leave-one-out refits for the model of absent (not fitted)." in part
+    assert "No leave-one-out refits for the model absent (not fitted)." in part
     only_empty = _influence_part(summary_sentences([models[5]], influence=[empty]))
-    assert only_empty == "No leave-one-out refits for the model of absent (not fitted)."
+    assert only_empty == "No leave-one-out refits for the model absent (not fitted)."
 
 
 # --------------------------------------------------------------------------- figure labels

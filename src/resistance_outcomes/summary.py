@@ -894,7 +894,8 @@ def _influence_left_out(
 ) -> list[str]:
     """What the influence section says of models without leave-one-out refits: that none
     was computed and how to switch it on, or which models were left out (not under
-    ``influence.models``, or with an empty table)."""
+    ``influence.models``, or with an empty table), by their names in words (as the model
+    checks name them; their descriptions are long)."""
     entries = {e["name"]: e for e in influence}
     if not entries:
         return [
@@ -905,9 +906,8 @@ def _influence_left_out(
         ]
     by_name = {m["name"]: m for m in models}
 
-    def title(name: str) -> str:
-        spec = (by_name.get(name) or {}).get("spec") or entries.get(name, {}).get("spec")
-        return lower_first(model_title(name, spec))
+    def title(name: str) -> str:  # the name in words, as the model checks list them
+        return lower_first(model_title(name))
 
     out = []
     empty = [name for name, e in entries.items() if e.get("table") is None or e["table"].empty]
@@ -919,12 +919,12 @@ def _influence_left_out(
             for name in empty
         ]
         plural = "s" if len(empty) > 1 else ""
-        out.append(f"No leave-one-out refits for the model{plural} of {_and_list(why)}.")
+        out.append(f"No leave-one-out refits for the model{plural} {_and_list(why)}.")
     others = [name for name in refittable if name not in entries]
     if others:
         plural = len(others) > 1
         out.append(
-            f"Not computed for the model{'s' if plural else ''} of "
+            f"Not computed for the model{'s' if plural else ''} "
             f"{_and_list([title(n) for n in others])}; name {'them' if plural else 'it'} "
             "under `influence.models`, or give `models: all`."
         )
