@@ -880,11 +880,14 @@ def influence_step(input, output, params, **_) -> None:
         int(overview["failed"].sum()), overview["max_abs_dfbetas"].iloc[0],
         overview["term_of_max"].iloc[0], overview["left_out"].iloc[0], len(changes),
     )  # fmt: skip
+    vocab = _run_vocabulary(input)
+    labels = _estimate_labels(table, model["spec"], vocab)
+    if vocab is not None:  # contrasts and slopes by their parts' labels, `by` levels too
+        from .labels import contrast_labels
+
+        labels |= contrast_labels(table, vocab)
     fig = figures.plot_influence(
-        table,
-        top=int(getattr(params, "top", 10)),
-        model=name,
-        labels=_estimate_labels(table, model["spec"], _run_vocabulary(input)),
+        table, top=int(getattr(params, "top", 10)), model=name, labels=labels
     )
     figures.save_figure(fig, output.pdf, output.png)
 
