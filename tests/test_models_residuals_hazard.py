@@ -326,11 +326,12 @@ def test_figure_and_summary_name_the_simulation(hazard_folders, tmp_path):
 
     analyses = [read_model_folder(f) for f in hazard_folders.values()]
     text = "\n".join(summary._flag_section(analyses))
+    assert "(100 simulations per observation)" in text
     assert (
-        "100 simulations per observation, random effects drawn anew in each, the conditional "
-        "modes kept for Dropout hazard (rows that exist only while at risk)"
+        "Each simulation draws new random effects, except for Dropout hazard, whose rows "
+        "exist only while a client is at risk: there the conditional modes are kept."
     ) in text
     only = "\n".join(summary._flag_section(analyses[:1]))
-    assert "100 simulations per observation, the random effects' conditional modes kept" in only
+    assert "The simulations keep the random effects' conditional modes." in only
     others = "\n".join(summary._flag_section(analyses[1:]))
-    assert "100 simulations per observation, random effects drawn anew in each)" in others
+    assert "Each simulation draws new random effects." in others
