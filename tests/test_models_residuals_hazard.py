@@ -122,17 +122,19 @@ def _report(what: str, rates: dict) -> None:
         )
 
 
-# Measured (test_hazard_residuals_rejection_rates_many), KS rejection rate at .05, 30
-# therapists x 8 clients x 12 planned sessions (about 1,600 at-risk rows), nsim 250:
-#   refitted, therapist SD 1.2, 1,000 replicates: new random effects .736 (MC SE .014),
-#     conditional modes .036 (MC SE .007); simulated / observed events 1.42 and 0.99
-#   refitted, therapist SD 0.8, 1,000 replicates: new .085 (MC SE .009), conditional .051
-#     (MC SE .007); events 1.15 and 0.97
-#   true parameters and effects, SD 1.2, 1,000 replicates: new .729 (MC SE .014),
-#     conditional .051 (MC SE .007)
-# The conditional modes are valid (at or slightly below the nominal level once the
-# parameters are estimated, as for the other families in test_models_residuals.py); new
-# random effects are not, and the more the therapists differ the worse.
+# Measured (test_hazard_residuals_rejection_rates_many, 1,000 replicates each, 13 min on
+# a shared 2-core machine), KS rejection rate at .05, 30 therapists x 8 clients x 12
+# planned sessions (about 1,600 at-risk rows), nsim 250; MC SE sqrt(p (1 - p) / 1000):
+#   refitted, therapist SD 1.2: new random effects .732 (MC SE .014), conditional modes
+#     .034 (MC SE .006); simulated / observed events 1.43 and 0.99
+#   refitted, therapist SD 0.8: new .201 (MC SE .013), conditional .036 (MC SE .006);
+#     events 1.19 and 0.98
+#   true parameters and effects, SD 1.2: new .774 (MC SE .013), conditional .060 (MC SE
+#     .008); events 1.48 and 1.00
+# The conditional modes are valid (exact with the true effects; somewhat below the nominal
+# level once the parameters are estimated, as for the other families in
+# test_models_residuals.py); new random effects are not, the less so the more the
+# therapists differ.
 
 
 def test_conditional_simulation_is_valid_for_person_period_rows_and_unconditional_is_not():
@@ -141,15 +143,15 @@ def test_conditional_simulation_is_valid_for_person_period_rows_and_unconditiona
     conditional, unconditional = rates[True], rates[False]
     assert conditional["rate"] <= ALPHA + 3 * conditional["se"]
     assert abs(conditional["excess"] - 1) < 0.05  # the events the rows hold
-    assert unconditional["rate"] >= 0.5  # measured .736 (MC SE .014)
-    assert unconditional["excess"] > 1.25  # far too many events simulated (measured 1.42)
+    assert unconditional["rate"] >= 0.5  # measured .732 (MC SE .014)
+    assert unconditional["excess"] > 1.25  # far too many events simulated (measured 1.43)
 
 
 def test_conditional_simulation_with_the_true_effects_is_exact():
     rates = _true_model_rates(replicates=120, sd=1.2)
     _report("truth, SD 1.2", rates)
     assert abs(rates[True]["rate"] - ALPHA) <= 3 * rates[True]["se"]
-    assert rates[False]["rate"] >= 0.5  # measured .729 (MC SE .014)
+    assert rates[False]["rate"] >= 0.5  # measured .774 (MC SE .013)
 
 
 @pytest.mark.slow
@@ -165,7 +167,7 @@ def test_hazard_residuals_rejection_rates_many():
         assert rates[True]["rate"] <= ALPHA + 3 * rates[True]["se"]
     assert abs(truth[True]["rate"] - ALPHA) <= 3 * truth[True]["se"]
     assert strong[False]["rate"] >= 0.6 and truth[False]["rate"] >= 0.6
-    assert weak[False]["rate"] > weak[True]["rate"]
+    assert weak[False]["rate"] >= 0.1 and weak[False]["rate"] > weak[True]["rate"]
 
 
 # --------------------------------------------------------------------------- the choice

@@ -171,11 +171,12 @@ def simulation_choice(conditional: bool = False, *, at_risk_rows: bool = False) 
     random effects leave early and contribute fewer rows, so they overstate the events
     and the uniformity (KS) test rejects correctly specified hazard models. In a
     simulation with known truth (tests/test_models_residuals_hazard.py: 30 therapists of 8
-    clients, 12 planned sessions, therapist SD 1.2, the true model refitted to each
-    replicate, 1,000 replicates) the KS test at .05 rejected in 73.6% of the replicates
-    with new random effects and in 3.6% with the conditional modes (MC SE 1.4 and 0.6
-    points); with therapist SD 0.8, in 8.5% and 5.1%. With the true parameters and random
-    effects (no fit) the conditional simulation is exact: 5.1% (MC SE 0.7 points).
+    clients, 12 planned sessions, the true model refitted to each of 1,000 replicates) the
+    KS test at .05 rejected with therapist SD 1.2 in 73.2% of the replicates with new
+    random effects and in 3.4% with the conditional modes (MC SE 1.4 and 0.6 points), with
+    therapist SD 0.8 in 20.1% and 3.6%. With the true parameters and therapist effects (no
+    fit) the conditional simulation is exact: 6.0% (MC SE 0.75 points; new random effects:
+    77.4%).
 
     Parameters
     ----------
