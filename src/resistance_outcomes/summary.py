@@ -556,7 +556,7 @@ def _residual_check_lines(analyses: Sequence[Mapping]) -> list[str]:
         every = "the one model checked" if len(checked) == 1 else f"all {len(checked)} models"
         return [
             f"Simulated residuals ({how}): no uniformity, dispersion, zero-inflation or "
-            f"outlier test at p < .05 in {every}.",
+            f"outlier test at p < .05 in {every}. {_simulation_sentence(checked)}",
             "",
         ]
     return [
@@ -565,7 +565,28 @@ def _residual_check_lines(analyses: Sequence[Mapping]) -> list[str]:
         "",
         *failed,
         "",
+        _simulation_sentence(checked),
+        "",
     ]
+
+
+def _simulation_sentence(checked: Sequence[Mapping]) -> str:
+    """How the checked models' simulations drew the random effects (``diagnostics.json``:
+    ``conditional``, ``simulation_reason``), naming the models whose conditional modes
+    were kept for a reason of their own (rows that exist only while at risk)."""
+    kept = [a for a in checked if a["diagnostics"].get("conditional")]
+    if not kept:
+        return "Each simulation draws new random effects."
+    if len(kept) == len(checked):
+        return "The simulations keep the random effects' conditional modes."
+    names = _and_list([model_title(a["name"]) for a in kept])
+    own = all(a["diagnostics"].get("simulation_reason", "as requested") != "as requested"
+              for a in kept)  # fmt: skip
+    why = ", whose rows exist only while a client is at risk" if own else ""
+    return (
+        f"Each simulation draws new random effects, except for {names}{why}: there the "
+        "conditional modes are kept."
+    )
 
 
 def _flag_section(analyses: Sequence[Mapping]) -> list[str]:
