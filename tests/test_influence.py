@@ -419,3 +419,205 @@ def test_influence_step_on_a_model_that_was_not_fitted(tmp_path):
                    adjust="holm"))  # fmt: skip
     assert output.csv.read_text().strip() == ",".join(INFLUENCE_COLUMNS)
     assert inf.read_influence(output.csv).empty and output.png.stat().st_size > 0
+
+
+# --------------------------------------------------------------------------- summary text
+
+
+def _three_frameworks(seed=3, n_therapists=15, planted="T01", shift=1.5, slope=0.12):
+    """Clients of therapists in frameworks a, b, c with a weak slope of x (truth 0.12); the
+    planted therapist's outcomes follow x steeply (``shift`` added to the slope)."""
+    rng = np.random.default_rng(seed)
+    therapist = np.repeat(np.arange(n_therapists), 8)
+    labels = np.array([f"T{t + 1:02d}" for t in therapist])
+    x = rng.normal(size=therapist.size)
+    y = slope * x + rng.normal(0, 0.5, n_therapists)[therapist] + rng.normal(size=x.size)
+    return pd.DataFrame(
+        {
+            "therapist": labels,
+            "framework": pd.Categorical(np.array(["a", "b", "c"])[therapist % 3]),
+            "x": x,
+            "y": y + shift * x * (labels == planted),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def slope_tables():
+    """Leave-one-out tables (T01-T03) of a model with a slope common to all frameworks
+    and of one with a framework interaction for it, on the same data."""
+    data = _three_frameworks()
+    slopes = ContrastSpec(pairwise=False, slopes=("x",))
+    out = {}
+    for name, formula in [("common", "y ~ framework + x + (1 | therapist)"),
+                          ("interaction", "y ~ framework * x + (1 | therapist)")]:  # fmt: skip
+        fit = fit_mixed(formula, data)
+        out[name] = leave_one_out(fit, data, contrasts=slopes, levels=["T01", "T02", "T03"])
+    return out
+
+
+def _sentences(lines):
+    return [line for line in lines if line.startswith("- ")]
+
+
+def test_a_slope_common_to_all_frameworks_is_stated_once(slope_tables):
+    from resistance_outcomes.summary import influence_section
+    from resistance_outcomes.tables import format_p
+
+    table = slope_tables["common"]
+    # without the planted therapist the slope of x is no longer significant, in each of the
+    # three frameworks alike: one row per framework, the same estimates and (Holm) p values
+    changes = influential_changes(table)
+    assert changes["left_out"].tolist() == ["T01"] * 3
+    assert changes["term"].tolist() == ["x in a", "x in b", "x in c"]
+    assert changes["p_value"].nunique() == 1 and changes["p_full"].nunique() == 1
+    row = changes.iloc[0]
+    assert row["significance_changed"] == "lost"
+    entry = {"name": "m", "spec": {"description": "Outcome by framework"}, "table": table}
+    sentences = _sentences(influence_section([entry]))
+    assert sentences == [
+        "- Leaving out therapist T01 changes the slope of x, common to all frameworks (the "
+        "model has no framework interaction for it), in the model of outcome by framework "
+        f"from significant to not (Holm-adjusted *p* = {format_p(row['p_value'])}; with every "
+        f"therapist: {format_p(row['p_full'])})."
+    ]
+    # the same rule as the main results' sentences (summary._one_row_per_distinct_slope)
+    assert "x in b" not in " ".join(sentences)
+
+
+def test_slopes_that_differ_by_framework_each_get_their_sentence(slope_tables):
+    from resistance_outcomes.summary import influence_section
+
+    table = slope_tables["interaction"]
+    changes = influential_changes(table)
+    assert len(changes) >= 1 and changes["p_value"].nunique() == len(changes)
+    entry = {"name": "m", "spec": {"description": "Outcome by framework"}, "table": table}
+    sentences = _sentences(influence_section([entry]))
+    assert len(sentences) == changes.groupby(["term", "significance_changed"]).ngroups
+    assert all("common to all frameworks" not in s for s in sentences)
+    level = changes["level"].iloc[0]
+    assert any(f"the slope of x in {level} therapy" in s for s in sentences)
+
+
+def _model(name, method="mixed", fitted=True, variant_of=None):
+    spec = {"family": "gaussian", "formula": "y ~ framework + (1 | therapist)", "method": method}
+    if variant_of:
+        spec["variant_of"] = variant_of
+    fit = {"flags": []} if fitted else {"fitted": False, "reason": "no alliance ratings"}
+    return {"name": name, "spec": spec, "fit": fit, "contrasts": None}
+
+
+def _influence_part(text):
+    assert text.count("## Influence of single therapists") == 1
+    return " ".join(text.split("## Influence of single therapists")[1].split("##")[0].split())
+
+
+def test_summary_says_influence_was_not_computed_and_how_to_switch_it_on():
+    from resistance_outcomes.summary import summary_sentences
+
+    models = [_model("dropout"), _model("dropout_gee", method="gee")]
+    # no `influence:` key: the workflow gives the summary no influence tables
+    for influence in (None, []):
+        part = _influence_part(summary_sentences(models, influence=influence))
+        assert part == (
+            "The influence of single therapists was not computed in this run; add "
+            "`influence: {group: therapist}` to the config to refit the summary's models once "
+            "without each therapist (`models: all` for every mixed model; config/README.md)."
+        )
+    # nothing to refit (population-averaged models only; no models): no section
+    assert "Influence of single" not in summary_sentences([_model("g", method="gee")])
+    assert "Influence of single" not in summary_sentences([])
+
+
+def test_summary_names_the_mixed_models_left_out(slope_tables):
+    from resistance_outcomes.summary import summary_sentences
+
+    models = [
+        _model("m"),
+        _model("alliance"),
+        _model("profile"),
+        _model("dropout_gee", method="gee"),  # cannot be refitted: not named
+        _model("m_variant", variant_of="m"),  # sensitivity variant: not named
+        _model("absent", fitted=False),  # not fitted: not named
+    ]
+    entry = {"name": "m", "spec": models[0]["spec"], "table": slope_tables["common"]}
+    part = _influence_part(summary_sentences(models, influence=[entry]))
+    assert "Leaving out therapist T01 changes the slope of x, common to all frameworks" in part
+    assert part.endswith(
+        "Not computed for the models alliance and profile; name them under "
+        "`influence.models`, or give `models: all`."
+    )
+    for title in ("dropout gee", "m variant", "absent"):
+        assert title not in part.lower()
+    # every mixed model refitted: nothing left out
+    every = [models[0], models[3]]
+    assert "Not computed" not in summary_sentences(every, influence=[entry])
+    # a configured model that had no refits (not fitted: a header-only influence.csv)
+    empty = {"name": "absent", "spec": {}, "table": pd.DataFrame(columns=INFLUENCE_COLUMNS)}
+    part = _influence_part(summary_sentences(models, influence=[entry, empty]))
+    assert "No leave-one-out refits for the model absent (not fitted)." in part
+    only_empty = _influence_part(summary_sentences([models[5]], influence=[empty]))
+    assert only_empty == "No leave-one-out refits for the model absent (not fitted)."
+
+
+# --------------------------------------------------------------------------- figure labels
+
+
+def test_influence_figure_names_by_levels_by_the_vocabulary(tmp_path, monkeypatch):
+    from resistance_outcomes import figures
+    from resistance_outcomes.pipeline import influence_step
+    from resistance_outcomes.vocabulary import ConstructInfo, FrameworkInfo, Vocabulary
+
+    rng = np.random.default_rng(11)
+    base = _therapist_data(seed=11, n_therapists=8)
+    forms = ["resistance_overt", "resistance_covert"]
+    data = pd.concat([base.assign(form=form) for form in forms], ignore_index=True)
+    data["form"] = pd.Categorical(data["form"], categories=forms)
+    data["y"] = data["y"] + 0.4 * (data["form"] == forms[1]) + rng.normal(size=len(data))
+    spec = parse_model_spec(
+        "forms",
+        {
+            "data": "clients",
+            "family": "gaussian",
+            "formula": "y ~ framework * form + (1 | therapist)",
+            "contrasts": {"pairwise": True, "by": "form"},
+        },
+        {"primary": "d", "definitions": {"d": {}}},
+    )
+    folder = tmp_path / "models" / "forms"
+    inputs = _write_model_folder(folder, spec, data)
+    vocab = Vocabulary(
+        constructs={
+            "resistance_overt": ConstructInfo("resistance_overt", "Overt resistance", "count",
+                                              "sum_of"),
+            "resistance_covert": ConstructInfo("resistance_covert", "Covert resistance",
+                                               "count", "sum_of"),
+        },
+        frameworks=[FrameworkInfo("a", "Alpha", "#0072B2", "o"),
+                    FrameworkInfo("b", "Beta", "#E69F00", "s")],
+    )  # fmt: skip
+    (tmp_path / "vocabulary.json").write_text(vocab.to_json())
+    paths = {**vars(inputs), "vocabulary": tmp_path / "vocabulary.json"}
+    paths.pop("keys")
+    given = SimpleNamespace(**paths, keys=lambda: list(paths))
+    drawn = {}
+    real = figures.plot_influence
+
+    def plot(table, **kwargs):
+        drawn.update(kwargs["labels"])
+        return real(table, **kwargs)
+
+    monkeypatch.setattr(figures, "plot_influence", plot)
+    output = SimpleNamespace(csv=folder / "influence.csv", pdf=tmp_path / "f.pdf",
+                             png=tmp_path / "f.png")  # fmt: skip
+    influence_step(input=given, output=output, params=SimpleNamespace(
+        group="therapist", adjust="holm", top=4))  # fmt: skip
+    table = inf.read_influence(output.csv)
+    contrasts = table.loc[table["kind"] == "pairwise", "term"].unique().tolist()
+    assert contrasts == ["a - b | resistance_overt", "a - b | resistance_covert"]
+    assert drawn["a - b | resistance_overt"] == "Alpha - Beta | Overt resistance"
+    assert drawn["a - b | resistance_covert"] == "Alpha - Beta | Covert resistance"
+    # every estimate is named in words: no raw code of a level, factor or variable
+    assert set(drawn) == set(table["term"])
+    assert not [label for label in drawn.values() if "_" in label]
+    assert output.png.stat().st_size > 0

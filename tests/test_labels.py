@@ -129,3 +129,28 @@ def test_power_report_and_pipeline_use_the_same_labels():
     assert pipeline._estimate_labels(table, spec, VOCAB) == labels.estimate_labels(
         table, spec["factor_levels"], VOCAB
     )
+
+
+def test_contrast_labels_name_every_part_by_the_vocabulary():
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {
+            "kind": ["pairwise", "pairwise", "simple_slope", "simple_slope", "coefficient"],
+            "term": ["psa - sys", "psa - sys | ruptures", "sustain_talk_within in sys",
+                     "sev0 in psa | ruptures", "sev0"],
+            "variable": ["framework", "framework", "sustain_talk_within", "sev0", ""],
+            "level": ["psa", "psa", "sys", "psa", ""],
+            "reference": ["sys", "sys", "", "", ""],
+            "by": ["", "ruptures", "", "ruptures", ""],
+        }
+    )  # fmt: skip
+    assert labels.contrast_labels(table, VOCAB) == {
+        "psa - sys": "PSA short-term - Systemic",
+        "psa - sys | ruptures": "PSA short-term - Systemic | Alliance ruptures",
+        "sustain_talk_within in sys": "Sustain talk (within client) in Systemic",
+        "sev0 in psa | ruptures": "Baseline severity in PSA short-term | Alliance ruptures",
+    }
+    # read back from a CSV, empty cells are missing: the same labels
+    missing = table.replace("", float("nan"))
+    assert labels.contrast_labels(missing, VOCAB) == labels.contrast_labels(table, VOCAB)

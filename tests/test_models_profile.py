@@ -85,7 +85,7 @@ def test_sleepstudy_random_slopes_match_lme4(sleepstudy, reml, expected):
     fit = fit_mixed("Reaction ~ Days + (Days | Subject)", sleepstudy, reml=reml)
     table = fit.confint()
     assert list(table.columns) == INTERVAL_COLUMNS
-    assert list(table["parameter"]) == list(expected)
+    assert list(table["parameter"]) == [*expected, "ICC"]  # the ICC: test_models_share_profile
     assert list(table["term"][:3]) == ["sd (Intercept)", "cor (Intercept), Days", "sd Days"]
     assert_limits(table, expected)
     # the estimate column is the fit's (REML estimates for a REML fit)
@@ -131,8 +131,8 @@ def test_cbpp_binomial_matches_lme4(cbpp):
         "period4": (-2.5007505630, -0.8007553153),
     }
     assert_limits(table, expected)
-    # the latent-scale ICC s^2 / (s^2 + pi^2 / 3) at the SD's limits
-    icc = table.set_index("parameter").loc["ICC (herd)"]
+    # the latent-scale ICC s^2 / (s^2 + pi^2 / 3) at the SD's limits (its own profile)
+    icc = table.set_index("parameter").loc["ICC"]
     sd_low, sd_high = expected[".sig01"]
     for got, sd in ((icc["ci_low"], sd_low), (icc["ci_high"], sd_high)):
         np.testing.assert_allclose(got, sd**2 / (sd**2 + np.pi**2 / 3), rtol=2e-3)
@@ -172,7 +172,8 @@ def test_grouseticks_poisson_matches_lme4(grouseticks):
             "HEIGHTc": (-1.10055458383, -0.6002383815),
         },
     )
-    assert not table["parameter"].str.startswith("ICC").any()  # two random terms
+    # the ICC and both factors' shares: tests/test_models_share_profile.py
+    assert list(table["parameter"][-3:]) == ["ICC", "VPC (BROOD)", "VPC (LOCATION)"]
 
 
 def test_grouseticks_nb2_matches_glmmtmb(grouseticks):
@@ -197,7 +198,7 @@ def test_grouseticks_nb2_matches_glmmtmb(grouseticks):
         },
     )
     np.testing.assert_allclose(table["estimate"][1], fit.nb_theta)
-    icc = table.set_index("parameter").loc["ICC (LOCATION)"]
+    icc = table.set_index("parameter").loc["ICC"]
     assert icc["ci_low"] < icc["estimate"] < icc["ci_high"]
 
 
@@ -389,7 +390,7 @@ def test_model_step_writes_intervals_csv(tmp_path):
         "(Intercept)",
         "frameworkbehavioral",
         "frameworkcognitive",
-        "ICC (therapist)",
+        "ICC",
     ]
     fit = json.loads(paths["fit"].read_text())
     assert fit["intervals"] == {"profile": True, "level": 0.95}

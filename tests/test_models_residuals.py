@@ -497,6 +497,7 @@ def test_summary_lists_models_failing_a_residual_test(model_folders):
     analyses = [read_model_folder(folder) for folder, _ in model_folders.values()]
     text = "\n".join(summary._flag_section(analyses))
     assert "Models whose simulated residuals (250 simulations per observation) fail" in text
+    assert "\nEach simulation draws new random effects." in text
     print(text)
     checks = text.split("Models whose simulated residuals")[1]
     line = next(x for x in checks.splitlines() if x.startswith("- Rupture frequency:"))

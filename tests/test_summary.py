@@ -8,6 +8,7 @@ exp(-0.21) = 0.810584 -> "0.81".
 
 import json
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -343,8 +344,9 @@ def test_not_estimable_says_so_with_its_reason_never_a_ratio():
         in text
     )
     assert "**Caution:** this model was flagged (not estimable)" in text
-    for astronomical in ("17,618", "9,000", "e+", "inf"):
+    for astronomical in ("17,618", "9,000", "e+"):
         assert astronomical not in text
+    assert not re.search(r"\binf\b", text)  # the word, not "influence"
 
 
 def test_not_assessed_reliability_is_never_met():
@@ -369,7 +371,8 @@ def test_lab_summary_prints_no_raw_names():
         _lab_models(), VALIDATION, gate, leading=["st_dropout"], vocab=LAB
     )
     assert "_" not in text
-    assert "`" not in text.replace("`contrasts:`", "")
+    # backticks only around config keys (the influence section's says how to switch it on)
+    assert "`" not in re.sub(r"`(contrasts:|influence[.:][^`]*|models: all)`", "", text)
 
 
 def test_leading_models_checks_the_names():
@@ -706,23 +709,28 @@ def test_model_sections_give_the_profile_intervals_of_the_intercept_sds_and_the_
     )
     nested = pd.DataFrame(
         {
-            "parameter": [".sig01", ".sig02", ".nb_size"],
-            "group": ["therapist:client", "therapist", "NB2"],
-            "term": ["sd (Intercept)", "sd (Intercept)", "size"],
-            "estimate": [0.4238, 0.0, 3.6],
-            "ci_low": [0.3522, 0.0, 2.7],
-            "ci_high": [0.5003, 0.2561, 5.3],
+            "parameter": [".sig01", ".sig02", ".nb_size", "ICC", "VPC (therapist:client)",
+                          "VPC (therapist)"],
+            "group": ["therapist:client", "therapist", "NB2", "", "therapist:client",
+                      "therapist"],
+            "term": ["sd (Intercept)", "sd (Intercept)", "size", "ICC", "share", "share"],
+            "estimate": [0.4238, 0.0, 3.6, 0.12, 0.12, 0.0],
+            "ci_low": [0.3522, 0.0, 2.7, 0.09, 0.08, 0.0],
+            "ci_high": [0.5003, 0.2561, 5.3, 0.16, 0.15, 0.04],
         }
-    )
+    )  # fmt: skip
     text = summary.summary_sentences(
         [{**retention, "intervals": intervals}, {**frequency, "intervals": nested}]
     )
     assert (
         "- Variation of the intercepts (log-odds scale) between therapists, SD 0.72, 95% CI "
-        "[0.00, 1.34]; ICC .14, 95% CI [.00, .35] (profile-likelihood intervals)." in text
+        "[0.00, 1.34]; latent-scale ICC .14, 95% CI [.00, .35] (profile-likelihood "
+        "intervals)." in text
     )
     assert (
         "between clients within therapists, SD 0.42, 95% CI [0.35, 0.50] and therapists, "
-        "SD 0.00, 95% CI [0.00, 0.26] (profile-likelihood intervals)." in text
+        "SD 0.00, 95% CI [0.00, 0.26]; latent-scale ICC .12, 95% CI [.09, .16], of which "
+        "between therapists .00, 95% CI [.00, .04] and between clients within therapists "
+        ".12, 95% CI [.08, .15] (profile-likelihood intervals)." in text
     )
     assert "Variation" not in summary.summary_sentences([retention])  # no intervals.csv

@@ -36,7 +36,12 @@ from .models.families import family_names
 from .models.gee import COV_STRUCTS, fit_gee
 from .models.inference import wald_table
 from .models.profile import INTERVAL_COLUMNS
-from .models.residuals import diagnostics_record, not_assessed_record, simulated_residuals
+from .models.residuals import (
+    diagnostics_record,
+    not_assessed_record,
+    simulated_residuals,
+    simulation_choice,
+)
 from .models.result import json_ready
 from .vocabulary import Vocabulary
 
@@ -1154,8 +1159,9 @@ def run_model(
     adjust : {"holm", "bh", "none"}
         Multiplicity adjustment of the contrasts.
     diagnostics : mapping, optional
-        ``nsim``, ``seed`` and ``conditional`` of the simulated residuals and their tests
-        (:func:`simulated_diagnostics`); without it they are not computed.
+        ``nsim``, ``seed``, ``conditional`` and optionally ``at_risk_rows`` of the
+        simulated residuals and their tests (:func:`simulated_diagnostics`); without it
+        they are not computed.
     intervals : bool
         Compute the profile-likelihood intervals (:func:`model_intervals`); off for
         sensitivity variants.
@@ -1225,8 +1231,9 @@ def model_intervals(spec: ModelSpec, fit, level: float = 0.95) -> tuple[pd.DataF
     """Profile-likelihood intervals of a fitted model, for ``intervals.csv``.
 
     Every random-effect SD and correlation, the residual SD (linear models), NB2's size,
-    every fixed effect and the ICC where it depends on one SD only
-    (:meth:`~resistance_outcomes.models.MixedResult.confint` with ``method="profile"``).
+    every fixed effect, the ICC and, with several grouping factors, each factor's share of
+    variance (:meth:`~resistance_outcomes.models.MixedResult.confint` with
+    ``method="profile"``).
     A population-averaged (GEE) fit, an entry with ``inference: {profile: false}`` and a
     profile that fails give the header only.
 
@@ -1264,9 +1271,16 @@ def simulated_diagnostics(
     seed: int | None = None,
     conditional: bool = False,
     alpha: float = 0.05,
+    at_risk_rows: bool = False,
 ) -> dict:
     """Simulated scaled residuals of a fit and their four tests, as the model step writes
     them (:mod:`resistance_outcomes.models.residuals`).
+
+    ``conditional`` keeps the random effects' conditional modes; ``at_risk_rows`` (rows
+    that exist only while at risk, as person-period rows) always does
+    (:func:`~resistance_outcomes.models.residuals.simulation_choice`), and the record
+    says which simulation was used and why (``conditional``, ``random_effects``,
+    ``simulation_reason``).
 
     Returns
     -------
@@ -1282,6 +1296,7 @@ def simulated_diagnostics(
         reason = "a population-averaged (GEE) fit defines no distribution to simulate from"
         return {"simulated_residuals": empty, "diagnostics": not_assessed_record(reason)}
     try:
+        conditional, why = simulation_choice(conditional, at_risk_rows=at_risk_rows)
         res = simulated_residuals(fit, nsim, seed=seed, conditional=conditional)
     except ModelSpecError as err:
         return {"simulated_residuals": empty, "diagnostics": not_assessed_record(str(err))}
@@ -1291,7 +1306,7 @@ def simulated_diagnostics(
         table["row"] = frame.index.get_indexer(index) + 1
     return {
         "simulated_residuals": table.reset_index(drop=True),
-        "diagnostics": diagnostics_record(res, alpha=alpha),
+        "diagnostics": diagnostics_record(res, alpha=alpha, simulation_reason=why),
     }
 
 

@@ -68,6 +68,7 @@ from resistance_outcomes.describe import framework_order
 from resistance_outcomes.frameworks import FrameworkMap
 from resistance_outcomes.io import write_atomically
 from resistance_outcomes.models.families import get_family
+from resistance_outcomes.models.residuals import simulation_words
 from resistance_outcomes.predictions import random_effects_table, residual_table
 from resistance_outcomes.tables import format_bounded
 from resistance_outcomes.vocabulary import (
@@ -1753,8 +1754,9 @@ def _thinned(n: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, _MAX_POINTS)).round().astype(int))
 
 
-def _draw_simulated_qq(ax, residual: np.ndarray, tests) -> None:
-    """Sorted scaled residuals against uniform quantiles, the diagonal, and the tests."""
+def _draw_simulated_qq(ax, residual: np.ndarray, tests, simulation: str | None = None) -> None:
+    """Sorted scaled residuals against uniform quantiles, the diagonal, the tests and, when
+    given, how the simulations drew the random effects."""
     y = np.sort(residual)
     x = (np.arange(1, y.size + 1) - 0.5) / y.size
     ax.plot(x, y, linestyle="none", marker="o", markersize=1.5, color=NEUTRAL, alpha=0.5,
@@ -1762,7 +1764,10 @@ def _draw_simulated_qq(ax, residual: np.ndarray, tests) -> None:
     ax.axline((0, 0), slope=1, color=_FLAG_INK, linewidth=0.9)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="Expected (uniform)", ylabel="Scaled residual")
     ax.set_title("Quantiles of simulated residuals")
-    for k, (text, flagged) in enumerate(_test_lines(tests)):
+    lines = _test_lines(tests)
+    if simulation:
+        lines.append((f"Random effects: {simulation}", False))
+    for k, (text, flagged) in enumerate(lines):
         ink = _FLAG_INK if flagged else NEUTRAL
         box = {"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1}
         ax.text(0.03, 0.97 - 0.085 * k, text, transform=ax.transAxes, ha="left", va="top",
@@ -1811,6 +1816,7 @@ def plot_model_diagnostics(
     family: str | None = None,
     simulated=None,
     tests=None,
+    simulation: str | None = None,
 ) -> Figure:
     """Diagnostics panel of a mixed model: residuals against fitted values, and a normal
     quantile plot of each random-effect term's conditional modes.
@@ -1852,6 +1858,10 @@ def plot_model_diagnostics(
     tests : pandas.DataFrame or list of dict, optional
         Their tests (``diagnostics.json``'s ``tests``); by default those of a
         ``SimulatedResiduals``.
+    simulation : str, optional
+        How the simulations drew the random effects (``diagnostics.json``'s
+        ``random_effects``: "drawn anew in each simulation" or "conditional modes kept"),
+        printed below the tests; by default a ``SimulatedResiduals``' own.
 
     Returns
     -------
@@ -1889,8 +1899,10 @@ def plot_model_diagnostics(
     if simulated is not None and family.glmm:
         if tests is None and hasattr(simulated, "tests"):
             tests = simulated.tests()
+        if simulation is None and hasattr(simulated, "conditional"):
+            simulation = simulation_words(simulated.conditional)
         return _plot_simulated_diagnostics(
-            _simulated_table(simulated), tests, terms, family, width, height
+            _simulated_table(simulated), tests, terms, family, width, height, simulation
         )
     with plt.style.context(STYLE):
         fig = _new_figure(width, height)
@@ -1937,7 +1949,9 @@ def _draw_random_effect_panels(sub, terms, family, per_row: int = 2) -> None:
         axq.remove()
 
 
-def _plot_simulated_diagnostics(table, tests, terms, family, width, height) -> Figure:
+def _plot_simulated_diagnostics(
+    table, tests, terms, family, width, height, simulation=None
+) -> Figure:
     """The diagnostics figure of a generalised model with simulated residuals: the two
     simulated-residual panels on top, the random-effect quantile plots (up to four to a
     row) below."""
@@ -1952,7 +1966,7 @@ def _plot_simulated_diagnostics(table, tests, terms, family, width, height) -> F
         else:
             top, bottom = fig, None
         qq, vs = top.subplots(1, 2)
-        _draw_simulated_qq(qq, residual, tests)
+        _draw_simulated_qq(qq, residual, tests, simulation)
         _draw_residuals_vs_predicted(vs, fitted, residual, bins=10)
         if bottom is not None:
             _draw_random_effect_panels(bottom, terms, family, per_row=per_row)

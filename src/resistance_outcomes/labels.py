@@ -16,6 +16,8 @@ defaults and the names in words.
   :func:`estimate_part_labels`: the estimates of the influence and power tables (coefficients,
   framework contrasts "Cognitive - Behavioral", simple slopes "x in cognitive");
 - :func:`framework_words`: a framework inside a sentence ("cognitive");
+- :func:`contrast_labels`: the framework contrasts and simple slopes of a table, by their
+  parts ("Behavioral - Cognitive | Realistic resistance");
 - :func:`lower_first`: a label inside a sentence, acronyms kept ("PSQ tension");
 - :func:`stage_words`: an optional part of the analysis ("Inter-rater reliability").
 """
@@ -30,6 +32,7 @@ from .codebook import humanise
 from .vocabulary import Vocabulary
 
 __all__ = [
+    "contrast_labels",
     "effect_label",
     "effect_labels",
     "estimate_labels",
@@ -137,6 +140,51 @@ def framework_words(level, vocab: Vocabulary | None = None) -> str:
     'psychodynamic short'
     """
     return lower_first(level_label(FRAMEWORK, level, vocab))
+
+
+def contrast_labels(table, vocab: Vocabulary | None = None) -> dict[str, str]:
+    """Labels of the framework contrasts and simple slopes of a table (``kind``
+    ``pairwise`` or ``simple_slope``, by ``term``), made from its parts' columns:
+    ``variable``, ``level``, ``reference`` and ``by`` (as ``contrasts.csv`` and
+    ``influence.csv`` have them): "Behavioral - Cognitive", "Repair rate (between clients)
+    in Cognitive", with " | <by level>" within a level of a second factor. Other kinds get
+    no label here (coefficients: :func:`term_label`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"kind": ["pairwise", "simple_slope", "coefficient"],
+    ...     "term": ["b - c | resistance_covert", "session_c in c", "x"],
+    ...     "variable": ["framework", "session_c", ""], "level": ["b", "c", ""],
+    ...     "reference": ["c", "", ""], "by": ["resistance_covert", "", ""]})
+    >>> contrast_labels(table)
+    {'b - c | resistance_covert': 'B - C | Resistance covert', 'session_c in c': \
+'Session (centred) in C'}
+    """
+    vocab = vocabulary_or_default(vocab)
+    out = {}
+    for row in table.to_dict("records"):
+        kind = row.get("kind")
+        if kind not in ("pairwise", "simple_slope"):
+            continue
+        text = {k: _text(row.get(k)) for k in ("variable", "level", "reference", "by")}
+        if kind == "pairwise":
+            factor = text["variable"] or None
+            label = (
+                f"{level_label(factor, text['level'], vocab)} - "
+                f"{level_label(factor, text['reference'], vocab)}"
+            )
+        else:
+            label = f"{vocab.label(text['variable'])} in {level_label(None, text['level'], vocab)}"
+        if text["by"]:
+            label += f" | {level_label(None, text['by'], vocab)}"
+        out[str(row["term"])] = label
+    return out
+
+
+def _text(value) -> str:
+    """A cell as text, missing as ""."""
+    return "" if value is None or value != value or str(value) in ("nan", "None") else str(value)
 
 
 def _part_label(part: str, factor_levels: Mapping, vocab: Vocabulary) -> str:

@@ -348,27 +348,30 @@ def figure_diagnostics_step(input, output, **_) -> None:
     modes = _model_table(input, "random_effects", "spec", "random_effects.csv")
     if modes.empty:
         log.info("%s: no random effects (population-averaged fit)", summary["model"])
-    simulated, tests = _simulated_diagnostics(input)
+    simulated, tests, simulation = _simulated_diagnostics(input)
     fig = figures.plot_model_diagnostics(
         residuals,
         random_effects=modes,
         family=summary.get("family", "gaussian"),
         simulated=simulated,
         tests=tests,
+        simulation=simulation,
     )
     figures.save_figure(fig, output.pdf, output.png)
 
 
-def _simulated_diagnostics(input) -> tuple[pd.DataFrame | None, list | None]:
-    """The simulated residuals and their tests a model step wrote (inputs
-    ``simulated_residuals`` and ``diagnostics``), or (None, None) without them."""
+def _simulated_diagnostics(input) -> tuple[pd.DataFrame | None, list | None, str | None]:
+    """The simulated residuals, their tests and how the simulations drew the random
+    effects, as a model step wrote them (inputs ``simulated_residuals`` and
+    ``diagnostics``), or (None, None, None) without them."""
     if "diagnostics" not in input.keys() or "simulated_residuals" not in input.keys():
-        return None, None
+        return None, None, None
     record = json.loads(Path(input.diagnostics).read_text(encoding="utf-8"))
     if not record.get("assessed"):
         log.info("simulated residuals: not assessed (%s)", record.get("reason", ""))
-        return None, None
-    return pd.read_csv(input.simulated_residuals), record.get("tests", [])
+        return None, None, None
+    simulation = record.get("random_effects")
+    return pd.read_csv(input.simulated_residuals), record.get("tests", []), simulation
 
 
 def figure_resistance_profile_step(input, output, **_) -> None:
@@ -430,17 +433,40 @@ def check_models_step(input, output, params, **_) -> None:
         log.info("%s: %s", name, entry.get("reason") or f"{entry['rows']} rows, columns ok")
 
 
+def model_diagnostic_settings(settings, spec) -> dict | None:
+    """The simulated-residual settings of one model: the configured ``diagnostics``
+    (``nsim``, ``seed``, ``conditional``) with ``at_risk_rows`` true for a model on
+    person-period rows.
+
+    Person-period rows exist only while a client is at risk of dropping out, so they are
+    simulated with the random effects' conditional modes whatever ``conditional`` says
+    (:func:`resistance_outcomes.models.residuals.simulation_choice`); ``diagnostics.json``
+    records the simulation and why. None (no diagnostics) stays None.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> model_diagnostic_settings({"nsim": 250}, SimpleNamespace(data="person_period"))
+    {'nsim': 250, 'at_risk_rows': True}
+    """
+    if settings is None:
+        return None
+    return {**settings, "at_risk_rows": spec.data == "person_period"}
+
+
 def model_step(input, output, params, **_) -> None:
     """Fit one configured model or sensitivity variant; write its six outputs.
 
     ``params``: ``name``, ``entry`` (the model entry, or the expanded variant entry),
     ``dropout`` (the dropout section of the configuration) and ``adjust``; optionally
     ``diagnostics`` (``nsim``, ``seed``, ``conditional``): then the simulated residuals and
-    their tests are written too (outputs ``simulated_residuals`` and ``diagnostics``).
+    their tests are written too (outputs ``simulated_residuals`` and ``diagnostics``), for
+    person-period models always with the conditional modes
+    (:func:`model_diagnostic_settings`).
     """
     spec = analysis.parse_model_spec(params.name, params.entry, params.dropout)
     intervals = "intervals" in set(output.keys())  # model folders, not sensitivity variants
-    diagnostics = getattr(params, "diagnostics", None)
+    diagnostics = model_diagnostic_settings(getattr(params, "diagnostics", None), spec)
     started = time.perf_counter()
     outputs = analysis.run_model(
         spec,
@@ -458,6 +484,12 @@ def model_step(input, output, params, **_) -> None:
             if flagged
             else outputs.diagnostics.get("reason", "no test flagged"),
         )
+        if outputs.diagnostics.get("assessed"):
+            log.info(
+                "simulations: random effects %s (%s)",
+                outputs.diagnostics["random_effects"],
+                outputs.diagnostics["simulation_reason"],
+            )
     fit = outputs.fit
     log.info("%s: %s", spec.name, "; ".join(fit["flags"]) or "fitted without flags")
     log.info("rows used: %s; left out: %s", fit.get("nobs", 0), fit["rows_excluded"])
@@ -877,11 +909,14 @@ def influence_step(input, output, params, **_) -> None:
         int(overview["failed"].sum()), overview["max_abs_dfbetas"].iloc[0],
         overview["term_of_max"].iloc[0], overview["left_out"].iloc[0], len(changes),
     )  # fmt: skip
+    vocab = _run_vocabulary(input)
+    labels = _estimate_labels(table, model["spec"], vocab)
+    if vocab is not None:  # contrasts and slopes by their parts' labels, `by` levels too
+        from .labels import contrast_labels
+
+        labels |= contrast_labels(table, vocab)
     fig = figures.plot_influence(
-        table,
-        top=int(getattr(params, "top", 10)),
-        model=name,
-        labels=_estimate_labels(table, model["spec"], _run_vocabulary(input)),
+        table, top=int(getattr(params, "top", 10)), model=name, labels=labels
     )
     figures.save_figure(fig, output.pdf, output.png)
 

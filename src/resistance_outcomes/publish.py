@@ -383,8 +383,9 @@ def _bootstrap_limits(bootstrap: pd.DataFrame, what: str) -> dict:
 
 
 def _interval_limits(intervals: pd.DataFrame | None, what: str) -> dict:
-    """(group, term) of a variance parameter, a fixed-effect term, or "icc" (the single
-    ICC row of a model with one random term) -> (low, high) from intervals.csv."""
+    """(group, term) of a variance parameter, a fixed-effect term, or "icc" (the ICC
+    row) -> (low, high) from intervals.csv; the grouping factors' shares (``VPC``
+    rows) are not in the tables."""
     if intervals is None or intervals.empty:
         return {}
     _require(intervals, ("parameter", "group", "term", "ci_low", "ci_high"), what)
@@ -396,6 +397,8 @@ def _interval_limits(intervals: pd.DataFrame | None, what: str) -> dict:
         pair = (float(row.ci_low), float(row.ci_high))
         if parameter.startswith("ICC"):
             iccs.append(pair)
+        elif parameter.startswith("VPC"):
+            continue
         elif parameter.startswith("."):
             limits[(group, term)] = pair
         else:

@@ -9,9 +9,11 @@ models". A simple slope is reported per one unit of its predictor unless config
 ``summary.slopes`` gives a step and its unit (``repair_rate_between: {step: 0.1, unit: 10
 percentage points}`` reports exp(0.1 b) "per 10 percentage points").
 
-Then: flagged models, the validation outcome (``results/validation/report.json``), the
-reliability gate (``results/reliability/gate.json``; "not assessed" when there were no
-double-coded sessions, never "met"), the optional parts of the analysis that had no data
+Then: flagged models, the influence of single therapists (the models' ``influence.csv``;
+or that it was not computed, and for which mixed models), the validation outcome
+(``results/validation/report.json``), the reliability gate
+(``results/reliability/gate.json``; "not assessed" when there were no double-coded
+sessions, never "met"), the optional parts of the analysis that had no data
 (``results/data/vocabulary.json``'s stages) and, for simulated data, the recovery of the
 truth. Nothing here parses Markdown.
 
@@ -269,8 +271,28 @@ def _model_section(
 
 
 def _variation_sentence(intervals, facts, vocab: Vocabulary) -> str:
-    """The random intercepts' SDs and the ICC with their profile-likelihood intervals
-    (intervals.csv), in one sentence; empty without them."""
+    """The random intercepts' SDs, the ICC and each grouping factor's share of variance
+    with their profile-likelihood intervals (intervals.csv), in one sentence; empty
+    without them.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from resistance_outcomes.publish import _family
+    >>> rows = pd.DataFrame({
+    ...     "parameter": [".sig01", ".sig02", "ICC", "VPC (therapist:client)", "VPC (therapist)"],
+    ...     "group": ["therapist:client", "therapist", "", "therapist:client", "therapist"],
+    ...     "term": ["sd (Intercept)"] * 2 + ["ICC", "share", "share"],
+    ...     "estimate": [0.42, 0.30, 0.19, 0.12, 0.07], "ci_low": [0.35, 0.21, 0.15, 0.09, 0.04],
+    ...     "ci_high": [0.50, 0.41, 0.24, 0.16, 0.12]})
+    >>> print(_variation_sentence(rows, _family("negative_binomial"),
+    ...                           vocabulary_or_default(None)))  # doctest: +NORMALIZE_WHITESPACE
+    Variation of the intercepts (log-rate scale) between clients within therapists, SD 0.42,
+      95% CI [0.35, 0.50] and therapists, SD 0.30, 95% CI [0.21, 0.41]; latent-scale ICC
+      .19, 95% CI [.15, .24], of which between therapists .07, 95% CI [.04, .12] and
+      between clients within therapists .12, 95% CI [.09, .16] (profile-likelihood
+      intervals).
+    """
     if intervals is None or intervals.empty:
         return ""
     rows = intervals.to_dict("records")
@@ -284,23 +306,38 @@ def _variation_sentence(intervals, facts, vocab: Vocabulary) -> str:
     parts = []
     for r in sds:
         decimals = 2 if r["estimate"] >= 0.1 or r["estimate"] == 0 else 3
-        units = lower_first(group_label(str(r["group"]), vocab))
-        inner, _, outer = units.partition(" within ")
-        units = f"{inner}s within {outer}s" if outer else f"{units}s"
         parts.append(
-            f"{units}, SD "
+            f"{_units_between(r['group'], vocab)}, SD "
             f"{format_number(r['estimate'], decimals)}, 95% CI "
             f"{format_ci(r['ci_low'], r['ci_high'], decimals)}"
         )
     text = f"Variation of the intercepts{scale} between {_and_list(parts)}"
     icc = [r for r in rows if str(r["parameter"]).startswith("ICC")]
     if len(icc) == 1:
-        r = icc[0]
-        text += (
-            f"; ICC {format_bounded(r['estimate'])}, 95% CI "
-            f"[{format_bounded(r['ci_low'])}, {format_bounded(r['ci_high'])}]"
-        )
+        latent = "latent-scale " if facts.estimate_scale else ""
+        text += f"; {latent}ICC {_bounded_with_ci(icc[0])}"
+        shares = [r for r in rows if str(r["parameter"]).startswith("VPC")]
+        shares.sort(key=lambda r: str(r["group"]).count(":"))  # outermost factor first
+        if shares:
+            text += ", of which " + _and_list(
+                [f"between {_units_between(r['group'], vocab)} {_bounded_with_ci(r)}"
+                 for r in shares]
+            )  # fmt: skip
     return text + " (profile-likelihood intervals)."
+
+
+def _units_between(group, vocab: Vocabulary) -> str:
+    """``therapists`` or ``clients within therapists``: a grouping factor in a sentence."""
+    units = lower_first(group_label(str(group), vocab))
+    inner, _, outer = units.partition(" within ")
+    return f"{inner}s within {outer}s" if outer else f"{units}s"
+
+
+def _bounded_with_ci(row) -> str:
+    return (
+        f"{format_bounded(row['estimate'])}, 95% CI "
+        f"[{format_bounded(row['ci_low'])}, {format_bounded(row['ci_high'])}]"
+    )
 
 
 def _response_sentences(
@@ -519,7 +556,7 @@ def _residual_check_lines(analyses: Sequence[Mapping]) -> list[str]:
         every = "the one model checked" if len(checked) == 1 else f"all {len(checked)} models"
         return [
             f"Simulated residuals ({how}): no uniformity, dispersion, zero-inflation or "
-            f"outlier test at p < .05 in {every}.",
+            f"outlier test at p < .05 in {every}. {_simulation_sentence(checked)}",
             "",
         ]
     return [
@@ -528,7 +565,28 @@ def _residual_check_lines(analyses: Sequence[Mapping]) -> list[str]:
         "",
         *failed,
         "",
+        _simulation_sentence(checked),
+        "",
     ]
+
+
+def _simulation_sentence(checked: Sequence[Mapping]) -> str:
+    """How the checked models' simulations drew the random effects (``diagnostics.json``:
+    ``conditional``, ``simulation_reason``), naming the models whose conditional modes
+    were kept for a reason of their own (rows that exist only while at risk)."""
+    kept = [a for a in checked if a["diagnostics"].get("conditional")]
+    if not kept:
+        return "Each simulation draws new random effects."
+    if len(kept) == len(checked):
+        return "The simulations keep the random effects' conditional modes."
+    names = _and_list([model_title(a["name"]) for a in kept])
+    own = all(a["diagnostics"].get("simulation_reason", "as requested") != "as requested"
+              for a in kept)  # fmt: skip
+    why = ", whose rows exist only while a client is at risk" if own else ""
+    return (
+        f"Each simulation draws new random effects, except for {names}{why}: there the "
+        "conditional modes are kept."
+    )
 
 
 def _flag_section(analyses: Sequence[Mapping]) -> list[str]:
@@ -710,7 +768,8 @@ def _recovery_section(recovery: Mapping | None, vocab: Vocabulary) -> list[str]:
 
 def _influence_target(row: Mapping, vocab: Vocabulary) -> str:
     """'the difference between psychoanalytic and cognitive therapy', 'the slope of repair
-    rate (between clients) in behavioral therapy' (with ', for <by level>')."""
+    rate (between clients) in behavioral therapy' (with ' (for <by level>)'); a slope with
+    ``every_level`` is common to all frameworks."""
     by = f" (for {lower_first(level_label(None, row['by'], vocab))})" if row["by"] else ""
     if row["kind"] == "pairwise":
         factor = row["variable"] or None
@@ -718,7 +777,39 @@ def _influence_target(row: Mapping, vocab: Vocabulary) -> str:
         reference = _therapy(lower_first(level_label(factor, row["reference"], vocab)))
         return f"the difference between {level.removesuffix(' therapy')} and {reference}{by}"
     label = lower_first(variable_label(row["variable"], vocab=vocab))
+    if row.get("every_level"):
+        return (
+            f"the slope of {label}{by}, common to all frameworks (the model has no framework "
+            "interaction for it),"
+        )
     return f"the slope of {label} in {_therapy(framework_words(row['level'], vocab))}{by}"
+
+
+def _common_slopes_once(changes, table):
+    """``changes`` with each slope that is the same in every framework (the model has no
+    framework interaction for it: :func:`_one_row_per_distinct_slope` on the full fit's
+    estimates) kept at one framework only, marked ``every_level``; other rows as they are."""
+    first = table[table["left_out"] == table["left_out"].iloc[0]]
+    slopes = [
+        {**r, "estimate": r["estimate_full"], "std_error": r["std_error_full"]}
+        for r in first[first["kind"] == "simple_slope"].to_dict("records")
+    ]
+    common = {
+        (r["variable"], r["by"]): r["level"]
+        for r in _one_row_per_distinct_slope(slopes)
+        if r.get("every_level")
+    }
+    if not common:
+        return changes.assign(every_level=False)
+    keys = list(zip(changes["variable"], changes["by"], strict=True))
+    shared = (changes["kind"] == "simple_slope").to_numpy() & np.array(
+        [k in common for k in keys], dtype=bool
+    )
+    first_level = changes["level"].to_numpy() == np.array(
+        [common.get(k) for k in keys], dtype=object
+    )
+    kept = ~shared | first_level
+    return changes[kept].assign(every_level=shared[kept])
 
 
 def _influence_sentence(rows: list[dict], title: str, n_levels: int, vocab: Vocabulary) -> str:
@@ -752,13 +843,20 @@ def _influence_sentence(rows: list[dict], title: str, n_levels: int, vocab: Voca
 
 
 def influence_section(
-    influence: Sequence[Mapping], alpha: float = 0.05, vocab: Vocabulary | None = None
+    influence: Sequence[Mapping],
+    alpha: float = 0.05,
+    vocab: Vocabulary | None = None,
+    models: Sequence[Mapping] | None = None,
 ) -> list[str]:
     """The summary's lines on single groups (therapists): one sentence per left-out group
     that moves a main result (a framework contrast or simple slope) across ``alpha`` or
     reverses the sign of a significant one
     (:func:`resistance_outcomes.influence.influential_changes`), and one saying plainly
-    which models no single group changes; failed refits are counted.
+    which models no single group changes; failed refits are counted. A slope the model has
+    no framework interaction for (the same in every framework) is stated once. Without
+    influence tables: one sentence saying it was not computed and how to switch it on
+    (config ``influence:``); with ``models``, the fitted mixed models without a table are
+    named (config ``influence.models``).
 
     Parameters
     ----------
@@ -766,6 +864,10 @@ def influence_section(
         Per model: ``name``, ``spec`` (its spec.json) and ``table`` (its influence.csv).
     alpha : float
     vocab : Vocabulary, optional
+    models : sequence of mapping, optional
+        The run's models (``name``, ``spec``, ``fit``), to name the mixed models that were
+        not refitted; without them nothing is said of models without a table, and an empty
+        ``influence`` gives no section.
 
     Examples
     --------
@@ -786,8 +888,13 @@ def influence_section(
 
     vocab = vocabulary_or_default(vocab)
     tables = [e for e in influence if e.get("table") is not None and not e["table"].empty]
+    refittable = _refittable(models or [])
     if not tables:
-        return []
+        if not influence and (models is None or not refittable):
+            return []
+        return ["## Influence of single therapists", "", *_influence_left_out(
+            influence, refittable, models or []
+        ), ""]  # fmt: skip
     groups = {str(e["table"]["group"].iloc[0]) for e in tables}
     group = groups.pop() if len(groups) == 1 else "group"
     heading = f"## Influence of single {group}s"
@@ -797,6 +904,7 @@ def influence_section(
         title = model_title(entry["name"], entry.get("spec"))
         failed += int(table.loc[table["failed"].astype(bool), "left_out"].nunique())
         changes = influential_changes(table, alpha).fillna({"by": "", "reference": ""})
+        changes = _common_slopes_once(changes, table.fillna({"by": ""}))
         if changes.empty:
             quiet.append(f"{lower_first(title)} ({table['left_out'].nunique()} refits)")
         n_levels = table["left_out"].nunique()
@@ -819,7 +927,64 @@ def influence_section(
             f"{_count_words(failed, 'refit', 'refits')} without one {group} failed (named, "
             "with the reason, in the models' influence.csv).",
         ]
+    left_out = _influence_left_out(influence, refittable, models or [])
+    if left_out:
+        lines += ["", *left_out]
     return lines + [""]
+
+
+def _refittable(models: Sequence[Mapping]) -> list[str]:
+    """Names of the fitted mixed models (not sensitivity variants): those leaving one
+    therapist out can refit."""
+    return [
+        m["name"]
+        for m in models
+        if not (m.get("spec") or {}).get("variant_of")
+        and (m.get("spec") or {}).get("method", "mixed") == "mixed"
+        and (m.get("fit") or {}).get("fitted") is not False
+    ]
+
+
+def _influence_left_out(
+    influence: Sequence[Mapping], refittable: Sequence[str], models: Sequence[Mapping]
+) -> list[str]:
+    """What the influence section says of models without leave-one-out refits: that none
+    was computed and how to switch it on, or which models were left out (not under
+    ``influence.models``, or with an empty table), by their names in words (as the model
+    checks name them; their descriptions are long)."""
+    entries = {e["name"]: e for e in influence}
+    if not entries:
+        return [
+            "The influence of single therapists was not computed in this run; add "
+            "`influence: {group: therapist}` to the config to refit the summary's models "
+            "once without each therapist (`models: all` for every mixed model; "
+            "config/README.md)."
+        ]
+    by_name = {m["name"]: m for m in models}
+
+    def title(name: str) -> str:  # the name in words, as the model checks list them
+        return lower_first(model_title(name))
+
+    out = []
+    empty = [name for name, e in entries.items() if e.get("table") is None or e["table"].empty]
+    if empty:
+        why = [
+            f"{title(name)} (not fitted)"
+            if ((by_name.get(name) or {}).get("fit") or {}).get("fitted") is False
+            else f"{title(name)} (see results/logs/influence/{name}.log)"
+            for name in empty
+        ]
+        plural = "s" if len(empty) > 1 else ""
+        out.append(f"No leave-one-out refits for the model{plural} {_and_list(why)}.")
+    others = [name for name in refittable if name not in entries]
+    if others:
+        plural = len(others) > 1
+        out.append(
+            f"Not computed for the model{'s' if plural else ''} "
+            f"{_and_list([title(n) for n in others])}; name {'them' if plural else 'it'} "
+            "under `influence.models`, or give `models: all`."
+        )
+    return out
 
 
 # --------------------------------------------------------------------------- the page
@@ -940,7 +1105,7 @@ def summary_sentences(
         for name in others:
             lines += _model_section(by_name[name], alpha, vocab, slopes)
     lines += _flag_section(analyses)
-    lines += influence_section(influence or [], alpha, vocab)
+    lines += influence_section(influence or [], alpha, vocab, models=models)
     lines += _validation_section(validation, min_cell)
     lines += _gate_section(reliability_gate, vocab)
     lines += _parts_section(vocab)

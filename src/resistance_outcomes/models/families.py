@@ -180,6 +180,27 @@ class GlmmFamily:
         """The statsmodels family object and the ``var_weights`` to pass to it."""
         raise NotImplementedError
 
+    #: The level-1 variance on the link scale depends on the mean (log-link counts).
+    latent_needs_mean: ClassVar[bool] = False
+
+    def latent_variance(self, mean: float | None = None, sigma: float | None = None) -> float:
+        """Level-1 variance on the link scale, the denominator's residual part of an ICC.
+
+        Nakagawa, Johnson & Schielzeth (2017, J R Soc Interface 14: 20170213): ``sigma^2``
+        for the gaussian family, ``pi^2 / 3`` for the binomial (logit link: the variance
+        of the standard logistic distribution), ``log(1 + 1 / mean)`` for the Poisson and
+        ``log(1 + 1 / mean + 1 / theta)`` for NB2 (the lognormal approximation), with
+        ``mean`` the expected count per observation (:attr:`latent_needs_mean`).
+
+        Examples
+        --------
+        >>> round(Binomial().latent_variance(), 4), round(Poisson().latent_variance(2.0), 4)
+        (3.2899, 0.4055)
+        >>> round(NegativeBinomial2(theta=4.0).latent_variance(2.0), 4)
+        0.5596
+        """
+        raise ModelSpecError(f"no level-1 variance on the link scale for the {self.words} family")
+
     def dispersion(self) -> np.ndarray:
         """Dispersion parameters on the optimisation scale (empty when there are none)."""
         return np.empty(0)
@@ -263,6 +284,11 @@ class Gaussian(GlmmFamily):
     def mu(self, eta):
         return np.asarray(eta, dtype=float)
 
+    def latent_variance(self, mean=None, sigma=None):
+        if sigma is None:
+            raise ModelSpecError("the gaussian level-1 variance needs the residual SD sigma")
+        return float(sigma) ** 2
+
     def draw(self, rng, mu, pw, scale=1.0):
         """Normal draws with SD ``scale / sqrt(pw)`` (lme4: weights scale the variance)."""
         return rng.normal(np.asarray(mu, float), scale / np.sqrt(pw))
@@ -308,6 +334,9 @@ class Binomial(GlmmFamily):
 
     def mu(self, eta):
         return special.expit(eta)
+
+    def latent_variance(self, mean=None, sigma=None):
+        return float(np.pi**2 / 3)
 
     def draw(self, rng, mu, pw, scale=1.0):
         """Successes out of ``pw`` trials (1 for a 0/1 response; the trials of ``cbind``)."""
@@ -382,6 +411,11 @@ class Poisson(GlmmFamily):
     fitted_label = "Fitted count"
     link_scale = "log rate"
 
+    latent_needs_mean = True
+
+    def latent_variance(self, mean=None, sigma=None):
+        return float(np.log1p(1 / _positive_mean(mean, self)))
+
     def mu(self, eta):
         return np.exp(eta)
 
@@ -406,6 +440,14 @@ class Poisson(GlmmFamily):
     def check_response(self, y, where, response="response", weights=None):
         super().check_response(y, where, response, weights)
         _check_counts(self, y, where, response)
+
+
+def _positive_mean(mean, family) -> float:
+    if mean is None or not np.isfinite(mean) or not mean > 0:
+        raise ModelSpecError(
+            f"the {family.words} level-1 variance needs a positive mean count, got {mean!r}"
+        )
+    return float(mean)
 
 
 def _check_counts(family, y, where, response):
@@ -458,6 +500,11 @@ class NegativeBinomial2(GlmmFamily):
     fitted_label = "Fitted count"
     link_scale = "log rate"
     n_dispersion = 1
+
+    latent_needs_mean = True
+
+    def latent_variance(self, mean=None, sigma=None):
+        return float(np.log1p(1 / _positive_mean(mean, self) + 1 / self.theta))
 
     def mu(self, eta):
         return np.exp(eta)

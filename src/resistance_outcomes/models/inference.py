@@ -8,6 +8,7 @@ numDeriv, which lmerTest uses).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -370,9 +371,11 @@ def nakagawa_r2(result) -> dict:
     * residual variance: ``sigma^2`` (gaussian), otherwise the distribution-specific
       variance plus observation-level random-effect variances. Distribution-specific
       variances: binomial logit ``pi^2 / 3``; Poisson log ``log(1 + 1 / mu)`` and NB2
-      ``log(1 + 1 / mu + 1 / theta)`` (the lognormal approximation), with
-      ``mu = exp(beta_0)`` from the null model (same random part and offsets, intercept
-      only) refitted with the same family.
+      ``log(1 + 1 / mu + 1 / theta)`` (the lognormal approximation), with ``mu`` the
+      expected count per observation of the null model (same random part and offsets,
+      intercept only) refitted with the same family: ``exp(beta_0)``, or with an
+      offset the mean of ``exp(beta_0 + offset)`` (``exp(beta_0)`` alone would be a
+      rate per unit of the offset; performance 0.10 uses it so).
 
     ``r2_marginal = v_f / (v_f + v_r + v_e)``, ``r2_conditional = (v_f + v_r) / (...)``,
     ``icc_adjusted = v_r / (v_r + v_e)``, ``icc_unadjusted = v_r / (v_f + v_r + v_e)``.
@@ -385,7 +388,8 @@ def nakagawa_r2(result) -> dict:
     -------
     dict
         var_fixed, var_random, var_residual, var_distribution, var_dispersion,
-        r2_marginal, r2_conditional, icc_adjusted, icc_unadjusted.
+        r2_marginal, r2_conditional, icc_adjusted, icc_unadjusted, and null_mean (the
+        null model's mean that the log-link counts' level-1 variance used; NaN otherwise).
 
     Examples
     --------
@@ -411,7 +415,7 @@ def nakagawa_r2(result) -> dict:
             var_dispersion += value
         else:
             var_random += value
-    var_distribution = _distribution_variance(result)
+    var_distribution, null_mean = _distribution_variance(result)
     var_residual = var_distribution + var_dispersion
     total = var_fixed + var_random + var_residual
     return {
@@ -424,6 +428,7 @@ def nakagawa_r2(result) -> dict:
         "r2_conditional": (var_fixed + var_random) / total,
         "icc_adjusted": var_random / (var_random + var_residual),
         "icc_unadjusted": var_random / total,
+        "null_mean": null_mean,
     }
 
 
@@ -448,23 +453,35 @@ def icc(result) -> dict:
     return {"icc_adjusted": values["icc_adjusted"], "icc_unadjusted": values["icc_unadjusted"]}
 
 
-def _distribution_variance(result) -> float:
-    if result.family == "gaussian":
-        return result.sigma**2
-    if result.family == "binomial":
-        return np.pi**2 / 3
-    try:
-        mu = np.exp(_null_model_intercept(result))
-    except (ModelSpecError, np.linalg.LinAlgError):
-        return float("nan")  # the null model cannot be fitted: R² is not available
-    if result.family == "poisson":
-        return float(np.log1p(1 / mu))
-    if result.family == "negative_binomial":
-        return float(np.log1p(1 / mu + 1 / result.nb_theta))
-    raise ModelSpecError(f"no distribution-specific variance for family {result.family!r}")
+def _distribution_variance(result) -> tuple[float, float]:
+    """The family's level-1 variance (:meth:`GlmmFamily.latent_variance`) at the fit and
+    the null model's mean it used (log-link counts; NaN for the other families)."""
+    family = _fitted_family(result)
+    mean = float("nan")
+    if family.latent_needs_mean:
+        try:
+            mean = _null_model_mean(result)
+        except (ModelSpecError, np.linalg.LinAlgError):
+            return float("nan"), mean  # the null model cannot be fitted: no R²
+    return family.latent_variance(mean=mean, sigma=result.sigma), mean
 
 
-def _null_model_intercept(result) -> float:
+def _fitted_family(result):
+    """The fit's family object, NB2 with its estimated size."""
+    family = get_family(result.family)
+    if result.nb_theta is not None:
+        family = replace(family, theta=float(result.nb_theta))
+    return family
+
+
+def _null_model_mean(result) -> float:
+    """The null model's expected count per observation, ``mean(exp(b0 + offset))``.
+
+    The null model has the same random part, offsets and family, and an intercept only.
+    Without an offset this is ``exp(b0)`` (Nakagawa et al., 2017); with one, ``exp(b0)``
+    is a rate per unit of the offset (per minute, say), not the mean count of an
+    observation that the lognormal approximation of the level-1 variance needs.
+    """
     from .design import build_design
     from .glmm import fit_glmm
 
@@ -476,7 +493,7 @@ def _null_model_intercept(result) -> float:
     null_design = build_design(formula, result.design.frame, weights=weights)
     nagq = int(result.method[4:-1]) if result.method.startswith("AGQ(") else 1
     null_fit = fit_glmm(null_design, result.family, nagq=nagq)
-    return float(null_fit.beta[0])
+    return float(np.mean(np.exp(null_fit.beta[0] + null_design.offset)))
 
 
 # --- likelihood-ratio tests -------------------------------------------------------------

@@ -38,6 +38,7 @@ Poisson limit): a profile that reaches the Poisson limit gives an infinite upper
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass, field, replace
 
@@ -53,12 +54,13 @@ from .linalg import single_threaded_blas
 
 __all__ = [
     "ParameterProfile",
-    "icc_interval",
+    "make_profiler",
     "profile",
     "profile_intervals",
     "profile_parameters",
     "sdcor_to_theta",
     "theta_to_sdcor",
+    "walk_profiles",
 ]
 
 ALPHA_MAX = 0.01  # lme4's alphamax: the step is sqrt(qchisq(1 - alphamax, n_par)) / 8
@@ -338,6 +340,11 @@ class _LmmProfiler:
         except np.linalg.LinAlgError:
             return np.inf
 
+    def _to_params(self, varpar) -> np.ndarray:
+        """The SDs, correlations and sigma at a point of the walk's coordinates (the same
+        here; a profile of a variance share walks in other coordinates)."""
+        return varpar
+
     def deviance(self, varpar) -> float:
         """ML deviance at (SDs and correlations, sigma), profiled over the fixed effects."""
         sigma = varpar[-1]
@@ -375,7 +382,8 @@ class _LmmProfiler:
         par = np.empty(self.n_var)
         par[index] = value
         par[free] = res.x * scale
-        theta = sdcor_to_theta(self.design, par[:-1], par[-1])
+        varpar = self._to_params(par)
+        theta = sdcor_to_theta(self.design, varpar[:-1], varpar[-1])
         beta = self.problem.solve(theta).beta
         return float(res.fun), np.concatenate([par, beta])
 
@@ -815,8 +823,39 @@ def _inverse_profile(values, zeta, messages, name):
 # --- public functions ------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _quiet():
+    """The walk meets infinite and undefined deviances on purpose (beyond a bound)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
 @single_threaded_blas
-def profile(fit, parm=None, level: float = 0.95) -> dict[str, ParameterProfile]:
+def make_profiler(fit):
+    """The deviance of ``fit`` as a function of its parameters on the SD scale, at its
+    optimum, ready for :func:`profile` (and for the variance shares'
+    :func:`~resistance_outcomes.models.share_profile.share_intervals`): building it takes
+    a polish of the optimum and a Hessian, which the profiles of one fit can share.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from resistance_outcomes.models import fit_mixed
+    >>> rng = np.random.default_rng(1)
+    >>> g = np.repeat(np.arange(8), 6)
+    >>> df = pd.DataFrame({"g": g, "y": rng.normal(size=8)[g] + rng.normal(size=48)})
+    >>> [p.name for p in make_profiler(fit_mixed("y ~ 1 + (1 | g)", df)).params]
+    ['.sig01', '.sigma', '(Intercept)']
+    """
+    if not fit.design.blocks:
+        raise ModelSpecError("a profile needs a mixed model with at least one random term")
+    with _quiet():
+        return _LmmProfiler(fit) if fit.family == "gaussian" else _GlmmProfiler(fit)
+
+
+@single_threaded_blas
+def profile(fit, parm=None, level: float = 0.95, profiler=None) -> dict[str, ParameterProfile]:
     """Profiles of the deviance of a fitted mixed model, one per parameter.
 
     Parameters
@@ -829,6 +868,8 @@ def profile(fit, parm=None, level: float = 0.95) -> dict[str, ParameterProfile]:
     level : float
         The walk continues until ``|zeta|`` passes this level's normal quantile plus
         :data:`EXTRA_ZETA`.
+    profiler : optional
+        From :func:`make_profiler` (``fit``'s), to share it between calls.
 
     Returns
     -------
@@ -847,27 +888,37 @@ def profile(fit, parm=None, level: float = 0.95) -> dict[str, ParameterProfile]:
     >>> bool(np.all(np.diff(p.zeta) > 0)), [round(v, 3) for v in p.limits()]
     (True, [0.764, 1.188])
     """
-    if not fit.design.blocks:
-        raise ModelSpecError("a profile needs a mixed model with at least one random term")
+    _check_level(level)
+    profiler = profiler or make_profiler(fit)
+    selected = _select(parm, profiler.params)
+    return walk_profiles(profiler, selected, level)
+
+
+def _check_level(level) -> None:
     if not 0 < level < 1:
         raise ModelSpecError(f"level must be between 0 and 1, got {level!r}")
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        profiler = _LmmProfiler(fit) if fit.family == "gaussian" else _GlmmProfiler(fit)
-        names = [p.name for p in profiler.params]
-        selected = _select(parm, profiler.params)
-        n_par = len(names)
-        cutoff = st.norm.ppf(0.5 + level / 2) + EXTRA_ZETA
-        delta = np.sqrt(st.chi2.ppf(1 - ALPHA_MAX, n_par)) * DELTA_CUTOFF
-        out = {}
+
+
+def walk_profiles(
+    profiler, selected, level: float, refine: bool = False
+) -> dict[str, ParameterProfile]:
+    """The profiles of the parameters ``selected`` (indices into ``profiler.params``),
+    each walked out to the quantile of ``level`` plus :data:`EXTRA_ZETA`; with
+    ``refine``, points are added where the limits are (:func:`_refine_limits`)."""
+    names = [p.name for p in profiler.params]
+    cutoff = st.norm.ppf(0.5 + level / 2) + EXTRA_ZETA
+    delta = np.sqrt(st.chi2.ppf(1 - ALPHA_MAX, len(names))) * DELTA_CUTOFF
+    out = {}
+    with _quiet():
         for index in selected:
-            out[names[index]] = _profile_one(profiler, index, cutoff, delta)
-        if getattr(profiler, "moved", False):
-            for prof in out.values():
-                prof.messages.append(
-                    "the profile started from the exact Laplace optimum, which differs from "
-                    "the fit's estimates (lme4's PIRLS mode or a loose optimizer tolerance)"
-                )
+            prof = _profile_one(profiler, index, cutoff, delta)
+            out[names[index]] = _refine_limits(profiler, index, prof, level) if refine else prof
+    if getattr(profiler, "moved", False):
+        for prof in out.values():
+            prof.messages.append(
+                "the profile started from the exact Laplace optimum, which differs from "
+                "the fit's estimates (lme4's PIRLS mode or a loose optimizer tolerance)"
+            )
     return out
 
 
@@ -920,6 +971,48 @@ def _profile_one(profiler, index, cutoff, delta) -> ParameterProfile:
     )
 
 
+def _refine_limits(profiler, index, prof, level, max_points=4, tol=1e-3) -> ParameterProfile:
+    """Points added to a profile at its interpolated limits until zeta there is within
+    ``tol`` of the quantile (at most ``max_points`` per limit).
+
+    The walk's steps suit a profile close to a straight line; where the profile bends
+    sharply between two points (another SD reaching zero, say), the spline through them
+    misplaces the limit. Each added point is the deviance minimised at the spline's
+    limit, warm-started from the nearest point, so the spline then passes through a point
+    next to the quantile.
+    """
+    z = st.norm.ppf(0.5 + level / 2)
+    points = zip(prof.values, prof.zeta, prof.points, strict=True)
+    rows = {v: (v, zeta, point) for v, zeta, point in points}
+    est = prof.parameter.value
+    for target in (-z, z):
+        for _ in range(max_points):
+            values = np.array(sorted(rows))
+            zeta = np.array([rows[v][1] for v in values])
+            if not zeta.min() <= target <= zeta.max():
+                break
+            inverse = _inverse_profile(values, zeta, [], prof.parameter.name)
+            if inverse is None:
+                break
+            value = float(inverse(target))
+            nearest = values[np.argmin(np.abs(values - value))]
+            if value in rows:
+                break
+            point = _zeta_point(profiler, index, value, rows[nearest][2], est, prof.messages)
+            if point is None:
+                break
+            rows[value] = point
+            if abs(point[1] - target) < tol:
+                break
+    ordered = [rows[v] for v in sorted(rows)]
+    return replace(
+        prof,
+        values=np.array([r[0] for r in ordered]),
+        zeta=np.array([r[1] for r in ordered]),
+        points=np.vstack([r[2] for r in ordered]),
+    )
+
+
 def _first_below(profiler, index, up_rows, est, delta, par):
     if not up_rows:
         return None
@@ -929,7 +1022,7 @@ def _first_below(profiler, index, up_rows, est, delta, par):
     )
 
 
-def profile_intervals(fit, level: float = 0.95, parm=None) -> pd.DataFrame:
+def profile_intervals(fit, level: float = 0.95, parm=None, profiler=None) -> pd.DataFrame:
     """Profile-likelihood confidence intervals (lme4's ``confint(fit, method="profile")``).
 
     Parameters
@@ -937,6 +1030,8 @@ def profile_intervals(fit, level: float = 0.95, parm=None) -> pd.DataFrame:
     fit : MixedResult
     level : float
     parm : list of str, optional
+        As :func:`profile`.
+    profiler : optional
         As :func:`profile`.
 
     Returns
@@ -962,7 +1057,7 @@ def profile_intervals(fit, level: float = 0.95, parm=None) -> pd.DataFrame:
     1       .sigma   0.764    1.188
     2  (Intercept)  -0.384    0.621
     """
-    profiles = profile(fit, parm=parm, level=level)
+    profiles = profile(fit, parm=parm, level=level, profiler=profiler)
     estimates = {p.name: p for p in profile_parameters(fit)}
     rows = []
     for name, prof in profiles.items():
@@ -992,68 +1087,3 @@ INTERVAL_COLUMNS = ["parameter", "group", "term", "estimate", "ci_low", "ci_high
 
 def _size(sigma: float) -> float:
     return float(sigma) ** -2 if np.isfinite(sigma) and sigma > 0 else np.nan
-
-
-def icc_interval(fit, intervals: pd.DataFrame) -> pd.DataFrame:
-    """The ICC's interval from the profile of its SD, where the ICC depends on one SD only.
-
-    For a binomial, Poisson or NB2 model with a single scalar random term, the adjusted
-    latent-scale ICC of :func:`~resistance_outcomes.models.inference.icc`,
-    ``s^2 / (s^2 + v)``, is increasing in the term's SD ``s`` (with the residual variance
-    ``v`` of :func:`~resistance_outcomes.models.inference.nakagawa_r2` held at its
-    estimate); its limits are the ICC at the SD's limits. Linear models (the ICC depends
-    on sigma too) and models with several random terms give an empty frame.
-
-    Parameters
-    ----------
-    fit : MixedResult
-    intervals : pandas.DataFrame
-        From :func:`profile_intervals`, with the SD's row (``.sig01``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row ``parameter = "ICC (<group>)"`` in the columns of
-        :func:`profile_intervals`, or none.
-    """
-    from .inference import nakagawa_r2
-
-    design = fit.design
-    empty = pd.DataFrame(columns=INTERVAL_COLUMNS)
-    if (
-        fit.family == "gaussian"
-        or len(design.blocks) != 1
-        or design.blocks[0].n_coef != 1
-        or design.blocks[0].n_levels == design.n
-    ):
-        return empty
-    row = intervals[intervals["parameter"] == ".sig01"]
-    if row.empty:
-        return empty
-    r2 = fit.extra.get("_r2") or nakagawa_r2(fit)
-    v = r2["var_residual"]
-    if not np.isfinite(v):
-        return empty
-    block = design.blocks[0]
-    mean_sq = float(np.mean(block.model_matrix[:, 0] ** 2))  # 1 for a random intercept
-
-    def icc_at(sd):
-        var = mean_sq * sd**2
-        return var / (var + v) if np.isfinite(sd) else np.nan
-
-    row = row.iloc[0]
-    return pd.DataFrame(
-        [
-            {
-                "parameter": f"ICC ({block.group})",
-                "group": block.group,
-                "term": "ICC (adjusted, latent scale)",
-                "estimate": float(r2["icc_adjusted"]),
-                "ci_low": icc_at(row["ci_low"]),
-                "ci_high": icc_at(row["ci_high"]),
-                "method": "profile",
-                "note": row["note"],
-            }
-        ],
-        columns=INTERVAL_COLUMNS,
-    )

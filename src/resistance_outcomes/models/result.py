@@ -351,8 +351,8 @@ class MixedResult:
             ``"profile"``: profile-likelihood intervals of every random-effect SD and
             correlation, the residual SD (linear models), NB2's size and every fixed
             effect (:func:`~resistance_outcomes.models.profile.profile_intervals`), plus
-            the ICC's where it depends on one SD only
-            (:func:`~resistance_outcomes.models.profile.icc_interval`). ``"wald"``: the
+            (``parm`` omitted) the ICC's and each grouping factor's share of variance
+            (:func:`~resistance_outcomes.models.share_profile.share_intervals`). ``"wald"``: the
             fixed effects' intervals of :attr:`coefficients` at ``level`` (t with
             Satterthwaite df for linear models, z otherwise) and NaN for the variance
             parameters, as lme4's ``method = "Wald"``. ``"boot"``: parametric-bootstrap
@@ -369,9 +369,10 @@ class MixedResult:
         Returns
         -------
         pandas.DataFrame
-            One row per parameter: parameter (lme4's name, ``ICC (<group>)`` for the
-            ICC), group and term (what it is), estimate, ci_low, ci_high, method and
-            note (what the profile met, e.g. a bound; empty otherwise).
+            One row per parameter: parameter (lme4's name; ``ICC`` and ``VPC (<group>)``
+            for the variance shares), group and term (what it is), estimate, ci_low,
+            ci_high, method and note (what the profile met, e.g. a bound; empty
+            otherwise).
 
         Examples
         --------
@@ -397,10 +398,13 @@ class MixedResult:
                 raise ModelSpecError("method='boot' needs a seed: confint('boot', seed=...)")
             return self.bootstrap(nsim, seed, n_jobs=n_jobs, level=level)
         if method == "profile":
-            table = prof.profile_intervals(self, level=level, parm=parm)
-            icc_row = prof.icc_interval(self, table)
-            if not icc_row.empty:
-                table = pd.concat([table, icc_row], ignore_index=True)
+            from .share_profile import share_intervals
+
+            profiler = prof.make_profiler(self)
+            table = prof.profile_intervals(self, level=level, parm=parm, profiler=profiler)
+            if parm is None:
+                shares = share_intervals(self, level=level, profiler=profiler)
+                table = pd.concat([table, shares], ignore_index=True) if len(shares) else table
             return table
         if method != "wald":
             raise ModelSpecError(

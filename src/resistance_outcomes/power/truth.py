@@ -34,6 +34,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -81,24 +82,24 @@ def _number(value, what: str, low=None, high=None, open_low=True, open_high=True
 
 
 def _distribution_variance(family: str, sigma=None, mean=None, theta=None) -> float:
-    """Level-1 variance on the model scale (Nakagawa, Johnson & Schielzeth, 2017)."""
-    name = get_family(family).name
-    if name == "gaussian":
+    """Level-1 variance on the model scale (the family's ``latent_variance``)."""
+    fam = get_family(family)
+    if fam.name == "gaussian":
         if sigma is None:
             raise TruthError("a gaussian ICC needs the residual SD: give sigma")
-        return _number(sigma, "sigma", low=0) ** 2
-    if name == "binomial":
-        return math.pi**2 / 3
+        return fam.latent_variance(sigma=_number(sigma, "sigma", low=0))
+    if not fam.latent_needs_mean:
+        return fam.latent_variance()
     if mean is None:
         raise TruthError(
-            f"a {name} ICC on the log scale needs the mean count per observation: give mean"
+            f"a {fam.name} ICC on the log scale needs the mean count per observation: give mean"
         )
     mu = _number(mean, "mean", low=0)
-    if name == "poisson":
-        return math.log1p(1 / mu)
-    if theta is None:
-        raise TruthError("a negative_binomial ICC needs the NB2 size: give theta")
-    return math.log1p(1 / mu + 1 / _number(theta, "theta", low=0))
+    if fam.n_dispersion:
+        if theta is None:
+            raise TruthError(f"a {fam.name} ICC needs the NB2 size: give theta")
+        fam = replace(fam, theta=_number(theta, "theta", low=0))
+    return fam.latent_variance(mean=mu)
 
 
 def sd_from_icc(
