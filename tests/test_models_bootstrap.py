@@ -351,3 +351,25 @@ def test_sleepstudy_percentile_limits_match_lme4_within_monte_carlo_error(sleeps
             se_r = se_python * np.sqrt(len(values) / SLEEPSTUDY_NSIM_R)
             tolerance = Z * np.hypot(se_python, se_r)
             assert abs(out.loc[name, limit] - r_limit) < tolerance, (name, limit, tolerance)
+
+
+def test_bootstrap_replicates_each_grouping_factors_share_of_variance():
+    # the shares of a nested model are replicated beside the ICC, and at the fit they are
+    # the values of the profile's shares (share_profile.variance_share), summing to the ICC
+    from resistance_outcomes.models.share_profile import share_intervals
+
+    rng = np.random.default_rng(5)
+    therapist = np.repeat(np.arange(12), 20)
+    client = np.repeat(np.arange(60), 4)
+    eta = -1.0 + rng.normal(0, 0.5, 12)[therapist] + rng.normal(0, 0.8, 60)[client]
+    df = pd.DataFrame(
+        {"y": rng.binomial(1, 1 / (1 + np.exp(-eta))), "t": therapist, "c": client}
+    ).astype({"t": str, "c": str})
+    fit = fit_mixed("y ~ 1 + (1 | t/c)", df, family="binomial")
+    table = bootstrap_parameters(fit).set_index("parameter")
+    shares = table[table["kind"] == "share"]
+    assert list(shares.index) == ["VPC (t:c)", "VPC (t)"]
+    np.testing.assert_allclose(shares["value"].sum(), table.loc["icc", "value"], rtol=1e-10)
+    profiled = share_intervals(fit).set_index("parameter")
+    np.testing.assert_allclose(shares["value"], profiled.loc[shares.index, "estimate"])
+    assert list(shares["group"]) == ["t:c", "t"]

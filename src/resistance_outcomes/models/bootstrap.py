@@ -2,7 +2,8 @@
 
 - :func:`bootstrap_parameters`: the bootstrapped quantities of one fit, one row each
   (fixed effects, random-effect SDs and correlations, the residual SD or NB size, ICC,
-  marginal and conditional R², and any contrast);
+  the grouping factors' shares of variance, marginal and conditional R², and any
+  contrast);
 - :func:`parametric_bootstrap`: replicates ``start .. start + nsim - 1``, each a response
   set simulated from the fit and refitted, one row per replicate and quantity (what a
   workflow chunk computes);
@@ -21,7 +22,9 @@ chunk, job or process that computes it.
 Names of the quantities (``parameter``) follow lme4's ``confint(..., oldNames = FALSE)``:
 the fixed-effect terms as the coefficient table names them, ``sd_<coef>|<group>``,
 ``cor_<coef2>.<coef1>|<group>``, ``sigma`` (gaussian), and further ``nb_size`` (NB2 size),
-``icc`` (adjusted ICC), ``r2_marginal``, ``r2_conditional`` and the contrasts' labels as
+``icc`` (adjusted ICC), ``VPC (<group>)`` (each grouping factor's share of variance, when
+there are several, as in ``intervals.csv``), ``r2_marginal``, ``r2_conditional`` and the
+contrasts' labels as
 contrasts.csv and the power module write them (``"cognitive - behavioral"``,
 ``"repair_rate_between in cognitive"``). Each quantity also carries ``group`` and ``term``
 as the profile intervals (``intervals.csv``) spell them: ``("therapist", "sd (Intercept)")``,
@@ -128,7 +131,8 @@ def bootstrap_parameters(result, contrasts=None, targets=None) -> pd.DataFrame:
     pandas.DataFrame
         Columns parameter, group and term (as ``intervals.csv`` names the quantity; see
         the module's notes), kind (``fixed``, ``sd``, ``cor``, ``sigma``, ``nb_size``,
-        ``icc``, ``r2``, ``pairwise``, ``simple_slope``) and value.
+        ``icc``, ``share`` (a grouping factor's share of variance, ``VPC (<group>)``, when
+        there are several factors), ``r2``, ``pairwise``, ``simple_slope``) and value.
 
     Examples
     --------
@@ -150,6 +154,7 @@ def bootstrap_parameters(result, contrasts=None, targets=None) -> pd.DataFrame:
     6    r2_conditional            R2 (conditional)     r2  0.570
     """
     from .inference import nakagawa_r2
+    from .share_profile import share_specs, variance_share
 
     rows = []
 
@@ -178,6 +183,8 @@ def bootstrap_parameters(result, contrasts=None, targets=None) -> pd.DataFrame:
         if r2 is None:
             r2 = result.extra["_r2"] = nakagawa_r2(result)
         add("icc", "", "ICC (adjusted)", "icc", r2["icc_adjusted"])
+        for spec in share_specs(result.design, result.family)[1:]:  # several factors
+            add(spec.name, spec.group, spec.term, "share", variance_share(result, spec))
         add("r2_marginal", "", "R2 (marginal)", "r2", r2["r2_marginal"])
         add("r2_conditional", "", "R2 (conditional)", "r2", r2["r2_conditional"])
     table = pd.DataFrame(rows, columns=PARAMETER_COLUMNS)
