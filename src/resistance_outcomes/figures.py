@@ -67,6 +67,7 @@ from resistance_outcomes.derive import DataError, require_columns
 from resistance_outcomes.describe import framework_order
 from resistance_outcomes.frameworks import FrameworkMap
 from resistance_outcomes.io import write_atomically
+from resistance_outcomes.labels import lower_first
 from resistance_outcomes.models.families import get_family
 from resistance_outcomes.models.residuals import simulation_words
 from resistance_outcomes.predictions import random_effects_table, residual_table
@@ -2026,6 +2027,7 @@ def plot_influence(
     model: str = "",
     alpha: float = 0.05,
     labels: Mapping[str, str] | None = None,
+    group_name: str | None = None,
 ) -> Figure:
     """The most influential groups of a leave-one-out analysis (therapists in practice).
 
@@ -2049,6 +2051,8 @@ def plot_influence(
     width : float
     model : str
         Named in the title.
+    group_name : str, optional
+        The grouping factor's label ("Therapist"); its name in the table by default.
     alpha : float
         Level of the significance of the contrasts.
     labels : mapping, optional
@@ -2073,7 +2077,7 @@ def plot_influence(
         return plot_not_assessed("Influence of single groups", "no leave-one-out refits")
     names = dict(labels or {})
     overview = influence_overview(table, alpha)
-    group = str(overview["group"].iloc[0])
+    group = group_name or str(overview["group"].iloc[0])
     n_groups = len(overview)
     shown = overview.head(int(top))
     cutoff = dfbetas_cutoff(n_groups)
@@ -2120,7 +2124,8 @@ def plot_influence(
         right.set_xlabel(f"{group} SD without it")
         title = f"{model}: " if model else ""
         fig.suptitle(
-            f"{title}the {len(shown)} of {n_groups} levels of {group} with the largest |DFBETAS| "
+            f"{title}the {len(shown)} of {n_groups} levels of {lower_first(group)} with the "
+            "largest |DFBETAS| "
             f"(dashed: \u00b12/\u221a{n_groups} = \u00b1{cutoff:.2f}; dotted: \u00b11)",
             fontsize=8,
         )

@@ -915,8 +915,14 @@ def influence_step(input, output, params, **_) -> None:
         from .labels import contrast_labels
 
         labels |= contrast_labels(table, vocab)
+    from .labels import group_label, model_title
+
     fig = figures.plot_influence(
-        table, top=int(getattr(params, "top", 10)), model=name, labels=labels
+        table,
+        top=int(getattr(params, "top", 10)),
+        model=model_title(name, model["spec"]),
+        labels=labels,
+        group_name=group_label(params.group, vocab),
     )
     figures.save_figure(fig, output.pdf, output.png)
 
