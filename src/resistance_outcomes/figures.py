@@ -2082,7 +2082,7 @@ def plot_influence(
     shown = overview.head(int(top))
     cutoff = dfbetas_cutoff(n_groups)
     with plt.style.context(STYLE):
-        height = 1.0 + 0.22 * len(shown)
+        height = (1.15 if model else 1.0) + 0.22 * len(shown)
         fig = _new_figure(width, height)
         left, right = fig.subplots(1, 2, width_ratios=[3, 1.2], sharey=True)
         labels = shown["left_out"].astype(str).tolist()
@@ -2101,8 +2101,9 @@ def plot_influence(
                       color=NEUTRAL)  # fmt: skip
             left.plot(values[main & moved], np.full((main & moved).sum(), y), "o", ms=4.5,
                       color=PALETTE[5])  # fmt: skip
-            if np.isfinite(values).any():
-                at = int(np.nanargmax(np.abs(values)))
+            if np.isfinite(values).any():  # name the moved result, else the largest
+                size = np.abs(values) + np.where(moved, 1e9, 0.0)
+                at = int(np.nanargmax(size))
                 term = str(tested["term"].iloc[at])
                 left.annotate(
                     names.get(term, term), (values[at], y), xytext=(4, 3),
@@ -2122,7 +2123,7 @@ def plot_influence(
         if np.isfinite(full_sd):
             right.axvline(full_sd, lw=0.7, color=NOTE_INK)
         right.set_xlabel(f"{group} SD without it")
-        title = f"{model}: " if model else ""
+        title = f"{model}\n" if model else ""
         fig.suptitle(
             f"{title}the {len(shown)} of {n_groups} levels of {lower_first(group)} with the "
             "largest |DFBETAS| "
