@@ -727,7 +727,7 @@ def test_diagnostics_panel_residuals_and_one_quantile_plot_per_term():
     assert residual_ax.get_xlabel() == "Fitted value"
     assert residual_ax.get_ylabel() == "Pearson residual"
     # lme4 order: terms by decreasing number of levels; one axes per coefficient
-    assert [ax.get_title() for ax in quantile_axes] == ["h\nintercept", "g\nintercept", "g\nx"]
+    assert [ax.get_title() for ax in quantile_axes] == ["H\nintercept", "G\nintercept", "G\nx"]
     h_points = quantile_axes[0].get_lines()[0]
     # R: qnorm(ppoints(12)) uses (i - 0.5) / 12; qnorm(ppoints(5)) uses (i - 3/8) / 5.25
     assert h_points.get_xdata() == pytest.approx(stats.norm.ppf((np.arange(1, 13) - 0.5) / 12))

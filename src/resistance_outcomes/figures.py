@@ -67,7 +67,7 @@ from resistance_outcomes.derive import DataError, require_columns
 from resistance_outcomes.describe import framework_order
 from resistance_outcomes.frameworks import FrameworkMap
 from resistance_outcomes.io import write_atomically
-from resistance_outcomes.labels import lower_first
+from resistance_outcomes.labels import group_label, lower_first
 from resistance_outcomes.models.families import get_family
 from resistance_outcomes.models.residuals import simulation_words
 from resistance_outcomes.predictions import random_effects_table, residual_table
@@ -1686,7 +1686,7 @@ def _random_effect_terms(random_effects: pd.DataFrame) -> list[tuple[str, np.nda
         return terms
     for (group, name), part in random_effects.groupby(["group", "term"], sort=False):
         what = "intercept" if name == "(Intercept)" else name
-        terms.append((f"{group}\n{what}", part["mode"].to_numpy(dtype=float)))
+        terms.append((f"{group_label(group)}\n{what}", part["mode"].to_numpy(dtype=float)))
     return terms
 
 
@@ -1878,7 +1878,7 @@ def plot_model_diagnostics(
     >>> df["y"] = 1 + df.x + rng.normal(size=8)[g] + rng.normal(size=48)
     >>> fig = plot_model_diagnostics(fit_mixed("y ~ x + (1 | g)", df))
     >>> [ax.get_title() for ax in fig.axes]
-    ['', 'g\\nintercept']
+    ['', 'G\\nintercept']
     >>> df["n"] = rng.poisson(np.exp(0.5 + 0.3 * df.x))
     >>> counts = fit_mixed("n ~ x + (1 | g)", df, family="poisson")
     >>> fig = plot_model_diagnostics(counts, simulated=counts.simulated_residuals(50, seed=1))
