@@ -205,19 +205,26 @@ def sdcor_to_theta(design, sdcor, sigma: float = 1.0) -> np.ndarray:
     sdcor = np.asarray(sdcor, dtype=float)
     theta = np.empty(sdcor.size)
     for block in design.blocks:
-        k = block.n_coef
-        rows, cols = _lower_triangle_colmajor(k)
-        values = sdcor[block.theta_slice]
-        corr = np.eye(k)
-        sd = np.empty(k)
-        for v, r, c in zip(values, rows, cols, strict=True):
-            if r == c:
-                sd[r] = v
-            else:
-                corr[r, c] = corr[c, r] = v
+        rows, cols = _lower_triangle_colmajor(block.n_coef)
+        sd, corr = block_sd_corr(sdcor[block.theta_slice], rows, cols)
         factor = sd[:, None] * _psd_cholesky(corr) / sigma
         theta[block.theta_slice] = factor[rows, cols]
     return theta
+
+
+def block_sd_corr(values, rows, cols) -> tuple[np.ndarray, np.ndarray]:
+    """The SDs and the correlation matrix of one random term from its entries on the SD
+    scale (:func:`theta_to_sdcor`'s order: the lower triangle by columns, ``rows`` and
+    ``cols`` its indices)."""
+    k = int(max(rows)) + 1
+    corr = np.eye(k)
+    sd = np.zeros(k)
+    for v, r, c in zip(values, rows, cols, strict=True):
+        if r == c:
+            sd[r] = v
+        else:
+            corr[r, c] = corr[c, r] = v
+    return sd, corr
 
 
 def _psd_cholesky(matrix: np.ndarray) -> np.ndarray:

@@ -51,6 +51,7 @@ from .profile import (
     _check_level,
     _GlmmProfiler,
     _LmmProfiler,
+    block_sd_corr,
     make_profiler,
     walk_profiles,
 )
@@ -171,15 +172,7 @@ class _ShareMap:
         """(numerator variance, other random terms' variance) at SDs and correlations."""
         num = rest = 0.0
         for sl, rows, cols, mean_zz, in_numerator in self.blocks:
-            k = mean_zz.shape[0]
-            values = sdcor[sl]
-            sd = np.zeros(k)
-            corr = np.eye(k)
-            for v, r, c in zip(values, rows, cols, strict=True):
-                if r == c:
-                    sd[r] = v
-                else:
-                    corr[r, c] = corr[c, r] = v
+            sd, corr = block_sd_corr(sdcor[sl], rows, cols)
             variance = float(sd @ (corr * mean_zz) @ sd)
             if in_numerator:
                 num += variance
