@@ -5,8 +5,8 @@
 #                          Rscript benchmarks/engine_r.R DIR e lme4     # one case, one package
 #
 # Each fit runs in its own R process (as engine.py runs each case in its own Python
-# process) and prints one line: the case, the package, the elapsed time of the fit
-# (system.time, reading the CSV excluded), the log-likelihood (REML log-likelihood for
+# process) and prints one line: the case, the package, the elapsed and CPU (user + system)
+# time of the fit (system.time, reading the CSV excluded), the log-likelihood (REML log-likelihood for
 # case g), the fixed effects and the peak resident memory of the process (VmHWM from
 # /proc/self/status: R, the packages and the data included). glmer uses its default
 # Laplace approximation (nAGQ = 1); case g is fitted by REML with lmer and glmmTMB.
@@ -32,7 +32,7 @@ fit_one <- function(dir, case, package) {
   for (g in grouping[[case]]) data[[g]] <- factor(data[[g]])
   gaussian_case <- case == "g"
   suppressPackageStartupMessages(library(package, character.only = TRUE))
-  elapsed <- system.time({
+  timing <- system.time({
     fit <- if (package == "lme4" && gaussian_case) {
       lme4::lmer(formulas[[case]], data, REML = TRUE)
     } else if (package == "lme4") {
@@ -42,11 +42,13 @@ fit_one <- function(dir, case, package) {
     } else {
       glmmTMB::glmmTMB(formulas[[case]], data, family = binomial)
     }
-  })[["elapsed"]]
+  })
+  elapsed <- timing[["elapsed"]]
+  cpu <- timing[["user.self"]] + timing[["sys.self"]]
   beta <- if (package == "lme4") lme4::fixef(fit) else glmmTMB::fixef(fit)$cond
   cat(sprintf(
-    "case %s | %s %s | elapsed %.2f s | logLik %.4f | peak %.1f MiB | fixef %s\n",
-    case, package, as.character(packageVersion(package)), elapsed,
+    "case %s | %s %s | elapsed %.2f s | cpu %.2f s | logLik %.4f | peak %.1f MiB | fixef %s\n",
+    case, package, as.character(packageVersion(package)), elapsed, cpu,
     as.numeric(logLik(fit)), peak_mib(),
     paste(sprintf("%s=%.4f", names(beta), beta), collapse = " ")
   ))
