@@ -447,6 +447,84 @@ def test_crossed_factors_use_the_general_solver():
     assert 0.2 < sds(fit)["a"] < 0.9
 
 
+def crossed_slope_data(seed=13, subjects=60, items=16):
+    """Binary responses of every subject to every item, ``x`` by row and ``z`` by subject;
+    truth: intercept -0.2, slopes 0.6 (x) and -0.4 (z), subject SD 0.8, item intercept and
+    slope SDs 0.5 and 0.4 with correlation 0.3 (simulated data)."""
+    rng = np.random.default_rng(seed)
+    subject = np.repeat(np.arange(subjects), items)
+    item = np.tile(np.arange(items), subjects)
+    x = rng.normal(size=subjects * items)
+    z = rng.normal(size=subjects)
+    cov = np.array([[0.25, 0.3 * 0.5 * 0.4], [0.3 * 0.5 * 0.4, 0.16]])
+    effects = rng.multivariate_normal(np.zeros(2), cov, size=items)
+    eta = (
+        -0.2
+        + 0.6 * x
+        - 0.4 * z[subject]
+        + rng.normal(0.0, 0.8, subjects)[subject]
+        + effects[item, 0]
+        + effects[item, 1] * x
+    )
+    return pd.DataFrame(
+        {
+            "y": rng.binomial(1, 1.0 / (1.0 + np.exp(-eta))),
+            "x": x,
+            "z": z[subject],
+            "subject": pd.Categorical(subject),
+            "item": pd.Categorical(item),
+        }
+    )
+
+
+CROSSED_SLOPE_FORMULA = "y ~ x + z + (1 | subject) + (1 + x | item)"
+
+
+# crossed_slope_data() written to CSV and read in R with subject and item as factors;
+# lme4 1.1-31: glmer(y ~ x + z + (1 | subject) + (1 + x | item), data, binomial);
+# glmmTMB 1.1.5: glmmTMB(y ~ x + z + (1 | subject) + (1 + x | item), data, binomial).
+# Fixed effects, SEs, SDs (subject, item intercept, item x), item correlation, logLik.
+CROSSED_SLOPE_REFERENCE = {
+    "lme4": (
+        [-0.22879672116, 0.42719654200, -0.54962684806],
+        [0.17235517846, 0.12940304113, 0.14527775185],
+        [0.79758719721, 0.46538390849, 0.40908252579],
+        -0.21876331662,
+        -600.4725172359,
+    ),
+    "exact": (  # glmmTMB: the exact Laplace optimum
+        [-0.22893561843, 0.42751593308, -0.55003235559],
+        [0.17271338791, 0.13010051479, 0.14604814074],
+        [0.79791274914, 0.46559612606, 0.40931632480],
+        -0.21895584241,
+        -600.4719931497,
+    ),
+}
+
+
+@pytest.mark.parametrize("pirls", PIRLS_MODES)
+def test_crossed_binomial_with_a_correlated_random_slope_matches_lme4_and_glmmtmb(pirls):
+    # 60 subjects x 16 items, fully crossed; "exact" against glmmTMB, "lme4" against glmer
+    fit = fit_mixed(
+        CROSSED_SLOPE_FORMULA, crossed_slope_data(), family="binomial", control={"pirls": pirls}
+    )
+    beta, se, sd, corr, loglik = CROSSED_SLOPE_REFERENCE[pirls]
+    assert fit.extra["solver"] == "sparse"
+    assert fit.converged and not fit.singular
+    assert_close_rel(fit.beta, beta, 1e-4)
+    assert_close_rel(np.sqrt(np.diag(fit.vcov)), se, 0.01)
+    vc = fit.variance_components.set_index(["group", "term1"])
+    variances = vc[vc["term2"].isna()]["sd"]
+    assert_close_rel(
+        [variances[("subject", "(Intercept)")], variances[("item", "(Intercept)")]],
+        sd[:2],
+        1e-3,
+    )
+    assert_close_rel(variances[("item", "x")], sd[2], 1e-3)
+    assert_close_rel(_corr(fit), corr, 1e-3)
+    assert abs(fit.loglik - loglik) < 1e-3
+
+
 @pytest.mark.parametrize("family", [Binomial(), Poisson(), NegativeBinomial2(theta=2.3)])
 def test_family_derivatives_match_statsmodels_loglik(family):
     # score and observed information against central differences of statsmodels'

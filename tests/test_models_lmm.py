@@ -130,6 +130,54 @@ def test_penicillin_crossed_matches_lme4():
     assert fit.extra["reml_criterion"] == pytest.approx(330.8605889996, abs=LOGLIK_ABS)
 
 
+def three_crossed_data(seed=13, rows=3000, levels=(300, 60, 8)):
+    """Simulated ratings with three crossed factors of unbalanced, sparse incidence: each
+    row draws its ``f1``, ``f2`` and ``f3`` levels independently (every level occurs);
+    truth: intercept 2, slope 0.3, SDs 0.5 (f1), 0.7 (f2) and 0.4 (f3), residual 1."""
+    rng = np.random.default_rng(seed)
+    codes = []
+    for k in levels:
+        weights = rng.gamma(2.0, size=k)
+        drawn = rng.choice(k, size=rows - k, p=weights / weights.sum())
+        codes.append(rng.permutation(np.r_[np.arange(k), drawn]))
+    f1, f2, f3 = codes
+    x = rng.normal(size=rows)
+    y = (
+        2.0
+        + 0.3 * x
+        + rng.normal(0.0, 0.5, levels[0])[f1]
+        + rng.normal(0.0, 0.7, levels[1])[f2]
+        + rng.normal(0.0, 0.4, levels[2])[f3]
+        + rng.normal(0.0, 1.0, rows)
+    )
+    return pd.DataFrame(
+        {
+            "y": y,
+            "x": x,
+            "f1": pd.Categorical(f1),
+            "f2": pd.Categorical(f2),
+            "f3": pd.Categorical(f3),
+        }
+    )
+
+
+def test_three_crossed_factors_match_lme4():
+    # three_crossed_data() written to CSV and read in R with f1, f2, f3 as factors;
+    # lme4 1.1-31: lmer(y ~ x + (1 | f1) + (1 | f2) + (1 | f3), data, REML = TRUE)
+    fit = fit_mixed("y ~ x + (1 | f1) + (1 | f2) + (1 | f3)", three_crossed_data())
+    assert fit.converged
+    assert _coef(fit, "(Intercept)") == pytest.approx(2.04430860633, rel=FIXED_REL)
+    assert _coef(fit, "x") == pytest.approx(0.31383633533, rel=FIXED_REL)
+    assert _coef(fit, "(Intercept)", "std_error") == pytest.approx(0.143048899503, rel=SE_REL)
+    assert _coef(fit, "x", "std_error") == pytest.approx(0.019192950547, rel=SE_REL)
+    assert _sd(fit, "f1") == pytest.approx(0.52544431476, rel=SD_REL)
+    assert _sd(fit, "f2") == pytest.approx(0.71362977694, rel=SD_REL)
+    assert _sd(fit, "f3") == pytest.approx(0.27861866966, rel=SD_REL)
+    assert fit.sigma == pytest.approx(1.00125390556, rel=SD_REL)
+    assert fit.extra["reml_criterion"] == pytest.approx(9087.415596939, abs=LOGLIK_ABS)
+    assert fit.fit_statistics["groups"] == {"f1": 300, "f2": 60, "f3": 8}
+
+
 def _three_level_data(seed=2024):
     """Simulated sessions in clients in therapists (truth: sd_therapist 0.6, sd_client 0.8,
     residual 1, slope 0.5)."""
