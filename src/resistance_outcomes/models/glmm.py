@@ -89,6 +89,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 from scipy import optimize, special
 from scipy.special import logsumexp
@@ -120,6 +121,8 @@ THETA_START_MIN = 0.1  # starting value of a covariance parameter found at its b
 POISSON_LIMIT_TOL = 1e-6  # NB2 logLik may fall this far below the Poisson one (rounding;
 # times 1 + 1e-4 |logLik| for large data)
 MAX_NAGQ = 25
+MAX_DENSE_SCHUR = 1000  # the general solver factors a Schur complement this large densely
+MAX_DENSE_COUPLING = 2_000_000  # ... and keeps D^-1 B (first-term rows x the others) dense
 
 
 # ---------------------------------------------------------------------------------------
@@ -372,10 +375,40 @@ def _bincount_rows(index, scale, values, length, two_d):
     )
 
 
-class _SparseSolver:
-    """General ``H`` (crossed factors, correlated terms) through :class:`SparseCholesky`."""
+@dataclass
+class _BlockedFactor:
+    """Factor of ``H`` split at the leading block-diagonal part (see :class:`_SparseSolver`).
 
-    analytic_gradient = False
+    ``H = [[D, B], [B', C]]`` with ``D`` block diagonal (``k x k`` blocks, one per level of
+    the first term); ``G = D^-1 B`` and the Schur complement ``S = C - B' G`` (dense
+    Cholesky factor ``schur``, None when the first term is the only one).
+    """
+
+    dinv: np.ndarray  # (levels, k, k) inverses of D's blocks
+    g: np.ndarray  # (n1, q2) D^-1 B
+    schur: tuple | None  # scipy.linalg.cho_factor of S
+    log_det: float
+
+    def logdet(self) -> float:
+        return self.log_det
+
+
+class _SparseSolver:
+    """General ``H`` (crossed factors, correlated terms).
+
+    The first term (the one with most levels) has ``k x k`` diagonal blocks of ``H`` and
+    nothing between its levels, because every observation is in one level of it. ``H``
+    is factored by eliminating that block-diagonal part exactly and factoring the Schur
+    complement of the other terms' rows densely (blocked Cholesky, as lme4 and
+    MixedModels.jl do for linear models); this applies while that complement is small
+    (``MAX_DENSE_SCHUR`` rows). Every piece is assembled directly from the observations'
+    rows of ``Z Lambda`` (``np.bincount``), and the exact gradient of the Laplace
+    deviance needs only the elements of ``H^-1`` between random effects that share an
+    observation, which the blocked factor gives directly (:meth:`leverages`). Larger
+    complements go to :class:`~resistance_outcomes.models.linalg.SparseCholesky` (sparse
+    Cholesky with a fill-reducing ordering) with finite-difference gradients.
+    """
+
     row_order = slice(None)
 
     def __init__(self, design):
@@ -383,9 +416,34 @@ class _SparseSolver:
         self.Zt = sp.csc_matrix(design.Zt)
         self.q = self.Zt.shape[0]
         self.leading = design.leading_block
+        self.n1, self.k1 = self.leading
+        self.q2 = self.q - self.n1
         self.identity = sp.identity(self.q, format="csr")
         self._theta_key = None
         self._A = None
+        self._values_key = None
+        self._values = None
+        blocks = design.blocks
+        self.blocked = self.q2 <= MAX_DENSE_SCHUR and self.n1 * self.q2 <= MAX_DENSE_COUPLING
+        self.analytic_gradient = self.blocked
+        # rows of u in each observation's support, term by term (the first term first)
+        self.support = np.hstack(
+            [b.z_slice.start + b.codes[:, None] * b.n_coef + np.arange(b.n_coef) for b in blocks]
+        ).astype(np.intp)
+        self.level = np.asarray(blocks[0].codes, dtype=np.intp)  # level of the first term
+        self.n_levels1 = blocks[0].n_levels
+        self.schur_rows = self.support[:, self.k1 :] - self.n1
+        # theta entry j is T[row, col] of its term: d(Z Lambda u)/d theta_j at a row is
+        # z[row] * u[col of the row's level]; its column in ``support`` is seg + col
+        self._term_of_theta = []
+        seg = 0
+        for b in blocks:
+            cols, rows = np.triu_indices(b.n_coef)  # T's lower triangle, column-major
+            for r, c in zip(rows, cols, strict=True):
+                self._term_of_theta.append((b, int(r), seg + int(c)))
+            seg += b.n_coef
+
+    # -- Z Lambda, row by row --------------------------------------------------------------
 
     def _a(self, theta):
         key = np.asarray(theta, dtype=float).tobytes()
@@ -394,22 +452,116 @@ class _SparseSolver:
             self._theta_key = key
         return self._A
 
+    def _rows(self, theta):
+        """``(n, K)``: each observation's row of ``Z Lambda`` on its ``support`` columns."""
+        key = np.asarray(theta, dtype=float).tobytes()
+        if key != self._values_key:
+            self._values = np.hstack([b.model_matrix @ b.factor(theta) for b in self.design.blocks])
+            self._values_key = key
+        return self._values
+
     def linpred(self, theta, u):
-        return self._a(theta).T @ u
+        return np.einsum("ik,ik->i", self._rows(theta), u[self.support])
 
     def cross(self, theta, v):
-        return self._a(theta) @ v
+        weights = self._rows(theta) * v[:, None]
+        return np.bincount(self.support.ravel(), weights.ravel(), minlength=self.q)
 
     def effects(self, theta, u):
         return self.design.lambdat(theta).T @ u
 
-    def factor(self, theta, w) -> SparseCholesky:
-        A = self._a(theta)
-        H = A @ A.T.multiply(w[:, None]) + self.identity
-        return SparseCholesky(leading=self.leading).factor(H.tocsr())
+    def dlinpred(self, j, u):
+        """``Z (dLambda / dtheta_j) u``."""
+        block, row, column = self._term_of_theta[j]
+        return block.model_matrix[:, row] * u[self.support[:, column]]
 
-    def solve(self, fac: SparseCholesky, rhs):
-        return fac.solve(rhs)
+    # -- factorisation ---------------------------------------------------------------------
+
+    def factor(self, theta, w):
+        if not self.blocked:
+            A = self._a(theta)
+            H = A @ A.T.multiply(w[:, None]) + self.identity
+            return SparseCholesky(leading=self.leading).factor(H.tocsr())
+        values = self._rows(theta)
+        k1, n_lev, q2 = self.k1, self.n_levels1, self.q2
+        v1, v2 = values[:, :k1], values[:, k1:]
+        d = np.empty((n_lev, k1, k1))
+        for a in range(k1):
+            for b in range(a + 1):
+                d[:, a, b] = d[:, b, a] = np.bincount(
+                    self.level, w * v1[:, a] * v1[:, b], minlength=n_lev
+                )
+        d += np.eye(k1)
+        chol = np.linalg.cholesky(d)  # LinAlgError if not positive definite
+        log_det = float(2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum())
+        dinv = 1.0 / d if k1 == 1 else np.linalg.inv(d)
+        if q2 == 0:
+            return _BlockedFactor(dinv, np.zeros((self.n1, 0)), None, log_det)
+        rows2 = self.schur_rows
+        wv2 = w[:, None] * v2
+        c_index = (rows2[:, :, None] * q2 + rows2[:, None, :]).ravel()
+        c_weights = (wv2[:, :, None] * v2[:, None, :]).ravel()
+        c = np.bincount(c_index, c_weights, minlength=q2 * q2).reshape(q2, q2)
+        c += np.eye(q2)
+        first = self.level[:, None] * k1 + np.arange(k1)  # (n, k1) rows of D
+        b_index = (first[:, :, None] * q2 + rows2[:, None, :]).ravel()
+        b_weights = (v1[:, :, None] * wv2[:, None, :]).ravel()
+        bmat = np.bincount(b_index, b_weights, minlength=self.n1 * q2).reshape(n_lev, k1, q2)
+        g = np.einsum("lab,lbq->laq", dinv, bmat).reshape(self.n1, q2)
+        schur = c - bmat.reshape(self.n1, q2).T @ g
+        try:
+            schur_chol = scipy.linalg.cho_factor(schur, lower=True, check_finite=False)
+        except scipy.linalg.LinAlgError as err:
+            raise np.linalg.LinAlgError(str(err)) from None
+        log_det += float(2.0 * np.log(np.diag(schur_chol[0])).sum())
+        return _BlockedFactor(dinv, g, schur_chol, log_det)
+
+    def solve(self, fac, rhs):
+        """Solve ``H x = rhs`` for a u-vector or a (q, m) matrix."""
+        if not isinstance(fac, _BlockedFactor):
+            return fac.solve(rhs)
+        rhs = np.asarray(rhs, dtype=float)
+        n1, k1 = self.n1, self.k1
+        b1 = rhs[:n1].reshape((self.n_levels1, k1) + rhs.shape[1:])
+        x1 = np.einsum("lab,lb...->la...", fac.dinv, b1).reshape(rhs[:n1].shape)
+        if fac.schur is None:
+            return x1
+        x2 = scipy.linalg.cho_solve(fac.schur, rhs[n1:] - fac.g.T @ rhs[:n1], check_finite=False)
+        return np.concatenate([x1 - fac.g @ x2, x2])
+
+    def leverages(self, theta, fac: _BlockedFactor):
+        """Per observation: ``h_i = [Z Lambda H^-1 Lambda' Z']_ii`` and, for each theta
+        index ``j``, ``r_ij = [Z dLambda_j H^-1 Lambda' Z']_ii``.
+
+        Both need ``H^-1`` only between the random effects of one observation (its
+        ``support``): with ``M = G S^-1``, the first term's block of level ``l`` is
+        ``D_l^-1 + G_l M_l'``, its elements with the other terms ``-M`` and those among
+        the other terms ``S^-1``.
+        """
+        values = self._rows(theta)
+        k1, n_lev = self.k1, self.n_levels1
+        v1, v2 = values[:, :k1], values[:, k1:]
+        inv11 = fac.dinv
+        if fac.schur is None:
+            q1 = np.einsum("iab,ib->ia", inv11[self.level], v1)
+            q_all = q1
+        else:
+            sinv = scipy.linalg.cho_solve(fac.schur, np.eye(self.q2), check_finite=False)
+            m = fac.g @ sinv
+            g3, m3 = fac.g.reshape(n_lev, k1, -1), m.reshape(n_lev, k1, -1)
+            inv11 = inv11 + np.einsum("laq,lbq->lab", g3, m3)
+            first = self.level[:, None] * k1 + np.arange(k1)
+            rows2 = self.schur_rows
+            m_obs = m[first[:, :, None], rows2[:, None, :]]  # (n, k1, k2): minus H^-1_12
+            s_obs = sinv[rows2[:, :, None], rows2[:, None, :]]  # (n, k2, k2)
+            q1 = np.einsum("iab,ib->ia", inv11[self.level], v1) - np.einsum("iab,ib->ia", m_obs, v2)
+            q2 = np.einsum("iab,ib->ia", s_obs, v2) - np.einsum("iab,ia->ib", m_obs, v1)
+            q_all = np.hstack([q1, q2])
+        h = np.einsum("ik,ik->i", values, q_all)
+        r = np.empty((values.shape[0], len(self._term_of_theta)))
+        for j, (block, row, column) in enumerate(self._term_of_theta):
+            r[:, j] = block.model_matrix[:, row] * q_all[:, column]
+        return h, r
 
 
 # ---------------------------------------------------------------------------------------
