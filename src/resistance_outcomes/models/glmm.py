@@ -49,9 +49,14 @@ Two solvers handle ``H``:
   nested in the next, e.g. clients within therapists): ``H`` has the sparsity of a tree,
   its LDL' factor has no fill-in, and every step is O(n) with ``np.bincount``; selected
   elements of ``H^-1`` (Takahashi's recursions) give the exact gradient of ``D``;
-* anything else (crossed factors, correlated random slopes): the sparse Cholesky factor
-  of :class:`~resistance_outcomes.models.linalg.SparseCholesky` and central
-  finite-difference gradients.
+* anything else (crossed factors, correlated random slopes): a blocked Cholesky factor.
+  The term with most levels gives ``H`` a block-diagonal leading part (one small block
+  per level), eliminated exactly; the Schur complement of the other terms is factored
+  densely. The elements of ``H^-1`` between random effects that share an observation
+  follow from the same factor and give the exact gradient of ``D``. Where that Schur
+  complement is large (over ``MAX_DENSE_SCHUR`` rows) the sparse Cholesky factor of
+  :class:`~resistance_outcomes.models.linalg.SparseCholesky` and central
+  finite-difference gradients are used instead.
 
 Standard errors of ``beta`` are those of lme4's default for ``glmer``: twice the ``beta``
 block of the inverse Hessian of ``D`` with respect to all parameters, the Hessian taken
@@ -433,6 +438,11 @@ class _SparseSolver:
         self.level = np.asarray(blocks[0].codes, dtype=np.intp)  # level of the first term
         self.n_levels1 = blocks[0].n_levels
         self.schur_rows = self.support[:, self.k1 :] - self.n1
+        # rows of D per observation, and where each observation's products go in C and B
+        self._first = self.level[:, None] * self.k1 + np.arange(self.k1)
+        rows2 = self.schur_rows
+        self._c_index = (rows2[:, :, None] * self.q2 + rows2[:, None, :]).ravel()
+        self._b_index = (self._first[:, :, None] * self.q2 + rows2[:, None, :]).ravel()
         # theta entry j is T[row, col] of its term: d(Z Lambda u)/d theta_j at a row is
         # z[row] * u[col of the row's level]; its column in ``support`` is seg + col
         self._term_of_theta = []
@@ -497,16 +507,13 @@ class _SparseSolver:
         dinv = 1.0 / d if k1 == 1 else np.linalg.inv(d)
         if q2 == 0:
             return _BlockedFactor(dinv, np.zeros((self.n1, 0)), None, log_det)
-        rows2 = self.schur_rows
         wv2 = w[:, None] * v2
-        c_index = (rows2[:, :, None] * q2 + rows2[:, None, :]).ravel()
         c_weights = (wv2[:, :, None] * v2[:, None, :]).ravel()
-        c = np.bincount(c_index, c_weights, minlength=q2 * q2).reshape(q2, q2)
+        c = np.bincount(self._c_index, c_weights, minlength=q2 * q2).reshape(q2, q2)
         c += np.eye(q2)
-        first = self.level[:, None] * k1 + np.arange(k1)  # (n, k1) rows of D
-        b_index = (first[:, :, None] * q2 + rows2[:, None, :]).ravel()
         b_weights = (v1[:, :, None] * wv2[:, None, :]).ravel()
-        bmat = np.bincount(b_index, b_weights, minlength=self.n1 * q2).reshape(n_lev, k1, q2)
+        bmat = np.bincount(self._b_index, b_weights, minlength=self.n1 * q2)
+        bmat = bmat.reshape(n_lev, k1, q2)
         g = np.einsum("lab,lbq->laq", dinv, bmat).reshape(self.n1, q2)
         schur = c - bmat.reshape(self.n1, q2).T @ g
         try:
@@ -550,9 +557,8 @@ class _SparseSolver:
             m = fac.g @ sinv
             g3, m3 = fac.g.reshape(n_lev, k1, -1), m.reshape(n_lev, k1, -1)
             inv11 = inv11 + np.einsum("laq,lbq->lab", g3, m3)
-            first = self.level[:, None] * k1 + np.arange(k1)
             rows2 = self.schur_rows
-            m_obs = m[first[:, :, None], rows2[:, None, :]]  # (n, k1, k2): minus H^-1_12
+            m_obs = m[self._first[:, :, None], rows2[:, None, :]]  # (n, k1, k2): minus H^-1_12
             s_obs = sinv[rows2[:, :, None], rows2[:, None, :]]  # (n, k2, k2)
             q1 = np.einsum("iab,ib->ia", inv11[self.level], v1) - np.einsum("iab,ib->ia", m_obs, v2)
             q2 = np.einsum("iab,ib->ia", s_obs, v2) - np.einsum("iab,ia->ib", m_obs, v1)
@@ -710,7 +716,8 @@ class _Objective:
     # -- gradients ---------------------------------------------------------------------
 
     def value_and_gradient(self, x):
-        """Deviance and its gradient (exact for nested scalar factors and Laplace)."""
+        """Deviance and its gradient (exact for the Laplace approximation, unless the
+        general solver's Schur complement is too large for its dense factor)."""
         x = np.asarray(x, dtype=float)
         value, md = self.deviance(x)
         if not np.isfinite(value):
