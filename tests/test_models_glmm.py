@@ -1172,12 +1172,17 @@ def _crossed_points(design, n_disp, count=3):
     return points
 
 
+@pytest.mark.parametrize("coupling", ["dense", "sparse"])
 @pytest.mark.parametrize("case", list(CROSSED_CASES))
-def test_general_solver_gradient_matches_finite_differences(case):
+def test_general_solver_gradient_matches_finite_differences(case, coupling, monkeypatch):
     # central differences of the Laplace deviance, step 1e-5, PIRLS to 1e-30:
-    # relative error (to max(1, |numeric|)) below 1e-5 at three points
+    # relative error (to max(1, |numeric|)) below 1e-5 at three points; with D^-1 B
+    # dense and sparse (as for first terms with many levels)
+    if coupling == "sparse":
+        monkeypatch.setattr(glmm_module, "MAX_DENSE_COUPLING", 50)
     design, obj = _crossed_objective(case)
     assert obj.solver.analytic_gradient
+    assert obj.solver.dense_coupling == (coupling == "dense" or obj.solver.q2 == 0)
     for x in _crossed_points(design, obj.family.n_dispersion):
         obj.u_start = np.zeros(obj.solver.q)
         _, analytic = obj.value_and_gradient(x)
@@ -1209,8 +1214,13 @@ def _dense_laplace(design, obj, x):
     return -2.0 * fam.kernel(fixed + za @ u, y, pw).sum() + u @ u + np.linalg.slogdet(h)[1]
 
 
+@pytest.mark.parametrize("coupling", ["dense", "sparse"])
 @pytest.mark.parametrize("case", list(CROSSED_CASES))
-def test_blocked_factor_deviance_matches_dense_algebra_and_sparse_cholesky(case):
+def test_blocked_factor_deviance_matches_dense_algebra_and_sparse_cholesky(
+    case, coupling, monkeypatch
+):
+    if coupling == "sparse":
+        monkeypatch.setattr(glmm_module, "MAX_DENSE_COUPLING", 50)
     design, blocked = _crossed_objective(case)
     _, sparse = _crossed_objective(case, blocked=False)
     for x in _crossed_points(design, blocked.family.n_dispersion, count=2):
@@ -1219,9 +1229,16 @@ def test_blocked_factor_deviance_matches_dense_algebra_and_sparse_cholesky(case)
         assert value == pytest.approx(sparse.deviance(x)[0], abs=1e-8)
 
 
-def test_blocked_solver_solves_matrices_and_gives_the_leverages():
-    # against dense algebra: H^-1 B for a matrix B, and h, r from the dense H^-1
-    design, obj = _crossed_objective("binary, slope on the smaller factor")
+@pytest.mark.parametrize("coupling", ["dense", "sparse"])
+@pytest.mark.parametrize(
+    "case", ["binary, slope on the smaller factor", "binary, slope on the larger factor"]
+)
+def test_blocked_solver_solves_matrices_and_gives_the_leverages(case, coupling, monkeypatch):
+    # against dense algebra: H^-1 B for a matrix B, and h, r from the dense H^-1; the
+    # leverages of the sparse coupling in chunks of 4 levels
+    if coupling == "sparse":
+        monkeypatch.setattr(glmm_module, "MAX_DENSE_COUPLING", 4 * 2 * 16)
+    design, obj = _crossed_objective(case)
     solver = obj.solver
     theta = np.array([0.8, 0.5, -0.3, 0.4])
     w = np.random.default_rng(2).uniform(0.05, 0.25, design.n)

@@ -128,6 +128,7 @@ POISSON_LIMIT_TOL = 1e-6  # NB2 logLik may fall this far below the Poisson one (
 MAX_NAGQ = 25
 MAX_DENSE_SCHUR = 1000  # the general solver factors a Schur complement this large densely
 MAX_DENSE_COUPLING = 2_000_000  # ... and keeps D^-1 B (first-term rows x the others) dense
+# up to this many entries, sparse beyond
 
 
 # ---------------------------------------------------------------------------------------
@@ -409,7 +410,11 @@ class _SparseSolver:
     (``MAX_DENSE_SCHUR`` rows). Every piece is assembled directly from the observations'
     rows of ``Z Lambda`` (``np.bincount``), and the exact gradient of the Laplace
     deviance needs only the elements of ``H^-1`` between random effects that share an
-    observation, which the blocked factor gives directly (:meth:`leverages`). Larger
+    observation, which the blocked factor gives directly (:meth:`leverages`). The
+    coupling ``D^-1 B`` between the first term and the others is kept dense up to
+    ``MAX_DENSE_COUPLING`` entries and sparse beyond (a first term with thousands of
+    levels, such as an observation-level random effect); the leverages then take the
+    first term's levels in chunks, so that memory stays bounded. Larger Schur
     complements go to :class:`~resistance_outcomes.models.linalg.SparseCholesky` (sparse
     Cholesky with a fill-reducing ordering) with finite-difference gradients.
     """
@@ -429,8 +434,9 @@ class _SparseSolver:
         self._values_key = None
         self._values = None
         blocks = design.blocks
-        self.blocked = self.q2 <= MAX_DENSE_SCHUR and self.n1 * self.q2 <= MAX_DENSE_COUPLING
+        self.blocked = self.q2 <= MAX_DENSE_SCHUR
         self.analytic_gradient = self.blocked
+        self.dense_coupling = self.n1 * self.q2 <= MAX_DENSE_COUPLING
         # rows of u in each observation's support, term by term (the first term first)
         self.support = np.hstack(
             [b.z_slice.start + b.codes[:, None] * b.n_coef + np.arange(b.n_coef) for b in blocks]
@@ -443,6 +449,18 @@ class _SparseSolver:
         rows2 = self.schur_rows
         self._c_index = (rows2[:, :, None] * self.q2 + rows2[:, None, :]).ravel()
         self._b_index = (self._first[:, :, None] * self.q2 + rows2[:, None, :]).ravel()
+        if not self.dense_coupling:  # B and G = D^-1 B sparse: their pattern, CSR order
+            keys, inverse = np.unique(self._b_index, return_inverse=True)
+            self._b_entry = inverse.ravel()
+            self._b_rows, self._b_cols = keys // self.q2, keys % self.q2
+            self._b_indptr = np.concatenate(
+                [[0], np.cumsum(np.bincount(self._b_rows, minlength=self.n1))]
+            )
+        # observations by level of the first term, for leverages in chunks of levels
+        self._obs_order = np.argsort(self.level, kind="stable")
+        self._level_start = np.concatenate(
+            [[0], np.cumsum(np.bincount(self.level, minlength=self.n_levels1))]
+        )
         # theta entry j is T[row, col] of its term: d(Z Lambda u)/d theta_j at a row is
         # z[row] * u[col of the row's level]; its column in ``support`` is seg + col
         self._term_of_theta = []
@@ -502,9 +520,14 @@ class _SparseSolver:
                     self.level, w * v1[:, a] * v1[:, b], minlength=n_lev
                 )
         d += np.eye(k1)
-        chol = np.linalg.cholesky(d)  # LinAlgError if not positive definite
-        log_det = float(2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum())
-        dinv = 1.0 / d if k1 == 1 else np.linalg.inv(d)
+        if k1 == 1:
+            if not np.all(d > 0):  # NaN too
+                raise np.linalg.LinAlgError("matrix is not positive definite")
+            log_det, dinv = float(np.log(d).sum()), 1.0 / d
+        else:
+            chol = np.linalg.cholesky(d)  # LinAlgError if not positive definite
+            log_det = float(2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum())
+            dinv = np.linalg.inv(d)
         if q2 == 0:
             return _BlockedFactor(dinv, np.zeros((self.n1, 0)), None, log_det)
         wv2 = w[:, None] * v2
@@ -512,10 +535,23 @@ class _SparseSolver:
         c = np.bincount(self._c_index, c_weights, minlength=q2 * q2).reshape(q2, q2)
         c += np.eye(q2)
         b_weights = (v1[:, :, None] * wv2[:, None, :]).ravel()
-        bmat = np.bincount(self._b_index, b_weights, minlength=self.n1 * q2)
-        bmat = bmat.reshape(n_lev, k1, q2)
-        g = np.einsum("lab,lbq->laq", dinv, bmat).reshape(self.n1, q2)
-        schur = c - bmat.reshape(self.n1, q2).T @ g
+        if self.dense_coupling:
+            bmat = np.bincount(self._b_index, b_weights, minlength=self.n1 * q2)
+            bmat = bmat.reshape(n_lev, k1, q2)
+            g = np.einsum("lab,lbq->laq", dinv, bmat).reshape(self.n1, q2)
+            schur = c - bmat.reshape(self.n1, q2).T @ g
+        else:
+            data = np.bincount(self._b_entry, b_weights, minlength=self._b_cols.size)
+            pattern = (self._b_cols, self._b_indptr)
+            bmat = sp.csr_matrix((data, *pattern), shape=(self.n1, q2))
+            if k1 == 1:
+                g = sp.csr_matrix((data * dinv[self._b_rows, 0, 0], *pattern), shape=bmat.shape)
+            else:
+                blocks = sp.bsr_matrix(
+                    (dinv, np.arange(n_lev), np.arange(n_lev + 1)), shape=(self.n1, self.n1)
+                )
+                g = sp.csr_matrix(blocks @ bmat)
+            schur = c - (bmat.T @ g).toarray()
         try:
             schur_chol = scipy.linalg.cho_factor(schur, lower=True, check_finite=False)
         except scipy.linalg.LinAlgError as err:
@@ -546,28 +582,44 @@ class _SparseSolver:
         the other terms ``S^-1``.
         """
         values = self._rows(theta)
-        k1, n_lev = self.k1, self.n_levels1
+        k1, n_lev, q2 = self.k1, self.n_levels1, self.q2
         v1, v2 = values[:, :k1], values[:, k1:]
-        inv11 = fac.dinv
         if fac.schur is None:
-            q1 = np.einsum("iab,ib->ia", inv11[self.level], v1)
-            q_all = q1
+            q_all = np.einsum("iab,ib->ia", fac.dinv[self.level], v1)
         else:
-            sinv = scipy.linalg.cho_solve(fac.schur, np.eye(self.q2), check_finite=False)
-            m = fac.g @ sinv
-            g3, m3 = fac.g.reshape(n_lev, k1, -1), m.reshape(n_lev, k1, -1)
-            inv11 = inv11 + np.einsum("laq,lbq->lab", g3, m3)
-            rows2 = self.schur_rows
-            m_obs = m[self._first[:, :, None], rows2[:, None, :]]  # (n, k1, k2): minus H^-1_12
-            s_obs = sinv[rows2[:, :, None], rows2[:, None, :]]  # (n, k2, k2)
-            q1 = np.einsum("iab,ib->ia", inv11[self.level], v1) - np.einsum("iab,ib->ia", m_obs, v2)
-            q2 = np.einsum("iab,ib->ia", s_obs, v2) - np.einsum("iab,ia->ib", m_obs, v1)
-            q_all = np.hstack([q1, q2])
+            sinv = scipy.linalg.cho_solve(fac.schur, np.eye(q2), check_finite=False)
+            q_all = np.empty_like(values)
+            # levels in chunks: M = G S^-1 is dense, at most MAX_DENSE_COUPLING entries
+            step = max(1, MAX_DENSE_COUPLING // (k1 * q2))
+            for lo in range(0, n_lev, step):
+                hi = min(lo + step, n_lev)
+                obs = self._obs_order[self._level_start[lo] : self._level_start[hi]]
+                q_all[obs] = self._chunk_products(fac, sinv, lo, hi, obs, v1[obs], v2[obs])
         h = np.einsum("ik,ik->i", values, q_all)
         r = np.empty((values.shape[0], len(self._term_of_theta)))
         for j, (block, row, column) in enumerate(self._term_of_theta):
             r[:, j] = block.model_matrix[:, row] * q_all[:, column]
         return h, r
+
+    def _chunk_products(self, fac, sinv, lo, hi, obs, v1, v2):
+        """``H^-1`` restricted to each observation's support, times its row of ``Z Lambda``,
+        for the observations ``obs`` of the first term's levels ``lo:hi``."""
+        k1 = self.k1
+        g = fac.g[lo * k1 : hi * k1]
+        m = np.asarray(g @ sinv)  # rows of M = G S^-1
+        inv11 = fac.dinv[lo:hi].copy()
+        for a in range(k1):
+            for b in range(k1):
+                ga, mb = g[a::k1], m[b::k1]
+                prod = ga.multiply(mb).sum(axis=1) if sp.issparse(ga) else (ga * mb).sum(axis=1)
+                inv11[:, a, b] += np.asarray(prod).ravel()
+        rows2 = self.schur_rows[obs]
+        m_obs = m[self._first[obs][:, :, None] - lo * k1, rows2[:, None, :]]  # -H^-1_12
+        s_obs = sinv[rows2[:, :, None], rows2[:, None, :]]  # H^-1_22
+        q1 = np.einsum("iab,ib->ia", inv11[self.level[obs] - lo], v1)
+        q1 -= np.einsum("iab,ib->ia", m_obs, v2)
+        q2 = np.einsum("iab,ib->ia", s_obs, v2) - np.einsum("iab,ia->ib", m_obs, v1)
+        return np.hstack([q1, q2])
 
 
 # ---------------------------------------------------------------------------------------
