@@ -1272,6 +1272,26 @@ def test_crossed_random_slope_fit_uses_the_exact_gradient(monkeypatch):
     assert fit.extra["function_evaluations"] < 120
 
 
+def test_crossed_binomial_with_a_random_slope_matches_glmmtmb():
+    # d <- simulate_crossed(21, "binomial", subjects=60, items=12, slope="item"), written
+    # to CSV and read in R (subject, item as factors); glmmTMB 1.1.5:
+    #   m <- glmmTMB(y ~ x + x2 + (1 | subject) + (1 + x | item), d, family = binomial)
+    #   summary(m)$coefficients$cond; VarCorr(m)$cond; logLik(m)
+    # lme4 1.1-31 glmer(same): logLik -451.076520449 (its inexact log-determinant)
+    data = simulate_crossed(21, "binomial", subjects=60, items=12, slope="item")
+    fit = fit_mixed("y ~ x + x2 + (1 | subject) + (1 + x | item)", data, family="binomial")
+    assert fit.extra["solver"] == "sparse" and fit.converged and not fit.singular
+    assert_close_rel(fit.beta, [-0.139588306954, 0.514920806980, -0.312829336883], 1e-4)
+    assert_close_rel(
+        np.sqrt(np.diag(fit.vcov)), [0.2225051469298, 0.1122435108142, 0.0910121561893], 1e-3
+    )
+    vc = fit.variance_components
+    assert_close_rel(vc["sd"].dropna(), [0.367864313539, 0.694882480835, 0.215668630838], 1e-3)
+    assert vc["corr"].dropna().iloc[0] == pytest.approx(-0.427230399926, abs=1e-3)
+    assert abs(fit.loglik - (-451.076303923)) < 1e-3
+    assert fit.loglik >= -451.076520449
+
+
 # --- results and diagnostics ------------------------------------------------------------
 
 
