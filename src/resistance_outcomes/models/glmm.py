@@ -589,7 +589,10 @@ class _SparseSolver:
         if fac.schur is None:
             q_all = np.einsum("iab,ib->ia", fac.dinv[self.level], v1)
         else:
-            sinv = scipy.linalg.cho_solve(fac.schur, np.eye(q2), check_finite=False)
+            inverse, info = scipy.linalg.lapack.dpotri(fac.schur[0], lower=1)  # S^-1
+            if info != 0:
+                raise np.linalg.LinAlgError("Schur complement is singular")
+            sinv = np.tril(inverse) + np.tril(inverse, -1).T
             q_all = np.empty_like(values)
             # levels in chunks: M = G S^-1 is dense, at most MAX_DENSE_COUPLING entries
             step = max(1, MAX_DENSE_COUPLING // (k1 * q2))
