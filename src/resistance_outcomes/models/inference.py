@@ -372,9 +372,7 @@ def satterthwaite(
         )
         return None, {"messages": messages}
     varpar_vcov = 2 * np.linalg.inv(hess)
-    jacobian = (
-        numerical_jacobian(vcov, varpar) if vcov_jacobian is None else vcov_jacobian(varpar)
-    )
+    jacobian = numerical_jacobian(vcov, varpar) if vcov_jacobian is None else vcov_jacobian(varpar)
     c = vcov(varpar)
     df = _satterthwaite_df(np.eye(len(c)), c, jacobian, varpar_vcov)
     return df, {

@@ -362,9 +362,10 @@ def fit_lmm(design: MixedDesign, reml: bool = True, control: dict | None = None)
         # deviance's is its Schur complement in sigma (sigma at its optimum given theta)
         h = problem.varpar_hessian(varpar, reml)
         hessian_varpar = (h + h.T) / 2
-        hessian_profiled = hessian_varpar[:-1, :-1] - np.outer(
-            hessian_varpar[:-1, -1], hessian_varpar[-1, :-1]
-        ) / hessian_varpar[-1, -1]
+        hessian_profiled = (
+            hessian_varpar[:-1, :-1]
+            - np.outer(hessian_varpar[:-1, -1], hessian_varpar[-1, :-1]) / hessian_varpar[-1, -1]
+        )
         hessian_scaled = hessian_profiled / np.outer(scale, scale)
     conv = check_convergence(
         objective, theta_scaled, lower, control["grad_tol"], gradient, hessian_scaled

@@ -121,6 +121,7 @@ class ScalarBlockedFactor:
         self._g21_cols = g21.indices.copy()
         self.g22 = g[n1:, n1:].toarray() if q2 else np.zeros((0, 0))
         self._work = g21.copy()  # same pattern, values filled per evaluation
+        self._update = _schur_update_map(g21) if q2 else None
         self.t = None
 
     def factor(self, theta) -> ScalarBlockedFactor:
@@ -142,14 +143,21 @@ class ScalarBlockedFactor:
         self._chol = None
         if self.q2 == 0:
             return self
-        # B D^(-1/2): scaled entries of G21 on its fixed pattern
-        scale_cols = t1 / np.sqrt(d)
-        e = self._work
-        e.data = self._g21_data * t2[self._g21_rows] * scale_cols[self._g21_cols]
         self._b_data = self._g21_data * t2[self._g21_rows] * t1[self._g21_cols]
         s = self.g22 * np.outer(t2, t2)
         s[np.diag_indices_from(s)] += 1.0
-        if e.nnz:
+        self._m2 = None
+        if self._update is not None:
+            # lower triangle of B D^-1 B' = diag(t2) G21 diag(t1^2 / D) G21' diag(t2)
+            rows, cols, linear_map = self._update
+            weights = np.column_stack([t1 * t1 / d, t1 * t1 / (d * d)])
+            values = linear_map @ weights
+            outer = t2[rows] * t2[cols]
+            s[rows, cols] -= values[:, 0] * outer
+            self._m2 = values[:, 1] * outer  # lower triangle of B D^-2 B'
+        elif self._work.nnz:
+            e = self._work  # B D^(-1/2) on the fixed pattern of G21
+            e.data = self._g21_data * t2[self._g21_rows] * (t1 / np.sqrt(d))[self._g21_cols]
             s -= (e @ e.T).toarray()
         try:
             self._chol = scipy.linalg.cho_factor(s, lower=True, check_finite=False)
@@ -181,9 +189,7 @@ class ScalarBlockedFactor:
             x = r1 / d[:, None]
         else:
             b = self._b()
-            x2 = scipy.linalg.cho_solve(
-                self._chol, r2 - b @ (r1 / d[:, None]), check_finite=False
-            )
+            x2 = scipy.linalg.cho_solve(self._chol, r2 - b @ (r1 / d[:, None]), check_finite=False)
             x1 = (r1 - b.T @ x2) / d[:, None]
             x = np.vstack([x1, x2])
         return x[:, 0] if vector else x
@@ -198,15 +204,78 @@ class ScalarBlockedFactor:
         inv_lower, info = scipy.linalg.lapack.dpotri(self._chol[0], lower=1)
         if info != 0:
             raise np.linalg.LinAlgError("inverse of the Schur complement failed")
-        s_inv = np.tril(inv_lower) + np.tril(inv_lower, -1).T
         # diag(B' S^-1 B) / D^2 summed = sum(S^-1 * (B D^-1)(B D^-1)')
-        e2 = self._work.copy()
-        e2.data = self._b_data / d[self._g21_cols]
-        if e2.nnz:
+        if self._m2 is not None:
+            rows, cols, _ = self._update
+            twice = np.where(rows == cols, 1.0, 2.0)
+            traces[0] += float(np.sum(self._m2 * twice * inv_lower[rows, cols]))
+        elif self._work.nnz:
+            e2 = self._work.copy()
+            e2.data = self._b_data / d[self._g21_cols]
             m2 = (e2 @ e2.T).tocsr()
-            rows = np.repeat(np.arange(self.q2), np.diff(m2.indptr))
-            traces[0] += float(m2.data @ s_inv[rows, m2.indices])
-        diag2 = np.diag(s_inv)
+            m2_rows = np.repeat(np.arange(self.q2), np.diff(m2.indptr))
+            s_inv = np.tril(inv_lower) + np.tril(inv_lower, -1).T
+            traces[0] += float(m2.data @ s_inv[m2_rows, m2.indices])
+        diag2 = np.diag(inv_lower)
         starts = self.term_starts[1:] - n1
         traces[1:] = np.add.reduceat(diag2, starts) if len(starts) else []
         return traces
+
+
+#: Largest number of products in the Schur update held as a precomputed linear map.
+UPDATE_MAP_MAX = 40_000_000
+
+
+def _schur_update_map(g21: sp.csr_matrix):
+    """The lower triangle of ``G21 diag(w) G21'`` as a fixed linear map of ``w``.
+
+    Entry ``(r, c)`` is ``sum_j G21[r, j] G21[c, j] w_j``: for the pattern's entries
+    ``r >= c`` the products ``G21[r, j] G21[c, j]`` are stored once as a sparse matrix
+    (entries by level ``j``), so each evaluation is one sparse matrix-vector product.
+
+    Returns
+    -------
+    (rows, cols, map) or None
+        None when the map would hold more than :data:`UPDATE_MAP_MAX` products (the
+        update is then a sparse matrix product per evaluation).
+    """
+    csc = g21.tocsc()
+    csc.sort_indices()
+    counts = np.diff(csc.indptr)
+    pairs = counts.astype(np.int64) * (counts + 1) // 2
+    if int(np.sum(pairs)) > UPDATE_MAP_MAX:
+        return None
+    q2, n1 = csc.shape
+    # output pattern: lower triangle of G21 G21', numbered row by row
+    pattern = abs(csc).astype(bool).astype(np.float64)
+    pattern = sp.tril(pattern @ pattern.T).tocsr()
+    pattern.sort_indices()
+    out_rows = np.repeat(np.arange(q2, dtype=np.int32), np.diff(pattern.indptr))
+    out_cols = pattern.indices.astype(np.int32)
+    lookup = np.zeros((q2, q2), dtype=np.int32)  # q2 <= DENSE_SCHUR_MAX
+    lookup[out_rows, out_cols] = np.arange(pattern.nnz, dtype=np.int32)
+    entries, levels, values = [], [], []
+    chunk_ends = np.searchsorted(np.cumsum(pairs), np.arange(1, n1 + 1) * 500_000)
+    start = 0
+    for end in np.unique(np.minimum(chunk_ends + 1, n1)):
+        if end <= start:
+            continue
+        sub = csc[:, start:end]
+        c_counts = np.diff(sub.indptr)
+        column = np.repeat(np.arange(end - start), c_counts)
+        reps = c_counts[column]
+        first = np.repeat(np.arange(sub.nnz), reps)
+        offset = np.arange(len(first)) - np.repeat(np.cumsum(reps) - reps, reps)
+        second = sub.indptr[column[first]] + offset
+        r, c = sub.indices[first], sub.indices[second]
+        keep = r >= c
+        first, second, r, c = first[keep], second[keep], r[keep], c[keep]
+        entries.append(lookup[r, c])
+        levels.append((column[first] + start).astype(np.int32))
+        values.append(sub.data[first] * sub.data[second])
+        start = end
+    linear_map = sp.csr_matrix(
+        (np.concatenate(values), (np.concatenate(entries), np.concatenate(levels))),
+        shape=(pattern.nnz, n1),
+    )
+    return out_rows, out_cols, linear_map
