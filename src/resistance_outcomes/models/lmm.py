@@ -13,7 +13,16 @@ residual sum of squares the profiled deviances are (eqs. 34 and 41)
     ML:   log|L|^2 - log|W| + n (1 + log(2 pi r^2 / n))
     REML: log|L|^2 + log|R_X|^2 - log|W| + (n - p) (1 + log(2 pi r^2 / (n - p)))
 
-and ``theta`` is found by bounded quasi-Newton minimisation. To avoid cancellation the
+and ``theta`` is found by bounded quasi-Newton minimisation. When every random-effects
+term is a scalar (random intercepts of crossed or nested factors), ``A`` is factored from
+blocks of ``Z' W Z`` stored once (:mod:`.lmm_blocks`) and the deviance has an exact
+gradient: with ``V = W^-1 + Z Lambda Lambda' Z'`` and ``dV / dtheta_i = 2 theta_i Z_i
+Z_i'``, ``theta_i^2 Z_i' V^-1 Z_i`` is the term's block of ``I - A^-1``,
+``Lambda' Z' V^-1 X = A^-1 Lambda' Z' W X`` and ``Lambda' Z' e = u``, so the gradient
+needs only the traces of ``A^-1`` over each term's rows; the Hessian in ``(theta,
+sigma)`` used by the convergence check and the Satterthwaite degrees of freedom is then
+central differences of that gradient, and the derivatives of ``(X' V^-1 X)^-1`` are
+exact. Other designs use central differences of the deviance. To avoid cancellation the
 response is first replaced by its weighted least-squares residuals on ``X`` (which leaves
 ``u`` and the deviance unchanged and shifts ``beta`` by the least-squares fit).
 

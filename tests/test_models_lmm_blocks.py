@@ -1,0 +1,121 @@
+"""Blocked factor of linear mixed models with scalar random effects (models/lmm_blocks.py)
+and the exact derivatives of the deviance built on it (models/lmm.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from resistance_outcomes.models import fit_mixed, lmm, lmm_blocks
+from resistance_outcomes.models.design import build_design
+from resistance_outcomes.models.inference import numerical_jacobian
+from resistance_outcomes.models.lmm import LmmProblem
+from resistance_outcomes.models.lmm_blocks import ScalarBlockedFactor, scalar_blocked_applicable
+
+
+def _crossed(seed=3, n=600, weights=False):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "a": rng.integers(0, 80, n),
+            "b": rng.integers(0, 30, n),
+            "c": rng.integers(0, 5, n),
+            "x": rng.normal(size=n),
+        }
+    )
+    df["y"] = (
+        df.x
+        + rng.normal(size=80)[df.a]
+        + 0.5 * rng.normal(size=30)[df.b]
+        + rng.normal(size=5)[df.c]
+        + rng.normal(size=n)
+    )
+    df["w"] = rng.uniform(0.5, 2.0, n) if weights else 1.0
+    return df
+
+
+def _dense_a(design, theta, w):
+    lt = design.lambdat(theta).toarray()
+    zt = design.Zt.toarray()
+    return lt @ (zt * w) @ zt.T @ lt.T + np.eye(design.q)
+
+
+@pytest.mark.parametrize("use_map", [True, False])
+@pytest.mark.parametrize(
+    "formula",
+    ["y ~ x + (1 | a) + (1 | b) + (1 | c)", "y ~ x + (1 | a)", "y ~ x + (1 | c/b)"],
+)
+def test_blocked_factor_matches_dense_algebra(formula, use_map, monkeypatch):
+    if not use_map:  # the sparse-product Schur update used for very large maps
+        monkeypatch.setattr(lmm_blocks, "UPDATE_MAP_MAX", 0)
+    df = _crossed(weights=True)
+    design = build_design(formula, df, weights="w")
+    w = df.w.to_numpy()
+    ztwz = (design.Zt.multiply(w) @ design.Zt.T).tocsc()
+    theta = np.linspace(0.4, 1.3, len(design.theta0))
+    fac = ScalarBlockedFactor(design, ztwz).factor(theta)
+    a = _dense_a(design, theta, w)
+    assert fac.logdet() == pytest.approx(np.linalg.slogdet(a)[1], rel=1e-12)
+    rhs = np.random.default_rng(0).normal(size=(design.q, 3))
+    np.testing.assert_allclose(fac.solve(rhs), np.linalg.solve(a, rhs), rtol=1e-9, atol=1e-12)
+    diag = np.diag(np.linalg.inv(a))
+    expected = [diag[b.z_slice].sum() for b in design.blocks]
+    np.testing.assert_allclose(fac.term_traces_of_inverse(), expected, rtol=1e-10)
+
+
+def test_blocked_path_only_for_scalar_terms():
+    df = _crossed()
+    for formula, expected in [
+        ("y ~ x + (1 | a) + (1 | b)", True),
+        ("y ~ x + (0 + x | a) + (1 | b)", True),
+        ("y ~ x + (1 + x | a) + (1 | b)", False),
+    ]:
+        design = build_design(formula, df)
+        assert scalar_blocked_applicable(design, design.Zt @ design.Zt.T) is expected
+        assert LmmProblem(design).has_gradient is expected
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("weights", [False, True])
+def test_exact_derivatives_match_central_differences(reml, weights):
+    df = _crossed(weights=weights)
+    design = build_design("y ~ x + (1 | a) + (0 + x | b) + (1 | c)", df, weights="w")
+    problem = LmmProblem(design)
+    theta = np.array([0.6, 0.9, 1.2])
+    value, grad = problem.profiled_deviance_gradient(theta, reml)
+    assert value == pytest.approx(problem.profiled_deviance(theta, reml), rel=1e-14)
+    numeric = numerical_jacobian(lambda t: problem.profiled_deviance(t, reml), theta)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-7)
+    varpar = np.append(theta, 1.3)
+    numeric = numerical_jacobian(lambda v: problem.deviance_varpar(v, reml), varpar)
+    np.testing.assert_allclose(
+        problem.deviance_varpar_gradient(varpar, reml), numeric, rtol=1e-6, atol=1e-7
+    )
+    numeric = numerical_jacobian(problem.vcov_beta, varpar)
+    np.testing.assert_allclose(problem.vcov_jacobian(varpar), numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "formula, weights",
+    [
+        ("y ~ x + (1 | a) + (1 | b) + (1 | c)", False),
+        ("y ~ x + (1 | a) + (1 | b) + (1 | c)", True),
+        ("y ~ x + (1 | c/b)", False),
+    ],
+)
+def test_exact_gradient_fit_equals_finite_difference_fit(formula, weights, monkeypatch):
+    df = _crossed(seed=5, n=900, weights=weights)
+    fast = fit_mixed(formula, df, weights="w")
+    monkeypatch.setattr(lmm, "scalar_blocked_applicable", lambda design, ztwz: False)
+    slow = fit_mixed(formula, df, weights="w")
+    assert fast.extra["optimizer"]["evaluations"] < slow.extra["optimizer"]["evaluations"]
+    assert fast.converged and slow.converged
+    assert fast.loglik == pytest.approx(slow.loglik, abs=1e-7)
+    np.testing.assert_allclose(fast.theta, slow.theta, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(fast.beta, slow.beta, rtol=1e-7)
+    np.testing.assert_allclose(fast.coefficients.std_error, slow.coefficients.std_error, rtol=1e-6)
+    np.testing.assert_allclose(fast.coefficients.df, slow.coefficients.df, rtol=1e-4)
+    np.testing.assert_allclose(
+        fast.extra["varpar_vcov"], slow.extra["varpar_vcov"], rtol=1e-3, atol=1e-8
+    )
