@@ -73,7 +73,9 @@ def test_blocked_path_only_for_scalar_terms():
     ]:
         design = build_design(formula, df)
         assert scalar_blocked_applicable(design, design.Zt @ design.Zt.T) is expected
-        assert LmmProblem(design).has_gradient is expected
+        problem = LmmProblem(design)
+        assert (problem.blocked is not None) is expected
+        assert problem.has_gradient  # from entries of A^-1 otherwise
 
 
 @pytest.mark.parametrize("reml", [True, False])
@@ -94,6 +96,65 @@ def test_exact_derivatives_match_central_differences(reml, weights):
     )
     numeric = numerical_jacobian(problem.vcov_beta, varpar)
     np.testing.assert_allclose(problem.vcov_jacobian(varpar), numeric, rtol=1e-6, atol=1e-9)
+
+
+def _slopes(seed=4, n=3000, levels=400):
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, levels, n), rng.integers(0, 30, n)
+    df = pd.DataFrame({"a": a, "b": b, "c": rng.integers(0, 4, n), "x": rng.normal(size=n)})
+    df["s"] = rng.normal(size=n)
+    df["y"] = (
+        df.x
+        + rng.normal(size=levels)[a]
+        + 0.5 * rng.normal(size=levels)[a] * df.x
+        + rng.normal(size=30)[b]
+        + rng.normal(size=n)
+    )
+    df["w"] = rng.uniform(0.5, 2.0, n)
+    return df
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize(
+    "formula, n",
+    [
+        ("y ~ x + (1 + x | a) + (1 + s | b) + (1 | c)", 3000),  # Schur complement of a
+        ("y ~ x + (1 + x + s | b) + (1 | c)", 600),  # whole matrix dense
+    ],
+)
+def test_exact_derivatives_for_vector_valued_terms(formula, n, reml):
+    design = build_design(formula, _slopes(n=n), weights="w")
+    problem = LmmProblem(design)
+    assert problem.blocked is None and problem.has_gradient
+    # negative off-diagonal entries: the signs of the covariances matter
+    theta = np.linspace(0.6, 1.2, len(design.theta0)) * np.where(design.theta_lower == 0, 1, -0.3)
+    value, grad = problem.profiled_deviance_gradient(theta, reml)
+    numeric = numerical_jacobian(lambda t: problem.profiled_deviance(t, reml), theta)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-6)
+    varpar = np.append(theta, 1.3)
+    numeric = numerical_jacobian(lambda v: problem.deviance_varpar(v, reml), varpar)
+    np.testing.assert_allclose(
+        problem.deviance_varpar_gradient(varpar, reml), numeric, rtol=1e-6, atol=1e-6
+    )
+    # (the differences carry rounding of order 1e-6 relative from the smallest steps)
+    numeric = numerical_jacobian(problem.vcov_beta, varpar)
+    np.testing.assert_allclose(problem.vcov_jacobian(varpar), numeric, rtol=1e-5, atol=1e-9)
+
+
+def test_satterthwaite_from_exact_derivatives_equals_second_differences(monkeypatch):
+    # vector-valued terms: the optimizer path is unchanged, the df come from differences
+    # of the exact gradient and the exact vcov Jacobian instead of second differences
+    df = _slopes(seed=6, n=1500, levels=150)
+    formula = "y ~ x + (1 + x | a) + (1 | b)"
+    exact = fit_mixed(formula, df)
+    monkeypatch.setattr(LmmProblem, "has_gradient", property(lambda self: False))
+    numeric = fit_mixed(formula, df)
+    assert exact.loglik == numeric.loglik
+    np.testing.assert_array_equal(exact.theta, numeric.theta)
+    np.testing.assert_allclose(exact.coefficients.df, numeric.coefficients.df, rtol=1e-4)
+    np.testing.assert_allclose(
+        exact.extra["varpar_vcov"], numeric.extra["varpar_vcov"], rtol=1e-3, atol=1e-8
+    )
 
 
 @pytest.mark.parametrize(

@@ -127,11 +127,25 @@ class LmmProblem:
             else None
         )
         self._last = None
+        # other designs: exact gradients from entries of A^-1 when the factor (or its
+        # Schur complement) is always dense
+        n1 = design.leading_block[0] if design.blocks else 0
+        dense = self.chol.dense_below
+        self._general_gradient = self.blocked is None and (
+            design.q < dense or (n1 > 0 and design.q - n1 < dense)
+        )
+        lind, rows, indptr = design._lambda_pattern
+        self._lt_entries = (
+            np.asarray(lind),
+            np.asarray(rows),
+            np.repeat(np.arange(design.q), np.diff(indptr)),
+        )
 
     @property
     def has_gradient(self) -> bool:
-        """Whether exact gradients of the deviance are available (all terms scalar)."""
-        return self.blocked is not None
+        """Whether exact gradients of the deviance are available: all terms scalar, or
+        a factor of ``A`` (or its Schur complement) that is dense."""
+        return self.blocked is not None or self._general_gradient
 
     def solve(self, theta) -> PlsSolution:
         """Solve the PLS problem at ``theta``."""
@@ -165,14 +179,14 @@ class LmmProblem:
             logdet_rx=float(2 * np.sum(np.log(np.diag(rx[0])))),
             schur=schur,
         )
-        if self.blocked is not None:
+        if self.has_gradient:
             solution.theta = theta.copy()
             self._last = (solution, sol[:, : self.p], rx)
         return solution
 
     def varpar_hessian(self, varpar, reml: bool) -> np.ndarray:
         """Hessian of :meth:`deviance_varpar` in ``(theta, sigma)``: central differences of
-        its exact gradient (scalar terms)."""
+        its exact gradient (:attr:`has_gradient`)."""
         return numerical_jacobian(
             lambda v: self.deviance_varpar_gradient(v, reml), varpar, relative=1e-4, levels=1
         )
@@ -191,6 +205,8 @@ class LmmProblem:
         if last is None or not np.array_equal(last[0].theta, theta):
             self.solve(theta)
             last = self._last
+        if self.blocked is None:
+            return self._general_derivative_parts(theta)
         solution, sol_x, rx = last
         traces = self.blocked.term_traces_of_inverse()
         out = np.zeros((3, len(theta)))
@@ -206,10 +222,44 @@ class LmmProblem:
             out[2, j] = float(solution.u[rows] @ solution.u[rows]) / theta[j]
         return solution, out
 
+    def _general_derivative_parts(self, theta):
+        """As :meth:`_derivative_parts` for any ``Lambda``, from entries of ``A^-1``.
+
+        With ``P_k = dLambda' / dtheta_k`` (ones where ``Lambda'`` holds ``theta_k``):
+        ``d log det A / dtheta_k = 2 tr(A^-1 P_k G Lambda)`` with ``G = Z' W Z``, which
+        needs ``A^-1`` only on the pattern of ``A``; ``X' V^-1 dV V^-1 X = M_k + M_k'``
+        with ``M_k = (P_k Z' V^-1 X)' (Lambda' Z' V^-1 X)`` and ``Lambda' Z' V^-1 X =
+        A^-1 Lambda' Z' W X``; ``e' dV e = 2 (P_k Z' e) . u``.
+        """
+        solution, sol_x, rx = self._last
+        lind, rows, cols = self._lt_entries
+        m = len(theta)
+        lt = self.design.lambdat(theta)
+        # (Lambda' G)' A^-1 at the entries (j, i) of Lambda's pattern: for each stored
+        # H[m, j] of H = Lambda' G and each entry (i, j) of Lambda' in column j
+        h = (lt @ self.ztwz).tocoo()
+        _, _, indptr = self.design._lambda_pattern
+        per_col = np.diff(indptr)[h.col]
+        entry = np.repeat(indptr[h.col], per_col) + (
+            np.arange(per_col.sum()) - np.repeat(np.cumsum(per_col) - per_col, per_col)
+        )
+        inverse = self.chol.inverse_entries(np.repeat(h.row, per_col), rows[entry])
+        acc = np.bincount(entry, np.repeat(h.data, per_col) * inverse, minlength=len(rows))
+        log_part = np.bincount(lind, acc, minlength=m)
+        # Z' V^-1 X and Z' e
+        zvx = self.ztwx - self.ztwz @ (lt.T @ sol_x)
+        delta = solution.beta - self.beta_ls
+        z_e = self.ztwr - self.ztwx @ delta - self.ztwz @ (lt.T @ solution.u)
+        c_inv_sol = scipy.linalg.cho_solve(rx, sol_x.T)  # (p, q)
+        x_terms = np.einsum("ij,ji->i", zvx[cols], c_inv_sol[:, rows])
+        x_part = np.bincount(lind, x_terms, minlength=m)
+        u_part = np.bincount(lind, z_e[cols] * solution.u[rows], minlength=m)
+        return solution, np.vstack([log_part, x_part, u_part])
+
     def profiled_deviance_gradient(self, theta, reml: bool) -> tuple[float, np.ndarray]:
         """Profiled deviance (:meth:`profiled_deviance`) and its exact gradient in ``theta``.
 
-        Only for designs whose terms are all scalar (:attr:`has_gradient`).
+        Needs :attr:`has_gradient`.
         """
         theta = np.asarray(theta, dtype=float)
         self.solve(theta)
@@ -222,7 +272,10 @@ class LmmProblem:
         return dev, grad
 
     def deviance_varpar_gradient(self, varpar, reml: bool) -> np.ndarray:
-        """Exact gradient of :meth:`deviance_varpar` in ``(theta, sigma)`` (scalar terms)."""
+        """Exact gradient of :meth:`deviance_varpar` in ``(theta, sigma)``.
+
+        Needs :attr:`has_gradient`.
+        """
         varpar = np.asarray(varpar, dtype=float)
         theta, sigma = varpar[:-1], varpar[-1]
         solution, (log_part, x_part, u_part) = self._derivative_parts(theta)
@@ -234,23 +287,24 @@ class LmmProblem:
         return np.append(grad_theta, grad_sigma)
 
     def vcov_jacobian(self, varpar) -> np.ndarray:
-        """Exact derivatives of :meth:`vcov_beta` in ``(theta, sigma)`` (scalar terms).
+        """Exact derivatives of :meth:`vcov_beta` in ``(theta, sigma)`` (:attr:`has_gradient`).
 
-        ``C = X' V^-1 X`` has ``dC / dtheta_i = -2 theta_i X' V^-1 Z_i Z_i' V^-1 X``.
+        ``C = X' V^-1 X`` has ``dC / dtheta_k = -(M_k + M_k')`` with ``M_k = (P_k Z' V^-1
+        X)' (Lambda' Z' V^-1 X)``, ``P_k = dLambda' / dtheta_k``.
         """
         varpar = np.asarray(varpar, dtype=float)
         theta, sigma = varpar[:-1], varpar[-1]
         self.solve(theta)
         solution, sol_x, rx = self._last
         c_inv = scipy.linalg.cho_solve(rx, np.eye(self.p))
-        t = self.blocked.t
-        # Z' V^-1 X = Z'WX - Z'WZ Lambda A^-1 Lambda' Z'WX (no division by theta)
-        zvx = self.ztwx - self.ztwz @ (t[:, None] * sol_x)
+        lt = self.design.lambdat(theta)
+        zvx = self.ztwx - self.ztwz @ (lt.T @ sol_x)  # Z' V^-1 X
+        lind, rows, cols = self._lt_entries
         jac = np.zeros((len(varpar), self.p, self.p))
-        for block in self.design.blocks:
-            j = block.theta_slice.start
-            w_i = zvx[block.z_slice]
-            jac[j] = sigma**2 * 2 * theta[j] * (c_inv @ (w_i.T @ w_i) @ c_inv)
+        for k in range(len(theta)):
+            mine = lind == k
+            m_k = zvx[cols[mine]].T @ sol_x[rows[mine]]
+            jac[k] = sigma**2 * (c_inv @ (m_k + m_k.T) @ c_inv)
         jac[-1] = 2 * sigma * c_inv
         return jac
 
@@ -337,8 +391,11 @@ def fit_lmm(design: MixedDesign, reml: bool = True, control: dict | None = None)
         except np.linalg.LinAlgError:
             return np.inf
 
+    # exact gradients drive the optimizer and the convergence check for scalar terms;
+    # with vector-valued terms (whose deviance is flat along rotations of a factor's
+    # columns at a zero variance) they serve the Satterthwaite step only
     gradient = value_and_gradient = None
-    if problem.has_gradient:
+    if problem.blocked is not None:
 
         def value_and_gradient(theta_scaled):
             try:
@@ -366,7 +423,7 @@ def fit_lmm(design: MixedDesign, reml: bool = True, control: dict | None = None)
     sigma = float(np.sqrt(solution.pwrss / nmp))
     varpar = np.append(theta, sigma)
     hessian_varpar = hessian_scaled = None
-    if problem.has_gradient:
+    if problem.has_gradient and (control["satterthwaite"] or problem.blocked is not None):
         # one Hessian for the convergence check and the Satterthwaite df: the profiled
         # deviance's is its Schur complement in sigma (sigma at its optimum given theta)
         h = problem.varpar_hessian(varpar, reml)
@@ -375,7 +432,8 @@ def fit_lmm(design: MixedDesign, reml: bool = True, control: dict | None = None)
             hessian_varpar[:-1, :-1]
             - np.outer(hessian_varpar[:-1, -1], hessian_varpar[-1, :-1]) / hessian_varpar[-1, -1]
         )
-        hessian_scaled = hessian_profiled / np.outer(scale, scale)
+        if problem.blocked is not None:
+            hessian_scaled = hessian_profiled / np.outer(scale, scale)
     conv = check_convergence(
         objective, theta_scaled, lower, control["grad_tol"], gradient, hessian_scaled
     )
