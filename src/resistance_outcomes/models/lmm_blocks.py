@@ -254,7 +254,7 @@ def _schur_update_map(g21: sp.csr_matrix):
     out_cols = pattern.indices.astype(np.int32)
     lookup = np.zeros((q2, q2), dtype=np.int32)  # q2 <= DENSE_SCHUR_MAX
     lookup[out_rows, out_cols] = np.arange(pattern.nnz, dtype=np.int32)
-    entries, levels, values = [], [], []
+    entries, values = [], []
     chunk_ends = np.searchsorted(np.cumsum(pairs), np.arange(1, n1 + 1) * 500_000)
     start = 0
     for end in np.unique(np.minimum(chunk_ends + 1, n1)):
@@ -270,12 +270,11 @@ def _schur_update_map(g21: sp.csr_matrix):
         r, c = sub.indices[first], sub.indices[second]
         keep = r >= c
         first, second, r, c = first[keep], second[keep], r[keep], c[keep]
-        entries.append(lookup[r, c])
-        levels.append((column[first] + start).astype(np.int32))
+        entries.append(lookup[r, c])  # generated level by level: the map's CSC order
         values.append(sub.data[first] * sub.data[second])
         start = end
-    linear_map = sp.csr_matrix(
-        (np.concatenate(values), (np.concatenate(entries), np.concatenate(levels))),
-        shape=(pattern.nnz, n1),
+    indptr = np.concatenate([[0], np.cumsum(pairs)])
+    linear_map = sp.csc_matrix(
+        (np.concatenate(values), np.concatenate(entries), indptr), shape=(pattern.nnz, n1)
     )
     return out_rows, out_cols, linear_map
