@@ -134,11 +134,9 @@ class LmmProblem:
         self._general_gradient = self.blocked is None and (
             design.q < dense or (n1 > 0 and design.q - n1 < dense)
         )
-        lind, rows, indptr = design._lambda_pattern
-        self._lt_entries = (
-            np.asarray(lind),
-            np.asarray(rows),
-            np.repeat(np.arange(design.q), np.diff(indptr)),
+        self._lt_entries = design.lambdat_entries
+        self._lt_indptr = np.concatenate(
+            [[0], np.cumsum(np.bincount(self._lt_entries[2], minlength=design.q))]
         )
 
     @property
@@ -238,7 +236,7 @@ class LmmProblem:
         # (Lambda' G)' A^-1 at the entries (j, i) of Lambda's pattern: for each stored
         # H[m, j] of H = Lambda' G and each entry (i, j) of Lambda' in column j
         h = (lt @ self.ztwz).tocoo()
-        _, _, indptr = self.design._lambda_pattern
+        indptr = self._lt_indptr
         per_col = np.diff(indptr)[h.col]
         entry = np.repeat(indptr[h.col], per_col) + (
             np.arange(per_col.sum()) - np.repeat(np.cumsum(per_col) - per_col, per_col)
