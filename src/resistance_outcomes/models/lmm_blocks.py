@@ -223,7 +223,7 @@ class ScalarBlockedFactor:
 
 
 #: Largest number of products in the Schur update held as a precomputed linear map.
-UPDATE_MAP_MAX = 40_000_000
+UPDATE_MAP_MAX = 10_000_000  # about 120 MB
 
 
 def _schur_update_map(g21: sp.csr_matrix):
