@@ -175,6 +175,14 @@ class MixedDesign:
         data = np.asarray(theta, dtype=float)[lind]
         return sp.csc_matrix((data, indices, indptr), shape=(self.q, self.q))
 
+    @property
+    def lambdat_entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(theta index, row, column)`` of each stored entry of ``Lambda_theta'``, in the
+        order of :meth:`lambdat`'s data (column by column)."""
+        lind, rows, indptr = self._lambda_pattern
+        cols = np.repeat(np.arange(self.q), np.diff(indptr))
+        return np.asarray(lind), np.asarray(rows), cols
+
     def covariance_matrices(self, theta: np.ndarray, sigma: float = 1.0) -> list[np.ndarray]:
         """Covariance matrix ``sigma^2 T T'`` of each term's random coefficients."""
         return [sigma**2 * (t @ t.T) for t in (block.factor(theta) for block in self.blocks)]

@@ -215,14 +215,21 @@ def numerical_hessian(fun: Callable, x, relative: float = 0.02, levels: int = 4)
 
 
 def check_convergence(
-    fun: Callable, theta: np.ndarray, lower: np.ndarray, grad_tol: float = 2e-3
+    fun: Callable,
+    theta: np.ndarray,
+    lower: np.ndarray,
+    grad_tol: float = 2e-3,
+    gradient: Callable | None = None,
+    hessian: np.ndarray | None = None,
 ) -> dict:
     """Gradient and Hessian checks at an optimum, as lme4's ``checkConv``.
 
     Parameters at a zero lower bound are excluded from the Hessian; for them the one-sided
     derivative must not point outside (it must be >= -grad_tol). For the others the
     scaled gradient ``solve(chol(H), g)`` must be below ``grad_tol`` in absolute value and
-    the Hessian positive definite.
+    the Hessian positive definite. With ``gradient`` (the exact gradient of ``fun``) the
+    gradient is exact and the Hessian its central differences, otherwise both are
+    numerical derivatives of ``fun``; a given ``hessian`` (all parameters) is used as it is.
 
     Returns
     -------
@@ -236,6 +243,7 @@ def check_convergence(
     >>> out["ok"]
     True
     """
+    exact = gradient
     theta = np.asarray(theta, dtype=float)
     at_bound = (lower == 0) & (theta <= 1e-8)
     free = ~at_bound
@@ -258,9 +266,24 @@ def check_convergence(
             full[idx] = t_free
             return fun(full)
 
-        g = numerical_jacobian(sub, theta[idx], relative=1e-4, levels=2)
+        if exact is None:
+            g = numerical_jacobian(sub, theta[idx], relative=1e-4, levels=2)
+            hess = numerical_hessian(sub, theta[idx])
+        else:
+
+            def sub_gradient(t_free):
+                full = theta.copy()
+                full[idx] = t_free
+                return np.asarray(exact(full))[idx]
+
+            g = sub_gradient(theta[idx])
+            if hessian is None:
+                hess = _symmetric(
+                    numerical_jacobian(sub_gradient, theta[idx], relative=1e-4, levels=1)
+                )
+            else:
+                hess = np.asarray(hessian)[np.ix_(idx, idx)]
         gradient[idx] = g
-        hess = numerical_hessian(sub, theta[idx])
         eigenvalues = np.linalg.eigvalsh(hess).tolist()
         if min(eigenvalues) <= 0:
             ok = False
@@ -288,7 +311,11 @@ def check_convergence(
 
 
 def satterthwaite(
-    deviance: Callable, vcov: Callable, varpar: np.ndarray
+    deviance: Callable,
+    vcov: Callable,
+    varpar: np.ndarray,
+    hessian: np.ndarray | None = None,
+    vcov_jacobian: Callable | None = None,
 ) -> tuple[np.ndarray | None, dict]:
     """Satterthwaite degrees of freedom for each fixed effect, as lmerTest.
 
@@ -305,6 +332,12 @@ def satterthwaite(
     vcov : callable
         ``varpar -> covariance matrix of the fixed effects``.
     varpar : numpy.ndarray
+    hessian : numpy.ndarray, optional
+        Hessian of ``deviance`` at ``varpar`` when known (e.g. central differences of
+        an exact gradient); otherwise second differences of ``deviance``.
+    vcov_jacobian : callable, optional
+        ``varpar -> (len(varpar), p, p)`` exact derivatives of ``vcov`` (otherwise
+        central differences).
 
     Returns
     -------
@@ -330,7 +363,7 @@ def satterthwaite(
     1            x  44.23
     """
     varpar = np.asarray(varpar, dtype=float)
-    hess = numerical_hessian(deviance, varpar)
+    hess = numerical_hessian(deviance, varpar) if hessian is None else np.asarray(hessian)
     messages = []
     if np.min(np.linalg.eigvalsh(hess)) <= 0:
         messages.append(
@@ -339,7 +372,7 @@ def satterthwaite(
         )
         return None, {"messages": messages}
     varpar_vcov = 2 * np.linalg.inv(hess)
-    jacobian = numerical_jacobian(vcov, varpar)
+    jacobian = numerical_jacobian(vcov, varpar) if vcov_jacobian is None else vcov_jacobian(varpar)
     c = vcov(varpar)
     df = _satterthwaite_df(np.eye(len(c)), c, jacobian, varpar_vcov)
     return df, {
@@ -348,6 +381,10 @@ def satterthwaite(
         "vcov_jacobian": jacobian,
         "messages": messages,
     }
+
+
+def _symmetric(matrix: np.ndarray) -> np.ndarray:
+    return (matrix + matrix.T) / 2
 
 
 def _satterthwaite_df(contrasts, c, jacobian, varpar_vcov) -> np.ndarray:

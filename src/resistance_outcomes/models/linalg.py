@@ -67,6 +67,7 @@ class SparseCholesky:
         self.dense_below = dense_below
         self._dense = None
         self._schur = None
+        self._inverse_parts = None
 
     def factor(self, a) -> SparseCholesky:
         """Factor ``a`` (scipy sparse or dense array); returns ``self``.
@@ -78,6 +79,7 @@ class SparseCholesky:
         """
         q = a.shape[0]
         self.q = q
+        self._inverse_parts = None
         if q < self.dense_below or self.n1 == 0:
             self._factor_plain(a)
         else:
@@ -102,6 +104,76 @@ class SparseCholesky:
         if self._dense is not None:
             return self._dense.logdet
         return self._logdet_d + (self._schur.logdet if self._schur is not None else 0.0)
+
+    def has_inverse_entries(self, max_entries: int = 20_000_000) -> bool:
+        """Whether :meth:`inverse_entries` is available: the matrix or its Schur
+        complement was factored densely, with at most ``max_entries`` entries of the
+        inverse's off-diagonal block held."""
+        if self._dense is not None:
+            return self._dense.chol is not None and self.q * self.q <= max_entries
+        if self._schur is None:
+            return True
+        return self._schur.chol is not None and self.n1 * (self.q - self.n1) <= max_entries
+
+    def inverse_entries(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Entries ``(rows[i], cols[i])`` of the inverse of the factored matrix.
+
+        Entries within the leading block-diagonal part must lie in its diagonal blocks
+        (the others are not formed). With ``D`` the leading part, ``b`` the block right of
+        it and ``S`` the Schur complement, the inverse is
+        ``[[D^-1 + F S^-1 F', -F S^-1], [-S^-1 F', S^-1]]`` with ``F = D^-1 b``.
+        Needs :meth:`has_inverse_entries`.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> a = np.array([[4.0, 0.0, 2.0], [0.0, 9.0, 3.0], [2.0, 3.0, 6.0]])
+        >>> chol = SparseCholesky(leading=(2, 1), dense_below=0).factor(sp.csc_matrix(a))
+        >>> rows, cols = np.array([0, 0, 2, 1]), np.array([0, 2, 1, 1])
+        >>> bool(np.allclose(chol.inverse_entries(rows, cols), np.linalg.inv(a)[rows, cols]))
+        True
+        """
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        if self._inverse_parts is None:
+            self._inverse_parts = self._compute_inverse_parts()
+        parts = self._inverse_parts
+        if self._dense is not None:
+            return parts[rows, cols]
+        blocks, k_mat, s_inv = parts
+        n1, k = self.n1, self.k
+        out = np.empty(len(rows))
+        lead_r, lead_c = rows < n1, cols < n1
+        both = lead_r & lead_c
+        out[both] = blocks[rows[both] // k, rows[both] % k, cols[both] % k]
+        if s_inv is not None:
+            upper = lead_r & ~lead_c
+            out[upper] = -k_mat[rows[upper], cols[upper] - n1]
+            lower = ~lead_r & lead_c
+            out[lower] = -k_mat[cols[lower], rows[lower] - n1]
+            rest = ~lead_r & ~lead_c
+            out[rest] = s_inv[rows[rest] - n1, cols[rest] - n1]
+        return out
+
+    def _compute_inverse_parts(self):
+        if self._dense is not None:
+            return scipy.linalg.cho_solve(self._dense.chol, np.eye(self.q), check_finite=False)
+        n1, k = self.n1, self.k
+        dinv = self._dinv.tocoo()
+        blocks = np.zeros((n1 // k, k, k))
+        np.add.at(blocks, (dinv.row // k, dinv.row % k, dinv.col % k), dinv.data)
+        if self._schur is None:
+            return blocks, None, None
+        q2 = self.q - n1
+        s_inv = scipy.linalg.cho_solve(self._schur.chol, np.eye(q2), check_finite=False)
+        f = self._dinv_b.tocsr()
+        k_mat = np.asarray(f @ s_inv)  # F S^-1, (n1, q2)
+        # diagonal blocks of F S^-1 F': entry (a, b) of a block is sum_r K[a, r] F[b, r]
+        fc = f.tocoo()
+        level, offset_b = fc.row // k, fc.row % k
+        for offset_a in range(k):
+            values = k_mat[level * k + offset_a, fc.col] * fc.data
+            np.add.at(blocks, (level, offset_a, offset_b), values)
+        return blocks, k_mat, s_inv
 
     def _factor_plain(self, a) -> None:
         self._dense = _FactorSolver(a, self.dense_below)

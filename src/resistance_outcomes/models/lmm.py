@@ -13,7 +13,16 @@ residual sum of squares the profiled deviances are (eqs. 34 and 41)
     ML:   log|L|^2 - log|W| + n (1 + log(2 pi r^2 / n))
     REML: log|L|^2 + log|R_X|^2 - log|W| + (n - p) (1 + log(2 pi r^2 / (n - p)))
 
-and ``theta`` is found by bounded quasi-Newton minimisation. To avoid cancellation the
+and ``theta`` is found by bounded quasi-Newton minimisation. When every random-effects
+term is a scalar (random intercepts of crossed or nested factors), ``A`` is factored from
+blocks of ``Z' W Z`` stored once (:mod:`.lmm_blocks`) and the deviance has an exact
+gradient: with ``V = W^-1 + Z Lambda Lambda' Z'`` and ``dV / dtheta_i = 2 theta_i Z_i
+Z_i'``, ``theta_i^2 Z_i' V^-1 Z_i`` is the term's block of ``I - A^-1``,
+``Lambda' Z' V^-1 X = A^-1 Lambda' Z' W X`` and ``Lambda' Z' e = u``, so the gradient
+needs only the traces of ``A^-1`` over each term's rows; the Hessian in ``(theta,
+sigma)`` used by the convergence check and the Satterthwaite degrees of freedom is then
+central differences of that gradient, and the derivatives of ``(X' V^-1 X)^-1`` are
+exact. Other designs use central differences of the deviance. To avoid cancellation the
 response is first replaced by its weighted least-squares residuals on ``X`` (which leaves
 ``u`` and the deviance unchanged and shifts ``beta`` by the least-squares fit).
 
@@ -42,8 +51,9 @@ import scipy.sparse as sp
 
 from .design import MixedDesign, _lower_triangle_colmajor
 from .formula import ModelSpecError
-from .inference import check_convergence, satterthwaite
+from .inference import check_convergence, numerical_jacobian, satterthwaite
 from .linalg import SparseCholesky, single_threaded_blas
+from .lmm_blocks import ScalarBlockedFactor, scalar_blocked_applicable
 from .result import MixedResult
 
 __all__ = ["LmmProblem", "fit_lmm", "theta_scale"]
@@ -110,35 +120,193 @@ class LmmProblem:
         self.log_w = float(np.sum(np.log(w)))
         self.identity = sp.identity(design.q, format="csc")
         self.chol = SparseCholesky(design.leading_block)
+        # all terms scalar: blocks of Z'WZ stored once, exact gradients available
+        self.blocked = (
+            ScalarBlockedFactor(design, self.ztwz)
+            if scalar_blocked_applicable(design, self.ztwz)
+            else None
+        )
+        self._last = None
+        # other designs: exact gradients from entries of A^-1 when the factor (or its
+        # Schur complement) is always dense
+        n1 = design.leading_block[0] if design.blocks else 0
+        dense = self.chol.dense_below
+        self._general_gradient = self.blocked is None and (
+            design.q < dense or (n1 > 0 and design.q - n1 < dense)
+        )
+        self._lt_entries = design.lambdat_entries
+        self._lt_indptr = np.concatenate(
+            [[0], np.cumsum(np.bincount(self._lt_entries[2], minlength=design.q))]
+        )
+
+    @property
+    def has_gradient(self) -> bool:
+        """Whether exact gradients of the deviance are available: all terms scalar, or
+        a factor of ``A`` (or its Schur complement) that is dense."""
+        return self.blocked is not None or self._general_gradient
 
     def solve(self, theta) -> PlsSolution:
         """Solve the PLS problem at ``theta``."""
         theta = np.asarray(theta, dtype=float)
-        lt = self.design.lambdat(theta)
-        a = (lt @ self.ztwz @ lt.T + self.identity).tocsc()
-        ltzwx = np.asarray(lt @ self.ztwx)
-        ltzwr = lt @ self.ztwr
-        self.chol.factor(a)
-        sol = self.chol.solve(np.column_stack([ltzwx, ltzwr]))
+        if self._last is not None and np.array_equal(self._last[0].theta, theta):
+            return self._last[0]
+        if self.blocked is not None:
+            t = self.blocked.factor(theta).t
+            ltzwx = t[:, None] * self.ztwx
+            ltzwr = t * self.ztwr
+            chol = self.blocked
+        else:
+            lt = self.design.lambdat(theta)
+            a = (lt @ self.ztwz @ lt.T + self.identity).tocsc()
+            ltzwx = np.asarray(lt @ self.ztwx)
+            ltzwr = lt @ self.ztwr
+            chol = self.chol.factor(a)
+        sol = chol.solve(np.column_stack([ltzwx, ltzwr]))
         schur = self.xtwx - ltzwx.T @ sol[:, : self.p]
         rhs = self.xtwr - ltzwx.T @ sol[:, self.p]
         rx = scipy.linalg.cho_factor(schur, lower=True)
         delta = scipy.linalg.cho_solve(rx, rhs)
         u = sol[:, self.p] - sol[:, : self.p] @ delta
         pwrss = self.rtwr - u @ ltzwr - delta @ self.xtwr
-        return PlsSolution(
+        solution = PlsSolution(
             theta=theta,
             beta=self.beta_ls + delta,
             u=u,
             pwrss=max(pwrss, np.finfo(float).tiny),
-            logdet_l=self.chol.logdet(),
+            logdet_l=chol.logdet(),
             logdet_rx=float(2 * np.sum(np.log(np.diag(rx[0])))),
             schur=schur,
         )
+        if self.has_gradient:
+            solution.theta = theta.copy()
+            self._last = (solution, sol[:, : self.p], rx)
+        return solution
 
-    def profiled_deviance(self, theta, reml: bool) -> float:
-        """REML criterion or ML deviance profiled over ``beta`` and ``sigma``."""
-        s = self.solve(theta)
+    def varpar_hessian(self, varpar, reml: bool) -> np.ndarray:
+        """Hessian of :meth:`deviance_varpar` in ``(theta, sigma)``: central differences of
+        its exact gradient (:attr:`has_gradient`)."""
+        return numerical_jacobian(
+            lambda v: self.deviance_varpar_gradient(v, reml), varpar, relative=1e-4, levels=1
+        )
+
+    def _derivative_parts(self, theta):
+        """Per term: ``q_i - tr_i(A^-1)``, ``tr(C^-1 W_i' W_i)`` and ``||u_i||^2`` divided
+        by ``theta_i`` (zero at ``theta_i = 0``), with ``W_i = Lambda_i' Z_i' V^-1 X``.
+
+        For scalar terms ``dV / dtheta_i = 2 theta_i Z_i Z_i'`` (``V = W^-1 + Z Lambda
+        Lambda' Z'``), ``theta_i^2 Z_i' V^-1 Z_i`` is the term's block of ``I - A^-1``,
+        ``Lambda' Z' V^-1 X = A^-1 Lambda' Z' W X`` and ``Lambda' Z' e = u`` for the
+        conditional residual ``e = V^-1 (y - X beta)``.
+        """
+        theta = np.asarray(theta, dtype=float)
+        last = self._last
+        if last is None or not np.array_equal(last[0].theta, theta):
+            self.solve(theta)
+            last = self._last
+        if self.blocked is None:
+            return self._general_derivative_parts(theta)
+        solution, sol_x, rx = last
+        traces = self.blocked.term_traces_of_inverse()
+        out = np.zeros((3, len(theta)))
+        for i, block in enumerate(self.design.blocks):
+            j = block.theta_slice.start
+            if theta[j] == 0.0:
+                continue
+            rows = block.z_slice
+            w_i = sol_x[rows]
+            c_inv_w = scipy.linalg.cho_solve(rx, w_i.T @ w_i)
+            out[0, j] = (block.n_levels - traces[i]) / theta[j]
+            out[1, j] = float(np.trace(c_inv_w)) / theta[j]
+            out[2, j] = float(solution.u[rows] @ solution.u[rows]) / theta[j]
+        return solution, out
+
+    def _general_derivative_parts(self, theta):
+        """As :meth:`_derivative_parts` for any ``Lambda``, from entries of ``A^-1``.
+
+        With ``P_k = dLambda' / dtheta_k`` (ones where ``Lambda'`` holds ``theta_k``):
+        ``d log det A / dtheta_k = 2 tr(A^-1 P_k G Lambda)`` with ``G = Z' W Z``, which
+        needs ``A^-1`` only on the pattern of ``A``; ``X' V^-1 dV V^-1 X = M_k + M_k'``
+        with ``M_k = (P_k Z' V^-1 X)' (Lambda' Z' V^-1 X)`` and ``Lambda' Z' V^-1 X =
+        A^-1 Lambda' Z' W X``; ``e' dV e = 2 (P_k Z' e) . u``.
+        """
+        solution, sol_x, rx = self._last
+        lind, rows, cols = self._lt_entries
+        m = len(theta)
+        lt = self.design.lambdat(theta)
+        # (Lambda' G)' A^-1 at the entries (j, i) of Lambda's pattern: for each stored
+        # H[m, j] of H = Lambda' G and each entry (i, j) of Lambda' in column j
+        h = (lt @ self.ztwz).tocoo()
+        indptr = self._lt_indptr
+        per_col = np.diff(indptr)[h.col]
+        entry = np.repeat(indptr[h.col], per_col) + (
+            np.arange(per_col.sum()) - np.repeat(np.cumsum(per_col) - per_col, per_col)
+        )
+        inverse = self.chol.inverse_entries(np.repeat(h.row, per_col), rows[entry])
+        acc = np.bincount(entry, np.repeat(h.data, per_col) * inverse, minlength=len(rows))
+        log_part = np.bincount(lind, acc, minlength=m)
+        # Z' V^-1 X and Z' e
+        zvx = self.ztwx - self.ztwz @ (lt.T @ sol_x)
+        delta = solution.beta - self.beta_ls
+        z_e = self.ztwr - self.ztwx @ delta - self.ztwz @ (lt.T @ solution.u)
+        c_inv_sol = scipy.linalg.cho_solve(rx, sol_x.T)  # (p, q)
+        x_terms = np.einsum("ij,ji->i", zvx[cols], c_inv_sol[:, rows])
+        x_part = np.bincount(lind, x_terms, minlength=m)
+        u_part = np.bincount(lind, z_e[cols] * solution.u[rows], minlength=m)
+        return solution, np.vstack([log_part, x_part, u_part])
+
+    def profiled_deviance_gradient(self, theta, reml: bool) -> tuple[float, np.ndarray]:
+        """Profiled deviance (:meth:`profiled_deviance`) and its exact gradient in ``theta``.
+
+        Needs :attr:`has_gradient`.
+        """
+        theta = np.asarray(theta, dtype=float)
+        self.solve(theta)
+        solution, (log_part, x_part, u_part) = self._derivative_parts(theta)
+        dev = self._profiled_from(solution, reml)
+        m = self.n - self.p if reml else self.n
+        grad = 2 * log_part - 2 * m * u_part / solution.pwrss
+        if reml:
+            grad -= 2 * x_part
+        return dev, grad
+
+    def deviance_varpar_gradient(self, varpar, reml: bool) -> np.ndarray:
+        """Exact gradient of :meth:`deviance_varpar` in ``(theta, sigma)``.
+
+        Needs :attr:`has_gradient`.
+        """
+        varpar = np.asarray(varpar, dtype=float)
+        theta, sigma = varpar[:-1], varpar[-1]
+        solution, (log_part, x_part, u_part) = self._derivative_parts(theta)
+        grad_theta = 2 * log_part - 2 * u_part / sigma**2
+        if reml:
+            grad_theta -= 2 * x_part
+        m = self.n - self.p if reml else self.n
+        grad_sigma = -2 * solution.pwrss / sigma**3 + 2 * m / sigma
+        return np.append(grad_theta, grad_sigma)
+
+    def vcov_jacobian(self, varpar) -> np.ndarray:
+        """Exact derivatives of :meth:`vcov_beta` in ``(theta, sigma)`` (:attr:`has_gradient`).
+
+        ``C = X' V^-1 X`` has ``dC / dtheta_k = -(M_k + M_k')`` with ``M_k = (P_k Z' V^-1
+        X)' (Lambda' Z' V^-1 X)``, ``P_k = dLambda' / dtheta_k``.
+        """
+        varpar = np.asarray(varpar, dtype=float)
+        theta, sigma = varpar[:-1], varpar[-1]
+        self.solve(theta)
+        solution, sol_x, rx = self._last
+        c_inv = scipy.linalg.cho_solve(rx, np.eye(self.p))
+        lt = self.design.lambdat(theta)
+        zvx = self.ztwx - self.ztwz @ (lt.T @ sol_x)  # Z' V^-1 X
+        lind, rows, cols = self._lt_entries
+        jac = np.zeros((len(varpar), self.p, self.p))
+        for k in range(len(theta)):
+            mine = lind == k
+            m_k = zvx[cols[mine]].T @ sol_x[rows[mine]]
+            jac[k] = sigma**2 * (c_inv @ (m_k + m_k.T) @ c_inv)
+        jac[-1] = 2 * sigma * c_inv
+        return jac
+
+    def _profiled_from(self, s: PlsSolution, reml: bool) -> float:
         if reml:
             nmp = self.n - self.p
             return (
@@ -148,6 +316,10 @@ class LmmProblem:
                 + nmp * (1 + np.log(2 * np.pi * s.pwrss / nmp))
             )
         return s.logdet_l - self.log_w + self.n * (1 + np.log(2 * np.pi * s.pwrss / self.n))
+
+    def profiled_deviance(self, theta, reml: bool) -> float:
+        """REML criterion or ML deviance profiled over ``beta`` and ``sigma``."""
+        return self._profiled_from(self.solve(theta), reml)
 
     def deviance_varpar(self, varpar, reml: bool) -> float:
         """Deviance as a function of ``(theta, sigma)``, not profiled over ``sigma``.
@@ -217,19 +389,52 @@ def fit_lmm(design: MixedDesign, reml: bool = True, control: dict | None = None)
         except np.linalg.LinAlgError:
             return np.inf
 
+    # exact gradients drive the optimizer and the convergence check for scalar terms;
+    # with vector-valued terms (whose deviance is flat along rotations of a factor's
+    # columns at a zero variance) they serve the Satterthwaite step only
+    gradient = value_and_gradient = None
+    if problem.blocked is not None:
+
+        def value_and_gradient(theta_scaled):
+            try:
+                dev, grad = problem.profiled_deviance_gradient(theta_scaled / scale, reml)
+            except np.linalg.LinAlgError:
+                return np.inf, np.zeros_like(theta_scaled)
+            return dev, grad / scale
+
+        def gradient(theta_scaled):
+            return value_and_gradient(theta_scaled)[1]
+
     columns = _theta_columns(design)
-    opt = _minimise(objective, design.theta0, lower, control)
+    opt = _minimise(objective, design.theta0, lower, control, value_and_gradient)
     opt.x = _mirror_zero_columns(objective, _snap_to_bounds(opt.x, lower), columns)
     opt.fun = objective(opt.x)
     restarts = 0
     if control["restart_edge"]:
-        opt, restarts = _restart_from_edge(objective, opt, lower, design, control)
+        opt, restarts = _restart_from_edge(
+            objective, opt, lower, design, control, value_and_gradient
+        )
     theta_scaled = opt.x
     theta = theta_scaled / scale
     solution = problem.solve(theta)
     nmp = design.n - design.p if reml else design.n
     sigma = float(np.sqrt(solution.pwrss / nmp))
-    conv = check_convergence(objective, theta_scaled, lower, control["grad_tol"])
+    varpar = np.append(theta, sigma)
+    hessian_varpar = hessian_scaled = None
+    if problem.has_gradient and (control["satterthwaite"] or problem.blocked is not None):
+        # one Hessian for the convergence check and the Satterthwaite df: the profiled
+        # deviance's is its Schur complement in sigma (sigma at its optimum given theta)
+        h = problem.varpar_hessian(varpar, reml)
+        hessian_varpar = (h + h.T) / 2
+        hessian_profiled = (
+            hessian_varpar[:-1, :-1]
+            - np.outer(hessian_varpar[:-1, -1], hessian_varpar[-1, :-1]) / hessian_varpar[-1, -1]
+        )
+        if problem.blocked is not None:
+            hessian_scaled = hessian_profiled / np.outer(scale, scale)
+    conv = check_convergence(
+        objective, theta_scaled, lower, control["grad_tol"], gradient, hessian_scaled
+    )
     # status 2: the line search found no lower deviance, which at a point passing the
     # gradient and Hessian checks means an optimum within rounding error
     optimizer_ok = bool(opt.success or (opt.status == 2 and conv["ok"]))
@@ -241,12 +446,16 @@ def fit_lmm(design: MixedDesign, reml: bool = True, control: dict | None = None)
             "singular fit: a random-effect variance is estimated at zero or a "
             "correlation at +-1; consider simplifying the random part"
         )
-    varpar = np.append(theta, sigma)
     vcov = problem.vcov_beta(varpar)
     df, satt = None, {}
     if control["satterthwaite"]:
+        exact = problem.has_gradient
         df, satt = satterthwaite(
-            lambda v: problem.deviance_varpar(v, reml), problem.vcov_beta, varpar
+            lambda v: problem.deviance_varpar(v, reml),
+            problem.vcov_beta,
+            varpar,
+            hessian=hessian_varpar,
+            vcov_jacobian=problem.vcov_jacobian if exact else None,
         )
         messages += satt.pop("messages")
 
@@ -341,19 +550,23 @@ def theta_scale(design: MixedDesign) -> np.ndarray:
     return np.concatenate(factors)
 
 
-def _minimise(objective, start: np.ndarray, lower: np.ndarray, control: dict):
+def _minimise(objective, start: np.ndarray, lower: np.ndarray, control: dict, with_gradient=None):
+    """L-BFGS-B from ``start``; with ``with_gradient`` (``x -> (value, gradient)``) the
+    exact gradient, otherwise central differences of ``objective``."""
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
     return so.minimize(
-        objective,
+        objective if with_gradient is None else with_gradient,
         start,
         method="L-BFGS-B",
-        jac="3-point",
+        jac="3-point" if with_gradient is None else True,
         bounds=bounds,
         options={"maxiter": control["maxiter"], "ftol": control["ftol"], "gtol": control["gtol"]},
     )
 
 
-def _restart_from_edge(objective, opt, lower: np.ndarray, design: MixedDesign, control: dict):
+def _restart_from_edge(
+    objective, opt, lower: np.ndarray, design: MixedDesign, control: dict, with_gradient=None
+):
     """Restart the optimizer while the deviance decreases away from a zero diagonal entry.
 
     ``opt.x`` is snapped and mirrored (:func:`_mirror_zero_columns`). Each diagonal entry
@@ -372,7 +585,7 @@ def _restart_from_edge(objective, opt, lower: np.ndarray, design: MixedDesign, c
         start = _edge_probe(objective, opt.x, lower, control["singular_tol"], design)
         if start is None:
             return opt, restarts
-        new = _minimise(objective, start, lower, control)
+        new = _minimise(objective, start, lower, control, with_gradient)
         new.x = _mirror_zero_columns(
             objective, _snap_to_bounds(new.x, lower), _theta_columns(design)
         )
