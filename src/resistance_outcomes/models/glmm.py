@@ -102,7 +102,7 @@ from threadpoolctl import threadpool_limits
 
 from .families import GlmmFamily, Poisson, glmm_family
 from .formula import ModelSpecError
-from .linalg import SparseCholesky
+from .linalg import SparseCholesky, SymbolicAnalysis
 from .lmm import _theta_columns, theta_scale
 
 __all__ = ["GlmmEstimates", "estimate_glmm", "fit_glmm", "laplace_objective"]
@@ -418,7 +418,8 @@ class _SparseSolver:
     levels, such as an observation-level random effect); the leverages then take the
     first term's levels in chunks, so that memory stays bounded. Larger Schur
     complements go to :class:`~resistance_outcomes.models.linalg.SparseCholesky` (sparse
-    Cholesky with a fill-reducing ordering) with finite-difference gradients.
+    Cholesky with a fill-reducing ordering, analysed once for all evaluations) with
+    finite-difference gradients.
     """
 
     row_order = slice(None)
@@ -438,6 +439,7 @@ class _SparseSolver:
         blocks = design.blocks
         self.blocked = self.q2 <= MAX_DENSE_SCHUR
         self.analytic_gradient = self.blocked
+        self._analysis = SymbolicAnalysis()  # H's pattern is the same for every theta
         self.dense_coupling = self.n1 * self.q2 <= MAX_DENSE_COUPLING
         # rows of u in each observation's support, term by term (the first term first)
         self.support = np.hstack(
@@ -511,7 +513,8 @@ class _SparseSolver:
         if not self.blocked:
             A = self._a(theta)
             H = A @ A.T.multiply(w[:, None]) + self.identity
-            return SparseCholesky(leading=self.leading).factor(H.tocsr())
+            chol = SparseCholesky(leading=self.leading, analysis=self._analysis)
+            return chol.factor(H.tocsr())
         values = self._rows(theta)
         k1, n_lev, q2 = self.k1, self.n_levels1, self.q2
         v1, v2 = values[:, :k1], values[:, k1:]
