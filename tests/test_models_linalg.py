@@ -165,3 +165,14 @@ def test_sparse_cholesky_of_a_design_matches_superlu_and_lapack(formula, data, t
             assert chol.logdet() == pytest.approx(dense_logdet, rel=1e-10)
         assert _close(chol.solve(rhs), lu.solve(rhs))
     assert chol.analysis.n_analyses == 1 and chol.analysis.dense is dense
+
+
+def test_a_failed_first_factorisation_leaves_the_decision_to_the_next():
+    analysis = SymbolicAnalysis()
+    a = _random_spd(650, 0.004, seed=7)
+    with pytest.raises(np.linalg.LinAlgError):
+        analysis.factor(sp.csc_matrix(a - 3.0 * sp.identity(650)))
+    assert analysis.dense is None
+    fac = analysis.factor(a)
+    assert analysis.dense is False and analysis.n_analyses == 1
+    assert fac.logdet == pytest.approx(_superlu(a)[1], rel=1e-10)

@@ -270,6 +270,7 @@ class SymbolicAnalysis:
         data = self._pattern_data(upper)
         if data is None:  # a new pattern: analyse it from this matrix
             self._analyse(upper)
+        if data is None or self.dense is None:  # undecided (also after a failed first)
             return self._first_factor(a)
         if self.dense:
             return _DenseFactor(a.toarray())
