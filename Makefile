@@ -37,8 +37,10 @@ power: $(STAMP)
 	$(SNAKEMAKE) --cores $(CORES) all power
 	$(SNAKEMAKE) all power --report results/report.html
 
+# the test files shared between one worker per core (pytest-xdist), each file on one
+# worker so that its end-to-end workflow run (a module fixture) is made once
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

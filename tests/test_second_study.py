@@ -42,7 +42,7 @@ pytestmark = pytest.mark.slow
 def snakemake(workdir: Path, configfile: str, *args: str) -> subprocess.CompletedProcess:
     cmd = [str(BIN / "snakemake"), "--workflow-profile", "workflow/profiles/default"]
     cmd += ["--configfile", configfile, "--cores", "2", *args]
-    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1800)
 
 
 def digests(folder: Path) -> dict[str, str]:

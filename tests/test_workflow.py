@@ -55,7 +55,7 @@ def copy_project(dest: Path) -> Path:
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [str(BIN / "snakemake"), "--workflow-profile", "workflow/profiles/default"]
     return subprocess.run(
-        [*cmd, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=600
+        [*cmd, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=1800
     )
 
 
