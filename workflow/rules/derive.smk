@@ -11,6 +11,10 @@ rule derive:
         "results/logs/derive.log",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=input_mem_mb(20),
+        runtime=attempt_scaled(30),
     params:
         dropout=config["dropout"],
         repair_rate_without_ruptures=config.get("repair_rate_without_ruptures", "nan"),
@@ -31,6 +35,10 @@ rule rupture_segments:
         "results/logs/rupture_segments.log",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=input_mem_mb(20),
+        runtime=attempt_scaled(30),
     params:
         rupture_responses=config.get("rupture_responses"),
         repair_threshold=(config.get("coding") or {}).get("repair_threshold", 4),

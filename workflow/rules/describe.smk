@@ -14,6 +14,10 @@ rule table1:
         "results/logs/table1.log",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=input_mem_mb(20),
+        runtime=attempt_scaled(10),
     params:
         dropout=config["dropout"],
         min_cell=config["tables"]["min_cell"],
@@ -40,6 +44,10 @@ rule session_descriptives:
         "results/logs/session_descriptives.log",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=input_mem_mb(20),
+        runtime=attempt_scaled(10),
     params:
         min_cell=config["tables"]["min_cell"],
     script:

@@ -48,6 +48,10 @@ rule figure_rupture_rate:
         "results/logs/figure_rupture_rate.log",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=input_mem_mb(20),
+        runtime=attempt_scaled(10),
     script:
         "../../scripts/figure_rupture_rate.py"
 
@@ -67,6 +71,10 @@ rule figure_resistance_profile:
         "results/logs/figure_resistance_profile.log",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=input_mem_mb(20),
+        runtime=attempt_scaled(10),
     script:
         "../../scripts/figure_resistance_profile.py"
 
@@ -87,6 +95,10 @@ rule figure_dropout_by_repair:
         "results/logs/figure_dropout_by_repair.log",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=input_mem_mb(20),
+        runtime=attempt_scaled(10),
     script:
         "../../scripts/figure_dropout_by_repair.py"
 
@@ -107,6 +119,10 @@ rule figure_forest:
         "results/logs/figure_forest.log",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=input_mem_mb(20),
+        runtime=attempt_scaled(10),
     script:
         "../../scripts/figure_forest.py"
 
@@ -127,8 +143,13 @@ if RESPONSE_MODEL:
             ),
         log:
             "results/logs/figure_response_odds.log",
+        localrule: True  # conditional: not in resources.smk's localrules
         conda:
             ENV
+        threads: 1
+        resources:
+            mem_mb=input_mem_mb(20),
+            runtime=attempt_scaled(10),
         script:
             "../../scripts/figure_response_odds.py"
 
@@ -150,6 +171,10 @@ rule figure_retention:
         "results/logs/figure_retention.log",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=input_mem_mb(20),
+        runtime=attempt_scaled(10),
     params:
         min_cell=config["tables"]["min_cell"],
     script:
@@ -178,5 +203,9 @@ rule figure_diagnostics:
         model=MODEL_NAMES,
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=input_mem_mb(20),
+        runtime=attempt_scaled(10),
     script:
         "../../scripts/figure_diagnostics.py"

@@ -18,11 +18,14 @@ rule bootstrap_chunk:
     wildcard_constraints:
         model=BOOTSTRAP_NAMES,
         chunk=r"\d+",
+    group:
+        "bootstrap_chunks"
     conda:
         ENV
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=60,
+        mem_mb=input_mem_mb(40),
+        runtime=attempt_scaled(60),
     params:
         name=lambda wildcards: wildcards.model,
         start=lambda wildcards: bootstrap_chunk_range(wildcards)[0],
@@ -52,9 +55,10 @@ rule bootstrap:
         model=BOOTSTRAP_NAMES,
     conda:
         ENV
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=input_mem_mb(20),
+        runtime=attempt_scaled(10),
     params:
         name=lambda wildcards: wildcards.model,
         level=0.95,

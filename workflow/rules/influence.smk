@@ -37,9 +37,10 @@ rule influence:
         model=INFLUENCE_NAMES,
     conda:
         ENV
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=30,
+        mem_mb=input_mem_mb(40),
+        runtime=attempt_scaled(60),
     params:
         group=INFLUENCE_GROUP,
         adjust=ADJUST,

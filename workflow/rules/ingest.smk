@@ -17,6 +17,10 @@ rule ingest:
         "results/logs/ingest.log",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=input_mem_mb(20),
+        runtime=attempt_scaled(30),
     params:
         config=INGEST_CONFIG,
         config_file=CONFIG_FILE,
@@ -38,6 +42,10 @@ rule vocabulary:
         "results/logs/vocabulary.log",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=attempt_scaled(BASE_MEM_MB),
+        runtime=attempt_scaled(5),
     params:
         labels=config.get("labels", {}),
         profile=(config.get("descriptives") or {}).get("profile"),

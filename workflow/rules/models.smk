@@ -68,6 +68,10 @@ rule model_entry:
     localrule: True
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=attempt_scaled(100),
+        runtime=attempt_scaled(1),
     params:
         # JSON text written by the shell: a run directive would spawn a whole Snakemake
         json=lambda wildcards: model_entry_json(wildcards.name),
@@ -92,6 +96,10 @@ rule check_models:
     priority: 10
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=input_mem_mb(20),
+        runtime=attempt_scaled(30),
     params:
         config_file=CONFIG_FILE,
     script:
@@ -159,6 +167,10 @@ rule model:
         model=MODEL_NAMES,
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=model_mem_mb,
+        runtime=model_runtime,
     params:
         name=lambda wildcards: wildcards.model,
         # without the bootstrap's keys (model_settings in common.smk, as the entry file)
@@ -212,6 +224,10 @@ rule sensitivity_variant:
         variant=VARIANT_NAMES,
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=model_mem_mb,
+        runtime=model_runtime,
     params:
         name=lambda wildcards: wildcards.variant,
         entry=lambda wildcards: model_settings(wildcards.variant)["entry"],
@@ -237,6 +253,10 @@ rule sensitivity_table:
         "results/logs/sensitivity_table.log",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=attempt_scaled(BASE_MEM_MB),
+        runtime=attempt_scaled(10),
     script:
         "../../scripts/sensitivity_table.py"
 
@@ -260,8 +280,13 @@ if "recovery" in config:
             summary="results/recovery/summary.json",
         log:
             "results/logs/recovery.log",
+        localrule: True  # conditional: not in resources.smk's localrules
         conda:
             ENV
+        threads: 1
+        resources:
+            mem_mb=attempt_scaled(BASE_MEM_MB),
+            runtime=attempt_scaled(10),
         params:
             models=config["recovery"]["models"],
             repair_effect=config["recovery"].get("repair_effect", {}),

@@ -40,11 +40,14 @@ rule power_chunk:
         analysis=POWER_NAMES,
         point=r"\d+",
         chunk=r"\d+",
+    group:
+        "power_chunks"
     conda:
         ENV
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=60,
+        mem_mb=input_mem_mb(40),
+        runtime=attempt_scaled(60),
     params:
         settings=power_chunk_params,
         fits=power_chunk_message,
@@ -80,9 +83,10 @@ rule power_report:
         analysis=POWER_NAMES,
     conda:
         ENV
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=attempt_scaled(BASE_MEM_MB),
+        runtime=attempt_scaled(10),
     params:
         name=lambda wildcards: wildcards.analysis,
         description=lambda wildcards: POWER_ANALYSES[wildcards.analysis].get(
@@ -117,9 +121,10 @@ rule power_summary:
     localrule: True
     conda:
         ENV
+    threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
+        mem_mb=attempt_scaled(500),
+        runtime=attempt_scaled(5),
     params:
         power=lambda wildcards: power_entries(),
         in_run=POWER_IN_RUN,

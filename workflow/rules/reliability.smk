@@ -27,6 +27,10 @@ rule reliability:
         "results/logs/reliability.log",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=input_mem_mb(20),
+        runtime=attempt_scaled(30),
     params:
         reliability=config["reliability"],
         repair_threshold=config["coding"].get("repair_threshold", 4),

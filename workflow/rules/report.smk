@@ -60,6 +60,10 @@ rule publication_tables:
         "results/logs/publication_tables.log",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=input_mem_mb(20),
+        runtime=attempt_scaled(10),
     params:
         main_models=MAIN_MODELS,
         min_cell=config["tables"]["min_cell"],
@@ -94,6 +98,10 @@ rule summary:
         "results/logs/summary.log",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=input_mem_mb(20),
+        runtime=attempt_scaled(10),
     params:
         leading=SUMMARY_MODELS,
         slopes=SUMMARY_CONFIG.get("slopes", {}),
@@ -116,6 +124,10 @@ rule provenance:
         "results/logs/provenance.log",
     conda:
         ENV
+    threads: 1
+    resources:
+        mem_mb=attempt_scaled(BASE_MEM_MB),
+        runtime=attempt_scaled(5),
     params:
         config=config,
     script:
