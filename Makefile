@@ -13,7 +13,7 @@ CONFIGFILE ?=
 SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default \
 	$(if $(CONFIGFILE),--configfile $(CONFIGFILE))
 
-.PHONY: run resume test report lint format clean example benchmark power
+.PHONY: run resume test report lint format clean example benchmark power slurm-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed")'
@@ -41,6 +41,11 @@ power: $(STAMP)
 # worker so that its end-to-end workflow run (a module fixture) is made once
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist loadfile
+
+# the SLURM executor plugin, for `snakemake --workflow-profile workflow/profiles/slurm`
+# (README.md, "Running on a SLURM cluster") and the test marked slurm
+slurm-deps: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,slurm]'
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
