@@ -10,6 +10,7 @@
 # memory comes from the size of the job's input, read when the job is ready to run.
 import errno
 import math
+import os
 from pathlib import Path
 
 
@@ -65,13 +66,24 @@ def attempt_scaled(value):
     return lambda wildcards, attempt: value * attempt
 
 
+def input_mb(input):
+    """MB of the job's input files, read from the file system (a missing one: Snakemake
+    evaluates the resource again when it is made); not input.size_mb, which cannot run
+    inside Snakemake's DAG and report builders and leaves an unawaited coroutine."""
+    size = 0
+    for path in input:
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, "not made yet", path)
+        size += os.path.getsize(path)
+    return size / 2**20
+
+
 def input_mem_mb(per_input_mb):
     """A mem_mb callable: BASE_MEM_MB plus `per_input_mb` MB per MB of the job's input
-    files (a table read into pandas takes several times its size on disk), by attempt.
-    """
+    files (a table read into pandas takes several times its size on disk), by attempt."""
 
     def mem_mb(wildcards, input, attempt):
-        return attempt * (BASE_MEM_MB + math.ceil(per_input_mb * input.size_mb))
+        return attempt * (BASE_MEM_MB + math.ceil(per_input_mb * input_mb(input)))
 
     return mem_mb
 
