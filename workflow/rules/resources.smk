@@ -80,7 +80,8 @@ def input_mb(input):
 
 def input_mem_mb(per_input_mb):
     """A mem_mb callable: BASE_MEM_MB plus `per_input_mb` MB per MB of the job's input
-    files (a table read into pandas takes several times its size on disk), by attempt."""
+    files (a table read into pandas takes several times its size on disk), by attempt.
+    """
 
     def mem_mb(wildcards, input, attempt):
         return attempt * (BASE_MEM_MB + math.ceil(per_input_mb * input_mb(input)))
