@@ -89,6 +89,9 @@ def input_mem_mb(per_input_mb):
     return mem_mb
 
 
+UNREADABLE_LEVEL_ROWS = 100_000  # rows assumed when the table's footer cannot be read
+
+
 def level_rows(name, input):
     """At most how many rows the model frame of model or variant `name` has: the rows of
     the analysis table its data level is built from (read from the Parquet file's footer,
@@ -101,7 +104,11 @@ def level_rows(name, input):
     path = Path(input[key])
     if not path.exists():  # not made yet: Snakemake evaluates this again when it is
         raise FileNotFoundError(errno.ENOENT, "not made yet", input[key])
-    return pq.read_metadata(path).num_rows * per_row
+    try:
+        rows = pq.read_metadata(path).num_rows
+    except Exception:  # being rewritten by another job: size the job generously
+        rows = UNREADABLE_LEVEL_ROWS
+    return rows * per_row
 
 
 def model_mem_mb(wildcards, input, attempt):

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from .families import get_family
+from .linalg import single_threaded_blas
 from .profile import (
     INTERVAL_COLUMNS,
     ProfiledParameter,
@@ -333,6 +334,7 @@ def variance_share(fit, spec: ShareSpec) -> float:
     return _ShareMap(fit, spec, params).share([p.value for p in params])
 
 
+@single_threaded_blas
 def share_intervals(fit, level: float = 0.95, profiler=None) -> pd.DataFrame:
     """Profile-likelihood intervals of the ICC and of each grouping factor's share.
 
