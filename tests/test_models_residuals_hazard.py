@@ -23,6 +23,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from test_models_residuals import MODEL_FILES
 
 from resistance_outcomes.models import build_design, fit_mixed
 from resistance_outcomes.models.residuals import (
@@ -197,19 +198,6 @@ def test_diagnostics_record_names_the_simulation_and_its_reason():
 
 # --------------------------------------------------------------------------- the model step
 
-MODEL_FILES = {
-    "spec": "spec.json",
-    "frame": "model_frame.csv",
-    "coefficients": "coefficients.csv",
-    "variance_components": "variance_components.csv",
-    "fit": "fit.json",
-    "contrasts": "contrasts.csv",
-    "predictions": "predictions.csv",
-    "residuals": "residuals.csv",
-    "random_effects": "random_effects.csv",
-    "simulated_residuals": "simulated_residuals.csv",
-    "diagnostics": "diagnostics.json",
-}
 DROPOUT = {"primary": "judged", "definitions": {"judged": {"rule": "end_status"}}}
 
 
